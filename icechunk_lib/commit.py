@@ -1,0 +1,221 @@
+"""The commit protocol: new manifests, then snapshot and transaction log, then one ref swap.
+
+Nothing written before the compare-and-swap of the branch ref is reachable from any ref, so a
+crash at any point leaves the repository at its previous commit (leftovers are garbage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from icechunk_lib.errors import NoChangesToCommitError
+from icechunk_lib.format import new_object_id
+from icechunk_lib.format.manifest import ChunkRef, ChunkTable, ManifestFile, fold_keys
+from icechunk_lib.format.snapshot import (
+    ANCESTRY_SUMMARY_LENGTH,
+    ARRAY,
+    ExtraObject,
+    ManifestFileInfo,
+    ManifestRef,
+    NodeSnapshot,
+    Snapshot,
+)
+from icechunk_lib.format.txlog import ChunkChanges, NodeChange, TransactionLog
+from icechunk_lib.objects import ObjectStore
+from icechunk_lib.refs import now_us
+
+if TYPE_CHECKING:
+    from icechunk_lib.session import Session
+
+__all__ = ["changes_to_columns", "commit_session", "rebuild_array"]
+
+Coords = tuple[int, ...]
+
+
+def _coords_matrix(changes: dict[Coords, Any], ndim: int) -> np.ndarray[Any, Any]:
+    n = len(changes)
+    flat = itertools.chain.from_iterable(changes.keys())
+    return np.fromiter(flat, dtype=np.int64, count=n * ndim).reshape(n, ndim)
+
+
+def changes_to_columns(
+    node_id: str, ndim: int, changes: dict[Coords, ChunkRef | None]
+) -> tuple[ChunkTable | None, np.ndarray[Any, Any] | None, np.ndarray[Any, Any]]:
+    """Split a chunk change dict into a table of writes, deleted coords and all coords."""
+    n = len(changes)
+    coords = _coords_matrix(changes, ndim)
+    refs = list(changes.values())
+    is_del = np.fromiter((r is None for r in refs), dtype=bool, count=n)
+    writes: ChunkTable | None = None
+    deleted = None
+    if is_del.any():
+        deleted = coords[is_del]
+        keep = np.flatnonzero(~is_del)
+        live = [refs[i] for i in keep.tolist()]
+        if live:
+            writes = ChunkTable.from_refs(node_id, coords[keep], live)  # type: ignore[arg-type]
+    else:
+        writes = ChunkTable.from_refs(node_id, coords, refs)  # type: ignore[arg-type]
+    return writes, deleted, coords
+
+
+async def rebuild_array(
+    objects: ObjectStore,
+    node: NodeSnapshot,
+    ndim: int,
+    changes: dict[Coords, ChunkRef | None],
+    max_refs: int,
+) -> tuple[list[ManifestRef], list[ChunkTable]]:
+    """New manifest pieces for one array: only pieces the changes touch are rewritten.
+
+    Returns the untouched ``ManifestRef`` s to keep and the new tables to write.
+    """
+    writes, deleted, all_coords = changes_to_columns(node.id, ndim, changes)
+    pieces = list(node.manifests)
+    if not pieces:
+        table = ChunkTable.merge(node.id, ndim, [], writes, deleted)
+        return [], table.split(max_refs) if len(table) else []
+    # Assign every change to the piece whose coordinate range starts at or before it.
+    extent = np.max(
+        np.array(
+            [[c + 1 for c in p.last] for p in pieces]
+            + ([list(all_coords.max(axis=0) + 1)] if len(all_coords) else []),
+            dtype=np.int64,
+        ),
+        axis=0,
+    )
+    shape = tuple(int(x) for x in extent)
+    firsts = fold_keys(np.array([p.first for p in pieces], dtype=np.int64), shape)
+    change_keys = fold_keys(all_coords, shape)
+    owner = np.clip(np.searchsorted(firsts, change_keys, side="right") - 1, 0, None)
+    touched = sorted(set(np.unique(owner).tolist()))
+    kept = [p for i, p in enumerate(pieces) if i not in touched]
+    manifests = await asyncio.gather(*(objects.manifest(pieces[i].manifest_id) for i in touched))
+    bases = [m.tables[node.id] for m in manifests if node.id in m.tables]
+    merged = ChunkTable.merge(node.id, ndim, bases, writes, deleted)
+    return kept, merged.split(max_refs) if len(merged) else []
+
+
+def _pack(tables: Sequence[ChunkTable], max_refs: int) -> list[ManifestFile]:
+    """Group tables into manifest files of about ``max_refs`` refs (small arrays share)."""
+    files: list[ManifestFile] = []
+    current: dict[str, ChunkTable] = {}
+    count = 0
+    for table in tables:
+        if current and (count + len(table) > max_refs or table.node_id in current):
+            files.append(ManifestFile(new_object_id(), current))
+            current, count = {}, 0
+        current[table.node_id] = table
+        count += len(table)
+    if current:
+        files.append(ManifestFile(new_object_id(), current))
+    return files
+
+
+def _encode_coords(coords: np.ndarray[Any, Any]) -> bytes:
+    return np.ascontiguousarray(coords, dtype="<i8").tobytes()
+
+
+async def commit_session(
+    session: Session, message: str, metadata: dict[str, Any], allow_empty: bool
+) -> str:
+    """Write the session's changes as a new snapshot and move the branch to it."""
+    objects = session._objects
+    config = objects.config
+    max_refs = config.manifest.max_refs_per_manifest
+    base = await session.base_snapshot()
+    nodes = await session.nodes()
+    changes = session._node_changes(base)
+    chunk_changes = {
+        nid: ch for nid, ch in session.changed_chunks().items() if ch
+    }
+    extra_changes = session.changed_extras()
+    if not (changes or chunk_changes or extra_changes or allow_empty):
+        raise NoChangesToCommitError()
+    try:
+        msgspec.msgpack.encode(metadata)
+    except (TypeError, msgspec.EncodeError) as exc:
+        from icechunk_lib.errors import SessionError
+
+        raise SessionError(f"commit metadata must be JSON-like values: {exc}") from None
+
+    # 1. New manifests for arrays whose chunks changed.
+    live = {n.id: n for n in nodes.values() if n.kind == ARRAY}
+    rebuilds = []
+    for nid, ch in chunk_changes.items():
+        node = live.get(nid)
+        info = session.array_info(node) if node is not None else None
+        if node is None or info is None:
+            continue
+        rebuilds.append((node, rebuild_array(objects, node, info.ndim, ch, max_refs)))
+    results = await asyncio.gather(*(coro for _, coro in rebuilds))
+    new_tables = [t for _, tables in results for t in tables]
+    files = _pack(new_tables, max_refs)
+    sizes = await asyncio.gather(*(objects.write_manifest(f) for f in files))
+    file_of = {id(t): f.id for f in files for t in f.tables.values()}
+    infos = {f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, sizes, strict=True)}
+    new_node_manifests: dict[str, tuple[ManifestRef, ...]] = {}
+    for (node, _), (kept, tables) in zip(rebuilds, results, strict=True):
+        refs = kept + [
+            ManifestRef(file_of[id(t)], t.first_coords(), t.last_coords(), len(t)) for t in tables
+        ]
+        refs.sort(key=lambda r: r.first)
+        new_node_manifests[node.id] = tuple(refs)
+
+    # 2. The snapshot.
+    out_nodes = []
+    for path in sorted(nodes):
+        node = nodes[path]
+        mrefs = new_node_manifests.get(node.id)
+        if mrefs is not None:
+            node = NodeSnapshot(node.id, node.path, node.kind, node.meta, mrefs)
+        out_nodes.append(node)
+    base_infos = {m.id: m for m in base.manifest_files}
+    used = []
+    for mid in sorted({m.manifest_id for n in out_nodes for m in n.manifests}):
+        info = infos.get(mid) or base_infos.get(mid)
+        used.append(info if info is not None else ManifestFileInfo(mid, 0, 0))
+    extras: list[ExtraObject] = sorted(session._extras.values(), key=lambda e: e.key)
+    snapshot = Snapshot(
+        id=new_object_id(),
+        parent_id=base.id,
+        written_at=max(now_us(), base.written_at + 1),
+        message=message,
+        metadata=metadata,
+        ancestry=((base.summary(), *base.ancestry))[:ANCESTRY_SUMMARY_LENGTH],
+        nodes=tuple(out_nodes),
+        manifest_files=tuple(used),
+        extras=tuple(extras),
+    )
+    log = TransactionLog(
+        snapshot_id=snapshot.id,
+        new_groups=tuple(NodeChange(n.id, n.path) for n in changes.new if n.kind != ARRAY),
+        new_arrays=tuple(NodeChange(n.id, n.path) for n in changes.new if n.kind == ARRAY),
+        deleted_groups=tuple(NodeChange(n.id, n.path) for n in changes.deleted if n.kind != ARRAY),
+        deleted_arrays=tuple(NodeChange(n.id, n.path) for n in changes.deleted if n.kind == ARRAY),
+        updated_groups=tuple(
+            NodeChange(n.id, n.path) for _, n in changes.updated if n.kind != ARRAY
+        ),
+        updated_arrays=tuple(
+            NodeChange(n.id, n.path) for _, n in changes.updated if n.kind == ARRAY
+        ),
+        moved=tuple((n.id, old.path, n.path) for old, n in changes.moved),
+        updated_chunks=tuple(
+            ChunkChanges(nid, live[nid].path, ndim, _encode_coords(_coords_matrix(ch, ndim)))
+            for nid, ch in chunk_changes.items()
+            if nid in live
+            for ndim in (len(next(iter(ch))),)
+        ),
+        extra_keys=tuple(sorted(extra_changes)),
+    )
+    # 3. Snapshot and log, then the commit point: the branch compare-and-swap.
+    await asyncio.gather(objects.write_snapshot(snapshot), objects.write_transaction_log(log))
+    assert session.branch is not None
+    await session._refs.update_branch(session.branch, snapshot.id, base.id)
+    return snapshot.id

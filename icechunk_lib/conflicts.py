@@ -1,0 +1,215 @@
+"""Conflict detection and solving for rebasing a session onto a branch that moved."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from icechunk_lib.errors import RebaseFailedError
+from icechunk_lib.format.snapshot import ARRAY, ExtraObject, NodeSnapshot
+from icechunk_lib.format.txlog import TransactionLog
+
+if TYPE_CHECKING:
+    from icechunk_lib.session import Session
+
+__all__ = [
+    "BasicConflictSolver",
+    "Conflict",
+    "ConflictDetector",
+    "ConflictSolver",
+    "ConflictType",
+    "VersionSelection",
+    "rebase_session",
+]
+
+Coords = tuple[int, ...]
+
+
+class ConflictType(enum.Enum):
+    NewNodeConflictsWithExistingNode = 1
+    ZarrMetadataDoubleUpdate = 2
+    ZarrMetadataUpdateOfDeletedArray = 3
+    ZarrMetadataUpdateOfDeletedGroup = 4
+    ChunkDoubleUpdate = 5
+    ChunksUpdatedInDeletedArray = 6
+    DeleteOfUpdatedArray = 7
+    DeleteOfUpdatedGroup = 8
+    MoveOperationCannotBeRebased = 9
+    BaseNotInHistory = 10
+
+
+class VersionSelection(enum.Enum):
+    """Which side wins a chunk written by both sessions."""
+
+    Fail = 0
+    UseOurs = 1
+    UseTheirs = 2
+
+
+@dataclass
+class Conflict:
+    """One conflict found while rebasing: its type, the node path and, for chunks, coords."""
+
+    conflict_type: ConflictType
+    path: str
+    conflicted_chunks: list[list[int]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        extra = f" ({len(self.conflicted_chunks)} chunk(s))" if self.conflicted_chunks else ""
+        return f"{self.conflict_type.name} at {self.path}{extra}"
+
+
+class ConflictSolver:
+    """Decides, for each conflict, whether the rebase may proceed (and how)."""
+
+    def resolve(self, session: Session, conflicts: list[Conflict]) -> list[Conflict]:
+        """Apply resolutions to ``session``; return the conflicts left unresolved."""
+        return conflicts
+
+
+class ConflictDetector(ConflictSolver):
+    """Fail on any conflict; rebase only when the changes are independent."""
+
+
+class BasicConflictSolver(ConflictSolver):
+    """Resolve chunk double-writes by picking a side; optionally let deletes win."""
+
+    def __init__(
+        self,
+        *,
+        on_chunk_conflict: VersionSelection = VersionSelection.UseOurs,
+        fail_on_delete_of_updated_array: bool = False,
+        fail_on_delete_of_updated_group: bool = False,
+    ) -> None:
+        self.on_chunk_conflict = on_chunk_conflict
+        self.fail_on_delete_of_updated_array = fail_on_delete_of_updated_array
+        self.fail_on_delete_of_updated_group = fail_on_delete_of_updated_group
+
+    def resolve(self, session: Session, conflicts: list[Conflict]) -> list[Conflict]:
+        left = []
+        for c in conflicts:
+            t = c.conflict_type
+            if t is ConflictType.ChunkDoubleUpdate and self.on_chunk_conflict is not (
+                VersionSelection.Fail
+            ):
+                if self.on_chunk_conflict is VersionSelection.UseTheirs:
+                    session._drop_chunk_changes(c.path, c.conflicted_chunks)
+                continue
+            if t is ConflictType.DeleteOfUpdatedArray and not self.fail_on_delete_of_updated_array:
+                continue
+            if t is ConflictType.DeleteOfUpdatedGroup and not self.fail_on_delete_of_updated_group:
+                continue
+            left.append(c)
+        return left
+
+
+def _coords_of(log: TransactionLog) -> dict[str, set[Coords]]:
+    out: dict[str, set[Coords]] = {}
+    for ch in log.updated_chunks:
+        if ch.ndim:
+            rows = np.frombuffer(ch.coords, dtype="<i8").reshape(-1, ch.ndim).tolist()
+            coords: set[Coords] = {tuple(r) for r in rows}
+        else:
+            coords = {()}
+        out.setdefault(ch.node_id, set()).update(coords)
+    return out
+
+
+def detect(session: Session, base_nodes: tuple[NodeSnapshot, ...], log: TransactionLog) -> list[Conflict]:
+    """Conflicts between the session's changes and one commit that landed before it."""
+    ours = session._node_changes_from(base_nodes)
+    conflicts: list[Conflict] = []
+    their_new_paths = {n.path for n in (*log.new_groups, *log.new_arrays)}
+    their_deleted = {n.id: n for n in (*log.deleted_groups, *log.deleted_arrays)}
+    deleted_arrays = {n.id for n in log.deleted_arrays}
+    their_updated = {n.id for n in (*log.updated_groups, *log.updated_arrays)}
+    their_chunks = _coords_of(log)
+    their_moved = {m[0] for m in log.moved}
+    for n in ours.new:
+        if n.path in their_new_paths:
+            conflicts.append(Conflict(ConflictType.NewNodeConflictsWithExistingNode, n.path))
+    for _, n in ours.updated:
+        if n.id in their_updated:
+            conflicts.append(Conflict(ConflictType.ZarrMetadataDoubleUpdate, n.path))
+        elif n.id in their_deleted:
+            kind = (
+                ConflictType.ZarrMetadataUpdateOfDeletedArray
+                if n.kind == ARRAY
+                else ConflictType.ZarrMetadataUpdateOfDeletedGroup
+            )
+            conflicts.append(Conflict(kind, n.path))
+    for n in ours.deleted:
+        if n.id in their_updated or n.id in their_chunks:
+            kind = (
+                ConflictType.DeleteOfUpdatedArray
+                if n.kind == ARRAY
+                else ConflictType.DeleteOfUpdatedGroup
+            )
+            conflicts.append(Conflict(kind, n.path))
+    for old, n in ours.moved:
+        if n.id in their_updated or n.id in their_chunks or n.id in their_moved:
+            conflicts.append(Conflict(ConflictType.MoveOperationCannotBeRebased, old.path))
+    nodes = session._nodes or {}
+    path_of = {n.id: n.path for n in nodes.values()}
+    for nid, changes in session.changed_chunks().items():
+        if nid not in path_of or not changes:
+            continue
+        if nid in deleted_arrays:
+            conflicts.append(Conflict(ConflictType.ChunksUpdatedInDeletedArray, path_of[nid]))
+            continue
+        theirs = their_chunks.get(nid)
+        if theirs:
+            both = sorted(list(c) for c in theirs.intersection(changes))
+            if both:
+                conflicts.append(Conflict(ConflictType.ChunkDoubleUpdate, path_of[nid], both))
+    return conflicts
+
+
+async def rebase_session(session: Session, solver: ConflictSolver) -> None:
+    """Move the session's base to the branch tip, replaying its changes on top."""
+    assert session.branch is not None
+    objects = session._objects
+    tip_id = await session._refs.lookup_branch(session.branch)
+    base = await session.base_snapshot()
+    if tip_id == base.id:
+        return
+    # The commits that landed since our base, oldest first.
+    landed: list[str] = []
+    cursor: str | None = tip_id
+    while cursor is not None and cursor != base.id:
+        header = await objects.snapshot_header(cursor)
+        landed.append(cursor)
+        cursor = header.parent_id
+    if cursor is None:
+        raise RebaseFailedError(
+            tip_id, [Conflict(ConflictType.BaseNotInHistory, session.branch)]
+        )
+    for snap_id in reversed(landed):
+        log = await objects.transaction_log(snap_id)
+        conflicts = detect(session, base.nodes, log)
+        unresolved = solver.resolve(session, conflicts) if conflicts else []
+        if unresolved:
+            raise RebaseFailedError(snap_id, unresolved)
+    tip = await objects.snapshot(tip_id)
+    ours = session._node_changes_from(base.nodes)
+    tip_by_id = {n.id: n for n in tip.nodes}
+    for n in ours.deleted:
+        tip_by_id.pop(n.id, None)
+    for _, n in [*ours.updated, *ours.moved]:
+        current = tip_by_id.get(n.id)
+        if current is not None:
+            tip_by_id[n.id] = NodeSnapshot(n.id, n.path, n.kind, n.meta, current.manifests)
+    for n in ours.new:
+        tip_by_id[n.id] = n
+    nodes = {n.path: n for n in tip_by_id.values()}
+    extras: dict[str, ExtraObject] = {e.key: e for e in tip.extras}
+    mine = session._extras
+    for key in session.changed_extras():
+        if key in mine:
+            extras[key] = mine[key]
+        else:
+            extras.pop(key, None)
+    session._adopt_base(tip, nodes, extras)

@@ -1,0 +1,301 @@
+"""The one exception tree of ick; every error a user can see is an ``IcechunkError``.
+
+Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` code works::
+
+    IcechunkError
+    ├── StorageError (OSError)
+    │   ├── ObjectNotFoundError (FileNotFoundError)
+    │   ├── ObjectExistsError (FileExistsError)
+    │   ├── PreconditionFailedError
+    │   ├── InvalidKeyError (ValueError)
+    │   ├── ReadOnlyStorageError (PermissionError)
+    │   └── InvalidStorageURLError (ValueError)
+    ├── RepositoryNotFoundError (FileNotFoundError)
+    ├── RepositoryAlreadyExistsError (FileExistsError)
+    ├── RefError
+    │   ├── RefNotFoundError (KeyError)
+    │   │   ├── BranchNotFoundError
+    │   │   └── TagNotFoundError
+    │   ├── SnapshotNotFoundError (KeyError)
+    │   ├── BranchAlreadyExistsError (FileExistsError)
+    │   ├── TagAlreadyExistsError (FileExistsError)
+    │   └── ProtectedBranchError (PermissionError)
+    ├── InvalidNameError (ValueError)
+    ├── CorruptObjectError (ValueError)
+    │   └── UnsupportedFormatError
+    ├── SessionError
+    │   ├── ReadOnlySessionError (ValueError)
+    │   ├── NoChangesToCommitError
+    │   └── NodeNotFoundError (KeyError)
+    ├── ConflictError
+    │   └── RebaseFailedError
+    └── ConfigError (ValueError)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "BranchAlreadyExistsError",
+    "BranchNotFoundError",
+    "ConfigError",
+    "ConflictError",
+    "CorruptObjectError",
+    "IcechunkError",
+    "InvalidKeyError",
+    "InvalidNameError",
+    "InvalidStorageURLError",
+    "NoChangesToCommitError",
+    "NodeNotFoundError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "PreconditionFailedError",
+    "ProtectedBranchError",
+    "ReadOnlySessionError",
+    "ReadOnlyStorageError",
+    "RebaseFailedError",
+    "RefError",
+    "RefNotFoundError",
+    "RepositoryAlreadyExistsError",
+    "RepositoryNotFoundError",
+    "SessionError",
+    "SnapshotNotFoundError",
+    "StorageError",
+    "TagAlreadyExistsError",
+    "TagNotFoundError",
+    "UnsupportedFormatError",
+]
+
+
+class IcechunkError(Exception):
+    """Root of every error raised by ick."""
+
+    def __str__(self) -> str:
+        # KeyError subclasses would otherwise repr() their message with quotes.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+class StorageError(IcechunkError, OSError):
+    """A storage backend failed or refused an operation."""
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """The object ``key`` does not exist in the storage."""
+
+    def __init__(self, key: str, where: str = "") -> None:
+        self.key = key
+        suffix = f" in {where}" if where else ""
+        super().__init__(f"object {key!r} not found{suffix}")
+
+
+class ObjectExistsError(StorageError, FileExistsError):
+    """A create-if-absent write found ``key`` already present."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} already exists")
+
+
+class PreconditionFailedError(StorageError):
+    """A compare-and-swap write found a different version of ``key`` than expected."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} changed since it was read (compare-and-swap failed)")
+
+
+class InvalidKeyError(StorageError, ValueError):
+    """A storage key is malformed or would escape the storage prefix."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"invalid storage key {key!r}: {reason}")
+
+
+class ReadOnlyStorageError(StorageError, PermissionError):
+    """A write was attempted on storage that cannot write safely."""
+
+
+class InvalidStorageURLError(StorageError, ValueError):
+    """A storage URL could not be understood."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot use storage URL {url!r}: {reason}")
+
+
+# --- repository ------------------------------------------------------------------------------
+
+
+class RepositoryNotFoundError(IcechunkError, FileNotFoundError):
+    """No repository exists at the location."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"no ick repository at {location}; create one with Repository.create() or `ick init`"
+        )
+
+
+class RepositoryAlreadyExistsError(IcechunkError, FileExistsError):
+    """Refused to create a repository where one (or other data) already exists."""
+
+    def __init__(self, location: str, reason: str = "a repository already exists there") -> None:
+        self.location = location
+        super().__init__(f"cannot create a repository at {location}: {reason}")
+
+
+class RefError(IcechunkError):
+    """A branch, tag or snapshot reference problem."""
+
+
+class RefNotFoundError(RefError, KeyError):
+    """A branch or tag does not exist."""
+
+    kind = "ref"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{self.kind} {name!r} not found")
+
+
+class BranchNotFoundError(RefNotFoundError):
+    """The branch does not exist."""
+
+    kind = "branch"
+
+
+class TagNotFoundError(RefNotFoundError):
+    """The tag does not exist."""
+
+    kind = "tag"
+
+
+class SnapshotNotFoundError(RefError, KeyError):
+    """No snapshot with this id (or matching this request) exists."""
+
+    def __init__(self, snapshot_id: str, detail: str = "") -> None:
+        self.snapshot_id = snapshot_id
+        tail = f": {detail}" if detail else ""
+        super().__init__(f"snapshot {snapshot_id!r} not found{tail}")
+
+
+class BranchAlreadyExistsError(RefError, FileExistsError):
+    """A branch with this name already exists."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"branch {name!r} already exists; delete it or choose another name")
+
+
+class TagAlreadyExistsError(RefError, FileExistsError):
+    """A tag with this name exists or existed (tag names are never reused)."""
+
+    def __init__(self, name: str, deleted: bool = False) -> None:
+        self.name = name
+        self.deleted = deleted
+        why = "was used by a deleted tag and cannot be reused" if deleted else "already exists"
+        super().__init__(f"tag {name!r} {why}; tags are immutable, choose another name")
+
+
+class ProtectedBranchError(RefError, PermissionError):
+    """The operation is not allowed on this branch (``main`` cannot be deleted)."""
+
+    def __init__(self, name: str, action: str) -> None:
+        self.name = name
+        super().__init__(f"cannot {action} branch {name!r}: it is the repository's main branch")
+
+
+class InvalidNameError(IcechunkError, ValueError):
+    """A branch, tag or node name breaks the naming rules."""
+
+    def __init__(self, kind: str, name: object, reason: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"invalid {kind} name {name!r}: {reason}")
+
+
+class CorruptObjectError(IcechunkError, ValueError):
+    """A metadata object failed its integrity checks."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"corrupt object {path}: {reason}")
+
+
+class UnsupportedFormatError(CorruptObjectError):
+    """A metadata object was written by an unknown (newer) format version."""
+
+
+class ConfigError(IcechunkError, ValueError):
+    """The repository configuration is invalid."""
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+class SessionError(IcechunkError):
+    """A session operation failed."""
+
+
+class ReadOnlySessionError(SessionError, ValueError):
+    """A write was attempted through a read-only session."""
+
+    def __init__(self, what: str = "write") -> None:
+        super().__init__(
+            f"cannot {what}: the session is read-only; "
+            "open one with repo.writable_session(branch)"
+        )
+
+
+class NoChangesToCommitError(SessionError):
+    """``commit`` was called with nothing to commit."""
+
+    def __init__(self) -> None:
+        super().__init__("no changes to commit; pass allow_empty=True to commit anyway")
+
+
+class NodeNotFoundError(SessionError, KeyError):
+    """No group or array at the path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no group or array at {path!r}")
+
+
+class ConflictError(IcechunkError):
+    """A commit lost the race: the branch moved since the session started.
+
+    ``expected_parent`` is the snapshot the session was based on, ``actual_parent`` the
+    branch's current tip. Rebase the session (``session.rebase``) and commit again.
+    """
+
+    def __init__(self, branch: str, expected_parent: str | None, actual_parent: str | None) -> None:
+        self.branch = branch
+        self.expected_parent = expected_parent
+        self.actual_parent = actual_parent
+        super().__init__(
+            f"branch {branch!r} moved: expected it at {expected_parent}, found {actual_parent}; "
+            "rebase the session and commit again"
+        )
+
+
+class RebaseFailedError(ConflictError):
+    """A rebase found conflicts the solver could not resolve."""
+
+    def __init__(self, snapshot_id: str, conflicts: Sequence[Any]) -> None:
+        self.snapshot = snapshot_id
+        self.conflicts = list(conflicts)
+        IcechunkError.__init__(
+            self,
+            f"rebase onto {snapshot_id} failed with {len(self.conflicts)} conflict(s): "
+            + "; ".join(str(c) for c in self.conflicts[:5]),
+        )
+        self.branch = ""
+        self.expected_parent = None
+        self.actual_parent = snapshot_id

@@ -1,0 +1,80 @@
+"""Repository configuration, persisted in the repository's ``config`` object."""
+
+from __future__ import annotations
+
+import msgspec
+
+from icechunk_lib.errors import ConfigError
+from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+
+__all__ = [
+    "CachingConfig",
+    "CompressionConfig",
+    "ManifestConfig",
+    "RepositoryConfig",
+    "decode_config",
+    "encode_config",
+]
+
+
+class CompressionConfig(msgspec.Struct, kw_only=True):
+    """How metadata files (snapshots, manifests, logs) are compressed."""
+
+    algorithm: str = "zstd"
+    level: int = 3
+
+
+class CachingConfig(msgspec.Struct, kw_only=True):
+    """In-process caches of immutable metadata shared by a repository's sessions."""
+
+    num_snapshots: int = 64
+    num_bytes_manifests: int = 512 * 1024 * 1024
+
+
+class ManifestConfig(msgspec.Struct, kw_only=True):
+    """How chunk manifests are laid out."""
+
+    max_refs_per_manifest: int = 100_000
+    """Arrays with more chunks than this are split by coordinate range across manifests."""
+
+
+class RepositoryConfig(msgspec.Struct, kw_only=True):
+    """Settings of one repository; saved with ``Repository.save_config``."""
+
+    inline_chunk_threshold_bytes: int = 512
+    """Chunks of at most this many bytes are stored inside the manifest."""
+    get_partial_values_concurrency: int = 10
+    compression: CompressionConfig = msgspec.field(default_factory=CompressionConfig)
+    caching: CachingConfig = msgspec.field(default_factory=CachingConfig)
+    manifest: ManifestConfig = msgspec.field(default_factory=ManifestConfig)
+
+    @classmethod
+    def default(cls) -> RepositoryConfig:
+        return cls()
+
+    def validate(self) -> RepositoryConfig:
+        """Return ``self`` if every value is in range, else raise ``ConfigError``."""
+        if not 0 <= self.inline_chunk_threshold_bytes <= 64 * 1024:
+            raise ConfigError(
+                "inline_chunk_threshold_bytes must be between 0 and 65536, "
+                f"got {self.inline_chunk_threshold_bytes}"
+            )
+        if self.compression.algorithm != "zstd":
+            raise ConfigError(f"unknown compression algorithm {self.compression.algorithm!r}")
+        if not 1 <= self.compression.level <= 22:
+            raise ConfigError(f"compression level must be 1..22, got {self.compression.level}")
+        if self.manifest.max_refs_per_manifest < 1:
+            raise ConfigError("manifest.max_refs_per_manifest must be at least 1")
+        if self.get_partial_values_concurrency < 1:
+            raise ConfigError("get_partial_values_concurrency must be at least 1")
+        if self.caching.num_snapshots < 1 or self.caching.num_bytes_manifests < 0:
+            raise ConfigError("caching sizes must be positive")
+        return self
+
+
+def encode_config(config: RepositoryConfig) -> bytes:
+    return encode_object(ObjectKind.CONFIG, config, compression_level=None)
+
+
+def decode_config(data: bytes, *, path: str) -> RepositoryConfig:
+    return decode_object(data, ObjectKind.CONFIG, RepositoryConfig, path=path)

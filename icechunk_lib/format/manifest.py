@@ -1,0 +1,448 @@
+"""Columnar chunk manifests: numpy columns sorted by chunk key, looked up by binary search.
+
+A ``ChunkTable`` holds the chunk references of one array (or one coordinate range of it).
+Chunk coordinates are folded into one int64 key with ``key_shape`` (row-major), so sorting
+by key is sorting by coordinates and a lookup is ``searchsorted``. A ``ManifestFile`` packs
+tables of several arrays into one object; big arrays span several files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+
+__all__ = [
+    "INLINE",
+    "NATIVE",
+    "VIRTUAL",
+    "ChunkRef",
+    "ChunkTable",
+    "ManifestFile",
+    "decode_manifest",
+    "encode_manifest",
+    "fold_keys",
+]
+
+NATIVE = 1
+"""Chunk bytes live in ``chunks/<id>`` of the repository."""
+INLINE = 2
+"""Chunk bytes are stored inside the manifest."""
+VIRTUAL = 3
+"""Chunk bytes are a byte range of an object elsewhere (``location``)."""
+
+_ID = 12
+_MAX_KEY = 2**63 - 1
+
+Int64 = npt.NDArray[np.int64]
+
+
+class ChunkRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Where one chunk's bytes are: a native object, inline bytes, or a virtual byte range."""
+
+    kind: int
+    chunk_id: bytes = b""
+    """Raw 12-byte id for native chunks."""
+    offset: int = 0
+    length: int = 0
+    checksum: int = 0
+    """xxh3-64 of the chunk bytes (0 when unknown, e.g. virtual chunks)."""
+    data: bytes = b""
+    """The bytes of an inline chunk."""
+    location: str = ""
+    """URL of the containing object for virtual chunks."""
+
+
+class _EncodedTable(msgspec.Struct, array_like=True, gc=False):
+    node_id: str
+    key_shape: list[int]
+    keys: bytes
+    kinds: bytes
+    chunk_ids: bytes
+    offsets: bytes
+    lengths: bytes
+    checksums: bytes
+    inline_data: bytes
+    location_index: bytes
+    locations: list[str]
+
+
+class _EncodedManifest(msgspec.Struct, array_like=True, gc=False):
+    tables: list[_EncodedTable]
+
+
+def fold_keys(coords: npt.NDArray[Any], key_shape: Sequence[int]) -> Int64:
+    """Fold an (n, ndim) coordinate matrix into row-major int64 keys."""
+    if not key_shape:
+        return np.zeros(len(coords), dtype=np.int64)
+    if math.prod(key_shape) > _MAX_KEY:
+        raise ValueError(f"chunk grid {tuple(key_shape)} is too large to index")
+    return np.ravel_multi_index(tuple(coords.T), tuple(key_shape)).astype(np.int64, copy=False)
+
+
+def _unfold(keys: Int64, key_shape: Sequence[int]) -> npt.NDArray[np.int64]:
+    if not key_shape:
+        return np.zeros((len(keys), 0), dtype=np.int64)
+    return np.stack(np.unravel_index(keys, tuple(key_shape)), axis=1).astype(np.int64)
+
+
+@dataclass(eq=False)
+class ChunkTable:
+    """The chunk references of one array (or one coordinate range of one), as numpy columns."""
+
+    node_id: str
+    key_shape: tuple[int, ...]
+    keys: Int64
+    kinds: npt.NDArray[np.uint8]
+    chunk_ids: npt.NDArray[np.uint8]  # (n, 12)
+    offsets: npt.NDArray[np.uint64]
+    lengths: npt.NDArray[np.uint64]
+    checksums: npt.NDArray[np.uint64]
+    inline_data: bytes
+    location_index: npt.NDArray[np.int32]
+    locations: list[str]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.key_shape)
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def empty(cls, node_id: str, ndim: int) -> ChunkTable:
+        return cls.from_refs(node_id, np.zeros((0, ndim), dtype=np.int64), [])
+
+    @classmethod
+    def from_refs(
+        cls, node_id: str, coords: npt.NDArray[Any], refs: Sequence[ChunkRef]
+    ) -> ChunkTable:
+        """Build a sorted table from coordinates (n, ndim) and their refs (one Python pass)."""
+        n = len(refs)
+        coords = np.asarray(coords, dtype=np.int64).reshape(n, -1)
+        key_shape = tuple(int(x) + 1 for x in coords.max(axis=0)) if n else (1,) * coords.shape[1]
+        keys = fold_keys(coords, key_shape)
+        kinds = np.fromiter((r.kind for r in refs), dtype=np.uint8, count=n)
+        offsets = np.fromiter((r.offset for r in refs), dtype=np.uint64, count=n)
+        lengths = np.fromiter((r.length for r in refs), dtype=np.uint64, count=n)
+        checksums = np.fromiter((r.checksum for r in refs), dtype=np.uint64, count=n)
+        ids = np.frombuffer(
+            b"".join(r.chunk_id if r.kind == NATIVE else bytes(_ID) for r in refs), dtype=np.uint8
+        ).reshape(n, _ID)
+        # Inline chunks point into one blob through offset/length.
+        inline_parts: list[bytes] = []
+        locations: list[str] = []
+        loc_lookup: dict[str, int] = {}
+        loc_index = np.full(n, -1, dtype=np.int32)
+        pos = 0
+        for i, r in enumerate(refs):
+            if r.kind == INLINE:
+                inline_parts.append(r.data)
+                offsets[i] = pos
+                lengths[i] = len(r.data)
+                pos += len(r.data)
+            elif r.kind == VIRTUAL:
+                idx = loc_lookup.get(r.location)
+                if idx is None:
+                    idx = loc_lookup[r.location] = len(locations)
+                    locations.append(r.location)
+                loc_index[i] = idx
+        order = np.argsort(keys, kind="stable")
+        table = cls(
+            node_id=node_id,
+            key_shape=key_shape,
+            keys=keys,
+            kinds=kinds,
+            chunk_ids=ids,
+            offsets=offsets,
+            lengths=lengths,
+            checksums=checksums,
+            inline_data=b"".join(inline_parts),
+            location_index=loc_index,
+            locations=locations,
+        )
+        return table._take(order)
+
+    def _take(self, index: npt.NDArray[np.intp]) -> ChunkTable:
+        """Rows ``index`` in that order, with the inline blob compacted to what they use."""
+        kinds = self.kinds[index]
+        offsets = self.offsets[index].copy()
+        lengths = self.lengths[index]
+        blob = self.inline_data
+        inline_rows = np.flatnonzero(kinds == INLINE)
+        if len(inline_rows):
+            starts = offsets[inline_rows].astype(np.int64)
+            lens = lengths[inline_rows].astype(np.int64)
+            new_starts = np.zeros(len(lens), dtype=np.int64)
+            np.cumsum(lens[:-1], out=new_starts[1:])
+            total = int(lens.sum())
+            gather = np.repeat(starts - new_starts, lens) + np.arange(total, dtype=np.int64)
+            blob = np.frombuffer(self.inline_data, dtype=np.uint8)[gather].tobytes()
+            offsets[inline_rows] = new_starts.astype(np.uint64)
+        else:
+            blob = b""
+        return ChunkTable(
+            node_id=self.node_id,
+            key_shape=self.key_shape,
+            keys=self.keys[index],
+            kinds=kinds,
+            chunk_ids=self.chunk_ids[index],
+            offsets=offsets,
+            lengths=lengths,
+            checksums=self.checksums[index],
+            inline_data=blob,
+            location_index=self.location_index[index],
+            locations=self.locations,
+        )
+
+    def coords(self) -> npt.NDArray[np.int64]:
+        """The (n, ndim) coordinates of every row, in key order."""
+        return _unfold(self.keys, self.key_shape)
+
+    def rekeyed(self, key_shape: tuple[int, ...]) -> Int64:
+        """This table's keys folded with another (larger or equal) ``key_shape``."""
+        if key_shape == self.key_shape:
+            return self.keys
+        return fold_keys(self.coords(), key_shape)
+
+    # --- lookup --------------------------------------------------------------------------------
+
+    def find(self, coords: Sequence[int]) -> int:
+        """Row index of the chunk at ``coords``, or -1."""
+        key = 0
+        for c, n in zip(coords, self.key_shape, strict=True):
+            if c >= n or c < 0:
+                return -1
+            key = key * n + c
+        keys = self.keys
+        i = int(keys.searchsorted(key))
+        if i < len(keys) and keys[i] == key:
+            return i
+        return -1
+
+    def ref(self, i: int) -> ChunkRef:
+        """The ``ChunkRef`` of row ``i``."""
+        kind = int(self.kinds[i])
+        if kind == NATIVE:
+            return ChunkRef(
+                NATIVE,
+                self.chunk_ids[i].tobytes(),
+                int(self.offsets[i]),
+                int(self.lengths[i]),
+                int(self.checksums[i]),
+            )
+        if kind == INLINE:
+            start = int(self.offsets[i])
+            length = int(self.lengths[i])
+            return ChunkRef(
+                INLINE,
+                length=length,
+                checksum=int(self.checksums[i]),
+                data=self.inline_data[start : start + length],
+            )
+        return ChunkRef(
+            VIRTUAL,
+            offset=int(self.offsets[i]),
+            length=int(self.lengths[i]),
+            checksum=int(self.checksums[i]),
+            location=self.locations[int(self.location_index[i])],
+        )
+
+    # --- bulk operations ---------------------------------------------------------------------
+
+    @staticmethod
+    def merge(
+        node_id: str,
+        ndim: int,
+        bases: Sequence[ChunkTable],
+        changes: ChunkTable | None,
+        deleted: npt.NDArray[Any] | None,
+    ) -> ChunkTable:
+        """Apply ``changes`` (new or replaced refs) and ``deleted`` coordinates to ``bases``.
+
+        All work is vectorised: no Python loop runs per chunk.
+        """
+        shapes = [t.key_shape for t in bases if len(t)]
+        if changes is not None and len(changes):
+            shapes.append(changes.key_shape)
+        if deleted is not None and len(deleted):
+            shapes.append(tuple(int(x) + 1 for x in deleted.max(axis=0)))
+        if not shapes:
+            return ChunkTable.empty(node_id, ndim)
+        key_shape = tuple(int(x) for x in np.max(np.array(shapes, dtype=np.int64), axis=0))
+        parts = [t for t in bases if len(t)]
+        if changes is not None and len(changes):
+            parts.append(changes)
+        keys = np.concatenate([t.rekeyed(key_shape) for t in parts])
+        drop_keys: list[Int64] = []
+        if changes is not None and len(changes):
+            drop_keys.append(keys[len(keys) - len(changes) :])
+        if deleted is not None and len(deleted):
+            drop_keys.append(fold_keys(np.asarray(deleted, dtype=np.int64), key_shape))
+        n_base = len(keys) - (len(changes) if changes is not None else 0)
+        keep = np.ones(len(keys), dtype=bool)
+        if drop_keys and n_base:
+            keep[:n_base] = ~np.isin(keys[:n_base], np.concatenate(drop_keys))
+        # Concatenate columns (and inline blobs, shifting their offsets).
+        blob_parts: list[bytes] = []
+        offsets_parts = []
+        loc_parts = []
+        locations: list[str] = []
+        blob_pos = 0
+        for t in parts:
+            off = t.offsets.copy()
+            if t.inline_data:
+                inline = t.kinds == INLINE
+                off[inline] += np.uint64(blob_pos)
+                blob_parts.append(t.inline_data)
+                blob_pos += len(t.inline_data)
+            offsets_parts.append(off)
+            li = t.location_index
+            if t.locations:
+                li = np.where(li >= 0, li + len(locations), li).astype(np.int32)
+                locations.extend(t.locations)
+            loc_parts.append(li)
+        combined = ChunkTable(
+            node_id=node_id,
+            key_shape=key_shape,
+            keys=keys,
+            kinds=np.concatenate([t.kinds for t in parts]),
+            chunk_ids=np.concatenate([t.chunk_ids for t in parts]),
+            offsets=np.concatenate(offsets_parts),
+            lengths=np.concatenate([t.lengths for t in parts]),
+            checksums=np.concatenate([t.checksums for t in parts]),
+            inline_data=b"".join(blob_parts),
+            location_index=np.concatenate(loc_parts),
+            locations=locations,
+        )
+        rows = np.flatnonzero(keep)
+        order = rows[np.argsort(keys[rows], kind="stable")]
+        result = combined._take(order)
+        return result._shrunk()
+
+    def _shrunk(self) -> ChunkTable:
+        """Same rows with the tightest ``key_shape`` (so manifests stay small and ranges exact)."""
+        if not len(self):
+            return ChunkTable.empty(self.node_id, self.ndim)
+        coords = self.coords()
+        tight = tuple(int(x) + 1 for x in coords.max(axis=0))
+        if tight == self.key_shape:
+            return self
+        self.keys = fold_keys(coords, tight)
+        self.key_shape = tight
+        return self
+
+    def split(self, max_rows: int) -> list[ChunkTable]:
+        """Cut into consecutive key ranges of at most ``max_rows`` rows each."""
+        n = len(self)
+        if n <= max_rows:
+            return [self]
+        return [
+            self._take(np.arange(s, min(s + max_rows, n)))._shrunk() for s in range(0, n, max_rows)
+        ]
+
+    def first_coords(self) -> tuple[int, ...]:
+        return tuple(int(x) for x in np.unravel_index(int(self.keys[0]), self.key_shape))
+
+    def last_coords(self) -> tuple[int, ...]:
+        return tuple(int(x) for x in np.unravel_index(int(self.keys[-1]), self.key_shape))
+
+    def nbytes(self) -> int:
+        """Approximate in-memory size, for cache accounting."""
+        return int(
+            self.keys.nbytes
+            + self.kinds.nbytes
+            + self.chunk_ids.nbytes
+            + self.offsets.nbytes
+            + self.lengths.nbytes
+            + self.checksums.nbytes
+            + len(self.inline_data)
+            + self.location_index.nbytes
+        )
+
+    def _encode(self) -> _EncodedTable:
+        return _EncodedTable(
+            node_id=self.node_id,
+            key_shape=list(self.key_shape),
+            keys=self.keys.astype("<i8", copy=False).tobytes(),
+            kinds=self.kinds.tobytes(),
+            chunk_ids=self.chunk_ids.tobytes(),
+            offsets=self.offsets.astype("<u8", copy=False).tobytes(),
+            lengths=self.lengths.astype("<u8", copy=False).tobytes(),
+            checksums=self.checksums.astype("<u8", copy=False).tobytes(),
+            inline_data=self.inline_data,
+            location_index=self.location_index.astype("<i4", copy=False).tobytes(),
+            locations=self.locations,
+        )
+
+    @classmethod
+    def _decode(cls, enc: _EncodedTable) -> ChunkTable:
+        n = len(enc.keys) // 8
+        ids = np.frombuffer(enc.chunk_ids, dtype=np.uint8)
+        table = cls(
+            node_id=enc.node_id,
+            key_shape=tuple(enc.key_shape),
+            keys=np.frombuffer(enc.keys, dtype="<i8").astype(np.int64, copy=False),
+            kinds=np.frombuffer(enc.kinds, dtype=np.uint8),
+            chunk_ids=ids.reshape(n, _ID),
+            offsets=np.frombuffer(enc.offsets, dtype="<u8").astype(np.uint64, copy=False),
+            lengths=np.frombuffer(enc.lengths, dtype="<u8").astype(np.uint64, copy=False),
+            checksums=np.frombuffer(enc.checksums, dtype="<u8").astype(np.uint64, copy=False),
+            inline_data=enc.inline_data,
+            location_index=np.frombuffer(enc.location_index, dtype="<i4").astype(
+                np.int32, copy=False
+            ),
+            locations=enc.locations,
+        )
+        sizes = {
+            len(table.kinds),
+            len(table.chunk_ids),
+            len(table.offsets),
+            len(table.lengths),
+            len(table.checksums),
+            len(table.location_index),
+        }
+        if sizes != {n} or len(enc.keys) % 8 or len(enc.chunk_ids) != n * _ID:
+            raise ValueError(f"columns of node {enc.node_id} have inconsistent lengths")
+        return table
+
+
+@dataclass(eq=False)
+class ManifestFile:
+    """One manifest object: the tables of one or more arrays, keyed by node id."""
+
+    id: str
+    tables: dict[str, ChunkTable]
+
+    def nbytes(self) -> int:
+        return sum(t.nbytes() for t in self.tables.values())
+
+    def num_refs(self) -> int:
+        return sum(len(t) for t in self.tables.values())
+
+
+def encode_manifest(manifest: ManifestFile, *, compression_level: int = 3) -> bytes:
+    """Encode a manifest file (framed, checksummed, compressed)."""
+    enc = _EncodedManifest(tables=[t._encode() for t in manifest.tables.values()])
+    return encode_object(ObjectKind.MANIFEST, enc, compression_level=compression_level)
+
+
+def decode_manifest(data: bytes, manifest_id: str, *, path: str) -> ManifestFile:
+    """Decode and check a manifest file; errors name ``path``."""
+    from icechunk_lib.errors import CorruptObjectError
+
+    enc = decode_object(data, ObjectKind.MANIFEST, _EncodedManifest, path=path)
+    try:
+        tables = {t.node_id: ChunkTable._decode(t) for t in enc.tables}
+    except ValueError as exc:
+        raise CorruptObjectError(path, str(exc)) from None
+    return ManifestFile(id=manifest_id, tables=tables)

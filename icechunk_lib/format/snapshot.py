@@ -1,0 +1,122 @@
+"""Snapshots: one immutable object per commit holding the node tree and manifest references.
+
+Each snapshot also carries a short summary of its nearest ancestors, so walking the history
+reads one snapshot per ``ANCESTRY_SUMMARY_LENGTH + 1`` commits instead of one per commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+
+__all__ = [
+    "ANCESTRY_SUMMARY_LENGTH",
+    "ARRAY",
+    "GROUP",
+    "AncestorSummary",
+    "ExtraObject",
+    "ManifestFileInfo",
+    "ManifestRef",
+    "NodeSnapshot",
+    "Snapshot",
+    "SnapshotHeader",
+    "decode_snapshot",
+    "decode_snapshot_header",
+    "encode_snapshot",
+]
+
+ANCESTRY_SUMMARY_LENGTH = 100
+GROUP = 1
+ARRAY = 2
+
+
+class ManifestRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A piece of an array's chunk table: which manifest holds it and its coordinate range."""
+
+    manifest_id: str
+    first: tuple[int, ...]
+    last: tuple[int, ...]
+    count: int
+
+
+class NodeSnapshot(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A group or array: stable id, path (``/`` or ``/a/b``), raw ``zarr.json`` bytes."""
+
+    id: str
+    path: str
+    kind: int
+    meta: bytes
+    manifests: tuple[ManifestRef, ...] = ()
+
+
+class ExtraObject(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A store key that is neither node metadata nor a chunk of a known array."""
+
+    key: str
+    length: int
+    checksum: int
+    data: bytes = b""
+    chunk_id: bytes = b""
+
+
+class AncestorSummary(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What ``ancestry`` prints of a snapshot, carried by its descendants."""
+
+    id: str
+    parent_id: str | None
+    written_at: int
+    message: str
+    metadata: dict[str, Any]
+
+
+class ManifestFileInfo(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A manifest object this snapshot uses, with its size (for gc and stats)."""
+
+    id: str
+    size_bytes: int
+    num_refs: int
+
+
+class SnapshotHeader(msgspec.Struct, frozen=True, gc=False):
+    """The history fields of a snapshot, decodable without the node tree."""
+
+    id: str
+    parent_id: str | None
+    written_at: int
+    """Microseconds since the Unix epoch, UTC."""
+    message: str
+    metadata: dict[str, Any]
+    ancestry: tuple[AncestorSummary, ...] = ()
+
+
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
+    """A full snapshot: history fields plus nodes (sorted by path) and extra keys."""
+
+    id: str
+    parent_id: str | None
+    written_at: int
+    message: str
+    metadata: dict[str, Any]
+    ancestry: tuple[AncestorSummary, ...] = ()
+    nodes: tuple[NodeSnapshot, ...] = ()
+    manifest_files: tuple[ManifestFileInfo, ...] = ()
+    extras: tuple[ExtraObject, ...] = ()
+
+    def summary(self) -> AncestorSummary:
+        return AncestorSummary(self.id, self.parent_id, self.written_at, self.message, self.metadata)
+
+
+def encode_snapshot(snapshot: Snapshot, *, compression_level: int = 3) -> bytes:
+    return encode_object(ObjectKind.SNAPSHOT, snapshot, compression_level=compression_level)
+
+
+def decode_snapshot(data: bytes, *, path: str) -> Snapshot:
+    return decode_object(data, ObjectKind.SNAPSHOT, Snapshot, path=path)
+
+
+def decode_snapshot_header(data: bytes, *, path: str) -> SnapshotHeader:
+    """Decode only the history fields (the node tree is skipped, not materialised)."""
+    return decode_object(data, ObjectKind.SNAPSHOT, SnapshotHeader, path=path)

@@ -1,0 +1,45 @@
+"""Transaction logs: what one commit changed, for diffs and conflict detection on rebase."""
+
+from __future__ import annotations
+
+import msgspec
+
+from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+
+__all__ = ["ChunkChanges", "NodeChange", "TransactionLog", "decode_txlog", "encode_txlog"]
+
+
+class NodeChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    id: str
+    path: str
+
+
+class ChunkChanges(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Coordinates (little-endian int64, n x ndim) of chunks written or deleted in a node."""
+
+    node_id: str
+    path: str
+    ndim: int
+    coords: bytes
+
+
+class TransactionLog(msgspec.Struct, frozen=True, gc=False):
+    snapshot_id: str
+    new_groups: tuple[NodeChange, ...] = ()
+    new_arrays: tuple[NodeChange, ...] = ()
+    deleted_groups: tuple[NodeChange, ...] = ()
+    deleted_arrays: tuple[NodeChange, ...] = ()
+    updated_groups: tuple[NodeChange, ...] = ()
+    updated_arrays: tuple[NodeChange, ...] = ()
+    moved: tuple[tuple[str, str, str], ...] = ()
+    """(node id, from path, to path)."""
+    updated_chunks: tuple[ChunkChanges, ...] = ()
+    extra_keys: tuple[str, ...] = ()
+
+
+def encode_txlog(log: TransactionLog, *, compression_level: int = 3) -> bytes:
+    return encode_object(ObjectKind.TRANSACTION_LOG, log, compression_level=compression_level)
+
+
+def decode_txlog(data: bytes, *, path: str) -> TransactionLog:
+    return decode_object(data, ObjectKind.TRANSACTION_LOG, TransactionLog, path=path)

@@ -1,0 +1,199 @@
+"""Reads and writes of the repository's immutable objects, with in-process caches.
+
+Snapshots, manifests and transaction logs never change once written, so they are cached by
+id without invalidation. Concurrent requests for the same uncached object share one fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from icechunk_lib.errors import ObjectNotFoundError, SnapshotNotFoundError
+from icechunk_lib.format import RepositoryConfig, encode_id
+from icechunk_lib.format.manifest import ManifestFile, decode_manifest, encode_manifest
+from icechunk_lib.format.snapshot import (
+    Snapshot,
+    SnapshotHeader,
+    decode_snapshot,
+    decode_snapshot_header,
+    encode_snapshot,
+)
+from icechunk_lib.format.txlog import TransactionLog, decode_txlog, encode_txlog
+from icechunk_lib.storage import Storage
+
+__all__ = [
+    "CHUNKS",
+    "CONFIG",
+    "MANIFESTS",
+    "REFS",
+    "SNAPSHOTS",
+    "TRANSACTIONS",
+    "ObjectStore",
+    "chunk_key",
+]
+
+CONFIG = "config"
+REFS = "refs/"
+SNAPSHOTS = "snapshots/"
+MANIFESTS = "manifests/"
+TRANSACTIONS = "transactions/"
+CHUNKS = "chunks/"
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def chunk_key(chunk_id: bytes) -> str:
+    """Storage key of a native chunk."""
+    return CHUNKS + encode_id(chunk_id)
+
+
+class _LRU(Generic[V]):
+    """A thread-safe LRU bounded by total weight."""
+
+    def __init__(self, capacity: int, weigh: Callable[[V], int]) -> None:
+        self._data: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self._capacity = capacity
+        self._weigh = weigh
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            self._data.move_to_end(key)
+            return item[0]
+
+    def put(self, key: str, value: V) -> None:
+        weight = self._weigh(value)
+        if weight > self._capacity:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._total -= old[1]
+            self._data[key] = (value, weight)
+            self._total += weight
+            while self._total > self._capacity and self._data:
+                _, (_, w) = self._data.popitem(last=False)
+                self._total -= w
+
+
+class ObjectStore:
+    """Typed access to a repository's objects in a storage, with caches shared by sessions."""
+
+    def __init__(self, storage: Storage, config: RepositoryConfig) -> None:
+        self.storage = storage
+        self.config = config
+        self._snapshots: _LRU[Snapshot] = _LRU(config.caching.num_snapshots, lambda _: 1)
+        self._headers: _LRU[SnapshotHeader] = _LRU(4096, lambda _: 1)
+        self._manifests: _LRU[ManifestFile] = _LRU(
+            config.caching.num_bytes_manifests, lambda m: m.nbytes()
+        )
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+
+    async def _shared(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        """Run ``load`` once for concurrent callers on the same event loop."""
+        loop = asyncio.get_running_loop()
+        fut = self._inflight.get(key)
+        if fut is not None and fut.get_loop() is loop:
+            return await asyncio.shield(fut)  # type: ignore[no-any-return]
+        fut = loop.create_future()
+        self._inflight[key] = fut
+        try:
+            value = await load()
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        else:
+            fut.set_result(value)
+            return value
+        finally:
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    async def _get_snapshot_bytes(self, snapshot_id: str) -> bytes:
+        try:
+            return await self.storage.get(SNAPSHOTS + snapshot_id)
+        except ObjectNotFoundError:
+            raise SnapshotNotFoundError(snapshot_id) from None
+
+    async def snapshot(self, snapshot_id: str) -> Snapshot:
+        cached = self._snapshots.get(snapshot_id)
+        if cached is not None:
+            return cached
+
+        async def load() -> Snapshot:
+            data = await self._get_snapshot_bytes(snapshot_id)
+            snap = decode_snapshot(data, path=self._where(SNAPSHOTS + snapshot_id))
+            self._snapshots.put(snapshot_id, snap)
+            return snap
+
+        return await self._shared(SNAPSHOTS + snapshot_id, load)
+
+    async def snapshot_header(self, snapshot_id: str) -> SnapshotHeader:
+        """History fields of a snapshot, without materialising its node tree."""
+        cached = self._headers.get(snapshot_id)
+        if cached is not None:
+            return cached
+        full = self._snapshots.get(snapshot_id)
+        if full is not None:
+            header = SnapshotHeader(
+                full.id, full.parent_id, full.written_at, full.message, full.metadata, full.ancestry
+            )
+        else:
+            data = await self._get_snapshot_bytes(snapshot_id)
+            header = decode_snapshot_header(data, path=self._where(SNAPSHOTS + snapshot_id))
+        self._headers.put(snapshot_id, header)
+        return header
+
+    async def write_snapshot(self, snapshot: Snapshot) -> None:
+        data = encode_snapshot(snapshot, compression_level=self.config.compression.level)
+        await self.storage.put_if_absent(SNAPSHOTS + snapshot.id, data)
+        self._snapshots.put(snapshot.id, snapshot)
+
+    # --- manifests -----------------------------------------------------------------------------
+
+    async def manifest(self, manifest_id: str) -> ManifestFile:
+        cached = self._manifests.get(manifest_id)
+        if cached is not None:
+            return cached
+
+        async def load() -> ManifestFile:
+            key = MANIFESTS + manifest_id
+            data = await self.storage.get(key)
+            manifest = decode_manifest(data, manifest_id, path=self._where(key))
+            self._manifests.put(manifest_id, manifest)
+            return manifest
+
+        return await self._shared(MANIFESTS + manifest_id, load)
+
+    async def write_manifest(self, manifest: ManifestFile) -> int:
+        """Write a manifest and return its size in bytes."""
+        data = encode_manifest(manifest, compression_level=self.config.compression.level)
+        await self.storage.put_if_absent(MANIFESTS + manifest.id, data)
+        self._manifests.put(manifest.id, manifest)
+        return len(data)
+
+    # --- transaction logs ----------------------------------------------------------------------
+
+    async def transaction_log(self, snapshot_id: str) -> TransactionLog:
+        key = TRANSACTIONS + snapshot_id
+        data = await self.storage.get(key)
+        return decode_txlog(data, path=self._where(key))
+
+    async def write_transaction_log(self, log: TransactionLog) -> None:
+        data = encode_txlog(log, compression_level=self.config.compression.level)
+        await self.storage.put_if_absent(TRANSACTIONS + log.snapshot_id, data)
+
+    def _where(self, key: str) -> str:
+        return f"{key} in {self.storage.url}"

@@ -1,0 +1,169 @@
+"""Branches and tags on storage: branch moves are compare-and-swap, tags are create-once.
+
+Layout: ``refs/branch.<name>/ref`` and ``refs/tag.<name>/ref``; deleting a tag writes
+``refs/tag.<name>/deleted`` so the name is never reused.
+"""
+
+from __future__ import annotations
+
+import time
+
+from icechunk_lib.errors import (
+    BranchAlreadyExistsError,
+    BranchNotFoundError,
+    ConflictError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    ProtectedBranchError,
+    TagAlreadyExistsError,
+    TagNotFoundError,
+)
+from icechunk_lib.format.refs import (
+    BranchRecord,
+    TagRecord,
+    TagTombstone,
+    decode_branch,
+    decode_tag,
+    encode_branch,
+    encode_tag,
+    encode_tombstone,
+)
+from icechunk_lib.names import validate_ref_name
+from icechunk_lib.storage import Storage
+
+__all__ = ["MAIN_BRANCH", "RefStore", "now_us"]
+
+MAIN_BRANCH = "main"
+
+
+def now_us() -> int:
+    """Current UTC time in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def _branch_key(name: str) -> str:
+    return f"refs/branch.{name}/ref"
+
+
+def _tag_key(name: str) -> str:
+    return f"refs/tag.{name}/ref"
+
+
+def _tombstone_key(name: str) -> str:
+    return f"refs/tag.{name}/deleted"
+
+
+class RefStore:
+    """Branch and tag operations with the atomicity the invariants need."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def _where(self, key: str) -> str:
+        return f"{key} in {self.storage.url}"
+
+    # --- branches ------------------------------------------------------------------------------
+
+    async def branch_record(self, name: str) -> tuple[BranchRecord, str]:
+        """The branch's record and its version token; ``BranchNotFoundError`` if missing."""
+        validate_ref_name(name, "branch")
+        key = _branch_key(name)
+        try:
+            data, version = await self.storage.get_versioned(key)
+        except ObjectNotFoundError:
+            raise BranchNotFoundError(name) from None
+        return decode_branch(data, path=self._where(key)), version
+
+    async def lookup_branch(self, name: str) -> str:
+        rec, _ = await self.branch_record(name)
+        return rec.snapshot_id
+
+    async def create_branch(self, name: str, snapshot_id: str) -> None:
+        validate_ref_name(name, "branch")
+        rec = BranchRecord(snapshot_id=snapshot_id, updated_at=now_us())
+        try:
+            await self.storage.put_if_absent(_branch_key(name), encode_branch(rec))
+        except ObjectExistsError:
+            raise BranchAlreadyExistsError(name) from None
+
+    async def update_branch(
+        self, name: str, new_snapshot: str, expected: str | None, *, check: bool = True
+    ) -> str:
+        """Move ``name`` to ``new_snapshot`` if it is at ``expected``; return where it was.
+
+        This compare-and-swap is the commit point of every commit. With ``check=False`` the
+        branch moves from wherever it is (still atomically, so no concurrent move is lost).
+        """
+        while True:
+            rec, version = await self.branch_record(name)
+            if check and rec.snapshot_id != expected:
+                raise ConflictError(name, expected, rec.snapshot_id)
+            new = BranchRecord(
+                snapshot_id=new_snapshot, updated_at=now_us(), previous=rec.snapshot_id
+            )
+            try:
+                await self.storage.put_if_match(_branch_key(name), encode_branch(new), version)
+            except PreconditionFailedError:
+                if not check:
+                    continue
+                actual = await self.lookup_branch(name)
+                raise ConflictError(name, expected, actual) from None
+            return rec.snapshot_id
+
+    async def delete_branch(self, name: str) -> None:
+        validate_ref_name(name, "branch")
+        if name == MAIN_BRANCH:
+            raise ProtectedBranchError(name, "delete")
+        key = _branch_key(name)
+        if not await self.storage.exists(key):
+            raise BranchNotFoundError(name)
+        await self.storage.delete(key)
+
+    async def list_branches(self) -> set[str]:
+        return await self._list_names("refs/branch.", "/ref")
+
+    # --- tags ----------------------------------------------------------------------------------
+
+    async def create_tag(self, name: str, snapshot_id: str) -> None:
+        validate_ref_name(name, "tag")
+        if await self.storage.exists(_tombstone_key(name)):
+            raise TagAlreadyExistsError(name, deleted=True)
+        rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us())
+        try:
+            await self.storage.put_if_absent(_tag_key(name), encode_tag(rec))
+        except ObjectExistsError:
+            deleted = await self.storage.exists(_tombstone_key(name))
+            raise TagAlreadyExistsError(name, deleted=deleted) from None
+
+    async def lookup_tag(self, name: str) -> str:
+        validate_ref_name(name, "tag")
+        key = _tag_key(name)
+        try:
+            data = await self.storage.get(key)
+        except ObjectNotFoundError:
+            raise TagNotFoundError(name) from None
+        if await self.storage.exists(_tombstone_key(name)):
+            raise TagNotFoundError(name)
+        return decode_tag(data, path=self._where(key)).snapshot_id
+
+    async def delete_tag(self, name: str) -> None:
+        snapshot_id = await self.lookup_tag(name)
+        tomb = TagTombstone(snapshot_id=snapshot_id, deleted_at=now_us())
+        try:
+            await self.storage.put_if_absent(_tombstone_key(name), encode_tombstone(tomb))
+        except ObjectExistsError:
+            raise TagNotFoundError(name) from None
+
+    async def list_tags(self) -> set[str]:
+        live = await self._list_names("refs/tag.", "/ref")
+        dead = await self._list_names("refs/tag.", "/deleted")
+        return live - dead
+
+    async def _list_names(self, prefix: str, suffix: str) -> set[str]:
+        names = set()
+        async for info in self.storage.list(prefix):
+            key = info.key
+            if key.endswith(suffix):
+                names.add(key[len(prefix) : -len(suffix)])
+        return names

@@ -1,0 +1,461 @@
+"""``Repository``: opening repositories, refs, history and sessions (Icechunk 1.1 names)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from icechunk_lib import _sync
+from icechunk_lib.errors import (
+    BranchAlreadyExistsError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    ReadOnlyStorageError,
+    RepositoryAlreadyExistsError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+)
+from icechunk_lib.format import RepositoryConfig, new_object_id
+from icechunk_lib.format.config import decode_config, encode_config
+from icechunk_lib.format.ids import is_object_id
+from icechunk_lib.format.snapshot import Snapshot, SnapshotHeader
+from icechunk_lib.objects import CONFIG, ObjectStore
+from icechunk_lib.refs import MAIN_BRANCH, RefStore, now_us
+from icechunk_lib.session import Session
+from icechunk_lib.storage import Storage
+
+if TYPE_CHECKING:
+    from icechunk_lib.conflicts import ConflictSolver
+    from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.store import IcechunkStore
+
+__all__ = ["Repository", "SnapshotInfo"]
+
+INITIAL_COMMIT_MESSAGE = "Repository initialized"
+
+
+def _to_datetime(us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One entry of the history: what ``ancestry`` yields and ``lookup_snapshot`` returns."""
+
+    id: str
+    parent_id: str | None
+    written_at: dt.datetime
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _from(cls, s: SnapshotHeader | Snapshot | Any) -> SnapshotInfo:
+        return cls(s.id, s.parent_id, _to_datetime(s.written_at), s.message, dict(s.metadata))
+
+
+class Repository:
+    """A versioned Zarr repository in one storage location."""
+
+    def __init__(self, storage: Storage, config: RepositoryConfig) -> None:
+        self._storage = storage
+        self._config = config.validate()
+        self._objects = ObjectStore(storage, self._config)
+        self._refs = RefStore(storage)
+
+    def __repr__(self) -> str:
+        return f"<Repository at {self._storage.url}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"storage": self._storage, "config": self._config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["storage"], state["config"])  # type: ignore[misc]
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def config(self) -> RepositoryConfig:
+        return self._config
+
+    # --- creating and opening ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
+        """Create a repository in an empty location, with one commit on ``main``."""
+        return _sync.run(cls.create_async(storage, config))
+
+    @classmethod
+    async def create_async(
+        cls, storage: Storage, config: RepositoryConfig | None = None
+    ) -> Repository:
+        config = (config or RepositoryConfig.default()).validate()
+        _require_writable(storage)
+        if await _repository_exists(storage):
+            raise RepositoryAlreadyExistsError(storage.url)
+        if not await storage.is_empty():
+            raise RepositoryAlreadyExistsError(
+                storage.url, "the location is not empty; choose an empty directory or prefix"
+            )
+        repo = cls(storage, config)
+        initial = Snapshot(
+            id=new_object_id(),
+            parent_id=None,
+            written_at=now_us(),
+            message=INITIAL_COMMIT_MESSAGE,
+            metadata={},
+        )
+        await repo._objects.write_snapshot(initial)
+        await storage.put(CONFIG, encode_config(config))
+        # Creating main is the claim on the location: only one of two racing creators wins.
+        try:
+            await repo._refs.create_branch(MAIN_BRANCH, initial.id)
+        except BranchAlreadyExistsError:
+            raise RepositoryAlreadyExistsError(storage.url) from None
+        return repo
+
+    @classmethod
+    def open(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
+        """Open an existing repository; ``config`` (if given) replaces the saved one here."""
+        return _sync.run(cls.open_async(storage, config))
+
+    @classmethod
+    async def open_async(
+        cls, storage: Storage, config: RepositoryConfig | None = None
+    ) -> Repository:
+        if not await _repository_exists(storage):
+            raise RepositoryNotFoundError(storage.url)
+        if config is None:
+            config = await cls.fetch_config_async(storage) or RepositoryConfig.default()
+        return cls(storage, config)
+
+    @classmethod
+    def open_or_create(
+        cls, storage: Storage, config: RepositoryConfig | None = None
+    ) -> Repository:
+        return _sync.run(cls.open_or_create_async(storage, config))
+
+    @classmethod
+    async def open_or_create_async(
+        cls, storage: Storage, config: RepositoryConfig | None = None
+    ) -> Repository:
+        if await _repository_exists(storage):
+            return await cls.open_async(storage, config)
+        try:
+            return await cls.create_async(storage, config)
+        except RepositoryAlreadyExistsError:
+            if await _repository_exists(storage):  # lost a creation race: use the winner's
+                return await cls.open_async(storage, config)
+            raise
+
+    @staticmethod
+    def exists(storage: Storage) -> bool:
+        return _sync.run(Repository.exists_async(storage))
+
+    @staticmethod
+    async def exists_async(storage: Storage) -> bool:
+        return await _repository_exists(storage)
+
+    @staticmethod
+    def fetch_config(storage: Storage) -> RepositoryConfig | None:
+        """The configuration saved in the repository, or None if none was saved."""
+        return _sync.run(Repository.fetch_config_async(storage))
+
+    @staticmethod
+    async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
+        try:
+            data = await storage.get(CONFIG)
+        except ObjectNotFoundError:
+            return None
+        return decode_config(data, path=f"{CONFIG} in {storage.url}")
+
+    def save_config(self) -> None:
+        """Persist this repository's current ``config`` in the repository."""
+        _sync.run(self.save_config_async())
+
+    async def save_config_async(self) -> None:
+        self._config.validate()
+        _require_writable(self._storage)
+        data = encode_config(self._config)
+        try:
+            _, version = await self._storage.get_versioned(CONFIG)
+        except ObjectNotFoundError:
+            try:
+                await self._storage.put_if_absent(CONFIG, data)
+                return
+            except ObjectExistsError:
+                _, version = await self._storage.get_versioned(CONFIG)
+        try:
+            await self._storage.put_if_match(CONFIG, data, version)
+        except PreconditionFailedError:
+            from icechunk_lib.errors import ConfigError
+
+            raise ConfigError(
+                "the repository config changed while saving; reopen and try again"
+            ) from None
+
+    # --- history ---------------------------------------------------------------------------------
+
+    async def _resolve(
+        self,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> str:
+        given = [x for x in (branch, tag, snapshot_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError("pass exactly one of branch=, tag= or snapshot_id=")
+        if branch is not None:
+            return await self._refs.lookup_branch(branch)
+        if tag is not None:
+            return await self._refs.lookup_tag(tag)
+        assert snapshot_id is not None
+        await self._check_snapshot(snapshot_id)
+        return snapshot_id
+
+    async def _check_snapshot(self, snapshot_id: str) -> None:
+        if not isinstance(snapshot_id, str) or not is_object_id(snapshot_id):
+            raise SnapshotNotFoundError(str(snapshot_id), "not a valid snapshot id")
+        await self._objects.snapshot_header(snapshot_id)
+
+    def ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> Iterator[SnapshotInfo]:
+        """The snapshot and its ancestors, newest first."""
+        start = _sync.run(self._resolve(branch, tag, snapshot_id))
+        cursor: str | None = start
+        while cursor is not None:
+            page = _sync.run(self._history_page(cursor))
+            yield from page
+            cursor = page[-1].parent_id
+
+    async def _history_page(self, snapshot_id: str) -> list[SnapshotInfo]:
+        """A snapshot followed by the ancestors it summarises: one read for many entries."""
+        header = await self._objects.snapshot_header(snapshot_id)
+        return [SnapshotInfo._from(header), *(SnapshotInfo._from(a) for a in header.ancestry)]
+
+    async def async_ancestry(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+    ) -> AsyncIterator[SnapshotInfo]:
+        cursor: str | None = await self._resolve(branch, tag, snapshot_id)
+        while cursor is not None:
+            page = await self._history_page(cursor)
+            for info in page:
+                yield info
+            cursor = page[-1].parent_id
+
+    ancestry_async = async_ancestry
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        return _sync.run(self.lookup_snapshot_async(snapshot_id))
+
+    async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        await self._check_snapshot(snapshot_id)
+        return SnapshotInfo._from(await self._objects.snapshot_header(snapshot_id))
+
+    # --- branches --------------------------------------------------------------------------------
+
+    def create_branch(self, branch: str, snapshot_id: str) -> None:
+        _sync.run(self.create_branch_async(branch, snapshot_id))
+
+    async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        _require_writable(self._storage)
+        await self._check_snapshot(snapshot_id)
+        await self._refs.create_branch(branch, snapshot_id)
+
+    def list_branches(self) -> set[str]:
+        return _sync.run(self.list_branches_async())
+
+    async def list_branches_async(self) -> set[str]:
+        return await self._refs.list_branches()
+
+    def lookup_branch(self, branch: str) -> str:
+        return _sync.run(self.lookup_branch_async(branch))
+
+    async def lookup_branch_async(self, branch: str) -> str:
+        return await self._refs.lookup_branch(branch)
+
+    def reset_branch(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        """Point ``branch`` at ``snapshot_id``; with ``from_snapshot_id`` only if it is there."""
+        _sync.run(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+
+    async def reset_branch_async(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        _require_writable(self._storage)
+        await self._check_snapshot(snapshot_id)
+        await self._refs.update_branch(
+            branch, snapshot_id, from_snapshot_id, check=from_snapshot_id is not None
+        )
+
+    def delete_branch(self, branch: str) -> None:
+        _sync.run(self.delete_branch_async(branch))
+
+    async def delete_branch_async(self, branch: str) -> None:
+        _require_writable(self._storage)
+        await self._refs.delete_branch(branch)
+
+    # --- tags ------------------------------------------------------------------------------------
+
+    def create_tag(self, tag: str, snapshot_id: str) -> None:
+        _sync.run(self.create_tag_async(tag, snapshot_id))
+
+    async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        _require_writable(self._storage)
+        await self._check_snapshot(snapshot_id)
+        await self._refs.create_tag(tag, snapshot_id)
+
+    def list_tags(self) -> set[str]:
+        return _sync.run(self.list_tags_async())
+
+    async def list_tags_async(self) -> set[str]:
+        return await self._refs.list_tags()
+
+    def lookup_tag(self, tag: str) -> str:
+        return _sync.run(self.lookup_tag_async(tag))
+
+    async def lookup_tag_async(self, tag: str) -> str:
+        return await self._refs.lookup_tag(tag)
+
+    def delete_tag(self, tag: str) -> None:
+        _sync.run(self.delete_tag_async(tag))
+
+    async def delete_tag_async(self, tag: str) -> None:
+        _require_writable(self._storage)
+        await self._refs.delete_tag(tag)
+
+    # --- diff ----------------------------------------------------------------------------------
+
+    def diff(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """What changed from one version to another."""
+        return _sync.run(
+            self.diff_async(
+                from_branch=from_branch,
+                from_tag=from_tag,
+                from_snapshot_id=from_snapshot_id,
+                to_branch=to_branch,
+                to_tag=to_tag,
+                to_snapshot_id=to_snapshot_id,
+            )
+        )
+
+    async def diff_async(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        from icechunk_lib.ops.diff import diff_snapshots
+
+        a = await self._resolve(from_branch, from_tag, from_snapshot_id)
+        b = await self._resolve(to_branch, to_tag, to_snapshot_id)
+        old = await self._objects.snapshot(a)
+        new = await self._objects.snapshot(b)
+        return await diff_snapshots(self._objects, old, new)
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def readonly_session(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> Session:
+        """A read-only session at a branch tip, tag, snapshot, or a branch ``as_of`` a time."""
+        return _sync.run(
+            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
+        )
+
+    async def readonly_session_async(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> Session:
+        if branch is None and tag is None and snapshot_id is None:
+            branch = MAIN_BRANCH
+        sid = await self._resolve(branch, tag, snapshot_id)
+        if as_of is not None:
+            sid = await self._as_of(sid, as_of, branch or tag or snapshot_id or "")
+        return Session(self._objects, sid, branch=None, read_only=True)
+
+    async def _as_of(self, start: str, when: dt.datetime, name: str) -> str:
+        if when.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware (for example datetime.now(UTC))")
+        limit = int(when.timestamp() * 1_000_000)
+        cursor: str | None = start
+        while cursor is not None:
+            header = await self._objects.snapshot_header(cursor)
+            for entry in (header, *header.ancestry):
+                if entry.written_at <= limit:
+                    return entry.id
+            cursor = header.ancestry[-1].parent_id if header.ancestry else header.parent_id
+        raise SnapshotNotFoundError(name, f"nothing was committed at or before {when.isoformat()}")
+
+    def writable_session(self, branch: str) -> Session:
+        """A session whose changes ``commit`` adds to ``branch``."""
+        return _sync.run(self.writable_session_async(branch))
+
+    async def writable_session_async(self, branch: str) -> Session:
+        _require_writable(self._storage)
+        sid = await self._refs.lookup_branch(branch)
+        return Session(self._objects, sid, branch=branch, read_only=False)
+
+    @contextlib.contextmanager
+    def transaction(
+        self,
+        branch: str,
+        *,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1_000,
+    ) -> Iterator[IcechunkStore]:
+        """Yield a store; commit on success, discard on error."""
+        session = self.writable_session(branch)
+        yield session.store
+        session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)
+
+
+async def _repository_exists(storage: Storage) -> bool:
+    return await storage.exists(f"refs/branch.{MAIN_BRANCH}/ref")
+
+
+def _require_writable(storage: Storage) -> None:
+    if not storage.capabilities.safe_writes:
+        raise ReadOnlyStorageError(
+            f"{storage.url} lacks atomic create-if-absent and compare-and-swap, "
+            "so concurrent writers could lose updates; it can only be read"
+        )

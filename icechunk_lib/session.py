@@ -1,0 +1,499 @@
+"""Sessions: a view of one snapshot plus uncommitted changes, committed atomically.
+
+Reads go through the change set, then the snapshot's node tree, then its manifests. Chunk
+bytes are written to storage as the session writes them; the commit only writes metadata and
+swaps the branch ref. Safe for concurrent use from threads and asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from icechunk_lib import _sync
+from icechunk_lib.changes import NodeChanges, node_changes
+from icechunk_lib.errors import (
+    ConflictError,
+    NodeNotFoundError,
+    ReadOnlySessionError,
+    RebaseFailedError,
+    SessionError,
+)
+from icechunk_lib.format import content_checksum, new_chunk_id, new_node_id
+from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef
+from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
+from icechunk_lib.names import validate_node_path
+from icechunk_lib.objects import ObjectStore, chunk_key
+from icechunk_lib.refs import RefStore
+from icechunk_lib.zarr_keys import ArrayInfo, parse_array_meta
+
+if TYPE_CHECKING:
+    from icechunk_lib.conflicts import ConflictSolver
+    from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.store import IcechunkStore
+
+__all__ = ["Session"]
+
+Coords = tuple[int, ...]
+
+
+class Session:
+    """A read-only or writable view of a repository at one snapshot.
+
+    Create sessions with ``Repository.readonly_session`` / ``writable_session``; hand
+    ``session.store`` to zarr or xarray; ``commit`` publishes the changes atomically.
+    """
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        snapshot_id: str,
+        *,
+        branch: str | None,
+        read_only: bool,
+    ) -> None:
+        self._objects = objects
+        self._refs = RefStore(objects.storage)
+        self._base_id = snapshot_id
+        self._branch = branch
+        self._read_only = read_only
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._base: Snapshot | None = None
+        self._nodes: dict[str, NodeSnapshot] | None = None
+        self._extras: dict[str, ExtraObject] = {}
+        self._chunks: dict[str, dict[Coords, ChunkRef | None]] = {}
+        self._extra_changes: set[str] = set()
+        self._info: dict[str, tuple[bytes, ArrayInfo | None]] = {}
+        self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
+        self._lock = threading.RLock()
+        self._dirty = False
+
+    # --- pickling: the change set travels, caches are rebuilt ----------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "storage": self._objects.storage,
+            "config": self._objects.config,
+            "base_id": self._base_id,
+            "branch": self._branch,
+            "read_only": self._read_only,
+            "nodes": self._nodes if self._dirty else None,
+            "extras": self._extras if self._dirty else None,
+            "chunks": self._chunks,
+            "extra_changes": self._extra_changes,
+            "dirty": self._dirty,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            ObjectStore(state["storage"], state["config"]),
+            state["base_id"],
+            branch=state["branch"],
+            read_only=state["read_only"],
+        )
+        if state["dirty"]:
+            self._nodes = state["nodes"]
+            self._extras = state["extras"]
+        self._chunks = state["chunks"]
+        self._extra_changes = state["extra_changes"]
+        self._dirty = state["dirty"]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return other is self or (
+            self._objects.storage == other._objects.storage
+            and self._base_id == other._base_id
+            and self._branch == other._branch
+            and self._read_only == other._read_only
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._base_id, self._branch, self._read_only))
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self._read_only else "writable"
+        where = f"branch {self._branch!r}" if self._branch else "detached"
+        return f"<Session {mode} {where} at {self._base_id}>"
+
+    # --- public properties ---------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot this session reads from (after a commit: the new snapshot)."""
+        return self._base_id
+
+    @property
+    def branch(self) -> str | None:
+        return self._branch
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        return self._dirty
+
+    @property
+    def store(self) -> IcechunkStore:
+        """A zarr ``Store`` over this session."""
+        from icechunk_lib.store import IcechunkStore
+
+        return IcechunkStore(self, read_only=self._read_only)
+
+    @property
+    def config(self) -> Any:
+        return self._objects.config
+
+    # --- loading -------------------------------------------------------------------------------
+
+    async def _load(self) -> dict[str, NodeSnapshot]:
+        base = await self._objects.snapshot(self._base_id)
+        with self._lock:
+            if self._nodes is None:
+                self._base = base
+                self._nodes = {n.path: n for n in base.nodes}
+                self._extras = {e.key: e for e in base.extras}
+            elif self._base is None:
+                self._base = base
+            return self._nodes
+
+    async def nodes(self) -> dict[str, NodeSnapshot]:
+        """The working node tree, path -> node (do not mutate)."""
+        nodes = self._nodes
+        return nodes if nodes is not None else await self._load()
+
+    async def base_snapshot(self) -> Snapshot:
+        if self._base is None:
+            await self._load()
+            if self._base is None:
+                self._base = await self._objects.snapshot(self._base_id)
+        return self._base
+
+    def array_info(self, node: NodeSnapshot) -> ArrayInfo | None:
+        """Parsed ``zarr.json`` of an array node (cached per metadata document)."""
+        cached = self._info.get(node.id)
+        if cached is not None and cached[0] is node.meta:
+            return cached[1]
+        info = parse_array_meta(node.meta) if node.kind == ARRAY else None
+        self._info[node.id] = (node.meta, info)
+        return info
+
+    # --- writes: metadata ----------------------------------------------------------------------
+
+    def _check_writable(self, what: str = "write") -> None:
+        if self._read_only:
+            raise ReadOnlySessionError(what)
+
+    async def set_node(self, path: str, meta: bytes) -> NodeSnapshot:
+        """Create or update the group or array at ``path`` from its ``zarr.json`` bytes."""
+        self._check_writable()
+        path = validate_node_path(path)
+        nodes = await self.nodes()
+        info = parse_array_meta(meta)
+        kind = ARRAY if info is not None else GROUP
+        with self._lock:
+            old = nodes.get(path)
+            old_info = self.array_info(old) if old is not None else None
+            if old is not None and old.kind == kind and (
+                kind == GROUP or (old_info is not None and old_info.ndim == info.ndim)  # type: ignore[union-attr]
+            ):
+                node = NodeSnapshot(old.id, path, kind, bytes(meta), old.manifests)
+            else:
+                if old is not None:
+                    self._chunks.pop(old.id, None)
+                node = NodeSnapshot(new_node_id(), path, kind, bytes(meta))
+            nodes[path] = node
+            self._dirty = True
+        return node
+
+    async def delete_node(self, path: str) -> bool:
+        """Delete the node at ``path`` (not its children); False if there is none."""
+        self._check_writable("delete")
+        nodes = await self.nodes()
+        with self._lock:
+            node = nodes.pop(validate_node_path(path), None)
+            if node is None:
+                return False
+            self._chunks.pop(node.id, None)
+            self._dirty = True
+            return True
+
+    async def delete_tree(self, path: str) -> int:
+        """Delete the node at ``path`` and every node below it; metadata only."""
+        self._check_writable("delete")
+        path = validate_node_path(path)
+        nodes = await self.nodes()
+        prefix = "/" if path == "/" else path + "/"
+        with self._lock:
+            doomed = [p for p in nodes if p == path or p.startswith(prefix)]
+            for p in doomed:
+                node = nodes.pop(p)
+                self._chunks.pop(node.id, None)
+            if doomed:
+                self._dirty = True
+            return len(doomed)
+
+    async def move(self, from_path: str, to_path: str) -> None:
+        """Rename a group or array with everything below it; no chunk is copied."""
+        self._check_writable("move")
+        src = validate_node_path(from_path)
+        dst = validate_node_path(to_path)
+        nodes = await self.nodes()
+        if src not in nodes:
+            raise NodeNotFoundError(src)
+        if dst in nodes or dst.startswith(src + "/"):
+            from icechunk_lib.errors import InvalidNameError
+
+            raise InvalidNameError("node", dst, "the destination exists or is inside the source")
+        with self._lock:
+            moving = [p for p in nodes if p == src or p.startswith(src + "/")]
+            for p in moving:
+                node = nodes.pop(p)
+                new_path = dst + p[len(src) :]
+                nodes[new_path] = NodeSnapshot(node.id, new_path, node.kind, node.meta, node.manifests)
+            self._dirty = True
+
+    # --- chunks --------------------------------------------------------------------------------
+
+    async def chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
+        """The reference of the chunk at ``coords`` of array ``node``, or None."""
+        changes = self._chunks.get(node.id)
+        if changes is not None and coords in changes:
+            return changes[coords]
+        mrefs = node.manifests
+        if not mrefs:
+            return None
+        if len(mrefs) == 1:
+            mref = mrefs[0]
+        else:
+            cached = self._firsts.get(node.id)
+            if cached is None or cached[0] is not mrefs:
+                cached = (mrefs, [m.first for m in mrefs])
+                self._firsts[node.id] = cached
+            i = bisect.bisect_right(cached[1], coords) - 1
+            if i < 0:
+                return None
+            mref = mrefs[i]
+        manifest = await self._objects.manifest(mref.manifest_id)
+        table = manifest.tables.get(node.id)
+        if table is None:
+            return None
+        row = table.find(coords)
+        return table.ref(row) if row >= 0 else None
+
+    async def read_ref(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of a chunk (offsets relative to the chunk)."""
+        if ref.kind == INLINE:
+            return ref.data[start:end]
+        stop = ref.length if end is None else min(end, ref.length)
+        if ref.kind == NATIVE:
+            if start >= stop:
+                return b""
+            return await self._objects.storage.get(
+                chunk_key(ref.chunk_id), (ref.offset + start, ref.offset + stop)
+            )
+        raise SessionError(
+            f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "
+            "is not supported by this version of ick"
+        )
+
+    async def set_chunk(self, node: NodeSnapshot, coords: Coords, data: bytes) -> None:
+        """Store one chunk: inline if small, else written to ``chunks/`` right away."""
+        self._check_writable()
+        ref = await self._make_ref(data)
+        with self._lock:
+            self._chunks.setdefault(node.id, {})[coords] = ref
+            self._dirty = True
+
+    async def _make_ref(self, data: bytes) -> ChunkRef:
+        checksum = content_checksum(data)
+        if len(data) <= self._objects.config.inline_chunk_threshold_bytes:
+            return ChunkRef(INLINE, b"", 0, len(data), checksum, data)
+        cid = new_chunk_id()
+        await self._objects.storage.put(chunk_key(cid), data)
+        return ChunkRef(NATIVE, cid, 0, len(data), checksum)
+
+    async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
+        self._check_writable("delete")
+        with self._lock:
+            self._chunks.setdefault(node.id, {})[coords] = None
+            self._dirty = True
+
+    async def iter_chunks(self, node: NodeSnapshot) -> AsyncIterator[tuple[Coords, ChunkRef]]:
+        """Every chunk of an array (committed and uncommitted), in no particular order."""
+        changes = self._chunks.get(node.id, {})
+        for mref in node.manifests:
+            manifest = await self._objects.manifest(mref.manifest_id)
+            table = manifest.tables.get(node.id)
+            if table is None:
+                continue
+            for row, c in enumerate(table.coords().tolist()):
+                coords = tuple(c)
+                if coords not in changes:
+                    yield coords, table.ref(row)
+        for coords, ref in list(changes.items()):
+            if ref is not None:
+                yield coords, ref
+
+    async def chunk_coordinates(self, node: NodeSnapshot) -> list[Coords]:
+        return [c async for c, _ in self.iter_chunks(node)]
+
+    # --- extra (non-Zarr) keys -------------------------------------------------------------------
+
+    async def get_extra(self, key: str) -> ExtraObject | None:
+        await self.nodes()
+        return self._extras.get(key)
+
+    async def read_extra(self, extra: ExtraObject, start: int = 0, end: int | None = None) -> bytes:
+        if extra.chunk_id:
+            ref = ChunkRef(NATIVE, extra.chunk_id, 0, extra.length, extra.checksum)
+        else:
+            ref = ChunkRef(INLINE, b"", 0, extra.length, extra.checksum, extra.data)
+        return await self.read_ref(ref, start, end)
+
+    async def set_extra(self, key: str, data: bytes) -> None:
+        self._check_writable()
+        await self.nodes()
+        ref = await self._make_ref(data)
+        extra = ExtraObject(key, ref.length, ref.checksum, ref.data, ref.chunk_id)
+        with self._lock:
+            self._extras[key] = extra
+            self._extra_changes.add(key)
+            self._dirty = True
+
+    async def delete_extras(self, keys: Iterable[str]) -> None:
+        self._check_writable("delete")
+        await self.nodes()
+        with self._lock:
+            for key in keys:
+                if self._extras.pop(key, None) is not None:
+                    self._extra_changes.add(key)
+                    self._dirty = True
+
+    def extra_keys(self) -> list[str]:
+        return list(self._extras)
+
+    # --- status, discard, commit ---------------------------------------------------------------
+
+    def status(self) -> Diff:
+        """What this session changed relative to its base snapshot."""
+        return _sync.run(self.status_async())
+
+    async def status_async(self) -> Diff:
+        from icechunk_lib.ops.diff import diff_session
+
+        base = await self.base_snapshot()
+        return diff_session(self, base)
+
+    def discard_changes(self) -> None:
+        """Forget every uncommitted change (written chunks become garbage for gc)."""
+        self._check_writable("discard changes")
+        with self._lock:
+            self._reset_state()
+
+    def changed_chunks(self) -> dict[str, dict[Coords, ChunkRef | None]]:
+        return self._chunks
+
+    def changed_extras(self) -> set[str]:
+        return self._extra_changes
+
+    def commit(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1_000,
+        allow_empty: bool = False,
+    ) -> str:
+        """Commit the changes as a new snapshot on the branch; return its id.
+
+        Raises ``ConflictError`` if the branch moved since the session started (unless
+        ``rebase_with`` resolves it), ``NoChangesToCommitError`` if there is nothing to commit.
+        Afterwards the session is read-only at the new snapshot.
+        """
+        return _sync.run(
+            self.commit_async(
+                message,
+                metadata,
+                rebase_with=rebase_with,
+                rebase_tries=rebase_tries,
+                allow_empty=allow_empty,
+            )
+        )
+
+    async def commit_async(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        rebase_with: ConflictSolver | None = None,
+        rebase_tries: int = 1_000,
+        allow_empty: bool = False,
+    ) -> str:
+        from icechunk_lib.commit import commit_session
+
+        self._check_writable("commit")
+        if self._branch is None:
+            raise ReadOnlySessionError("commit from a detached session")
+        tries = 0
+        while True:
+            try:
+                new_id = await commit_session(self, message, metadata or {}, allow_empty)
+            except ConflictError as exc:
+                if rebase_with is None or isinstance(exc, RebaseFailedError):
+                    raise
+                tries += 1
+                if tries > rebase_tries:
+                    raise
+                await self.rebase_async(rebase_with)
+                continue
+            with self._lock:
+                self._base_id = new_id
+                self._read_only = True
+                self._reset_state()
+            return new_id
+
+    def rebase(self, solver: ConflictSolver) -> None:
+        """Replay this session's changes on the branch tip, resolving conflicts with ``solver``."""
+        _sync.run(self.rebase_async(solver))
+
+    async def rebase_async(self, solver: ConflictSolver) -> None:
+        from icechunk_lib.conflicts import rebase_session
+
+        self._check_writable("rebase")
+        if self._branch is None:
+            raise ReadOnlySessionError("rebase a detached session")
+        await rebase_session(self, solver)
+
+    # --- used by commit and rebase -------------------------------------------------------------
+
+    def _adopt_base(self, snapshot: Snapshot, nodes: dict[str, NodeSnapshot], extras: dict[str, ExtraObject]) -> None:
+        with self._lock:
+            self._base_id = snapshot.id
+            self._base = snapshot
+            self._nodes = nodes
+            self._extras = extras
+
+    def _node_changes(self, base: Snapshot) -> NodeChanges:
+        return self._node_changes_from(base.nodes)
+
+    def _node_changes_from(self, base_nodes: Iterable[NodeSnapshot]) -> NodeChanges:
+        assert self._nodes is not None
+        return node_changes(base_nodes, self._nodes)
+
+    def _drop_chunk_changes(self, path: str, coords: Iterable[Iterable[int]]) -> None:
+        """Forget our writes of these chunks of the array at ``path`` (theirs win)."""
+        node = (self._nodes or {}).get(path)
+        if node is None:
+            return
+        with self._lock:
+            changes = self._chunks.get(node.id, {})
+            for c in coords:
+                changes.pop(tuple(c), None)

@@ -1,0 +1,32 @@
+"""Async byte-level object storage: the abstract seam, its backends and URL dispatch."""
+
+from __future__ import annotations
+
+import os
+
+from icechunk_lib.storage._base import ObjectInfo, Storage, StorageCapabilities, check_key
+from icechunk_lib.storage.local import LocalFileSystemStorage
+from icechunk_lib.storage.memory import InMemoryStorage
+from icechunk_lib.storage.url import storage_from_url
+
+__all__ = [
+    "InMemoryStorage",
+    "LocalFileSystemStorage",
+    "ObjectInfo",
+    "Storage",
+    "StorageCapabilities",
+    "check_key",
+    "in_memory_storage",
+    "local_filesystem_storage",
+    "storage_from_url",
+]
+
+
+def local_filesystem_storage(path: str | os.PathLike[str]) -> Storage:
+    """Storage in a local directory, created on the first write (Icechunk's factory name)."""
+    return LocalFileSystemStorage(path)
+
+
+def in_memory_storage() -> Storage:
+    """A fresh, empty in-process storage (Icechunk's factory name)."""
+    return InMemoryStorage()

@@ -1,0 +1,173 @@
+"""The storage seam: async byte-level object storage with declared atomic capabilities.
+
+Everything above this layer speaks in keys (``"snapshots/ABC..."``) and bytes. Backends know
+nothing about the repository format; the format knows nothing about backends.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from icechunk_lib.errors import InvalidKeyError
+
+__all__ = [
+    "ObjectInfo",
+    "Storage",
+    "StorageCapabilities",
+    "check_byte_range",
+    "check_key",
+    "check_prefix",
+]
+
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageCapabilities:
+    """The atomic operations a backend guarantees; writers need both to be safe."""
+
+    create_if_absent: bool
+    compare_and_swap: bool
+
+    @property
+    def safe_writes(self) -> bool:
+        """True when concurrent writers cannot lose updates on this backend."""
+        return self.create_if_absent and self.compare_and_swap
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One listed object: its key relative to the storage root, size and modification time."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise ``InvalidKeyError``.
+
+    Keys are ``/``-separated, relative, with no empty, ``.`` or ``..`` segments, so no key can
+    name anything outside the storage root.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError(str(key), "keys must be non-empty strings")
+    if key.startswith("/") or key.endswith("/"):
+        raise InvalidKeyError(key, "keys must not start or end with '/'")
+    if _BAD_CHARS.search(key):
+        raise InvalidKeyError(key, "control characters and backslashes are not allowed")
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidKeyError(key, "empty, '.' and '..' segments are not allowed")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if some valid key can start with it, else raise ``InvalidKeyError``.
+
+    ``""`` lists everything; a prefix may end with ``/`` or mid-segment (``"refs/branch."``).
+    """
+    if not isinstance(prefix, str):
+        raise InvalidKeyError(str(prefix), "prefixes must be strings")
+    if prefix.startswith("/"):
+        raise InvalidKeyError(prefix, "prefixes must not start with '/'")
+    if _BAD_CHARS.search(prefix):
+        raise InvalidKeyError(prefix, "control characters and backslashes are not allowed")
+    # Only complete segments are checked: the last one may still grow into a valid name.
+    for part in prefix.split("/")[:-1]:
+        if part in ("", ".", ".."):
+            raise InvalidKeyError(prefix, "empty, '.' and '..' segments are not allowed")
+    return prefix
+
+
+def check_byte_range(byte_range: tuple[int, int | None]) -> tuple[int, int | None]:
+    """Return ``(start, end)`` if both offsets are non-negative, else raise ``ValueError``."""
+    start, end = byte_range
+    if start < 0 or (end is not None and end < 0):
+        raise ValueError(f"byte range offsets must be non-negative, got {byte_range!r}")
+    return start, end
+
+
+class Storage(ABC):
+    """Async object storage addressed by relative keys.
+
+    Contract every backend honours (``tests/storage`` checks it for each one):
+
+    * ``get`` of a missing key raises ``ObjectNotFoundError``.
+    * every write is atomic for readers: they see the old bytes or the new, never a mix.
+    * ``put_if_absent`` raises ``ObjectExistsError`` if the key exists (when
+      ``capabilities.create_if_absent``), atomically across processes.
+    * ``put_if_match`` replaces the object only if its current version token equals
+      ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
+    * ``delete`` of a missing key is not an error.
+    * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
+    """
+
+    capabilities: StorageCapabilities
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """A printable location for messages (never contains credentials)."""
+
+    @abstractmethod
+    async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
+        """Return the object's bytes, or bytes ``[start, end)`` of it (``end=None``: to the end).
+
+        A range past the end of the object is clipped, like Python slicing; negative offsets
+        raise ``ValueError``.
+        """
+
+    @abstractmethod
+    async def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """Return the object's bytes and an opaque version token for ``put_if_match``."""
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` unconditionally (used for objects under fresh ids)."""
+
+    @abstractmethod
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``data``; raise ``ObjectExistsError`` if it already exists."""
+
+    @abstractmethod
+    async def put_if_match(self, key: str, data: bytes, version: str) -> str:
+        """Replace ``key`` only if its version is ``version``; return the new version token."""
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+
+    @abstractmethod
+    async def size(self, key: str) -> int:
+        """The object's size in bytes; ``ObjectNotFoundError`` if missing."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error."""
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete every key; return how many were given. Backends may batch this."""
+        count = 0
+        for key in keys:
+            await self.delete(key)
+            count += 1
+        return count
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in no particular order.
+
+        A ``prefix`` is a plain string prefix (``"refs/"``, ``"refs/branch."``), not a glob;
+        one no valid key can start with raises ``InvalidKeyError`` (see ``check_prefix``).
+        """
+
+    async def is_empty(self) -> bool:
+        """True when the storage holds no objects at all."""
+        async for _ in self.list(""):
+            return False
+        return True

@@ -1,0 +1,354 @@
+"""Local filesystem storage, safe with several processes writing the same repository.
+
+Atomicity comes from POSIX primitives: every write goes to a temporary file in the target
+directory first, then ``os.replace`` publishes it (readers see old or new bytes, never a mix),
+``os.link`` creates-if-absent, and compare-and-swap holds an ``flock`` on a per-key lock file.
+Internal files (``.ick-locks/``, ``.ick-tmp-*``) use the reserved ``.ick-`` segment prefix, which
+keys may not use, so ``list`` never shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import itertools
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import xxhash
+
+from icechunk_lib.errors import (
+    InvalidKeyError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    ReadOnlyStorageError,
+    StorageError,
+)
+from icechunk_lib.storage._base import (
+    ObjectInfo,
+    Storage,
+    StorageCapabilities,
+    check_byte_range,
+    check_key,
+    check_prefix,
+)
+
+__all__ = ["LocalFileSystemStorage", "version_token"]
+
+RESERVED_PREFIX = ".ick-"
+_LOCK_DIR = ".ick-locks"
+_TMP_PREFIX = ".ick-tmp-"
+_LIST_BATCH = 1000
+# link(2) errors meaning "this filesystem has no hard links", not "the key exists".
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def version_token(data: bytes) -> str:
+    """The version token of ``data``: hex xxh3-128 of the content (equal bytes, equal token)."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+class LocalFileSystemStorage(Storage):
+    """Objects as files under a root directory, created lazily on the first write."""
+
+    capabilities = StorageCapabilities(create_if_absent=True, compare_and_swap=True)
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """Use ``root`` (``~`` expanded, resolved to an absolute path) as the storage root."""
+        self._root = Path(root).expanduser().resolve()
+
+    @property
+    def root(self) -> Path:
+        """The resolved root directory."""
+        return self._root
+
+    @property
+    def url(self) -> str:
+        """The absolute root path."""
+        return str(self._root)
+
+    def __repr__(self) -> str:
+        return f"LocalFileSystemStorage({self.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocalFileSystemStorage):
+            return NotImplemented
+        return self._root == other._root
+
+    def __hash__(self) -> int:
+        return hash(("local", self._root))
+
+    def __reduce__(self) -> tuple[type[LocalFileSystemStorage], tuple[str]]:
+        return (LocalFileSystemStorage, (self.url,))
+
+    # --- paths and errors ----------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        """Map a checked key to its file path; reserved segments are refused."""
+        parts = check_key(key).split("/")
+        if any(part.startswith(RESERVED_PREFIX) for part in parts):
+            raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
+        return self._root.joinpath(*parts)
+
+    @contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        """Turn stray ``OSError``s into ``StorageError``s that name the key and the root."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except PermissionError as exc:
+            message = f"cannot {action} {key!r} in {self._root}: permission denied"
+            if action == "write" or action == "delete":
+                raise ReadOnlyStorageError(f"{message}; the location is not writable") from exc
+            raise StorageError(message) from exc
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StorageError(f"cannot {action} {key!r} in {self._root}: {reason}") from exc
+
+    @contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the key's lock file (excludes threads and processes).
+
+        Lock files are named by a hash of the key and never deleted: unlinking a lock file
+        while another process waits on it would let two writers in at once.
+        """
+        lock_dir = self._root / _LOCK_DIR
+        lock_path = lock_dir / f"{version_token(key.encode())}.lock"
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(lock_path, flags, 0o666)
+        except FileNotFoundError:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, flags, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _read(self, key: str, path: Path, byte_range: tuple[int, int | None] | None) -> bytes:
+        with self._os_errors("read", key):
+            try:
+                with open(path, "rb") as file:
+                    if byte_range is None:
+                        return file.read()
+                    start, end = byte_range
+                    size = os.fstat(file.fileno()).st_size
+                    end = size if end is None else min(end, size)
+                    if start >= end:
+                        return b""
+                    file.seek(start)
+                    return file.read(end - start)
+            except _MISSING:
+                raise ObjectNotFoundError(key, self.url) from None
+
+    async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
+        """Return the file's bytes, reading only the requested range (see ``Storage.get``)."""
+        path = self._path(key)
+        checked = None if byte_range is None else check_byte_range(byte_range)
+        return await asyncio.to_thread(self._read, key, path, checked)
+
+    async def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """Return the bytes and their content-hash version token (see ``version_token``)."""
+        data = await asyncio.to_thread(self._read, key, self._path(key), None)
+        return data, version_token(data)
+
+    def _stat(self, key: str, path: Path) -> os.stat_result | None:
+        with self._os_errors("stat", key):
+            try:
+                st = path.stat()
+            except _MISSING:
+                return None
+        return st if stat.S_ISREG(st.st_mode) else None
+
+    async def exists(self, key: str) -> bool:
+        """Whether a regular file exists for ``key``."""
+        return await asyncio.to_thread(self._stat, key, self._path(key)) is not None
+
+    async def size(self, key: str) -> int:
+        """The file's size in bytes."""
+        st = await asyncio.to_thread(self._stat, key, self._path(key))
+        if st is None:
+            raise ObjectNotFoundError(key, self.url)
+        return st.st_size
+
+    # --- listing -------------------------------------------------------------------------
+
+    def _walk(self, prefix: str) -> Generator[ObjectInfo, None, None]:
+        """Yield the files under ``prefix``, visiting only directories that can match."""
+        dir_key, _, name_prefix = prefix.rpartition("/")
+        if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
+            return  # internal directories hold no objects
+        start = self._root.joinpath(*dir_key.split("/")) if dir_key else self._root
+        pending = [(start, f"{dir_key}/" if dir_key else "", name_prefix)]
+        while pending:
+            path, key_base, wanted = pending.pop()
+            with self._os_errors("list", prefix):
+                try:
+                    entries = os.scandir(path)
+                except _MISSING:
+                    continue  # a missing root or subtree is simply empty
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
+                        continue
+                    with self._os_errors("list", prefix):
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                pending.append((Path(entry.path), f"{key_base}{name}/", ""))
+                                continue
+                            st = entry.stat()
+                        except FileNotFoundError:
+                            continue  # deleted while we walked
+                    if stat.S_ISREG(st.st_mode):
+                        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                        yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
+
+    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        walker = self._walk(prefix)
+        try:
+            while True:
+                batch = await asyncio.to_thread(_take, walker, _LIST_BATCH)
+                for info in batch:
+                    yield info
+                if len(batch) < _LIST_BATCH:
+                    return
+        finally:
+            # Cancelled mid-batch the walker is still running: it closes itself when collected.
+            with suppress(ValueError):
+                walker.close()
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Yield the objects under ``prefix`` in batches walked in a worker thread."""
+        return self._list(check_prefix(prefix))
+
+    async def is_empty(self) -> bool:
+        """True when the root holds no object (a missing root is empty)."""
+
+        def probe() -> bool:
+            walker = self._walk("")
+            try:
+                return next(walker, None) is None
+            finally:
+                walker.close()
+
+        return await asyncio.to_thread(probe)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        """Write and fsync ``data`` to a new hidden file beside ``path``; return its path."""
+        tmp = path.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}")
+        # 0o666 lets the umask decide permissions, as for any file the user creates.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+        try:
+            with open(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return tmp
+
+    def _replace(self, key: str, path: Path, data: bytes) -> None:
+        with self._os_errors("write", key):
+            tmp = self._write_temp(path, data)
+            try:
+                tmp.replace(path)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
+
+    def _create(self, key: str, path: Path, data: bytes) -> None:
+        with self._os_errors("write", key):
+            tmp = self._write_temp(path, data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ObjectExistsError(key) from None
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                # No hard links here: check and publish under the key lock instead.
+                with self._key_lock(key):
+                    if os.path.lexists(path):
+                        raise ObjectExistsError(key) from None
+                    tmp.replace(path)
+            finally:
+                _unlink_quietly(tmp)
+
+    def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
+        with self._os_errors("write", key):
+            if not self._matches(key, path, version):
+                raise PreconditionFailedError(key)  # fail fast without taking the lock
+            with self._key_lock(key):
+                if not self._matches(key, path, version):
+                    raise PreconditionFailedError(key)
+                self._replace(key, path, data)
+        return version_token(data)
+
+    def _matches(self, key: str, path: Path, version: str) -> bool:
+        try:
+            current = self._read(key, path, None)
+        except ObjectNotFoundError:
+            return False
+        return version_token(current) == version
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` atomically (temporary file, then ``os.replace``)."""
+        await asyncio.to_thread(self._replace, key, self._path(key), data)
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``os.link``, which fails atomically if the file exists."""
+        await asyncio.to_thread(self._create, key, self._path(key), data)
+
+    async def put_if_match(self, key: str, data: bytes, version: str) -> str:
+        """Compare-and-swap under the key's ``flock``; return the new content-hash token."""
+        return await asyncio.to_thread(self._swap, key, self._path(key), data, version)
+
+    def _unlink(self, key: str, path: Path) -> None:
+        # Empty directories stay: removing them could race with a writer creating a file.
+        with self._os_errors("delete", key), suppress(*_MISSING):
+            path.unlink()
+
+    async def delete(self, key: str) -> None:
+        """Delete the file if present."""
+        await asyncio.to_thread(self._unlink, key, self._path(key))
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete every key in one worker thread; all keys are checked first."""
+        targets = [(key, self._path(key)) for key in keys]
+
+        def unlink_all() -> None:
+            for key, path in targets:
+                self._unlink(key, path)
+
+        await asyncio.to_thread(unlink_all)
+        return len(targets)
+
+
+def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
+    return list(itertools.islice(items, count))
+
+
+def _unlink_quietly(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()

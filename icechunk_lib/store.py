@@ -1,0 +1,323 @@
+"""``IcechunkStore``: the zarr ``Store`` over a session.
+
+Zarr keys map onto the session's model: ``<path>/zarr.json`` is a node's metadata, keys below
+an array that match its chunk key encoding are chunks, and any other key is kept as an extra
+object (so the store honours the full ``zarr.abc.store.Store`` contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from icechunk_lib.errors import ReadOnlySessionError
+from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
+from icechunk_lib.session import Session
+from icechunk_lib.zarr_keys import META_KEY, path_to_prefix
+
+__all__ = ["IcechunkStore"]
+
+_META, _CHUNK, _EXTRA = 0, 1, 2
+_META_SUFFIX = "/" + META_KEY
+
+
+def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int | None]:
+    """``[start, end)`` of a zarr byte request on an object of ``size`` bytes."""
+    if byte_range is None:
+        return 0, None
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start, byte_range.end
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset, None
+    if isinstance(byte_range, SuffixByteRequest):
+        return max(size - byte_range.suffix, 0), None
+    raise TypeError(f"Unexpected byte_range, got {byte_range}.")
+
+
+class IcechunkStore(Store):
+    """A zarr v3 ``Store`` whose reads and writes go through an ick ``Session``."""
+
+    supports_writes: bool = True
+    supports_deletes: bool = True
+    supports_listing: bool = True
+    supports_partial_writes = False  # type: ignore[assignment]
+
+    def __init__(self, session: Session, read_only: bool | None = None) -> None:
+        if read_only is None:
+            read_only = session.read_only
+        if not read_only and session.read_only:
+            raise ReadOnlySessionError("open a writable store")
+        super().__init__(read_only=read_only)
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        # Consolidated metadata would be a second, stale copy; the snapshot already is one.
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IcechunkStore)
+            and self._session == other._session
+            and self.read_only == other.read_only
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._session, self.read_only))
+
+    def __repr__(self) -> str:
+        return f"IcechunkStore({self._session!r})"
+
+    def with_read_only(self, read_only: bool = False) -> IcechunkStore:
+        """A store over the same session with another read-only flag (overrides ``Store``)."""
+        return IcechunkStore(self._session, read_only=read_only)
+
+    # --- key resolution ------------------------------------------------------------------------
+
+    async def _resolve(self, key: str) -> tuple[int, Any, Any]:
+        """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None)."""
+        nodes = await self._session.nodes()
+        if key == META_KEY:
+            return _META, "/", nodes.get("/")
+        if key.endswith(_META_SUFFIX):
+            path = "/" + key[: -len(_META_SUFFIX)]
+            return _META, path, nodes.get(path)
+        i = len(key)
+        while True:
+            i = key.rfind("/", 0, i)
+            node = nodes.get("/" + key[:i] if i > 0 else "/")
+            if node is not None and node.kind == ARRAY:
+                info = self._session.array_info(node)
+                if info is not None:
+                    coords = info.parse_chunk_key(key[i + 1 :])
+                    if coords is not None:
+                        return _CHUNK, node, coords
+                break
+            if i <= 0:
+                break
+        return _EXTRA, key, None
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read a key, or a byte range of it; None if absent (overrides ``Store.get``)."""
+        data = await self._get_bytes_or_none(key, byte_range)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def _get_bytes_or_none(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        session = self._session
+        kind, a, b = await self._resolve(key)
+        if kind == _CHUNK:
+            ref = await session.chunk_ref(a, b)
+            if ref is None:
+                return None
+            start, end = _bounds(byte_range, ref.length)
+            return await session.read_ref(ref, start, end)
+        if kind == _META:
+            if b is None:
+                return None
+            meta: bytes = b.meta
+            start, end = _bounds(byte_range, len(meta))
+            return meta[start:end]
+        extra = await session.get_extra(key)
+        if extra is None:
+            return None
+        start, end = _bounds(byte_range, extra.length)
+        return await session.read_extra(extra, start, end)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Read many (key, range) pairs concurrently (overrides ``Store``)."""
+        limit = asyncio.Semaphore(self._session.config.get_partial_values_concurrency)
+
+        async def one(key: str, rng: ByteRequest | None) -> Buffer | None:
+            async with limit:
+                return await self.get(key, prototype, rng)
+
+        return list(await asyncio.gather(*(one(k, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        kind, a, b = await self._resolve(key)
+        if kind == _CHUNK:
+            return await self._session.chunk_ref(a, b) is not None
+        if kind == _META:
+            return b is not None
+        return await self._session.get_extra(key) is not None
+
+    async def getsize(self, key: str) -> int:
+        """Size in bytes from metadata alone, without reading the object (overrides ``Store``)."""
+        kind, a, b = await self._resolve(key)
+        size: int | None = None
+        if kind == _CHUNK:
+            ref = await self._session.chunk_ref(a, b)
+            size = None if ref is None else ref.length
+        elif kind == _META:
+            size = None if b is None else len(b.meta)
+        else:
+            extra = await self._session.get_extra(key)
+            size = None if extra is None else extra.length
+        if size is None:
+            raise FileNotFoundError(key)
+        return size
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Write a key (overrides ``Store.set``): metadata, chunk, or extra object."""
+        self._check_writable()
+        if not isinstance(value, Buffer):
+            raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
+        data = value.to_bytes()
+        kind, a, b = await self._resolve(key)
+        if kind == _CHUNK:
+            await self._session.set_chunk(a, b, data)
+        elif kind == _META:
+            await self._session.set_node(a, data)
+        else:
+            await self._session.set_extra(key, data)
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""
+        self._check_writable()
+        async with self._session_write_lock():
+            if not await self.exists(key):
+                await self.set(key, value)
+
+    def _session_write_lock(self) -> asyncio.Lock:
+        # One asyncio lock per session and event loop serialises check-then-set sequences.
+        loop = asyncio.get_running_loop()
+        locks: dict[int, asyncio.Lock] = self._session.__dict__.setdefault("_set_locks", {})
+        lock = locks.get(id(loop))
+        if lock is None:
+            lock = locks[id(loop)] = asyncio.Lock()
+        return lock
+
+    async def delete(self, key: str) -> None:
+        """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node."""
+        self._check_writable()
+        kind, a, b = await self._resolve(key)
+        if kind == _CHUNK:
+            if await self._session.chunk_ref(a, b) is not None:
+                await self._session.delete_chunk(a, b)
+        elif kind == _META:
+            if b is not None:
+                await self._session.delete_node(a)
+        else:
+            await self._session.delete_extras([key])
+
+    async def delete_dir(self, prefix: str) -> None:
+        """Delete everything below ``prefix``; whole nodes cost metadata only (overrides)."""
+        self._check_writable()
+        prefix = prefix.strip("/")
+        base = prefix + "/" if prefix else ""
+        session = self._session
+        if prefix:
+            await session.delete_tree("/" + prefix)
+        else:
+            await session.delete_tree("/")
+        await session.delete_extras([k for k in session.extra_keys() if k.startswith(base)])
+        # A prefix inside an array (e.g. "arr/c/1") deletes the chunks below it.
+        nodes = await session.nodes()
+        for path, node in list(nodes.items()):
+            kp = path_to_prefix(path)
+            if node.kind == ARRAY and base.startswith(kp) and base != kp:
+                info = session.array_info(node)
+                if info is None:
+                    continue
+                async for coords, _ in session.iter_chunks(node):
+                    if (kp + info.chunk_key(coords)).startswith(base):
+                        await session.delete_chunk(node, coords)
+
+    async def clear(self) -> None:
+        """Delete every key in the session (overrides ``Store.clear``)."""
+        await self.delete_dir("")
+
+    # --- listing -------------------------------------------------------------------------------
+
+    async def _chunk_keys(self, node: NodeSnapshot, kp: str) -> AsyncIterator[str]:
+        info = self._session.array_info(node)
+        if info is None:
+            return
+        async for coords, _ in self._session.iter_chunks(node):
+            yield kp + info.chunk_key(coords)
+
+    def list(self) -> AsyncIterator[str]:
+        return self.list_prefix("")
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Every key starting with ``prefix`` (overrides ``Store``)."""
+        nodes = await self._session.nodes()
+        for path, node in list(nodes.items()):
+            kp = path_to_prefix(path)
+            meta_key = kp + META_KEY
+            if meta_key.startswith(prefix):
+                yield meta_key
+            if node.kind == ARRAY and (kp.startswith(prefix) or prefix.startswith(kp)):
+                async for key in self._chunk_keys(node, kp):
+                    if key.startswith(prefix):
+                        yield key
+        for key in self._session.extra_keys():
+            if key.startswith(prefix):
+                yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """Names directly below ``prefix`` (overrides ``Store``); arrays below are not scanned."""
+        prefix = prefix.strip("/")
+        base = prefix + "/" if prefix else ""
+        nodes = await self._session.nodes()
+        seen: set[str] = set()
+
+        def child(key: str) -> str | None:
+            if not key.startswith(base) or key == base:
+                return None
+            return key[len(base) :].split("/", 1)[0]
+
+        for path, node in list(nodes.items()):
+            kp = path_to_prefix(path)
+            if kp == base:
+                seen.add(META_KEY)
+            elif kp.startswith(base):
+                name = child(kp)
+                if name:
+                    seen.add(name)
+                continue
+            if node.kind == ARRAY and base.startswith(kp):
+                info = self._session.array_info(node)
+                if kp == base and info is not None and info.prefix:
+                    # Every chunk key of the default encoding starts with the same name.
+                    async for _ in self._session.iter_chunks(node):
+                        seen.add(info.prefix)
+                        break
+                    continue
+                async for key in self._chunk_keys(node, kp):
+                    name = child(key)
+                    if name:
+                        seen.add(name)
+        for key in self._session.extra_keys():
+            name = child(key)
+            if name:
+                seen.add(name)
+        for name in sorted(seen):
+            yield name

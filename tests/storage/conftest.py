@@ -1,0 +1,46 @@
+"""Fixtures for the storage tests."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage
+
+# The package is not installed in the venv and pytest's `pythonpath` is not set, so make the
+# source tree importable; spawned worker processes inherit this sys.path too.
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+if _SOURCE_ROOT not in sys.path:
+    sys.path.insert(0, _SOURCE_ROOT)
+
+
+@pytest.fixture
+def memory_storage() -> InMemoryStorage:
+    """A fresh anonymous in-memory storage."""
+    from icechunk_lib.storage import InMemoryStorage
+
+    return InMemoryStorage()
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> LocalFileSystemStorage:
+    """A local storage whose root (``tmp_path / "repo"``) does not exist yet."""
+    from icechunk_lib.storage import LocalFileSystemStorage
+
+    return LocalFileSystemStorage(tmp_path / "repo")
+
+
+@pytest.fixture
+def memory_name() -> Iterator[str]:
+    """A unique name for a named in-memory storage, forgotten after the test."""
+    from icechunk_lib.storage import InMemoryStorage
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    InMemoryStorage.drop_named(name)

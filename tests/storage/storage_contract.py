@@ -1,0 +1,405 @@
+"""``StorageTests``: the ``Storage`` contract, run against every backend that subclasses it.
+
+A subclass only provides a ``storage`` fixture returning an empty storage of its backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from icechunk_lib.errors import (
+    InvalidKeyError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+)
+from icechunk_lib.storage import ObjectInfo, Storage
+
+DATA = b"0123456789"
+
+BAD_KEYS = [
+    "",
+    "/abs",
+    "trailing/",
+    "a//b",
+    "..",
+    "a/../b",
+    "../escape",
+    ".",
+    "./a",
+    "a/.",
+    "a\\b",
+    "a\x00b",
+    "a\nb",
+    "tab\there",
+    "del\x7f",
+]
+
+BAD_PREFIXES = ["/", "/refs", "a//", "../", "a/../", "./", "a\x00", "a\\b", "x\n"]
+
+# Every keyed method, called with a key; list is covered by BAD_PREFIXES.
+KeyedCall = Callable[[Storage, str], Awaitable[object]]
+KEYED_METHODS: dict[str, KeyedCall] = {
+    "get": lambda s, k: s.get(k),
+    "get_range": lambda s, k: s.get(k, (0, 1)),
+    "get_versioned": lambda s, k: s.get_versioned(k),
+    "put": lambda s, k: s.put(k, b"x"),
+    "put_if_absent": lambda s, k: s.put_if_absent(k, b"x"),
+    "put_if_match": lambda s, k: s.put_if_match(k, b"x", "token"),
+    "exists": lambda s, k: s.exists(k),
+    "size": lambda s, k: s.size(k),
+    "delete": lambda s, k: s.delete(k),
+    "delete_many": lambda s, k: s.delete_many(["fine", k]),
+}
+
+LISTED = {
+    "config": b"c",
+    "refs/branch.main/0001": b"m1",
+    "refs/branch.main/0002": b"m2",
+    "refs/branch.dev/0001": b"d1",
+    "refs/tag.v1/ref.json": b"t",
+    "snapshots/AAAA": b"snap",
+    "chunks/X1": b"x" * 7,
+    "chunks/X2": b"",
+    "a/b/c/d/e": b"deep",
+}
+
+
+async def collect(storage: Storage, prefix: str = "") -> dict[str, ObjectInfo]:
+    """All listed objects under ``prefix`` by key (asserting no key is listed twice)."""
+    infos = [info async for info in storage.list(prefix)]
+    by_key = {info.key: info for info in infos}
+    assert len(by_key) == len(infos), "a key was listed twice"
+    return by_key
+
+
+class StorageTests:
+    """The contract of ``icechunk_lib.storage.Storage``; subclasses provide ``storage``."""
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        raise NotImplementedError("backends override the storage fixture")
+
+    # --- basics ----------------------------------------------------------------------
+
+    def test_declares_safe_writes_and_url(self, storage: Storage) -> None:
+        assert storage.capabilities.safe_writes
+        assert isinstance(storage.url, str)
+        assert storage.url
+
+    async def test_get_missing_raises_not_found(self, storage: Storage) -> None:
+        with pytest.raises(ObjectNotFoundError) as info:
+            await storage.get("nope/missing")
+        assert info.value.key == "nope/missing"
+        assert isinstance(info.value, FileNotFoundError)
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get("nope/missing", (0, 1))
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get_versioned("nope/missing")
+
+    async def test_put_then_get(self, storage: Storage) -> None:
+        await storage.put("chunks/abc", DATA)
+        assert await storage.get("chunks/abc") == DATA
+
+    async def test_empty_object(self, storage: Storage) -> None:
+        await storage.put("empty", b"")
+        assert await storage.get("empty") == b""
+        assert await storage.get("empty", (0, None)) == b""
+        assert await storage.size("empty") == 0
+        assert await storage.exists("empty")
+
+    async def test_binary_roundtrip(self, storage: Storage) -> None:
+        payload = bytes(range(256)) * 4096  # 1 MiB with every byte value
+        await storage.put("blob", payload)
+        assert await storage.get("blob") == payload
+        assert await storage.get("blob", (1000, 1010)) == payload[1000:1010]
+
+    async def test_put_overwrites(self, storage: Storage) -> None:
+        await storage.put("k", b"old")
+        await storage.put("k", b"new and longer")
+        assert await storage.get("k") == b"new and longer"
+        await storage.put("k", b"s")
+        assert await storage.get("k") == b"s"
+
+    # --- byte ranges -----------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("byte_range", "expected"),
+        [
+            ((0, 3), b"012"),
+            ((3, None), b"3456789"),
+            ((0, None), DATA),
+            ((0, 10), DATA),
+            ((8, 100), b"89"),
+            ((9, 10), b"9"),
+            ((10, None), b""),
+            ((50, 60), b""),
+            ((50, None), b""),
+            ((4, 4), b""),
+            ((6, 2), b""),
+        ],
+    )
+    async def test_get_range(
+        self, storage: Storage, byte_range: tuple[int, int | None], expected: bytes
+    ) -> None:
+        await storage.put("r", DATA)
+        assert await storage.get("r", byte_range) == expected
+
+    @pytest.mark.parametrize("byte_range", [(-1, 3), (0, -1), (-5, None)])
+    async def test_negative_range_rejected(
+        self, storage: Storage, byte_range: tuple[int, int | None]
+    ) -> None:
+        await storage.put("r", DATA)
+        with pytest.raises(ValueError, match="non-negative"):
+            await storage.get("r", byte_range)
+
+    # --- create-if-absent ------------------------------------------------------------
+
+    async def test_put_if_absent_creates(self, storage: Storage) -> None:
+        await storage.put_if_absent("refs/tag.v1", b"first")
+        assert await storage.get("refs/tag.v1") == b"first"
+
+    async def test_put_if_absent_existing_raises(self, storage: Storage) -> None:
+        await storage.put_if_absent("refs/tag.v1", b"first")
+        with pytest.raises(ObjectExistsError) as info:
+            await storage.put_if_absent("refs/tag.v1", b"second")
+        assert info.value.key == "refs/tag.v1"
+        assert isinstance(info.value, FileExistsError)
+        assert await storage.get("refs/tag.v1") == b"first"
+
+    async def test_put_if_absent_after_delete(self, storage: Storage) -> None:
+        await storage.put_if_absent("k", b"1")
+        await storage.delete("k")
+        await storage.put_if_absent("k", b"2")
+        assert await storage.get("k") == b"2"
+
+    async def test_put_if_absent_race_has_one_winner(self, storage: Storage) -> None:
+        results = await asyncio.gather(
+            *(storage.put_if_absent("race", f"writer {i}".encode()) for i in range(16)),
+            return_exceptions=True,
+        )
+        winners = [i for i, result in enumerate(results) if result is None]
+        assert len(winners) == 1
+        assert all(isinstance(r, ObjectExistsError) for r in results if r is not None)
+        assert await storage.get("race") == f"writer {winners[0]}".encode()
+
+    # --- versions and compare-and-swap -----------------------------------------------
+
+    async def test_get_versioned_returns_data_and_token(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        data, token = await storage.get_versioned("ref")
+        assert data == b"v1"
+        assert isinstance(token, str)
+        assert token
+        assert (await storage.get_versioned("ref"))[1] == token  # stable without writes
+
+    async def test_token_changes_on_write(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        _, first = await storage.get_versioned("ref")
+        await storage.put("ref", b"v2")
+        _, second = await storage.get_versioned("ref")
+        assert first != second
+
+    async def test_put_if_match_success_returns_new_token(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        _, token = await storage.get_versioned("ref")
+        new_token = await storage.put_if_match("ref", b"v2", token)
+        assert new_token != token
+        assert await storage.get_versioned("ref") == (b"v2", new_token)
+        newest = await storage.put_if_match("ref", b"v3", new_token)  # tokens chain
+        assert await storage.get_versioned("ref") == (b"v3", newest)
+
+    async def test_put_if_match_stale_token_fails(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        _, stale = await storage.get_versioned("ref")
+        await storage.put_if_match("ref", b"v2", stale)
+        with pytest.raises(PreconditionFailedError) as info:
+            await storage.put_if_match("ref", b"v3", stale)
+        assert info.value.key == "ref"
+        assert await storage.get("ref") == b"v2"
+
+    async def test_put_if_match_after_plain_put_fails(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        _, stale = await storage.get_versioned("ref")
+        await storage.put("ref", b"other")
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_if_match("ref", b"v2", stale)
+        assert await storage.get("ref") == b"other"
+
+    async def test_put_if_match_missing_key_fails(self, storage: Storage) -> None:
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_if_match("ref", b"v1", "no-such-token")
+        assert not await storage.exists("ref")
+
+    async def test_put_if_match_after_delete_fails(self, storage: Storage) -> None:
+        await storage.put("ref", b"v1")
+        _, token = await storage.get_versioned("ref")
+        await storage.delete("ref")
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_if_match("ref", b"v2", token)
+        assert not await storage.exists("ref")
+
+    async def test_put_if_match_race_has_one_winner(self, storage: Storage) -> None:
+        await storage.put("ref", b"start")
+        _, token = await storage.get_versioned("ref")
+        results = await asyncio.gather(
+            *(storage.put_if_match("ref", f"writer {i}".encode(), token) for i in range(16)),
+            return_exceptions=True,
+        )
+        winners = [i for i, result in enumerate(results) if isinstance(result, str)]
+        assert len(winners) == 1
+        losers = [r for r in results if not isinstance(r, str)]
+        assert all(isinstance(r, PreconditionFailedError) for r in losers)
+        assert await storage.get_versioned("ref") == (
+            f"writer {winners[0]}".encode(),
+            results[winners[0]],
+        )
+
+    # --- exists, size, delete --------------------------------------------------------
+
+    async def test_exists(self, storage: Storage) -> None:
+        assert not await storage.exists("k")
+        await storage.put("k", b"1")
+        assert await storage.exists("k")
+        assert not await storage.exists("k/child")
+        assert not await storage.exists("other")
+
+    async def test_size(self, storage: Storage) -> None:
+        await storage.put("k", b"12345")
+        assert await storage.size("k") == 5
+        with pytest.raises(ObjectNotFoundError):
+            await storage.size("missing")
+
+    async def test_delete(self, storage: Storage) -> None:
+        await storage.put("a/k", b"1")
+        await storage.put("a/other", b"2")
+        await storage.delete("a/k")
+        assert not await storage.exists("a/k")
+        assert await storage.get("a/other") == b"2"
+        with pytest.raises(ObjectNotFoundError):
+            await storage.get("a/k")
+
+    async def test_delete_missing_is_fine(self, storage: Storage) -> None:
+        await storage.delete("never/was")
+        await storage.put("k", b"1")
+        await storage.delete("k")
+        await storage.delete("k")
+
+    async def test_delete_many(self, storage: Storage) -> None:
+        for key in ("x/1", "x/2", "x/3", "y/1"):
+            await storage.put(key, b"v")
+        count = await storage.delete_many(["x/1", "x/2", "missing/key"])
+        assert count == 3
+        assert set(await collect(storage)) == {"x/3", "y/1"}
+        assert await storage.delete_many([]) == 0
+        assert await storage.delete_many(iter(["x/3"])) == 1  # any iterable
+
+    # --- listing ---------------------------------------------------------------------
+
+    async def test_list_empty_storage(self, storage: Storage) -> None:
+        assert await collect(storage) == {}
+        assert await collect(storage, "refs/") == {}
+        assert await storage.is_empty()
+
+    @pytest.mark.parametrize(
+        ("prefix", "expected"),
+        [
+            ("", set(LISTED)),
+            ("refs/", {k for k in LISTED if k.startswith("refs/")}),
+            ("refs/branch.", {"refs/branch.main/0001", "refs/branch.main/0002", "refs/branch.dev/0001"}),
+            ("refs/branch.main/", {"refs/branch.main/0001", "refs/branch.main/0002"}),
+            ("refs/branch.main/000", {"refs/branch.main/0001", "refs/branch.main/0002"}),
+            ("refs/tag", {"refs/tag.v1/ref.json"}),
+            ("r", {k for k in LISTED if k.startswith("refs/")}),
+            ("chunks/X1", {"chunks/X1"}),
+            ("chunks/", {"chunks/X1", "chunks/X2"}),
+            ("conf", {"config"}),
+            ("config", {"config"}),
+            ("config/", set()),
+            ("a/b/", {"a/b/c/d/e"}),
+            ("a/b/c/d/e", {"a/b/c/d/e"}),
+            ("nope/", set()),
+            ("snapshots/AAAAB", set()),
+            ("refs/branch.main/0001/", set()),
+        ],
+    )
+    async def test_list_prefix(self, storage: Storage, prefix: str, expected: set[str]) -> None:
+        for key, data in LISTED.items():
+            await storage.put(key, data)
+        assert set(await collect(storage, prefix)) == expected
+
+    async def test_list_reports_size_and_time(self, storage: Storage) -> None:
+        before = datetime.now(UTC) - timedelta(seconds=5)
+        for key, data in LISTED.items():
+            await storage.put(key, data)
+        after = datetime.now(UTC) + timedelta(seconds=5)
+        for key, info in (await collect(storage)).items():
+            assert info.size == len(LISTED[key])
+            assert info.last_modified.tzinfo is not None
+            assert before <= info.last_modified <= after
+
+    async def test_list_hides_internal_files(self, storage: Storage) -> None:
+        # Exercise every write path, including failed ones that may leave locks behind.
+        await storage.put("refs/main", b"1")
+        _, token = await storage.get_versioned("refs/main")
+        await storage.put_if_match("refs/main", b"2", token)
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_if_match("refs/main", b"3", token)
+        with pytest.raises(PreconditionFailedError):
+            await storage.put_if_match("refs/missing", b"3", token)
+        await storage.put_if_absent("refs/tag", b"t")
+        with pytest.raises(ObjectExistsError):
+            await storage.put_if_absent("refs/tag", b"t")
+        assert set(await collect(storage)) == {"refs/main", "refs/tag"}
+        assert set(await collect(storage, ".")) == set()
+
+    async def test_list_can_stop_early(self, storage: Storage) -> None:
+        for key, data in LISTED.items():
+            await storage.put(key, data)
+        listing = storage.list("")
+        async for _ in listing:
+            break
+
+    async def test_is_empty(self, storage: Storage) -> None:
+        assert await storage.is_empty()
+        await storage.put("a/b", b"1")
+        assert not await storage.is_empty()
+        _, token = await storage.get_versioned("a/b")
+        await storage.put_if_match("a/b", b"2", token)
+        await storage.delete("a/b")
+        assert await storage.is_empty()  # internal lock files do not count
+
+    # --- key checks ------------------------------------------------------------------
+
+    @pytest.mark.parametrize("method", sorted(KEYED_METHODS))
+    @pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+    async def test_bad_keys_rejected(self, storage: Storage, method: str, key: str) -> None:
+        await storage.put("fine", b"kept")
+        with pytest.raises(InvalidKeyError):
+            await KEYED_METHODS[method](storage, key)
+        assert set(await collect(storage)) == {"fine"}
+
+    @pytest.mark.parametrize("prefix", BAD_PREFIXES, ids=repr)
+    async def test_bad_prefixes_rejected(self, storage: Storage, prefix: str) -> None:
+        with pytest.raises(InvalidKeyError):
+            await collect(storage, prefix)
+
+    # --- pickling --------------------------------------------------------------------
+
+    async def test_pickle_roundtrip_shares_data(self, storage: Storage) -> None:
+        await storage.put("config", b"cfg")
+        clone = pickle.loads(pickle.dumps(storage))
+        assert clone == storage
+        assert hash(clone) == hash(storage)
+        assert clone.url == storage.url
+        assert await clone.get("config") == b"cfg"
+        await storage.put("refs/main", b"later")  # written after pickling, still visible
+        assert await clone.get("refs/main") == b"later"
+        _, token = await clone.get_versioned("refs/main")
+        await clone.put_if_match("refs/main", b"from clone", token)
+        assert await storage.get("refs/main") == b"from clone"
