@@ -18,8 +18,9 @@ from zarr.abc.store import (
     Store,
     SuffixByteRequest,
 )
-from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
+from icechunk_lib import _sync
 from icechunk_lib.errors import ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.session import Session
@@ -181,6 +182,24 @@ class IcechunkStore(Store):
         if size is None:
             raise FileNotFoundError(key)
         return size
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Blocking ``get`` for sync callers (zarr's ``SupportsGetSync``)."""
+        return _sync.run(self.get(key, prototype or default_buffer_prototype(), byte_range))
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """Blocking ``set`` (zarr's ``SupportsSetSync``)."""
+        _sync.run(self.set(key, value))
+
+    def delete_sync(self, key: str) -> None:
+        """Blocking ``delete`` (zarr's ``SupportsDeleteSync``)."""
+        _sync.run(self.delete(key))
 
     # --- writes --------------------------------------------------------------------------------
 

@@ -128,7 +128,9 @@ class ChunkTable:
     ) -> ChunkTable:
         """Build a sorted table from coordinates (n, ndim) and their refs (one Python pass)."""
         n = len(refs)
-        coords = np.asarray(coords, dtype=np.int64).reshape(n, -1)
+        coords = np.asarray(coords, dtype=np.int64)
+        if coords.ndim != 2 or len(coords) != n:
+            raise ValueError(f"expected an ({n}, ndim) coordinate matrix, got {coords.shape}")
         key_shape = tuple(int(x) + 1 for x in coords.max(axis=0)) if n else (1,) * coords.shape[1]
         keys = fold_keys(coords, key_shape)
         kinds = np.fromiter((r.kind for r in refs), dtype=np.uint8, count=n)

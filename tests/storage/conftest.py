@@ -13,8 +13,8 @@ import pytest
 if TYPE_CHECKING:
     from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage
 
-# The package is not installed in the venv and pytest's `pythonpath` is not set, so make the
-# source tree importable; spawned worker processes inherit this sys.path too.
+# Keep the source tree importable even when the package is not installed (pytest's
+# `pythonpath` is not set); spawned worker processes inherit this sys.path too.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 if _SOURCE_ROOT not in sys.path:
     sys.path.insert(0, _SOURCE_ROOT)

@@ -311,7 +311,10 @@ class StorageTests:
         [
             ("", set(LISTED)),
             ("refs/", {k for k in LISTED if k.startswith("refs/")}),
-            ("refs/branch.", {"refs/branch.main/0001", "refs/branch.main/0002", "refs/branch.dev/0001"}),
+            (
+                "refs/branch.",
+                {"refs/branch.main/0001", "refs/branch.main/0002", "refs/branch.dev/0001"},
+            ),
             ("refs/branch.main/", {"refs/branch.main/0001", "refs/branch.main/0002"}),
             ("refs/branch.main/000", {"refs/branch.main/0001", "refs/branch.main/0002"}),
             ("refs/tag", {"refs/tag.v1/ref.json"}),

@@ -10,12 +10,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from _storage_workers import claim, increment
 from storage_contract import StorageTests
 
 from icechunk_lib.errors import InvalidNameError, ObjectExistsError
 from icechunk_lib.storage import InMemoryStorage, Storage
-
-from _storage_workers import claim, increment
 
 T = TypeVar("T")
 

@@ -1,0 +1,1 @@
+"""The ``ick`` command line: git-like version control for array repositories."""
