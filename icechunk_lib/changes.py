@@ -23,9 +23,7 @@ class NodeChanges:
         return bool(self.new or self.deleted or self.updated or self.moved)
 
 
-def node_changes(
-    base: Iterable[NodeSnapshot], working: Mapping[str, NodeSnapshot]
-) -> NodeChanges:
+def node_changes(base: Iterable[NodeSnapshot], working: Mapping[str, NodeSnapshot]) -> NodeChanges:
     """Compare nodes by id: a node keeps its id through metadata updates and moves."""
     out = NodeChanges()
     base_by_id = {n.id: n for n in base}

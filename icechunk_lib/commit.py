@@ -132,9 +132,7 @@ async def commit_session(
     base = await session.base_snapshot()
     nodes = await session.nodes()
     changes = session._node_changes(base)
-    chunk_changes = {
-        nid: ch for nid, ch in session.changed_chunks().items() if ch
-    }
+    chunk_changes = {nid: ch for nid, ch in session.changed_chunks().items() if ch}
     extra_changes = session.changed_extras()
     if not (changes or chunk_changes or extra_changes or allow_empty):
         raise NoChangesToCommitError()
@@ -159,7 +157,9 @@ async def commit_session(
     files = _pack(new_tables, max_refs)
     sizes = await asyncio.gather(*(objects.write_manifest(f) for f in files))
     file_of = {id(t): f.id for f in files for t in f.tables.values()}
-    infos = {f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, sizes, strict=True)}
+    infos = {
+        f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, sizes, strict=True)
+    }
     new_node_manifests: dict[str, tuple[ManifestRef, ...]] = {}
     for (node, _), (kept, tables) in zip(rebuilds, results, strict=True):
         refs = kept + [
@@ -179,8 +179,8 @@ async def commit_session(
     base_infos = {m.id: m for m in base.manifest_files}
     used = []
     for mid in sorted({m.manifest_id for n in out_nodes for m in n.manifests}):
-        info = infos.get(mid) or base_infos.get(mid)
-        used.append(info if info is not None else ManifestFileInfo(mid, 0, 0))
+        found = infos.get(mid) or base_infos.get(mid)
+        used.append(found if found is not None else ManifestFileInfo(mid, 0, 0))
     extras: list[ExtraObject] = sorted(session._extras.values(), key=lambda e: e.key)
     snapshot = Snapshot(
         id=new_object_id(),

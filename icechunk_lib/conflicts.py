@@ -118,7 +118,9 @@ def _coords_of(log: TransactionLog) -> dict[str, set[Coords]]:
     return out
 
 
-def detect(session: Session, base_nodes: tuple[NodeSnapshot, ...], log: TransactionLog) -> list[Conflict]:
+def detect(
+    session: Session, base_nodes: tuple[NodeSnapshot, ...], log: TransactionLog
+) -> list[Conflict]:
     """Conflicts between the session's changes and one commit that landed before it."""
     ours = session._node_changes_from(base_nodes)
     conflicts: list[Conflict] = []
@@ -184,9 +186,7 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         landed.append(cursor)
         cursor = header.parent_id
     if cursor is None:
-        raise RebaseFailedError(
-            tip_id, [Conflict(ConflictType.BaseNotInHistory, session.branch)]
-        )
+        raise RebaseFailedError(tip_id, [Conflict(ConflictType.BaseNotInHistory, session.branch)])
     for snap_id in reversed(landed):
         log = await objects.transaction_log(snap_id)
         conflicts = detect(session, base.nodes, log)

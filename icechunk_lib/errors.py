@@ -248,8 +248,7 @@ class ReadOnlySessionError(SessionError, ValueError):
 
     def __init__(self, what: str = "write") -> None:
         super().__init__(
-            f"cannot {what}: the session is read-only; "
-            "open one with repo.writable_session(branch)"
+            f"cannot {what}: the session is read-only; open one with repo.writable_session(branch)"
         )
 
 

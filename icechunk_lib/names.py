@@ -46,7 +46,9 @@ def validate_node_path(path: str) -> str:
     parts = path.strip("/").split("/") if path.startswith("/") else path.split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise InvalidNameError("node", path, "empty, '.' and '..' path segments are not allowed")
+            raise InvalidNameError(
+                "node", path, "empty, '.' and '..' path segments are not allowed"
+            )
         if _CONTROL.search(part):
             raise InvalidNameError("node", path, "control characters are not allowed")
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:

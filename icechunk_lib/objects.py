@@ -103,7 +103,7 @@ class ObjectStore:
         loop = asyncio.get_running_loop()
         fut = self._inflight.get(key)
         if fut is not None and fut.get_loop() is loop:
-            return await asyncio.shield(fut)  # type: ignore[no-any-return]
+            return await asyncio.shield(fut)
         fut = loop.create_future()
         self._inflight[key] = fut
         try:

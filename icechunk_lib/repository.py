@@ -135,9 +135,7 @@ class Repository:
         return cls(storage, config)
 
     @classmethod
-    def open_or_create(
-        cls, storage: Storage, config: RepositoryConfig | None = None
-    ) -> Repository:
+    def open_or_create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
         return _sync.run(cls.open_or_create_async(storage, config))
 
     @classmethod
@@ -418,7 +416,9 @@ class Repository:
         cursor: str | None = start
         while cursor is not None:
             header = await self._objects.snapshot_header(cursor)
-            for entry in (header, *header.ancestry):
+            if header.written_at <= limit:
+                return header.id
+            for entry in header.ancestry:
                 if entry.written_at <= limit:
                     return entry.id
             cursor = header.ancestry[-1].parent_id if header.ancestry else header.parent_id

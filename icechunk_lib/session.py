@@ -200,8 +200,12 @@ class Session:
         with self._lock:
             old = nodes.get(path)
             old_info = self.array_info(old) if old is not None else None
-            if old is not None and old.kind == kind and (
-                kind == GROUP or (old_info is not None and old_info.ndim == info.ndim)  # type: ignore[union-attr]
+            if (
+                old is not None
+                and old.kind == kind
+                and (
+                    kind == GROUP or (old_info is not None and old_info.ndim == info.ndim)  # type: ignore[union-attr]
+                )
             ):
                 node = NodeSnapshot(old.id, path, kind, bytes(meta), old.manifests)
             else:
@@ -256,7 +260,9 @@ class Session:
             for p in moving:
                 node = nodes.pop(p)
                 new_path = dst + p[len(src) :]
-                nodes[new_path] = NodeSnapshot(node.id, new_path, node.kind, node.meta, node.manifests)
+                nodes[new_path] = NodeSnapshot(
+                    node.id, new_path, node.kind, node.meta, node.manifests
+                )
             self._dirty = True
 
     # --- chunks --------------------------------------------------------------------------------
@@ -474,7 +480,9 @@ class Session:
 
     # --- used by commit and rebase -------------------------------------------------------------
 
-    def _adopt_base(self, snapshot: Snapshot, nodes: dict[str, NodeSnapshot], extras: dict[str, ExtraObject]) -> None:
+    def _adopt_base(
+        self, snapshot: Snapshot, nodes: dict[str, NodeSnapshot], extras: dict[str, ExtraObject]
+    ) -> None:
         with self._lock:
             self._base_id = snapshot.id
             self._base = snapshot

@@ -51,7 +51,7 @@ class IcechunkStore(Store):
     supports_writes: bool = True
     supports_deletes: bool = True
     supports_listing: bool = True
-    supports_partial_writes = False  # type: ignore[assignment]
+    supports_partial_writes = False
 
     def __init__(self, session: Session, read_only: bool | None = None) -> None:
         if read_only is None:

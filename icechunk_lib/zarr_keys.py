@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ArrayInfo", "META_KEY", "key_to_path", "parse_array_meta", "path_to_prefix"]
+__all__ = ["META_KEY", "ArrayInfo", "key_to_path", "parse_array_meta", "path_to_prefix"]
 
 META_KEY = "zarr.json"
 

@@ -28,9 +28,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> ic.Storage:
 
 
 @pytest.fixture
-def storage_factory(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[str], ic.Storage]:
+def storage_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], ic.Storage]:
     """Build storages of a chosen backend inside this test's temporary directory."""
     counter = iter(range(1_000_000))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import pickle
 import time
 
@@ -113,7 +114,7 @@ def test_ancestry_and_lookup(repo: ic.Repository) -> None:
     history = list(repo.ancestry(branch="main"))
     assert [h.id for h in history[:5]] == ids[::-1]
     assert [h.message for h in history[:5]] == [f"commit {i}" for i in range(4, -1, -1)]
-    for child, parent in zip(history, history[1:], strict=False):
+    for child, parent in itertools.pairwise(history):
         assert child.parent_id == parent.id
         assert child.written_at > parent.written_at
     info = repo.lookup_snapshot(ids[2])

@@ -96,7 +96,12 @@ def encode_object(kind: ObjectKind, obj: Any, *, compression_level: int | None =
     else:
         codec, payload = _Codec.ZSTD, _compressor(compression_level).compress(raw)
     header = _HEADER.pack(
-        MAGIC, FORMAT_VERSION, int(kind), int(codec), len(payload), xxhash.xxh3_64_intdigest(payload)
+        MAGIC,
+        FORMAT_VERSION,
+        int(kind),
+        int(codec),
+        len(payload),
+        xxhash.xxh3_64_intdigest(payload),
     )
     return header + payload
 

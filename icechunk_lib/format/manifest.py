@@ -84,7 +84,10 @@ def fold_keys(coords: npt.NDArray[Any], key_shape: Sequence[int]) -> Int64:
         return np.zeros(len(coords), dtype=np.int64)
     if math.prod(key_shape) > _MAX_KEY:
         raise ValueError(f"chunk grid {tuple(key_shape)} is too large to index")
-    return np.ravel_multi_index(tuple(coords.T), tuple(key_shape)).astype(np.int64, copy=False)
+    keys: Int64 = np.ravel_multi_index(tuple(coords.T), tuple(key_shape)).astype(
+        np.int64, copy=False
+    )
+    return keys
 
 
 def _unfold(keys: Int64, key_shape: Sequence[int]) -> npt.NDArray[np.int64]:

@@ -106,7 +106,9 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
     extras: tuple[ExtraObject, ...] = ()
 
     def summary(self) -> AncestorSummary:
-        return AncestorSummary(self.id, self.parent_id, self.written_at, self.message, self.metadata)
+        return AncestorSummary(
+            self.id, self.parent_id, self.written_at, self.message, self.metadata
+        )
 
 
 def encode_snapshot(snapshot: Snapshot, *, compression_level: int = 3) -> bytes:

@@ -146,8 +146,10 @@ async def diff_snapshots(objects: ObjectStore, old: Snapshot, new: Snapshot) -> 
 
     async def changed(before: NodeSnapshot | None, after: NodeSnapshot) -> list[list[int]]:
         tb = await _table(objects, after)
-        ta = await _table(objects, before) if before is not None else ChunkTable.empty(
-            after.id, tb.ndim
+        ta = (
+            await _table(objects, before)
+            if before is not None
+            else ChunkTable.empty(after.id, tb.ndim)
         )
         return _changed_coords(ta, tb)
 

@@ -1,0 +1,206 @@
+"""Session behaviour: reads through the change set, status, discard, moves, pickling, layout."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+
+import icechunk_lib as ic
+from icechunk_lib.format import content_checksum
+
+
+def _keys(storage: ic.Storage, prefix: str) -> set[str]:
+    from icechunk_lib._sync import run
+
+    async def collect() -> set[str]:
+        return {info.key async for info in storage.list(prefix)}
+
+    return run(collect())
+
+
+def _array_repo(storage: ic.Storage, **kwargs: object) -> tuple[ic.Repository, np.ndarray]:
+    repo = ic.Repository.create(storage, **kwargs)  # type: ignore[arg-type]
+    session = repo.writable_session("main")
+    root = zarr.open_group(session.store, mode="w")
+    values = np.arange(400, dtype="f8").reshape(20, 20)
+    arr = root.create_array("grp/a", shape=(20, 20), chunks=(5, 5), dtype="f8", compressors=None)
+    arr[:] = values
+    session.commit("setup")
+    return repo, values
+
+
+def test_read_your_writes_and_status(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    assert not session.has_uncommitted_changes
+    root = zarr.open_group(session.store, mode="w")
+    arr = root.create_array("a", shape=(6,), chunks=(2,), dtype="i8")
+    arr[:] = [1, 2, 3, 4, 5, 6]
+    assert session.has_uncommitted_changes
+    np.testing.assert_array_equal(zarr.open_array(session.store, path="a")[:], [1, 2, 3, 4, 5, 6])
+    status = session.status()
+    assert status.new_groups == {"/"} and status.new_arrays == {"/a"}
+    assert status.updated_chunks == {"/a": [[0], [1], [2]]}
+    session.discard_changes()
+    assert not session.has_uncommitted_changes
+    assert session.status().is_empty()
+    with pytest.raises(FileNotFoundError):
+        zarr.open_array(session.store, path="a", mode="r")
+
+
+def test_session_is_read_only_after_commit(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    zarr.open_group(session.store, mode="w")
+    snap = session.commit("root")
+    assert session.read_only and session.snapshot_id == snap
+    with pytest.raises(ic.ReadOnlySessionError):
+        session.commit("again")
+    with pytest.raises(ValueError, match="read-only"):
+        zarr.open_group(session.store, mode="a").attrs["x"] = 1
+
+
+def test_empty_commit_refused_unless_allowed(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    with pytest.raises(ic.NoChangesToCommitError):
+        session.commit("nothing")
+    snap = session.commit("nothing, on purpose", allow_empty=True)
+    assert repo.lookup_branch("main") == snap
+
+
+def test_small_chunks_inline_large_chunks_native(storage: ic.Storage) -> None:
+    config = ic.RepositoryConfig(inline_chunk_threshold_bytes=100)
+    repo = ic.Repository.create(storage, config=config)
+    session = repo.writable_session("main")
+    root = zarr.open_group(session.store, mode="w")
+    small = root.create_array("small", shape=(4,), chunks=(4,), dtype="i1", compressors=None)
+    small[:] = 1
+    big = root.create_array("big", shape=(64,), chunks=(32,), dtype="f8", compressors=None)
+    big[:] = np.arange(64)
+    session.commit("sizes")
+    assert len(_keys(storage, "chunks/")) == 2  # only the two 256-byte chunks of "big"
+    ro = repo.readonly_session("main")
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="small")[:], [1, 1, 1, 1])
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="big")[:], np.arange(64))
+
+
+def test_checksums_recorded_for_every_chunk(storage: ic.Storage) -> None:
+    repo, values = _array_repo(storage)
+    ro = repo.readonly_session("main")
+    node = ic._sync.run(ro.nodes())["/grp/a"]
+    for coords in [(0, 0), (3, 3), (1, 2)]:
+        ref = ic._sync.run(ro.chunk_ref(node, coords))
+        assert ref is not None
+        data = ic._sync.run(ro.read_ref(ref))
+        assert ref.checksum == content_checksum(data) != 0
+
+
+def test_move_and_delete_cost_metadata_only(storage: ic.Storage) -> None:
+    repo, values = _array_repo(storage)
+    chunks_before = _keys(storage, "chunks/")
+    manifests_before = _keys(storage, "manifests/")
+    session = repo.writable_session("main")
+    session_nodes_before = len(ic._sync.run(session.nodes()))
+    ic._sync.run(session.move("/grp", "/renamed"))
+    assert len(ic._sync.run(session.nodes())) == session_nodes_before
+    status = session.status()
+    assert ("/grp/a", "/renamed/a") in status.moved_nodes
+    session.commit("rename")
+    assert _keys(storage, "chunks/") == chunks_before
+    assert _keys(storage, "manifests/") == manifests_before
+    ro = repo.readonly_session("main")
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="renamed/a")[:], values)
+    with pytest.raises(FileNotFoundError):
+        zarr.open_array(ro.store, path="grp/a", mode="r")
+
+    session = repo.writable_session("main")
+    ic._sync.run(session.store.delete_dir("renamed"))
+    session.commit("delete")
+    assert _keys(storage, "manifests/") == manifests_before
+    assert _keys(storage, "chunks/") == chunks_before
+    assert list(zarr.open_group(repo.readonly_session("main").store, mode="r").keys()) == []
+
+
+def test_read_only_session_and_store_pickle(storage: ic.Storage) -> None:
+    repo, values = _array_repo(storage)
+    ro = repo.readonly_session("main")
+    clone = pickle.loads(pickle.dumps(ro))
+    assert clone == ro and clone.read_only
+    np.testing.assert_array_equal(zarr.open_array(clone.store, path="grp/a")[:], values)
+    store = pickle.loads(pickle.dumps(ro.store))
+    assert store == ro.store and store.read_only
+    np.testing.assert_array_equal(zarr.open_array(store, path="grp/a")[:], values)
+
+
+def test_writable_session_pickle_carries_changes(storage: ic.Storage) -> None:
+    repo, _ = _array_repo(storage)
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="grp/a")[0, 0] = -1.0
+    clone = pickle.loads(pickle.dumps(session))
+    assert clone.has_uncommitted_changes
+    assert zarr.open_array(clone.store, path="grp/a")[0, 0] == -1.0
+    clone.commit("from the clone")
+    assert zarr.open_array(repo.readonly_session("main").store, path="grp/a")[0, 0] == -1.0
+
+
+def test_split_manifests_rewrite_only_touched_pieces(storage: ic.Storage) -> None:
+    config = ic.RepositoryConfig(
+        inline_chunk_threshold_bytes=0, manifest=ic.ManifestConfig(max_refs_per_manifest=4)
+    )
+    repo, values = _array_repo(storage, config=config)
+    ro = repo.readonly_session("main")
+    node = ic._sync.run(ro.nodes())["/grp/a"]
+    assert len(node.manifests) == 4  # 16 chunks, 4 per manifest
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="grp/a")[:], values)
+
+    before = _keys(storage, "manifests/")
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="grp/a")[19, 19] = -5.0
+    session.commit("one chunk")
+    assert len(_keys(storage, "manifests/") - before) == 1
+    ro = repo.readonly_session("main")
+    expected = values.copy()
+    expected[19, 19] = -5.0
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="grp/a")[:], expected)
+    diff = repo.diff(from_snapshot_id=ro.snapshot_id, to_snapshot_id=ro.snapshot_id)
+    assert diff.is_empty()
+
+
+def test_chunk_deletes_and_resize(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    arr = zarr.create_array(session.store, name="r", shape=(10,), chunks=(2,), dtype="i4")
+    arr[:] = np.arange(10)
+    first = session.commit("ten")
+    session = repo.writable_session("main")
+    arr = zarr.open_array(session.store, path="r")
+    arr.resize((4,))
+    session.commit("shrink")
+    ro = zarr.open_array(repo.readonly_session("main").store, path="r")
+    assert ro.shape == (4,)
+    np.testing.assert_array_equal(ro[:], [0, 1, 2, 3])
+    diff = repo.diff(from_snapshot_id=first, to_branch="main")
+    assert diff.updated_arrays == {"/r"}
+    assert diff.updated_chunks == {"/r": [[2], [3], [4]]}
+    old = zarr.open_array(repo.readonly_session(snapshot_id=first).store, path="r")
+    np.testing.assert_array_equal(old[:], np.arange(10))
+
+
+async def test_concurrent_tasks_into_one_session(repo: ic.Repository) -> None:
+    import asyncio
+
+    session = await repo.writable_session_async("main")
+    store = session.store
+    proto = default_buffer_prototype()
+    arr = await zarr.api.asynchronous.create_array(
+        store, name="t", shape=(200,), chunks=(1,), dtype="u1", compressors=None
+    )
+    assert arr.shape == (200,)
+    await asyncio.gather(
+        *(store.set(f"t/c/{i}", proto.buffer.from_bytes(bytes([i % 256]))) for i in range(200))
+    )
+    await session.commit_async("many tasks")
+    ro = await repo.readonly_session_async("main")
+    got = await asyncio.gather(*(ro.store.get(f"t/c/{i}", proto) for i in range(200)))
+    assert [b.to_bytes() for b in got if b is not None] == [bytes([i % 256]) for i in range(200)]
