@@ -385,6 +385,65 @@ class Session:
     def extra_keys(self) -> list[str]:
         return list(self._extras)
 
+    # --- distributed writes: fork and merge ---------------------------------------------------
+
+    def fork(self) -> Session:
+        """A writable copy to pickle to a worker; ``merge`` brings its changes back.
+
+        Forking needs a session without uncommitted changes, so every fork starts from the
+        same state and merging cannot lose anything.
+        """
+        self._check_writable("fork")
+        if self._dirty:
+            from icechunk_lib.errors import SessionError
+
+            raise SessionError(
+                "cannot fork a session with uncommitted changes; commit them, open a new "
+                "writable session and fork that"
+            )
+        return Session(self._objects, self._base_id, branch=self._branch, read_only=False)
+
+    def merge(self, *others: Session) -> None:
+        """Fold the changes of forked sessions (returned from workers) into this session."""
+        _sync.run(self.merge_async(*others))
+
+    async def merge_async(self, *others: Session) -> None:
+        self._check_writable("merge")
+        base = await self.base_snapshot()
+        nodes = await self.nodes()
+        for other in others:
+            if other._base_id != self._base_id:
+                from icechunk_lib.errors import SessionError
+
+                raise SessionError(
+                    f"cannot merge a session based on {other._base_id} into one based on "
+                    f"{self._base_id}"
+                )
+            if not other._dirty:
+                continue
+            await other.nodes()
+            theirs = other._node_changes(base)
+            with self._lock:
+                for n in theirs.deleted:
+                    current = next((p for p, m in nodes.items() if m.id == n.id), None)
+                    if current is not None:
+                        del nodes[current]
+                for old, n in [*theirs.updated, *theirs.moved]:
+                    nodes.pop(old.path, None)
+                    nodes[n.path] = n
+                for n in theirs.new:
+                    nodes[n.path] = n
+                for nid, changes in other._chunks.items():
+                    self._chunks.setdefault(nid, {}).update(changes)
+                for key in other._extra_changes:
+                    extra = other._extras.get(key)
+                    if extra is None:
+                        self._extras.pop(key, None)
+                    else:
+                        self._extras[key] = extra
+                    self._extra_changes.add(key)
+                self._dirty = True
+
     # --- status, discard, commit ---------------------------------------------------------------
 
     def status(self) -> Diff:

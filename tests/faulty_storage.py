@@ -4,8 +4,9 @@
 with index ``n`` (0-based, counted from the moment it was armed) raises ``InjectedFaultError``
 instead of reaching the backend (``when="before"``), or after the backend did the work
 (``when="after"``: the write happened but the caller never hears so, like a lost response).
-An ``on_fault`` callback replaces the raise, so a worker process can stop there and wait to
-be killed.
+An ``on_fault`` callback replaces the raise: it may raise itself, or block (to pause a commit
+at that call, or to wait there until a test kills the process) and return, and then the call
+goes on normally.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ class FaultyStorage(Storage):
         when: When = "before",
         on_fault: Callable[[Call], None] | None = None,
     ) -> None:
-        """Restart the count and fail at call ``fail_at`` (0-based) from now on."""
+        """Restart the count and fail at call ``fail_at`` (0-based) from now on.
+
+        ``on_fault(call)`` runs instead of raising ``InjectedFaultError``; if it returns, the
+        call proceeds.
+        """
         with self._lock:
             self.calls = []
             self._fail_at = fail_at
@@ -111,9 +116,9 @@ class FaultyStorage(Storage):
         return call, hit
 
     def _fault(self, call: Call, when: When) -> None:
-        if self._on_fault is not None:
-            self._on_fault(call)
-        raise InjectedFaultError(call, when)
+        if self._on_fault is None:
+            raise InjectedFaultError(call, when)
+        self._on_fault(call)
 
     def _before(self, method: str, key: str) -> Call | None:
         """Record a call; raise now if it is the armed one and faults come before the work."""
