@@ -87,7 +87,7 @@ def test_small_chunks_inline_large_chunks_native(storage: ic.Storage) -> None:
 
 
 def test_checksums_recorded_for_every_chunk(storage: ic.Storage) -> None:
-    repo, values = _array_repo(storage)
+    repo, _ = _array_repo(storage)
     ro = repo.readonly_session("main")
     node = ic._sync.run(ro.nodes())["/grp/a"]
     for coords in [(0, 0), (3, 3), (1, 2)]:
