@@ -22,9 +22,12 @@ __all__ = [
 ]
 
 
-def local_filesystem_storage(path: str | os.PathLike[str]) -> Storage:
-    """Storage in a local directory, created on the first write (Icechunk's factory name)."""
-    return LocalFileSystemStorage(path)
+def local_filesystem_storage(path: str | os.PathLike[str], *, fsync: bool = False) -> Storage:
+    """Storage in a local directory, created on the first write (Icechunk's factory name).
+
+    ``fsync=True`` flushes every file to disk before publishing it (power-loss durability).
+    """
+    return LocalFileSystemStorage(path, fsync=fsync)
 
 
 def in_memory_storage() -> Storage:

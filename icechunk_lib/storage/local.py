@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -51,6 +52,10 @@ _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
+def _rebuild(url: str, fsync: bool) -> LocalFileSystemStorage:
+    return LocalFileSystemStorage(url, fsync=fsync)
+
+
 def version_token(data: bytes) -> str:
     """The version token of ``data``: hex xxh3-128 of the content (equal bytes, equal token)."""
     return xxhash.xxh3_128_hexdigest(data)
@@ -61,9 +66,15 @@ class LocalFileSystemStorage(Storage):
 
     capabilities = StorageCapabilities(create_if_absent=True, compare_and_swap=True)
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        """Use ``root`` (``~`` expanded, resolved to an absolute path) as the storage root."""
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        """Use ``root`` (``~`` expanded, resolved to an absolute path) as the storage root.
+
+        Writes are atomic and survive a crash of the writing process either way. With
+        ``fsync=True`` every file is also flushed to disk before it is published, so a
+        committed snapshot survives power loss too; that costs a disk flush per object.
+        """
         self._root = Path(root).expanduser().resolve()
+        self._fsync = fsync
 
     @property
     def root(self) -> Path:
@@ -86,8 +97,8 @@ class LocalFileSystemStorage(Storage):
     def __hash__(self) -> int:
         return hash(("local", self._root))
 
-    def __reduce__(self) -> tuple[type[LocalFileSystemStorage], tuple[str]]:
-        return (LocalFileSystemStorage, (self.url,))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.url, self._fsync))
 
     # --- paths and errors ----------------------------------------------------------------
 
@@ -249,7 +260,7 @@ class LocalFileSystemStorage(Storage):
     # --- writes --------------------------------------------------------------------------
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
-        """Write and fsync ``data`` to a new hidden file beside ``path``; return its path."""
+        """Write ``data`` (fsynced if asked) to a new hidden file beside ``path``; return it."""
         tmp = path.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}")
         # 0o666 lets the umask decide permissions, as for any file the user creates.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -261,8 +272,9 @@ class LocalFileSystemStorage(Storage):
         try:
             with open(fd, "wb") as file:
                 file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+                if self._fsync:
+                    file.flush()
+                    os.fsync(file.fileno())
         except BaseException:
             _unlink_quietly(tmp)
             raise

@@ -226,12 +226,28 @@ async def test_other_os_errors_are_wrapped(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    durable = LocalFileSystemStorage(local_storage.root, fsync=True)
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(StorageError, match=r"'k'.*No space left") as info:
-        await local_storage.put("k", b"1")
+        await durable.put("k", b"1")
     assert type(info.value) is StorageError
     monkeypatch.undo()
     assert files_under(local_storage.root) == set()
+
+
+async def test_fsync_only_when_asked(
+    local_storage: LocalFileSystemStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    await local_storage.put("plain", b"1")
+    assert calls == []
+    durable = LocalFileSystemStorage(local_storage.root, fsync=True)
+    await durable.put("durable", b"1")
+    await durable.put_if_absent("created", b"1")
+    assert len(calls) == 2
+    assert pickle.loads(pickle.dumps(durable))._fsync
 
 
 async def test_list_walks_only_matching_subtrees(

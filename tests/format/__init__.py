@@ -1,0 +1,1 @@
+"""Property tests of icechunk_lib.format, one module per format module."""
