@@ -22,7 +22,7 @@ from icechunk_lib.errors import (
     SessionError,
 )
 from icechunk_lib.format import content_checksum, new_chunk_id, new_node_id
-from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef
+from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 Coords = tuple[int, ...]
+_SESSION_TABLES = 32
 
 
 class Session:
@@ -71,6 +72,10 @@ class Session:
         self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
         self._lock = threading.RLock()
         self._dirty = False
+        # Tables this session looked up last, so a hot read skips the shared LRU.
+        self._tables: dict[tuple[str, str], ChunkTable] = {}
+        self.key_cache: dict[str, tuple[int, Any, Any]] = {}
+        """Zarr key -> resolved target, valid until the node tree changes (see store)."""
 
     # --- pickling: the change set travels, caches are rebuilt ----------------------------------
 
@@ -214,6 +219,7 @@ class Session:
                 node = NodeSnapshot(new_node_id(), path, kind, bytes(meta))
             nodes[path] = node
             self._dirty = True
+            self.key_cache.clear()
         return node
 
     async def delete_node(self, path: str) -> bool:
@@ -226,6 +232,7 @@ class Session:
                 return False
             self._chunks.pop(node.id, None)
             self._dirty = True
+            self.key_cache.clear()
             return True
 
     async def delete_tree(self, path: str) -> int:
@@ -241,6 +248,7 @@ class Session:
                 self._chunks.pop(node.id, None)
             if doomed:
                 self._dirty = True
+                self.key_cache.clear()
             return len(doomed)
 
     async def move(self, from_path: str, to_path: str) -> None:
@@ -264,6 +272,7 @@ class Session:
                     node.id, new_path, node.kind, node.meta, node.manifests
                 )
             self._dirty = True
+            self.key_cache.clear()
 
     # --- chunks --------------------------------------------------------------------------------
 
@@ -286,10 +295,16 @@ class Session:
             if i < 0:
                 return None
             mref = mrefs[i]
-        manifest = await self._objects.manifest(mref.manifest_id)
-        table = manifest.tables.get(node.id)
+        tkey = (mref.manifest_id, node.id)
+        table = self._tables.get(tkey)
         if table is None:
-            return None
+            manifest = await self._objects.manifest(mref.manifest_id)
+            table = manifest.tables.get(node.id)
+            if table is None:
+                return None
+            if len(self._tables) >= _SESSION_TABLES:
+                self._tables.clear()
+            self._tables[tkey] = table
         row = table.find(coords)
         return table.ref(row) if row >= 0 else None
 
@@ -443,6 +458,7 @@ class Session:
                         self._extras[key] = extra
                     self._extra_changes.add(key)
                 self._dirty = True
+                self.key_cache.clear()
 
     # --- status, discard, commit ---------------------------------------------------------------
 
@@ -547,6 +563,7 @@ class Session:
             self._base = snapshot
             self._nodes = nodes
             self._extras = extras
+            self.key_cache.clear()
 
     def _node_changes(self, base: Snapshot) -> NodeChanges:
         return self._node_changes_from(base.nodes)

@@ -30,6 +30,7 @@ __all__ = ["IcechunkStore"]
 
 _META, _CHUNK, _EXTRA = 0, 1, 2
 _META_SUFFIX = "/" + META_KEY
+_KEY_CACHE_SIZE = 100_000
 
 
 def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int | None]:
@@ -91,6 +92,17 @@ class IcechunkStore(Store):
 
     async def _resolve(self, key: str) -> tuple[int, Any, Any]:
         """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None)."""
+        cache = self._session.key_cache
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        result = await self._classify(key)
+        if len(cache) >= _KEY_CACHE_SIZE:
+            cache.clear()
+        cache[key] = result
+        return result
+
+    async def _classify(self, key: str) -> tuple[int, Any, Any]:
         nodes = await self._session.nodes()
         if key == META_KEY:
             return _META, "/", nodes.get("/")

@@ -27,16 +27,34 @@ _CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TO_CROCKFORD = bytes.maketrans(_RFC, _CROCKFORD)
 _FROM_CROCKFORD = bytes.maketrans(_CROCKFORD, _RFC)
 _OBJECT_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{20}$")
+_CROCKFORD_RE = re.compile(r"[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]*", re.ASCII)
+
+
+_ALPHABET = _CROCKFORD.decode("ascii")
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def encode_id(raw: bytes) -> str:
-    """Encode raw id bytes as unpadded upper-case Crockford base32."""
-    return base64.b32encode(raw).rstrip(b"=").translate(_TO_CROCKFORD).decode("ascii")
+    """Encode raw id bytes as unpadded upper-case Crockford base32 (big-endian bit order)."""
+    # Two characters (10 bits) per table lookup: this runs for every chunk read.
+    nbits = len(raw) * 8
+    nchars = (nbits + 4) // 5
+    value = int.from_bytes(raw, "big") << (nchars * 5 - nbits)
+    head = ""
+    if nchars & 1:
+        nchars -= 1
+        head = _ALPHABET[value >> (nchars * 5)]
+        value &= (1 << (nchars * 5)) - 1
+    return head + "".join([_PAIRS[(value >> s) & 1023] for s in range(nchars * 5 - 10, -1, -10)])
 
 
 def decode_id(text: str) -> bytes:
     """Decode a Crockford base32 id; raises ``ValueError`` on anything else."""
-    data = text.upper().encode("ascii", "strict").translate(_FROM_CROCKFORD)
+    # Check before upper-casing: str.upper() maps some non-ASCII letters to ASCII ("ſ" -> "S").
+    # I, L, O and U are not Crockford digits; refusing them beats guessing what was meant.
+    if not _CROCKFORD_RE.fullmatch(text):
+        raise ValueError(f"not a Crockford base32 id: {text!r}")
+    data = text.upper().encode("ascii").translate(_FROM_CROCKFORD)
     data += b"=" * (-len(data) % 8)
     return base64.b32decode(data)
 

@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+_SEGMENT = r"(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f\\]+"
+_VALID_KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ def check_key(key: str) -> str:
     Keys are ``/``-separated, relative, with no empty, ``.`` or ``..`` segments, so no key can
     name anything outside the storage root.
     """
+    if type(key) is str and _VALID_KEY.fullmatch(key):  # fast path: one regex match
+        return key
     if not isinstance(key, str) or not key:
         raise InvalidKeyError(str(key), "keys must be non-empty strings")
     if key.startswith("/") or key.endswith("/"):
