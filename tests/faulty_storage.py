@@ -127,6 +127,7 @@ class FaultyStorage(Storage):
             return None
         if self._when == "before":
             self._fault(call, "before")
+            return None
         return call
 
     def _after(self, call: Call | None) -> None:

@@ -7,6 +7,7 @@ multi-process races use "spawn" children running ``race_worker.commit_worker``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import threading
 from collections import Counter
@@ -74,7 +75,7 @@ def history(repo: ic.Repository, branch: str = "main") -> list[ic.SnapshotInfo]:
 def assert_linear(repo: ic.Repository, entries: list[ic.SnapshotInfo]) -> None:
     """Parents chain the history; each snapshot's own header agrees with the ancestry."""
     assert len({e.id for e in entries}) == len(entries)
-    for child, parent in zip(entries, entries[1:], strict=False):
+    for child, parent in itertools.pairwise(entries):
         assert child.parent_id == parent.id
     assert entries[-1].parent_id is None
     assert entries[-1].message == INITIAL
@@ -329,8 +330,7 @@ def test_readers_see_nothing_of_a_commit_in_progress(storage: ic.Storage) -> Non
     repo = make_repo(storage, **ISOLATION_ARRAYS)
     base = repo.lookup_branch("main")
     faulty = FaultyStorage(storage)
-    slow_repo = ic.Repository.open(faulty)
-    probe = slow_repo.writable_session("main")
+    probe = ic.Repository.open(faulty).writable_session("main")
     _write_uncommitted(probe)
     faulty.reset()
     probe.commit("probe")
@@ -339,7 +339,8 @@ def test_readers_see_nothing_of_a_commit_in_progress(storage: ic.Storage) -> Non
     repo.reset_branch("main", base)
 
     for index in range(calls):
-        session = slow_repo.writable_session("main")
+        # A fresh Repository each time: cold caches make every commit do the same calls.
+        session = ic.Repository.open(faulty).writable_session("main")
         _write_uncommitted(session)
         paused, resume = threading.Event(), threading.Event()
 

@@ -50,7 +50,7 @@ def encode_id(raw: bytes) -> str:
 
 def decode_id(text: str) -> bytes:
     """Decode a Crockford base32 id; raises ``ValueError`` on anything else."""
-    # Check before upper-casing: str.upper() maps some non-ASCII letters to ASCII ("ſ" -> "S").
+    # Check before upper-casing: str.upper() maps some non-ASCII letters to ASCII ones.
     # I, L, O and U are not Crockford digits; refusing them beats guessing what was meant.
     if not _CROCKFORD_RE.fullmatch(text):
         raise ValueError(f"not a Crockford base32 id: {text!r}")
