@@ -19,7 +19,7 @@ help: ## Show this list of targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  %-12s %s\n", $$1, $$2}' \
 		$(MAKEFILE_LIST)
 
-install: $(BIN)/ick ## Create $(VENV) if missing and install ick with its dev tools (editable)
+install: $(BIN)/ick ## Create .venv if missing and install ick into it (editable, with dev tools)
 
 # The `ick` script is written by the install, so it doubles as the "installed" marker: the
 # install runs again only when pyproject.toml is newer than it.
@@ -28,7 +28,7 @@ $(BIN)/ick: pyproject.toml
 	$(PY) -m pip install -e ".[dev]"
 	@touch $@
 
-demo: install ## Build a demo repository in ./$(DEMO_REPO) (replacing any old one) and tour it
+demo: install ## Build a demo repository in ./demo-repo (replacing any old one) and tour it
 	rm -rf $(DEMO_REPO)
 	$(PY) examples/demo.py $(DEMO_REPO)
 
@@ -66,6 +66,6 @@ completions: install ## Write shell completion scripts for ick to completions/
 
 check: lint types test ## Everything CI cares about: lint, types and tests
 
-clean: ## Remove caches, build output and the demo repository (keeps $(VENV))
+clean: ## Remove caches, build output and the demo repository (keeps .venv)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(DEMO_REPO)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -74,6 +74,9 @@ async def rebuild_array(
 ) -> tuple[list[ManifestRef], list[ChunkTable]]:
     """New manifest pieces for one array: only pieces the changes touch are rewritten.
 
+    Every change belongs to the piece whose range starts at or before it (the first piece
+    also takes anything before it), and each touched piece is merged with its own changes
+    only, so rewritten pieces never overlap the ranges of the pieces kept as they were.
     Returns the untouched ``ManifestRef`` s to keep and the new tables to write.
     """
     writes, deleted, all_coords = changes_to_columns(node.id, ndim, changes)
@@ -81,7 +84,6 @@ async def rebuild_array(
     if not pieces:
         table = ChunkTable.merge(node.id, ndim, [], writes, deleted)
         return [], table.split(max_refs) if len(table) else []
-    # Assign every change to the piece whose coordinate range starts at or before it.
     extent = np.max(
         np.array(
             [[c + 1 for c in p.last] for p in pieces]
@@ -92,14 +94,25 @@ async def rebuild_array(
     )
     shape = tuple(int(x) for x in extent)
     firsts = fold_keys(np.array([p.first for p in pieces], dtype=np.int64), shape)
-    change_keys = fold_keys(all_coords, shape)
-    owner = np.clip(np.searchsorted(firsts, change_keys, side="right") - 1, 0, None)
-    touched = sorted(set(np.unique(owner).tolist()))
-    kept = [p for i, p in enumerate(pieces) if i not in touched]
+
+    def owners(coords: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        found = np.searchsorted(firsts, fold_keys(coords, shape), side="right") - 1
+        return np.clip(found, 0, None)
+
+    write_owner = owners(writes.coords()) if writes is not None else np.zeros(0, np.int64)
+    delete_owner = owners(deleted) if deleted is not None else np.zeros(0, np.int64)
+    touched = sorted(set(write_owner.tolist()) | set(delete_owner.tolist()))
+    kept = [p for i, p in enumerate(pieces) if i not in set(touched)]
     manifests = await asyncio.gather(*(objects.manifest(pieces[i].manifest_id) for i in touched))
-    bases = [m.tables[node.id] for m in manifests if node.id in m.tables]
-    merged = ChunkTable.merge(node.id, ndim, bases, writes, deleted)
-    return kept, merged.split(max_refs) if len(merged) else []
+    new_tables: list[ChunkTable] = []
+    for i, manifest in zip(touched, manifests, strict=True):
+        base = manifest.tables.get(node.id)
+        mine = writes.take(np.flatnonzero(write_owner == i)) if writes is not None else None
+        gone = deleted[delete_owner == i] if deleted is not None else None
+        merged = ChunkTable.merge(node.id, ndim, [base] if base is not None else [], mine, gone)
+        if len(merged):
+            new_tables.extend(merged.split(max_refs))
+    return kept, new_tables
 
 
 def _pack(tables: Sequence[ChunkTable], max_refs: int) -> list[ManifestFile]:

@@ -251,8 +251,11 @@ class Session:
                 self.key_cache.clear()
             return len(doomed)
 
-    async def move(self, from_path: str, to_path: str) -> None:
+    def move(self, from_path: str, to_path: str) -> None:
         """Rename a group or array with everything below it; no chunk is copied."""
+        _sync.run(self.move_async(from_path, to_path))
+
+    async def move_async(self, from_path: str, to_path: str) -> None:
         self._check_writable("move")
         src = validate_node_path(from_path)
         dst = validate_node_path(to_path)

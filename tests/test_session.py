@@ -6,6 +6,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 
@@ -103,7 +105,7 @@ def test_move_and_delete_cost_metadata_only(storage: ic.Storage) -> None:
     manifests_before = _keys(storage, "manifests/")
     session = repo.writable_session("main")
     session_nodes_before = len(ic._sync.run(session.nodes()))
-    ic._sync.run(session.move("/grp", "/renamed"))
+    session.move("/grp", "/renamed")
     assert len(ic._sync.run(session.nodes())) == session_nodes_before
     status = session.status()
     assert ("/grp/a", "/renamed/a") in status.moved_nodes
@@ -204,3 +206,62 @@ async def test_concurrent_tasks_into_one_session(repo: ic.Repository) -> None:
     ro = await repo.readonly_session_async("main")
     got = await asyncio.gather(*(ro.store.get(f"t/c/{i}", proto) for i in range(200)))
     assert [b.to_bytes() for b in got if b is not None] == [bytes([i % 256]) for i in range(200)]
+
+
+def test_split_pieces_never_overlap_after_partial_rewrites(storage: ic.Storage) -> None:
+    config = ic.RepositoryConfig(
+        inline_chunk_threshold_bytes=0, manifest=ic.ManifestConfig(max_refs_per_manifest=4)
+    )
+    repo = ic.Repository.create(storage, config=config)
+    session = repo.writable_session("main")
+    arr = zarr.create_array(session.store, name="a", shape=(40,), chunks=(1,), dtype="i8")
+    expected = np.zeros(40, dtype="i8")
+    for block in (slice(0, 4), slice(10, 14), slice(20, 24)):
+        arr[block] = np.arange(block.start, block.stop) + 100
+        expected[block] = np.arange(block.start, block.stop) + 100
+    session.commit("three separate pieces")
+    session = repo.writable_session("main")
+    arr = zarr.open_array(session.store, path="a")
+    for i in (4, 5, 24):
+        arr[i] = i + 100
+        expected[i] = i + 100
+    session.commit("touch the first and last piece")
+    ro = repo.readonly_session("main")
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], expected)
+    node = ic._sync.run(ro.nodes())["/a"]
+    ranges = sorted((m.first, m.last) for m in node.manifests)
+    for (_, last), (first, _) in zip(ranges, ranges[1:], strict=False):
+        assert last < first
+
+
+@given(
+    rounds=st.lists(
+        st.lists(st.tuples(st.integers(0, 59), st.integers(-1, 50)), min_size=1, max_size=12),
+        min_size=1,
+        max_size=5,
+    ),
+    max_refs=st.integers(1, 5),
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_split_manifests_match_a_model(rounds: list[list[tuple[int, int]]], max_refs: int) -> None:
+    """Random writes and deletes (-1) over many commits on tiny manifest pieces."""
+    config = ic.RepositoryConfig(
+        inline_chunk_threshold_bytes=0, manifest=ic.ManifestConfig(max_refs_per_manifest=max_refs)
+    )
+    repo = ic.Repository.create(ic.in_memory_storage(), config=config)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(60,), chunks=(1,), dtype="i8", fill_value=-1)
+    session.commit("empty")
+    model = np.full(60, -1, dtype="i8")
+    for writes in rounds:
+        session = repo.writable_session("main")
+        arr = zarr.open_array(session.store, path="a")
+        for index, value in writes:
+            arr[index] = value
+            model[index] = value
+        session.commit("round", allow_empty=True)
+        ro = repo.readonly_session("main")
+        np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], model)
+        node = ic._sync.run(ro.nodes())["/a"]
+        assert all(m.count <= max_refs for m in node.manifests)
+        assert sum(m.count for m in node.manifests) == int((model != -1).sum())

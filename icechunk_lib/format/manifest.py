@@ -175,9 +175,9 @@ class ChunkTable:
             location_index=loc_index,
             locations=locations,
         )
-        return table._take(order)
+        return table.take(order)
 
-    def _take(self, index: npt.NDArray[np.intp]) -> ChunkTable:
+    def take(self, index: npt.NDArray[np.intp]) -> ChunkTable:
         """Rows ``index`` in that order, with the inline blob compacted to what they use."""
         kinds = self.kinds[index]
         offsets = self.offsets[index].copy()
@@ -331,7 +331,7 @@ class ChunkTable:
         )
         rows = np.flatnonzero(keep)
         order = rows[np.argsort(keys[rows], kind="stable")]
-        result = combined._take(order)
+        result = combined.take(order)
         return result._shrunk()
 
     def _shrunk(self) -> ChunkTable:
@@ -352,7 +352,7 @@ class ChunkTable:
         if n <= max_rows:
             return [self]
         return [
-            self._take(np.arange(s, min(s + max_rows, n)))._shrunk() for s in range(0, n, max_rows)
+            self.take(np.arange(s, min(s + max_rows, n)))._shrunk() for s in range(0, n, max_rows)
         ]
 
     def first_coords(self) -> tuple[int, ...]:
