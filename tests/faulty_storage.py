@@ -53,6 +53,8 @@ class FaultyStorage(Storage):
         self._fail_at: int | None = None
         self._when: When = "before"
         self._on_fault: Callable[[Call], None] | None = None
+        self._match: Callable[[Call], bool] | None = None
+        self._matched = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -71,17 +73,20 @@ class FaultyStorage(Storage):
         *,
         when: When = "before",
         on_fault: Callable[[Call], None] | None = None,
+        match: Callable[[Call], bool] | None = None,
     ) -> None:
         """Restart the count and fail at call ``fail_at`` (0-based) from now on.
 
-        ``on_fault(call)`` runs instead of raising ``InjectedFaultError``; if it returns, the
-        call proceeds.
+        With ``match``, ``fail_at`` counts only the calls ``match`` accepts. ``on_fault(call)``
+        runs instead of raising ``InjectedFaultError``; if it returns, the call proceeds.
         """
         with self._lock:
             self.calls = []
             self._fail_at = fail_at
             self._when = when
             self._on_fault = on_fault
+            self._match = match
+            self._matched = 0
 
     def disarm(self) -> None:
         """Stop injecting faults; calls are still counted."""
@@ -110,7 +115,13 @@ class FaultyStorage(Storage):
         with self._lock:
             call = Call(len(self.calls), method, key)
             self.calls.append(call)
-            hit = self._fail_at is not None and call.index == self._fail_at
+            if self._match is None:
+                hit = self._fail_at is not None and call.index == self._fail_at
+            elif self._match(call):
+                hit = self._fail_at is not None and self._matched == self._fail_at
+                self._matched += 1
+            else:
+                hit = False
             if hit:
                 self.faults.append(call)
         return call, hit

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import numpy as np
 import pytest
+import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 import icechunk_lib as ic
@@ -230,7 +231,7 @@ def test_split_pieces_never_overlap_after_partial_rewrites(storage: ic.Storage) 
     np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], expected)
     node = ic._sync.run(ro.nodes())["/a"]
     ranges = sorted((m.first, m.last) for m in node.manifests)
-    for (_, last), (first, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, last), (first, _) in itertools.pairwise(ranges):
         assert last < first
 
 
