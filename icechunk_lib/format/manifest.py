@@ -287,6 +287,8 @@ class ChunkTable:
         parts = [t for t in bases if len(t)]
         if changes is not None and len(changes):
             parts.append(changes)
+        if not parts:  # only deletions of chunks that were never committed
+            return ChunkTable.empty(node_id, ndim)
         keys = np.concatenate([t.rekeyed(key_shape) for t in parts])
         drop_keys: list[Int64] = []
         if changes is not None and len(changes):
