@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from icechunk_lib.changes import node_changes
 from icechunk_lib.errors import NoChangesToCommitError
 from icechunk_lib.format import new_object_id
 from icechunk_lib.format.manifest import ChunkRef, ChunkTable, ManifestFile, fold_keys
@@ -84,9 +85,12 @@ async def rebuild_array(
     if not pieces:
         table = ChunkTable.merge(node.id, ndim, [], writes, deleted)
         return [], table.split(max_refs) if len(table) else []
+    # Row-major bounds are not componentwise: a piece's first can exceed its last in a
+    # trailing dimension, so the grid must cover both.
     extent = np.max(
         np.array(
             [[c + 1 for c in p.last] for p in pieces]
+            + [[c + 1 for c in p.first] for p in pieces]
             + ([list(all_coords.max(axis=0) + 1)] if len(all_coords) else []),
             dtype=np.int64,
         ),
@@ -143,10 +147,12 @@ async def commit_session(
     config = objects.config
     max_refs = config.manifest.max_refs_per_manifest
     base = await session.base_snapshot()
-    nodes = await session.nodes()
-    changes = session._node_changes(base)
-    chunk_changes = {nid: ch for nid, ch in session.changed_chunks().items() if ch}
-    extra_changes = session.changed_extras()
+    await session.nodes()
+    view = session.capture()
+    nodes = view.nodes
+    changes = node_changes(base.nodes, nodes)
+    chunk_changes = view.chunks
+    extra_changes = view.extra_changes
     if not (changes or chunk_changes or extra_changes or allow_empty):
         raise NoChangesToCommitError()
     try:
@@ -194,7 +200,7 @@ async def commit_session(
     for mid in sorted({m.manifest_id for n in out_nodes for m in n.manifests}):
         found = infos.get(mid) or base_infos.get(mid)
         used.append(found if found is not None else ManifestFileInfo(mid, 0, 0))
-    extras: list[ExtraObject] = sorted(session._extras.values(), key=lambda e: e.key)
+    extras: list[ExtraObject] = sorted(view.extras.values(), key=lambda e: e.key)
     snapshot = Snapshot(
         id=new_object_id(),
         parent_id=base.id,
@@ -230,5 +236,6 @@ async def commit_session(
     # 3. Snapshot and log, then the commit point: the branch compare-and-swap.
     await asyncio.gather(objects.write_snapshot(snapshot), objects.write_transaction_log(log))
     assert session.branch is not None
+    session._pending_commit = snapshot.id
     await session._refs.update_branch(session.branch, snapshot.id, base.id)
     return snapshot.id

@@ -192,7 +192,9 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         conflicts = detect(session, base.nodes, log)
         unresolved = solver.resolve(session, conflicts) if conflicts else []
         if unresolved:
-            raise RebaseFailedError(snap_id, unresolved)
+            raise RebaseFailedError(
+                snap_id, unresolved, branch=session.branch, expected_parent=base.id
+            )
     tip = await objects.snapshot(tip_id)
     ours = session._node_changes_from(base.nodes)
     tip_by_id = {n.id: n for n in tip.nodes}

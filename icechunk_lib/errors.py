@@ -287,7 +287,14 @@ class ConflictError(IcechunkError):
 class RebaseFailedError(ConflictError):
     """A rebase found conflicts the solver could not resolve."""
 
-    def __init__(self, snapshot_id: str, conflicts: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        snapshot_id: str,
+        conflicts: Sequence[Any],
+        *,
+        branch: str = "",
+        expected_parent: str | None = None,
+    ) -> None:
         self.snapshot = snapshot_id
         self.conflicts = list(conflicts)
         IcechunkError.__init__(
@@ -295,6 +302,6 @@ class RebaseFailedError(ConflictError):
             f"rebase onto {snapshot_id} failed with {len(self.conflicts)} conflict(s): "
             + "; ".join(str(c) for c in self.conflicts[:5]),
         )
-        self.branch = ""
-        self.expected_parent = None
+        self.branch = branch
+        self.expected_parent = expected_parent
         self.actual_parent = snapshot_id

@@ -1,7 +1,8 @@
 """Branches and tags on storage: branch moves are compare-and-swap, tags are create-once.
 
-Layout: ``refs/branch.<name>/ref`` and ``refs/tag.<name>/ref``; deleting a tag writes
-``refs/tag.<name>/deleted`` so the name is never reused.
+Layout: ``refs/branch/<name>/ref`` and ``refs/tag/<name>/ref``; deleting a tag writes
+``refs/tag/<name>/deleted`` so the name is never reused. The name is a whole path segment, so
+every valid name (up to 255 bytes) fits a file name.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from icechunk_lib.format.refs import (
 from icechunk_lib.names import validate_ref_name
 from icechunk_lib.storage import Storage
 
-__all__ = ["MAIN_BRANCH", "RefStore", "now_us"]
+__all__ = ["BRANCHES", "MAIN_BRANCH", "TAGS", "RefStore", "branch_key", "now_us"]
 
 MAIN_BRANCH = "main"
+BRANCHES = "refs/branch/"
+TAGS = "refs/tag/"
 
 
 def now_us() -> int:
@@ -42,16 +45,16 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _branch_key(name: str) -> str:
-    return f"refs/branch.{name}/ref"
+def branch_key(name: str) -> str:
+    return f"{BRANCHES}{name}/ref"
 
 
 def _tag_key(name: str) -> str:
-    return f"refs/tag.{name}/ref"
+    return f"{TAGS}{name}/ref"
 
 
 def _tombstone_key(name: str) -> str:
-    return f"refs/tag.{name}/deleted"
+    return f"{TAGS}{name}/deleted"
 
 
 class RefStore:
@@ -68,7 +71,7 @@ class RefStore:
     async def branch_record(self, name: str) -> tuple[BranchRecord, str]:
         """The branch's record and its version token; ``BranchNotFoundError`` if missing."""
         validate_ref_name(name, "branch")
-        key = _branch_key(name)
+        key = branch_key(name)
         try:
             data, version = await self.storage.get_versioned(key)
         except ObjectNotFoundError:
@@ -83,7 +86,7 @@ class RefStore:
         validate_ref_name(name, "branch")
         rec = BranchRecord(snapshot_id=snapshot_id, updated_at=now_us())
         try:
-            await self.storage.put_if_absent(_branch_key(name), encode_branch(rec))
+            await self.storage.put_if_absent(branch_key(name), encode_branch(rec))
         except ObjectExistsError:
             raise BranchAlreadyExistsError(name) from None
 
@@ -103,7 +106,7 @@ class RefStore:
                 snapshot_id=new_snapshot, updated_at=now_us(), previous=rec.snapshot_id
             )
             try:
-                await self.storage.put_if_match(_branch_key(name), encode_branch(new), version)
+                await self.storage.put_if_match(branch_key(name), encode_branch(new), version)
             except PreconditionFailedError:
                 if not check:
                     continue
@@ -115,13 +118,13 @@ class RefStore:
         validate_ref_name(name, "branch")
         if name == MAIN_BRANCH:
             raise ProtectedBranchError(name, "delete")
-        key = _branch_key(name)
+        key = branch_key(name)
         if not await self.storage.exists(key):
             raise BranchNotFoundError(name)
         await self.storage.delete(key)
 
     async def list_branches(self) -> set[str]:
-        return await self._list_names("refs/branch.", "/ref")
+        return await self._list_names(BRANCHES, "/ref")
 
     # --- tags ----------------------------------------------------------------------------------
 
@@ -156,8 +159,8 @@ class RefStore:
             raise TagNotFoundError(name) from None
 
     async def list_tags(self) -> set[str]:
-        live = await self._list_names("refs/tag.", "/ref")
-        dead = await self._list_names("refs/tag.", "/deleted")
+        live = await self._list_names(TAGS, "/ref")
+        dead = await self._list_names(TAGS, "/deleted")
         return live - dead
 
     async def _list_names(self, prefix: str, suffix: str) -> set[str]:

@@ -23,8 +23,8 @@ from icechunk_lib.format import RepositoryConfig, new_object_id
 from icechunk_lib.format.config import decode_config, encode_config
 from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.format.snapshot import Snapshot, SnapshotHeader
-from icechunk_lib.objects import CONFIG, ObjectStore
-from icechunk_lib.refs import MAIN_BRANCH, RefStore, now_us
+from icechunk_lib.objects import CONFIG, SNAPSHOTS, ObjectStore
+from icechunk_lib.refs import MAIN_BRANCH, RefStore, branch_key, now_us
 from icechunk_lib.session import Session
 from icechunk_lib.storage import Storage
 
@@ -98,7 +98,7 @@ class Repository:
         _require_writable(storage)
         if await _repository_exists(storage):
             raise RepositoryAlreadyExistsError(storage.url)
-        if not await storage.is_empty():
+        if not await _empty_or_unfinished(storage):
             raise RepositoryAlreadyExistsError(
                 storage.url, "the location is not empty; choose an empty directory or prefix"
             )
@@ -111,12 +111,13 @@ class Repository:
             metadata={},
         )
         await repo._objects.write_snapshot(initial)
-        await storage.put(CONFIG, encode_config(config))
-        # Creating main is the claim on the location: only one of two racing creators wins.
+        # Creating main is the claim on the location: only one of two racing creators wins,
+        # and only the winner writes the config.
         try:
             await repo._refs.create_branch(MAIN_BRANCH, initial.id)
         except BranchAlreadyExistsError:
             raise RepositoryAlreadyExistsError(storage.url) from None
+        await storage.put(CONFIG, encode_config(config))
         return repo
 
     @classmethod
@@ -449,8 +450,16 @@ class Repository:
         session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)
 
 
+async def _empty_or_unfinished(storage: Storage) -> bool:
+    """True if the storage is empty or holds only what an interrupted ``create`` leaves."""
+    async for info in storage.list(""):
+        if not info.key.startswith(SNAPSHOTS):
+            return False
+    return True
+
+
 async def _repository_exists(storage: Storage) -> bool:
-    return await storage.exists(f"refs/branch.{MAIN_BRANCH}/ref")
+    return await storage.exists(branch_key(MAIN_BRANCH))
 
 
 def _require_writable(storage: Storage) -> None:

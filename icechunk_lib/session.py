@@ -8,14 +8,17 @@ swaps the branch ref. Safe for concurrent use from threads and asyncio tasks.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.errors import (
     ConflictError,
+    CorruptObjectError,
     NodeNotFoundError,
     ReadOnlySessionError,
     RebaseFailedError,
@@ -34,10 +37,20 @@ if TYPE_CHECKING:
     from icechunk_lib.ops.diff import Diff
     from icechunk_lib.store import IcechunkStore
 
-__all__ = ["Session"]
+__all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
+
+
+@dataclass(frozen=True)
+class ChangeSetView:
+    """A session's uncommitted changes at one moment: what a commit or a status reads."""
+
+    nodes: dict[str, NodeSnapshot]
+    chunks: dict[str, dict[tuple[int, ...], ChunkRef | None]]
+    extras: dict[str, ExtraObject]
+    extra_changes: set[str]
 
 
 class Session:
@@ -60,6 +73,8 @@ class Session:
         self._base_id = snapshot_id
         self._branch = branch
         self._read_only = read_only
+        self._lock = threading.RLock()
+        self._pending_commit: str | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -70,8 +85,8 @@ class Session:
         self._extra_changes: set[str] = set()
         self._info: dict[str, tuple[bytes, ArrayInfo | None]] = {}
         self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
-        self._lock = threading.RLock()
         self._dirty = False
+        self._committing = False
         # Tables this session looked up last, so a hot read skips the shared LRU.
         self._tables: dict[tuple[str, str], ChunkTable] = {}
         self.key_cache: dict[str, tuple[int, Any, Any]] = {}
@@ -194,6 +209,28 @@ class Session:
     def _check_writable(self, what: str = "write") -> None:
         if self._read_only:
             raise ReadOnlySessionError(what)
+        if self._committing:
+            raise SessionError(
+                f"cannot {what}: a commit of this session is in progress; "
+                "changes made now would belong to no commit"
+            )
+
+    @contextlib.contextmanager
+    def _mutation(self, what: str = "write") -> Iterator[None]:
+        """Hold the lock and re-check writability, so no change slips in during a commit."""
+        with self._lock:
+            self._check_writable(what)
+            yield
+
+    def capture(self) -> ChangeSetView:
+        """A consistent copy of the uncommitted changes, taken under the lock."""
+        with self._lock:
+            return ChangeSetView(
+                nodes=dict(self._nodes or {}),
+                chunks={nid: dict(ch) for nid, ch in self._chunks.items() if ch},
+                extras=dict(self._extras),
+                extra_changes=set(self._extra_changes),
+            )
 
     async def set_node(self, path: str, meta: bytes) -> NodeSnapshot:
         """Create or update the group or array at ``path`` from its ``zarr.json`` bytes."""
@@ -202,7 +239,7 @@ class Session:
         nodes = await self.nodes()
         info = parse_array_meta(meta)
         kind = ARRAY if info is not None else GROUP
-        with self._lock:
+        with self._mutation():
             old = nodes.get(path)
             old_info = self.array_info(old) if old is not None else None
             if (
@@ -226,7 +263,7 @@ class Session:
         """Delete the node at ``path`` (not its children); False if there is none."""
         self._check_writable("delete")
         nodes = await self.nodes()
-        with self._lock:
+        with self._mutation("delete"):
             node = nodes.pop(validate_node_path(path), None)
             if node is None:
                 return False
@@ -241,7 +278,7 @@ class Session:
         path = validate_node_path(path)
         nodes = await self.nodes()
         prefix = "/" if path == "/" else path + "/"
-        with self._lock:
+        with self._mutation("delete"):
             doomed = [p for p in nodes if p == path or p.startswith(prefix)]
             for p in doomed:
                 node = nodes.pop(p)
@@ -266,7 +303,7 @@ class Session:
             from icechunk_lib.errors import InvalidNameError
 
             raise InvalidNameError("node", dst, "the destination exists or is inside the source")
-        with self._lock:
+        with self._mutation("move"):
             moving = [p for p in nodes if p == src or p.startswith(src + "/")]
             for p in moving:
                 node = nodes.pop(p)
@@ -319,9 +356,20 @@ class Session:
         if ref.kind == NATIVE:
             if start >= stop:
                 return b""
-            return await self._objects.storage.get(
-                chunk_key(ref.chunk_id), (ref.offset + start, ref.offset + stop)
-            )
+            key = chunk_key(ref.chunk_id)
+            data = await self._objects.storage.get(key, (ref.offset + start, ref.offset + stop))
+            if len(data) != stop - start or (
+                start == 0
+                and stop == ref.length
+                and ref.checksum
+                and content_checksum(data) != ref.checksum
+            ):
+                raise CorruptObjectError(
+                    f"{key} in {self._objects.storage.url}",
+                    f"chunk content does not match the manifest (expected {ref.length} bytes "
+                    f"with checksum {ref.checksum:016x}); the file was damaged or truncated",
+                )
+            return data
         raise SessionError(
             f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "
             "is not supported by this version of ick"
@@ -331,7 +379,7 @@ class Session:
         """Store one chunk: inline if small, else written to ``chunks/`` right away."""
         self._check_writable()
         ref = await self._make_ref(data)
-        with self._lock:
+        with self._mutation():
             self._chunks.setdefault(node.id, {})[coords] = ref
             self._dirty = True
 
@@ -345,7 +393,7 @@ class Session:
 
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
         self._check_writable("delete")
-        with self._lock:
+        with self._mutation("delete"):
             self._chunks.setdefault(node.id, {})[coords] = None
             self._dirty = True
 
@@ -386,7 +434,7 @@ class Session:
         await self.nodes()
         ref = await self._make_ref(data)
         extra = ExtraObject(key, ref.length, ref.checksum, ref.data, ref.chunk_id)
-        with self._lock:
+        with self._mutation():
             self._extras[key] = extra
             self._extra_changes.add(key)
             self._dirty = True
@@ -394,7 +442,7 @@ class Session:
     async def delete_extras(self, keys: Iterable[str]) -> None:
         self._check_writable("delete")
         await self.nodes()
-        with self._lock:
+        with self._mutation("delete"):
             for key in keys:
                 if self._extras.pop(key, None) is not None:
                     self._extra_changes.add(key)
@@ -440,8 +488,9 @@ class Session:
             if not other._dirty:
                 continue
             await other.nodes()
-            theirs = other._node_changes(base)
-            with self._lock:
+            view = other.capture()
+            theirs = node_changes(base.nodes, view.nodes)
+            with self._mutation("merge"):
                 for n in theirs.deleted:
                     current = next((p for p, m in nodes.items() if m.id == n.id), None)
                     if current is not None:
@@ -451,10 +500,10 @@ class Session:
                     nodes[n.path] = n
                 for n in theirs.new:
                     nodes[n.path] = n
-                for nid, changes in other._chunks.items():
+                for nid, changes in view.chunks.items():
                     self._chunks.setdefault(nid, {}).update(changes)
-                for key in other._extra_changes:
-                    extra = other._extras.get(key)
+                for key in view.extra_changes:
+                    extra = view.extras.get(key)
                     if extra is None:
                         self._extras.pop(key, None)
                     else:
@@ -478,7 +527,7 @@ class Session:
     def discard_changes(self) -> None:
         """Forget every uncommitted change (written chunks become garbage for gc)."""
         self._check_writable("discard changes")
-        with self._lock:
+        with self._mutation("discard changes"):
             self._reset_state()
 
     def changed_chunks(self) -> dict[str, dict[Coords, ChunkRef | None]]:
@@ -523,26 +572,37 @@ class Session:
     ) -> str:
         from icechunk_lib.commit import commit_session
 
-        self._check_writable("commit")
-        if self._branch is None:
-            raise ReadOnlySessionError("commit from a detached session")
-        tries = 0
-        while True:
-            try:
-                new_id = await commit_session(self, message, metadata or {}, allow_empty)
-            except ConflictError as exc:
-                if rebase_with is None or isinstance(exc, RebaseFailedError):
-                    raise
-                tries += 1
-                if tries > rebase_tries:
-                    raise
-                await self.rebase_async(rebase_with)
-                continue
+        with self._mutation("commit"):
+            if self._branch is None:
+                raise ReadOnlySessionError("commit from a detached session")
+            self._committing = True
+        try:
+            tries = 0
+            while True:
+                try:
+                    new_id = await commit_session(self, message, metadata or {}, allow_empty)
+                    break
+                except ConflictError as exc:
+                    if exc.actual_parent is not None and exc.actual_parent == self._pending_commit:
+                        # An earlier attempt's ref swap landed but its reply was lost.
+                        new_id = exc.actual_parent
+                        break
+                    if rebase_with is None or isinstance(exc, RebaseFailedError):
+                        raise
+                    tries += 1
+                    if tries > rebase_tries:
+                        raise
+                    from icechunk_lib.conflicts import rebase_session
+
+                    await rebase_session(self, rebase_with)
             with self._lock:
                 self._base_id = new_id
                 self._read_only = True
+                self._pending_commit = None
                 self._reset_state()
             return new_id
+        finally:
+            self._committing = False
 
     def rebase(self, solver: ConflictSolver) -> None:
         """Replay this session's changes on the branch tip, resolving conflicts with ``solver``."""
@@ -567,9 +627,6 @@ class Session:
             self._nodes = nodes
             self._extras = extras
             self.key_cache.clear()
-
-    def _node_changes(self, base: Snapshot) -> NodeChanges:
-        return self._node_changes_from(base.nodes)
 
     def _node_changes_from(self, base_nodes: Iterable[NodeSnapshot]) -> NodeChanges:
         assert self._nodes is not None

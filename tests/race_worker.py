@@ -13,10 +13,21 @@ import zarr
 
 import icechunk_lib as ic
 
-__all__ = ["ROW", "cell_value", "commit_worker", "message", "row_value", "write_commit"]
+__all__ = [
+    "ROW",
+    "SENTINEL",
+    "cell_value",
+    "commit_worker",
+    "message",
+    "row_value",
+    "write_commit",
+]
 
 ROW = 80  # float64 elements per "rows" chunk: 640 bytes, above the inline threshold
 MAX_TRIES = 2_000
+# Row 0 of both arrays holds one chunk written at setup (checked at the end as a sentinel) and
+# process p writes row p + 1.
+SENTINEL = 7
 
 
 def message(proc: int, commit: int) -> str:
@@ -34,8 +45,8 @@ def row_value(proc: int, commit: int) -> np.ndarray[Any, Any]:
 def write_commit(session: ic.Session, proc: int, commit: int) -> None:
     """Write commit ``commit`` of process ``proc``: an inline cell and a native chunk."""
     store = session.store
-    zarr.open_array(store, path="cells", mode="r+")[proc, commit] = cell_value(proc, commit)
-    zarr.open_array(store, path="rows", mode="r+")[proc, commit] = row_value(proc, commit)
+    zarr.open_array(store, path="cells", mode="r+")[proc + 1, commit] = cell_value(proc, commit)
+    zarr.open_array(store, path="rows", mode="r+")[proc + 1, commit] = row_value(proc, commit)
 
 
 def commit_worker(

@@ -56,7 +56,13 @@ def decode_id(text: str) -> bytes:
         raise ValueError(f"not a Crockford base32 id: {text!r}")
     data = text.upper().encode("ascii").translate(_FROM_CROCKFORD)
     data += b"=" * (-len(data) % 8)
-    return base64.b32decode(data)
+    try:
+        raw = base64.b32decode(data)
+    except ValueError:
+        raise ValueError(f"not a Crockford base32 id: {text!r}") from None
+    if encode_id(raw) != text.upper():  # unused trailing bits set: two spellings, one id
+        raise ValueError(f"not a canonical id: {text!r}")
+    return raw
 
 
 def is_object_id(text: str) -> bool:

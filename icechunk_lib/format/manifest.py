@@ -420,7 +420,32 @@ class ChunkTable:
         }
         if sizes != {n} or len(enc.keys) % 8 or len(enc.chunk_ids) != n * _ID:
             raise ValueError(f"columns of node {enc.node_id} have inconsistent lengths")
+        table._check_rows()
         return table
+
+    def _check_rows(self) -> None:
+        """Reject rows a correct writer never produces (vectorised; runs on every decode)."""
+        where = f"node {self.node_id}"
+        if any(int(s) < 1 for s in self.key_shape) or math.prod(self.key_shape) > _MAX_KEY:
+            raise ValueError(f"{where}: invalid key shape {self.key_shape}")
+        keys = self.keys
+        if len(keys) and (int(keys[0]) < 0 or int(keys[-1]) >= math.prod(self.key_shape)):
+            raise ValueError(f"{where}: chunk keys outside the key shape")
+        if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            raise ValueError(f"{where}: chunk keys are not strictly increasing")
+        kinds = self.kinds
+        if not bool(np.isin(kinds, (NATIVE, INLINE, VIRTUAL)).all()):
+            raise ValueError(f"{where}: unknown chunk reference kind")
+        inline = kinds == INLINE
+        if inline.any():
+            ends = self.offsets[inline] + self.lengths[inline]
+            if int(ends.max()) > len(self.inline_data):
+                raise ValueError(f"{where}: inline chunk past the end of the inline data")
+        virtual = kinds == VIRTUAL
+        if virtual.any():
+            idx = self.location_index[virtual]
+            if int(idx.min()) < 0 or int(idx.max()) >= len(self.locations):
+                raise ValueError(f"{where}: virtual chunk with an unknown location")
 
 
 @dataclass(eq=False)

@@ -83,10 +83,10 @@ def _from_node_changes(changes: NodeChanges) -> Diff:
 
 def diff_session(session: Session, base: Snapshot) -> Diff:
     """The uncommitted changes of ``session`` relative to ``base``."""
-    diff = _from_node_changes(session._node_changes(base))
-    nodes = session._nodes or {}
-    by_id = {n.id: n for n in nodes.values() if n.kind == ARRAY}
-    for nid, changes in session.changed_chunks().items():
+    view = session.capture()
+    diff = _from_node_changes(node_changes(base.nodes, view.nodes))
+    by_id = {n.id: n for n in view.nodes.values() if n.kind == ARRAY}
+    for nid, changes in view.chunks.items():
         node = by_id.get(nid)
         if node is not None and changes:
             diff.updated_chunks[node.path] = sorted(list(c) for c in changes)

@@ -1,0 +1,96 @@
+"""Object ids: Crockford base32 text, 20 characters for 12 bytes, 13 for 8."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from icechunk_lib.format import (
+    decode_id,
+    encode_id,
+    is_object_id,
+    new_chunk_id,
+    new_node_id,
+    new_object_id,
+)
+
+from .strategies import CROCKFORD
+
+# Non-ASCII characters are left out here: see test_non_ascii_look_alikes_are_refused.
+_NOT_IN_ALPHABET = st.characters(
+    codec="ascii", exclude_characters=CROCKFORD + CROCKFORD.lower() + "ILOUilou"
+)
+
+
+@given(raw=st.binary(max_size=40))
+def test_round_trip_and_alphabet(raw: bytes) -> None:
+    text = encode_id(raw)
+    assert set(text) <= set(CROCKFORD)
+    assert len(text) == math.ceil(len(raw) * 8 / 5)
+    assert decode_id(text) == raw
+    assert decode_id(text.lower()) == raw
+
+
+@given(a=st.binary(min_size=12, max_size=12), b=st.binary(min_size=12, max_size=12))
+def test_text_order_is_byte_order(a: bytes, b: bytes) -> None:
+    # Listings sort keys as text; ids must sort like the bytes they encode.
+    assert (encode_id(a) < encode_id(b)) == (a < b)
+
+
+def test_lengths_of_fresh_ids() -> None:
+    object_ids = {new_object_id() for _ in range(500)}
+    assert len(object_ids) == 500
+    assert all(len(i) == 20 and is_object_id(i) for i in object_ids)
+    node_id = new_node_id()
+    assert len(node_id) == 13 and set(node_id) <= set(CROCKFORD)
+    assert not is_object_id(node_id)
+    chunk_id = new_chunk_id()
+    assert isinstance(chunk_id, bytes) and len(chunk_id) == 12
+    assert is_object_id(encode_id(chunk_id))
+
+
+@given(text=st.text(alphabet=CROCKFORD + "ILOU" + "abc-_ ", max_size=24))
+@example(text="0" * 20)
+@example(text="0" * 19 + "I")
+@example(text="a" * 20)
+def test_is_object_id_is_exactly_20_crockford_characters(text: str) -> None:
+    expected = len(text) == 20 and all(c in CROCKFORD for c in text)
+    assert is_object_id(text) == expected
+
+
+@given(raw=st.binary(min_size=12, max_size=12))
+def test_every_encoded_12_byte_value_is_an_object_id(raw: bytes) -> None:
+    assert is_object_id(encode_id(raw))
+
+
+@given(data=st.data(), raw=st.binary(min_size=12, max_size=12))
+def test_characters_outside_the_alphabet_are_refused(data: st.DataObject, raw: bytes) -> None:
+    text = encode_id(raw)
+    i = data.draw(st.integers(0, len(text) - 1), label="index")
+    bad = data.draw(_NOT_IN_ALPHABET, label="character")
+    with pytest.raises(ValueError):
+        decode_id(text[:i] + bad + text[i + 1 :])
+
+
+@pytest.mark.parametrize("letter", ["I", "L", "O", "U", "i", "o"])
+def test_letters_crockford_leaves_out_are_not_other_digits(letter: str) -> None:
+    # Crockford lets decoders read I and L as 1 and O as 0; reading them as RFC 4648 digits
+    # ('O' as 'E') would silently name another object.
+    alias = {"I": "1", "L": "1", "O": "0"}.get(letter.upper())
+    try:
+        got = decode_id(letter * 20)
+    except ValueError:
+        return
+    assert alias is not None and got == decode_id(alias * 20)
+
+
+@pytest.mark.parametrize(
+    "letter", ["\u017f", "\u0131", "\u212a"], ids=["long-s", "dotless-i", "kelvin"]
+)
+def test_non_ascii_look_alikes_are_refused(letter: str) -> None:
+    # str.upper() maps some of these to ASCII letters (long s -> 'S'); ids are ASCII only.
+    with pytest.raises(ValueError):
+        decode_id(letter * 20)
