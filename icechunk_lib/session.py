@@ -7,9 +7,11 @@ swaps the branch ref. Safe for concurrent use from threads and asyncio tasks.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,6 +76,9 @@ class Session:
         self._branch = branch
         self._read_only = read_only
         self._lock = threading.RLock()
+        self._set_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pending_commit: str | None = None
         self._reset_state()
 
@@ -221,6 +226,15 @@ class Session:
         with self._lock:
             self._check_writable(what)
             yield
+
+    def check_then_set_lock(self) -> asyncio.Lock:
+        """The lock (one per event loop) that makes a store's check-then-set atomic."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            lock = self._set_locks.get(loop)
+            if lock is None:
+                lock = self._set_locks[loop] = asyncio.Lock()
+            return lock
 
     def capture(self) -> ChangeSetView:
         """A consistent copy of the uncommitted changes, taken under the lock."""

@@ -232,18 +232,9 @@ class IcechunkStore(Store):
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""
         self._check_writable()
-        async with self._session_write_lock():
+        async with self._session.check_then_set_lock():
             if not await self.exists(key):
                 await self.set(key, value)
-
-    def _session_write_lock(self) -> asyncio.Lock:
-        # One asyncio lock per session and event loop serialises check-then-set sequences.
-        loop = asyncio.get_running_loop()
-        locks: dict[int, asyncio.Lock] = self._session.__dict__.setdefault("_set_locks", {})
-        lock = locks.get(id(loop))
-        if lock is None:
-            lock = locks[id(loop)] = asyncio.Lock()
-        return lock
 
     async def delete(self, key: str) -> None:
         """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node."""
