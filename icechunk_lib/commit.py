@@ -237,5 +237,7 @@ async def commit_session(
     await asyncio.gather(objects.write_snapshot(snapshot), objects.write_transaction_log(log))
     assert session.branch is not None
     session._pending_commit = snapshot.id
-    await session._refs.update_branch(session.branch, snapshot.id, base.id)
+    await session._refs.update_branch(
+        session.branch, snapshot.id, base.id, action="commit", message=message
+    )
     return snapshot.id

@@ -15,7 +15,9 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     ├── RefError
     │   ├── RefNotFoundError (KeyError)
     │   │   ├── BranchNotFoundError
-    │   │   └── TagNotFoundError
+    │   │   ├── TagNotFoundError
+    │   │   └── RevisionNotFoundError
+    │   ├── AmbiguousRefError (ValueError)
     │   ├── SnapshotNotFoundError (KeyError)
     │   ├── BranchAlreadyExistsError (FileExistsError)
     │   ├── TagAlreadyExistsError (FileExistsError)
@@ -38,6 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AmbiguousRefError",
     "BranchAlreadyExistsError",
     "BranchNotFoundError",
     "ConfigError",
@@ -60,6 +63,7 @@ __all__ = [
     "RefNotFoundError",
     "RepositoryAlreadyExistsError",
     "RepositoryNotFoundError",
+    "RevisionNotFoundError",
     "SessionError",
     "SnapshotNotFoundError",
     "StorageError",
@@ -174,6 +178,27 @@ class TagNotFoundError(RefNotFoundError):
     """The tag does not exist."""
 
     kind = "tag"
+
+
+class RevisionNotFoundError(RefNotFoundError):
+    """Nothing (branch, tag, snapshot id or id prefix) matches a revision."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        tail = f": {detail}" if detail else ""
+        RefError.__init__(self, f"no branch, tag or snapshot matches {name!r}{tail}")
+
+
+class AmbiguousRefError(RefError, ValueError):
+    """A revision matches more than one thing; ``candidates`` lists them."""
+
+    def __init__(self, rev: str, candidates: Sequence[str]) -> None:
+        self.rev = rev
+        self.candidates = list(candidates)
+        shown = ", ".join(self.candidates[:10]) + (" ..." if len(self.candidates) > 10 else "")
+        super().__init__(
+            f"revision {rev!r} is ambiguous: it matches {shown}; use a longer id or a full name"
+        )
 
 
 class SnapshotNotFoundError(RefError, KeyError):

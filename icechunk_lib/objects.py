@@ -10,11 +10,10 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from icechunk_lib.errors import ObjectNotFoundError, SnapshotNotFoundError
 from icechunk_lib.format import RepositoryConfig, encode_id
-from icechunk_lib.format.manifest import ManifestFile, decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import (
     Snapshot,
     SnapshotHeader,
@@ -24,6 +23,9 @@ from icechunk_lib.format.snapshot import (
 )
 from icechunk_lib.format.txlog import TransactionLog, decode_txlog, encode_txlog
 from icechunk_lib.storage import Storage
+
+if TYPE_CHECKING:
+    from icechunk_lib.format.manifest import ManifestFile
 
 __all__ = [
     "CHUNKS",
@@ -168,6 +170,8 @@ class ObjectStore:
         if cached is not None:
             return cached
 
+        from icechunk_lib.format.manifest import decode_manifest
+
         async def load() -> ManifestFile:
             key = MANIFESTS + manifest_id
             data = await self.storage.get(key)
@@ -179,6 +183,8 @@ class ObjectStore:
 
     async def write_manifest(self, manifest: ManifestFile) -> int:
         """Write a manifest and return its size in bytes."""
+        from icechunk_lib.format.manifest import encode_manifest
+
         data = encode_manifest(manifest, compression_level=self.config.compression.level)
         await self.storage.put_if_absent(MANIFESTS + manifest.id, data)
         self._manifests.put(manifest.id, manifest)

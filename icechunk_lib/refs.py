@@ -20,24 +20,31 @@ from icechunk_lib.errors import (
     TagAlreadyExistsError,
     TagNotFoundError,
 )
+from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.refs import (
+    REFLOG_INLINE,
     BranchRecord,
+    ReflogItem,
+    ReflogPage,
     TagRecord,
     TagTombstone,
     decode_branch,
+    decode_reflog_page,
     decode_tag,
     encode_branch,
+    encode_reflog_page,
     encode_tag,
     encode_tombstone,
 )
 from icechunk_lib.names import validate_ref_name
 from icechunk_lib.storage import Storage
 
-__all__ = ["BRANCHES", "MAIN_BRANCH", "TAGS", "RefStore", "branch_key", "now_us"]
+__all__ = ["BRANCHES", "MAIN_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
 
 MAIN_BRANCH = "main"
 BRANCHES = "refs/branch/"
 TAGS = "refs/tag/"
+REFLOGS = "reflogs/"
 
 
 def now_us() -> int:
@@ -84,26 +91,49 @@ class RefStore:
 
     async def create_branch(self, name: str, snapshot_id: str) -> None:
         validate_ref_name(name, "branch")
-        rec = BranchRecord(snapshot_id=snapshot_id, updated_at=now_us())
+        at = now_us()
+        item = ReflogItem(snapshot_id, None, at, "create", "")
+        rec = BranchRecord(snapshot_id=snapshot_id, updated_at=at, log=(item,))
         try:
             await self.storage.put_if_absent(branch_key(name), encode_branch(rec))
         except ObjectExistsError:
             raise BranchAlreadyExistsError(name) from None
 
     async def update_branch(
-        self, name: str, new_snapshot: str, expected: str | None, *, check: bool = True
+        self,
+        name: str,
+        new_snapshot: str,
+        expected: str | None,
+        *,
+        check: bool = True,
+        action: str = "commit",
+        message: str = "",
     ) -> str:
         """Move ``name`` to ``new_snapshot`` if it is at ``expected``; return where it was.
 
-        This compare-and-swap is the commit point of every commit. With ``check=False`` the
-        branch moves from wherever it is (still atomically, so no concurrent move is lost).
+        This compare-and-swap is the commit point of every commit, and records the move in
+        the branch's reflog in the same write. With ``check=False`` the branch moves from
+        wherever it is (still atomically, so no concurrent move is lost).
         """
         while True:
             rec, version = await self.branch_record(name)
             if check and rec.snapshot_id != expected:
                 raise ConflictError(name, expected, rec.snapshot_id)
+            at = now_us()
+            item = ReflogItem(new_snapshot, rec.snapshot_id, at, action, message)
+            log, older = (item, *rec.log), rec.older
+            if len(log) > REFLOG_INLINE:
+                # Archive the older entries under a fresh id; unreferenced if the swap loses.
+                older = new_object_id()
+                page = ReflogPage(items=log[1:], older=rec.older)
+                await self.storage.put_if_absent(REFLOGS + older, encode_reflog_page(page))
+                log = (item,)
             new = BranchRecord(
-                snapshot_id=new_snapshot, updated_at=now_us(), previous=rec.snapshot_id
+                snapshot_id=new_snapshot,
+                updated_at=at,
+                previous=rec.snapshot_id,
+                log=log,
+                older=older,
             )
             try:
                 await self.storage.put_if_match(branch_key(name), encode_branch(new), version)
@@ -113,6 +143,18 @@ class RefStore:
                 actual = await self.lookup_branch(name)
                 raise ConflictError(name, expected, actual) from None
             return rec.snapshot_id
+
+    async def reflog(self, name: str) -> list[ReflogItem]:
+        """Every recorded move of the branch, newest first."""
+        rec, _ = await self.branch_record(name)
+        items = list(rec.log)
+        older = rec.older
+        while older is not None:
+            key = REFLOGS + older
+            page = decode_reflog_page(await self.storage.get(key), path=self._where(key))
+            items.extend(page.items)
+            older = page.older
+        return items
 
     async def delete_branch(self, name: str) -> None:
         validate_ref_name(name, "branch")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
@@ -22,39 +21,21 @@ from icechunk_lib.errors import (
 from icechunk_lib.format import RepositoryConfig, new_object_id
 from icechunk_lib.format.config import decode_config, encode_config
 from icechunk_lib.format.ids import is_object_id
-from icechunk_lib.format.snapshot import Snapshot, SnapshotHeader
+from icechunk_lib.format.snapshot import Snapshot
+from icechunk_lib.history import ReflogEntry, SnapshotInfo, resolve_revision
 from icechunk_lib.objects import CONFIG, SNAPSHOTS, ObjectStore
 from icechunk_lib.refs import MAIN_BRANCH, RefStore, branch_key, now_us
-from icechunk_lib.session import Session
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.session import Session
     from icechunk_lib.store import IcechunkStore
 
 __all__ = ["Repository", "SnapshotInfo"]
 
 INITIAL_COMMIT_MESSAGE = "Repository initialized"
-
-
-def _to_datetime(us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """One entry of the history: what ``ancestry`` yields and ``lookup_snapshot`` returns."""
-
-    id: str
-    parent_id: str | None
-    written_at: dt.datetime
-    message: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def _from(cls, s: SnapshotHeader | Snapshot | Any) -> SnapshotInfo:
-        return cls(s.id, s.parent_id, _to_datetime(s.written_at), s.message, dict(s.metadata))
 
 
 class Repository:
@@ -258,6 +239,21 @@ class Repository:
 
     ancestry_async = async_ancestry
 
+    def resolve(self, rev: str) -> str:
+        """The snapshot id of a revision: branch, tag, snapshot id or unique id prefix (at
+        least 4 characters), optionally followed by ``~N`` for the N-th parent."""
+        return _sync.run(self.resolve_async(rev))
+
+    async def resolve_async(self, rev: str) -> str:
+        return await resolve_revision(self._objects, self._refs, rev)
+
+    def reflog(self, branch: str) -> list[ReflogEntry]:
+        """Every recorded position of ``branch`` (creation, commits, resets), newest first."""
+        return _sync.run(self.reflog_async(branch))
+
+    async def reflog_async(self, branch: str) -> list[ReflogEntry]:
+        return [ReflogEntry._from(item) for item in await self._refs.reflog(branch)]
+
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         return _sync.run(self.lookup_snapshot_async(snapshot_id))
 
@@ -299,7 +295,11 @@ class Repository:
         _require_writable(self._storage)
         await self._check_snapshot(snapshot_id)
         await self._refs.update_branch(
-            branch, snapshot_id, from_snapshot_id, check=from_snapshot_id is not None
+            branch,
+            snapshot_id,
+            from_snapshot_id,
+            check=from_snapshot_id is not None,
+            action="reset",
         )
 
     def delete_branch(self, branch: str) -> None:
@@ -408,6 +408,8 @@ class Repository:
         sid = await self._resolve(branch, tag, snapshot_id)
         if as_of is not None:
             sid = await self._as_of(sid, as_of, branch or tag or snapshot_id or "")
+        from icechunk_lib.session import Session
+
         return Session(self._objects, sid, branch=None, read_only=True)
 
     async def _as_of(self, start: str, when: dt.datetime, name: str) -> str:
@@ -432,6 +434,8 @@ class Repository:
     async def writable_session_async(self, branch: str) -> Session:
         _require_writable(self._storage)
         sid = await self._refs.lookup_branch(branch)
+        from icechunk_lib.session import Session
+
         return Session(self._objects, sid, branch=branch, read_only=False)
 
     @contextlib.contextmanager

@@ -37,6 +37,7 @@ from icechunk_lib.zarr_keys import ArrayInfo, parse_array_meta
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.ops.tree import NodeInfo
     from icechunk_lib.store import IcechunkStore
 
 __all__ = ["ChangeSetView", "Session"]
@@ -429,6 +430,19 @@ class Session:
 
     async def chunk_coordinates(self, node: NodeSnapshot) -> list[Coords]:
         return [c async for c, _ in self.iter_chunks(node)]
+
+    def list_nodes(
+        self, path: str = "/", *, recursive: bool = False, stats: bool = False
+    ) -> list[NodeInfo]:
+        """Groups and arrays below ``path``; with ``stats``, chunk counts and stored bytes."""
+        return _sync.run(self.list_nodes_async(path, recursive=recursive, stats=stats))
+
+    async def list_nodes_async(
+        self, path: str = "/", *, recursive: bool = False, stats: bool = False
+    ) -> list[NodeInfo]:
+        from icechunk_lib.ops.tree import list_nodes
+
+        return await list_nodes(self, path, recursive=recursive, stats=stats)
 
     # --- extra (non-Zarr) keys -------------------------------------------------------------------
 

@@ -184,6 +184,7 @@ parent.__path__ = [sys.argv[1]]
 sys.modules["icechunk_lib"] = parent
 import icechunk_lib.format
 import icechunk_lib.format.refs, icechunk_lib.format.snapshot, icechunk_lib.format.txlog
+import icechunk_lib.format.manifest
 print(json.dumps(sorted(sys.modules)))
 """
 
@@ -199,6 +200,29 @@ def test_importing_format_loads_no_storage_session_or_zarr() -> None:
     assert "icechunk_lib.format.manifest" in loaded
     bad = [m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_IN_FORMAT)]
     assert not bad, bad
+
+
+_HISTORY_PROBE = """
+import json, sys
+import icechunk_lib as ic
+repo = ic.Repository.create(ic.local_filesystem_storage(sys.argv[1]))
+repo.create_branch("dev", repo.lookup_branch("main"))
+print(len(list(repo.ancestry(branch="dev"))), repo.resolve("dev"), len(repo.reflog("main")))
+print(json.dumps(sorted(m for m in ("numpy", "zarr", "fsspec", "s3fs") if m in sys.modules)))
+"""
+
+
+def test_refs_and_history_load_no_numpy_or_zarr(tmp_path: Path) -> None:
+    """What the ``ick`` command needs for history and refs imports nothing heavy."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HISTORY_PROBE, str(tmp_path / "repo")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    first, heavy = out.stdout.splitlines()
+    assert first.startswith("1 ")
+    assert json.loads(heavy) == []
 
 
 def _imports(path: Path) -> set[str]:

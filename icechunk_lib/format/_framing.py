@@ -51,6 +51,7 @@ class ObjectKind(enum.IntEnum):
     TAG = 5
     TAG_TOMBSTONE = 6
     CONFIG = 7
+    REFLOG = 8
 
 
 class _Codec(enum.IntEnum):

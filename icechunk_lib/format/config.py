@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from icechunk_lib.errors import ConfigError
@@ -52,6 +54,38 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
     def default(cls) -> RepositoryConfig:
         return cls()
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict of every setting (what ``ick config show`` prints)."""
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        return result
+
+    def with_value(self, key: str, value: str) -> RepositoryConfig:
+        """A copy with the setting at dotted ``key`` parsed from text and validated.
+
+        Raises ``ConfigError`` naming the key for an unknown key or a value of the wrong type.
+        """
+        data = self.to_dict()
+        parts = key.split(".")
+        target: Any = data
+        for part in parts[:-1]:
+            target = target.get(part) if isinstance(target, dict) else None
+            if not isinstance(target, dict):
+                break
+        if (
+            not isinstance(target, dict)
+            or parts[-1] not in target
+            or isinstance(target[parts[-1]], dict)
+        ):
+            known = ", ".join(_leaf_keys(self.to_dict()))
+            raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
+        current = target[parts[-1]]
+        target[parts[-1]] = _parse_like(current, value, key)
+        try:
+            updated = msgspec.convert(data, RepositoryConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"invalid value {value!r} for {key}: {exc}") from None
+        return updated.validate()
+
     def validate(self) -> RepositoryConfig:
         """Return ``self`` if every value is in range, else raise ``ConfigError``."""
         if not 0 <= self.inline_chunk_threshold_bytes <= 64 * 1024:
@@ -70,6 +104,38 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         if self.caching.num_snapshots < 1 or self.caching.num_bytes_manifests < 0:
             raise ConfigError("caching sizes must be positive")
         return self
+
+
+def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            keys.extend(_leaf_keys(value, f"{prefix}{name}."))
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _parse_like(current: object, text: str, key: str) -> object:
+    """Parse ``text`` as a value of the same type as ``current``."""
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{key} takes true or false, got {text!r}")
+    if isinstance(current, int):
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"{key} takes an integer, got {text!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key} takes a number, got {text!r}") from None
+    return text
 
 
 def encode_config(config: RepositoryConfig) -> bytes:

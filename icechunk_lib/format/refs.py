@@ -7,24 +7,56 @@ import msgspec
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
 
 __all__ = [
+    "REFLOG_INLINE",
     "BranchRecord",
+    "ReflogItem",
+    "ReflogPage",
     "TagRecord",
     "TagTombstone",
     "decode_branch",
+    "decode_reflog_page",
     "decode_tag",
     "decode_tombstone",
     "encode_branch",
+    "encode_reflog_page",
     "encode_tag",
     "encode_tombstone",
 ]
 
 
+class ReflogItem(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One move of a branch: to ``snapshot_id`` from ``previous_id``, when, why."""
+
+    snapshot_id: str
+    previous_id: str | None
+    at: int
+    action: str
+    """``create``, ``commit`` or ``reset``."""
+    message: str = ""
+
+
 class BranchRecord(msgspec.Struct, frozen=True, gc=False):
-    """Where a branch points. ``previous`` is where it pointed before this update."""
+    """Where a branch points, with its most recent moves (the reflog) newest first.
+
+    When ``log`` would exceed ``REFLOG_INLINE`` entries it is archived, immutable, as a
+    ``ReflogPage`` and ``older`` points at it, so a record stays small however long it lives.
+    """
 
     snapshot_id: str
     updated_at: int
     previous: str | None = None
+    log: tuple[ReflogItem, ...] = ()
+    older: str | None = None
+
+
+class ReflogPage(msgspec.Struct, frozen=True, gc=False):
+    """Archived reflog entries (newest first) and the page before them."""
+
+    items: tuple[ReflogItem, ...]
+    older: str | None = None
+
+
+REFLOG_INLINE = 32
 
 
 class TagRecord(msgspec.Struct, frozen=True, gc=False):
@@ -43,6 +75,14 @@ def encode_branch(rec: BranchRecord) -> bytes:
 
 def decode_branch(data: bytes, *, path: str) -> BranchRecord:
     return decode_object(data, ObjectKind.BRANCH, BranchRecord, path=path)
+
+
+def encode_reflog_page(page: ReflogPage) -> bytes:
+    return encode_object(ObjectKind.REFLOG, page, compression_level=3)
+
+
+def decode_reflog_page(data: bytes, *, path: str) -> ReflogPage:
+    return decode_object(data, ObjectKind.REFLOG, ReflogPage, path=path)
 
 
 def encode_tag(rec: TagRecord) -> bytes:

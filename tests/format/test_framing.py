@@ -68,6 +68,7 @@ def test_object_kinds_are_stable() -> None:
         "TAG": 5,
         "TAG_TOMBSTONE": 6,
         "CONFIG": 7,
+        "REFLOG": 8,
     }
 
 

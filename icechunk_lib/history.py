@@ -1,0 +1,139 @@
+"""History records (``SnapshotInfo``, ``ReflogEntry``) and revision resolution.
+
+A revision is a branch, a tag, a snapshot id or a unique id prefix of at least 4 characters,
+optionally followed by ``~N`` (the N-th first parent), as in git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from icechunk_lib.errors import (
+    AmbiguousRefError,
+    BranchNotFoundError,
+    InvalidNameError,
+    RevisionNotFoundError,
+    SnapshotNotFoundError,
+    TagNotFoundError,
+)
+from icechunk_lib.format.ids import is_object_id
+from icechunk_lib.format.refs import ReflogItem
+from icechunk_lib.names import validate_ref_name
+from icechunk_lib.objects import SNAPSHOTS, ObjectStore
+from icechunk_lib.refs import RefStore
+
+__all__ = ["MIN_PREFIX", "ReflogEntry", "SnapshotInfo", "resolve_revision", "to_datetime"]
+
+MIN_PREFIX = 4
+_REV = re.compile(r"^(?P<base>.*?)(?P<steps>(?:~\d*)*)$", re.DOTALL)
+_ID_CHARS = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
+
+
+def to_datetime(us: int) -> dt.datetime:
+    """A UTC datetime from microseconds since the epoch."""
+    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One entry of the history: what ``ancestry`` yields and ``lookup_snapshot`` returns."""
+
+    id: str
+    parent_id: str | None
+    written_at: dt.datetime
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _from(cls, s: Any) -> SnapshotInfo:
+        return cls(s.id, s.parent_id, to_datetime(s.written_at), s.message, dict(s.metadata))
+
+
+@dataclass(frozen=True)
+class ReflogEntry:
+    """One past move of a branch: to ``snapshot_id`` from ``previous_id``, when and why."""
+
+    snapshot_id: str
+    previous_id: str | None
+    at: dt.datetime
+    action: str
+    """``create``, ``commit`` or ``reset``."""
+    message: str
+
+    @classmethod
+    def _from(cls, item: ReflogItem) -> ReflogEntry:
+        return cls(
+            item.snapshot_id, item.previous_id, to_datetime(item.at), item.action, item.message
+        )
+
+
+def _parse(rev: str) -> tuple[str, int]:
+    match = _REV.match(rev)
+    assert match is not None
+    steps = 0
+    for part in match.group("steps").split("~")[1:]:
+        steps += int(part) if part else 1
+    return match.group("base"), steps
+
+
+async def _named(refs: RefStore, name: str) -> list[tuple[str, str]]:
+    """(label, snapshot id) of the branch and/or tag called ``name``."""
+    try:
+        validate_ref_name(name)
+    except InvalidNameError:
+        return []
+    found = []
+    with contextlib.suppress(BranchNotFoundError):
+        found.append((f"branch {name}", await refs.lookup_branch(name)))
+    with contextlib.suppress(TagNotFoundError):
+        found.append((f"tag {name}", await refs.lookup_tag(name)))
+    return found
+
+
+async def _by_id(objects: ObjectStore, text: str) -> list[str]:
+    """Snapshot ids equal to, or starting with, ``text`` (case-insensitive)."""
+    if len(text) < MIN_PREFIX or not _ID_CHARS.match(text):
+        return []
+    text = text.upper()
+    if is_object_id(text):
+        return [text] if await objects.storage.exists(SNAPSHOTS + text) else []
+    return sorted(
+        [info.key[len(SNAPSHOTS) :] async for info in objects.storage.list(SNAPSHOTS + text)]
+    )
+
+
+async def resolve_revision(objects: ObjectStore, refs: RefStore, rev: str) -> str:
+    """The snapshot id a revision names; raises if nothing or more than one thing matches."""
+    if not isinstance(rev, str) or not rev:
+        raise RevisionNotFoundError(str(rev), "empty revision")
+    base, steps = _parse(rev)
+    named = await _named(refs, base)
+    ids = await _by_id(objects, base)
+    candidates = [label for label, _ in named] + [
+        f"snapshot {i}" for i in ids if all(sid != i for _, sid in named)
+    ]
+    if len(candidates) > 1:
+        raise AmbiguousRefError(rev, candidates)
+    if named:
+        snapshot_id = named[0][1]
+    elif ids:
+        snapshot_id = ids[0]
+    else:
+        raise RevisionNotFoundError(base)
+    # Each snapshot summarises its nearest ancestors, so ~N costs about N/100 reads.
+    remaining = steps
+    while remaining:
+        chain = (await objects.snapshot_header(snapshot_id)).ancestry
+        if remaining <= len(chain):
+            return chain[remaining - 1].id
+        if not chain or chain[-1].parent_id is None:
+            raise SnapshotNotFoundError(
+                rev, f"{base} has only {steps - remaining + len(chain)} ancestor(s)"
+            )
+        remaining -= len(chain)
+        snapshot_id = chain[-1].id
+    return snapshot_id

@@ -1,0 +1,517 @@
+"""Import a plain Zarr v3 store into a session, changing only what differs from the source.
+
+``zarr.json`` documents are copied byte for byte and chunks are compared by length and xxh3-64
+checksum with the refs the session already holds, so importing a slightly changed source again
+writes (and later commits) only the changed chunks. Nodes and chunks missing from the source are
+deleted, so afterwards the destination tree mirrors the source exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+
+from icechunk_lib import _sync
+from icechunk_lib.errors import (
+    CorruptObjectError,
+    IcechunkError,
+    InvalidNameError,
+    InvalidStorageURLError,
+    ReadOnlySessionError,
+    StorageError,
+)
+from icechunk_lib.format import content_checksum
+from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
+from icechunk_lib.names import validate_node_path
+from icechunk_lib.zarr_keys import META_KEY, ArrayInfo, parse_array_meta
+
+if TYPE_CHECKING:
+    from icechunk_lib.session import Session
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "ImportStats",
+    "ProgressCallback",
+    "ZarrSource",
+    "import_zarr",
+    "import_zarr_async",
+]
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``; ``total`` is 0 while still unknown."""
+ZarrSource = str | os.PathLike[str] | Store
+"""A directory path, a ``file://`` or other fsspec URL, or an open zarr ``Store``."""
+
+DEFAULT_CONCURRENCY = 32
+Coords = tuple[int, ...]
+
+_META_SUFFIX = "/" + META_KEY
+# Two or more letters so a Windows drive ("C:\\data") still reads as a path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+# What zarr itself writes for a new group; used for missing ancestors of ``dest``.
+_GROUP_META = b'{"zarr_format":3,"node_type":"group","attributes":{}}'
+_V2_KEYS = (".zarray", ".zgroup", ".zattrs")
+_SCAN_REPORT_EVERY = 256
+
+
+@dataclass
+class ImportStats:
+    """What an import did to the session; unchanged chunks were read and compared only."""
+
+    groups_created: int = 0
+    groups_updated: int = 0
+    groups_deleted: int = 0
+    arrays_created: int = 0
+    arrays_updated: int = 0
+    arrays_deleted: int = 0
+    chunks_written: int = 0
+    chunks_unchanged: int = 0
+    chunks_deleted: int = 0
+    bytes_written: int = 0
+    """Bytes of the chunks written (inline ones included)."""
+    other_keys_skipped: int = 0
+    """Source keys that are neither ``zarr.json`` nor a chunk of an array."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the import changed anything in the session."""
+        return bool(
+            self.groups_created
+            or self.groups_updated
+            or self.groups_deleted
+            or self.arrays_created
+            or self.arrays_updated
+            or self.arrays_deleted
+            or self.chunks_written
+            or self.chunks_deleted
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name, e.g. for ``--json`` output."""
+        return dataclasses.asdict(self)
+
+
+def import_zarr(
+    session: Session,
+    source: ZarrSource,
+    dest: str = "/",
+    *,
+    progress: ProgressCallback | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> ImportStats:
+    """Make the tree at ``dest`` in ``session`` match the Zarr v3 store ``source``.
+
+    Blocking twin of ``import_zarr_async``; ``progress`` runs on zarr's event loop thread.
+    """
+    return _sync.run(
+        import_zarr_async(session, source, dest, progress=progress, concurrency=concurrency)
+    )
+
+
+async def import_zarr_async(
+    session: Session,
+    source: ZarrSource,
+    dest: str = "/",
+    *,
+    progress: ProgressCallback | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> ImportStats:
+    """Make the tree at ``dest`` in ``session`` match the Zarr v3 store ``source``.
+
+    Every source group and array appears at the same relative path below ``dest`` with the
+    same ``zarr.json`` bytes; nodes below ``dest`` absent from the source are deleted. Chunks
+    are written only when new or changed, and chunks absent from the source are deleted. At
+    most ``concurrency`` source reads or session writes are in flight at a time. The session
+    is not committed; if the import fails half way, discard the changes or import again.
+
+    Raises:
+        ReadOnlySessionError: the session cannot write (checked before reading anything).
+        StorageError: the source does not exist, cannot be read or holds no ``zarr.json``.
+        CorruptObjectError: a source ``zarr.json`` is not Zarr v3 group or array metadata.
+        InvalidStorageURLError: the source URL is malformed or its scheme is unavailable.
+        InvalidNameError: a source key is not a valid node path, or ``dest`` is inside an array.
+    """
+    if session.read_only:
+        raise ReadOnlySessionError("import a Zarr store")
+    dest = validate_node_path(dest)
+    store, name, owned = _open_source(source)
+    try:
+        return await _Importer(session, store, name, dest, progress, concurrency).run()
+    finally:
+        if owned:
+            store.close()
+
+
+# --- opening the source ------------------------------------------------------------------------
+
+
+def _open_source(source: ZarrSource) -> tuple[Store, str, bool]:
+    """The zarr store to read, a credential-free name for messages, and whether we opened it."""
+    if isinstance(source, Store):
+        return source, str(source), False
+    if isinstance(source, os.PathLike):
+        return _open_directory(Path(os.fspath(source)))
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidStorageURLError(str(source), "pass a directory path, a URL or a zarr Store")
+    match = _SCHEME.match(source)
+    if match is None:
+        return _open_directory(Path(source))
+    shown = _redact(source)
+    if match.group(1).lower() == "file":
+        parts = urlsplit(source)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidStorageURLError(shown, "file URLs take an absolute path (file:///data)")
+        return _open_directory(Path(unquote(parts.path)))
+    from zarr.storage import FsspecStore
+
+    try:
+        store = FsspecStore.from_url(source, read_only=True)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise InvalidStorageURLError(shown, f"fsspec cannot open it ({exc})") from exc
+    return store, shown, True
+
+
+def _open_directory(path: Path) -> tuple[Store, str, bool]:
+    """A read-only ``LocalStore`` over an existing directory."""
+    from zarr.storage import LocalStore
+
+    path = path.expanduser()
+    if not path.exists():
+        raise StorageError(f"cannot import {path}: no such file or directory")
+    if not path.is_dir():
+        raise StorageError(f"cannot import {path}: not a directory (a Zarr v3 store is one)")
+    return LocalStore(path, read_only=True), str(path), True
+
+
+def _redact(url: str) -> str:
+    """``url`` without user info or query string, so no credential reaches a message."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{slash}{path.partition('?')[0]}"
+
+
+# --- the import --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ArrayJob:
+    """One array whose chunks to copy: source key prefix, session node, key layout."""
+
+    prefix: str
+    node: NodeSnapshot
+    info: ArrayInfo
+    fresh: bool
+    """The node is new in this session, so it has no chunks to compare or delete."""
+    nested: tuple[str, ...]
+    """Key prefixes of source nodes below this array (invalid Zarr, but keys are theirs)."""
+
+
+class _Pool:
+    """Run coroutines with at most ``limit`` in flight; the first failure cancels the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Start ``coro`` once a slot is free (raising the error of any task that failed)."""
+        while len(self._tasks) >= self._limit:
+            await self._reap(asyncio.FIRST_COMPLETED)
+        self._tasks.add(asyncio.create_task(coro))
+
+    async def _reap(self, when: str) -> None:
+        done, self._tasks = await asyncio.wait(self._tasks, return_when=when)
+        errors = [t.exception() for t in done if not t.cancelled()]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+    async def __aenter__(self) -> _Pool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                while self._tasks:
+                    await self._reap(asyncio.ALL_COMPLETED)
+        finally:
+            # Reached with tasks left only on failure or cancellation: stop them all.
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+
+
+def _node_path(dest: str, key_prefix: str) -> str:
+    """Session path of the source node at ``key_prefix`` (``""`` or ``a/b/``) below ``dest``."""
+    rel = key_prefix.rstrip("/")
+    if not rel:
+        return dest
+    return validate_node_path(rel if dest == "/" else f"{dest}/{rel}")
+
+
+def _ancestors(path: str) -> list[str]:
+    """Proper ancestors of a node path, root first: ``/a/b`` -> ``["/", "/a"]``."""
+    if path == "/":
+        return []
+    parts = path[1:].split("/")
+    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+class _Importer:
+    """State of one import: the source, the destination, counters and progress."""
+
+    def __init__(
+        self,
+        session: Session,
+        store: Store,
+        name: str,
+        dest: str,
+        progress: ProgressCallback | None,
+        concurrency: int,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.name = name
+        self.dest = dest
+        self.progress = progress
+        self.concurrency = concurrency
+        self.stats = ImportStats()
+        self.chunk_keys = 0
+        self.done = 0
+        self.total = 0
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    # --- reading the source -----------------------------------------------------------------
+
+    def _source_error(self, what: str, exc: Exception) -> StorageError:
+        return StorageError(f"cannot {what} from {self.name}: {type(exc).__name__}: {exc}")
+
+    async def _keys(self, prefix: str) -> AsyncIterator[str]:
+        """Source keys below ``prefix``; listing failures become ``StorageError``."""
+        if not self.store.supports_listing:
+            raise StorageError(f"cannot import {self.name}: the store cannot list its keys")
+        it = self.store.list_prefix(prefix)
+        try:
+            while True:
+                try:
+                    key = await anext(it)
+                except StopAsyncIteration:
+                    return
+                except IcechunkError:
+                    raise
+                except Exception as exc:
+                    raise self._source_error(f"list keys below {prefix!r}", exc) from exc
+                yield key
+        finally:
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _read(self, key: str) -> bytes | None:
+        """Bytes of a source key, None if it vanished; read failures become ``StorageError``."""
+        try:
+            buf = await self.store.get(key, prototype=default_buffer_prototype())
+        except IcechunkError:
+            raise
+        except Exception as exc:
+            raise self._source_error(f"read {key!r}", exc) from exc
+        return None if buf is None else buf.to_bytes()
+
+    async def _scan(self) -> list[str]:
+        """Keys of every ``zarr.json``; counts the other keys for progress and stats."""
+        metas: list[str] = []
+        listed = others = 0
+        looks_v2 = False
+        async for key in self._keys(""):
+            listed += 1
+            if key == META_KEY or key.endswith(_META_SUFFIX):
+                metas.append(key)
+            else:
+                others += 1
+                looks_v2 = looks_v2 or key.endswith(_V2_KEYS)
+            if listed % _SCAN_REPORT_EVERY == 0:
+                self._report("scan", listed, 0)
+        self._report("scan", listed, listed)
+        if not metas:
+            hint = (
+                "it looks like a Zarr v2 store; convert it to v3 first"
+                if looks_v2
+                else "is it a Zarr v3 store?"
+            )
+            raise StorageError(f"cannot import {self.name}: no zarr.json found in it; {hint}")
+        self.total = others
+        return metas
+
+    def _check_meta(self, key: str, data: bytes | None) -> bytes:
+        """``data`` if it is Zarr v3 group or array metadata, else ``CorruptObjectError``."""
+        where = f"{key} in {self.name}"
+        if data is None:
+            raise StorageError(f"cannot import {self.name}: {key} vanished while importing")
+        try:
+            doc: Any = json.loads(data)
+        except ValueError:
+            doc = None
+        if (
+            not isinstance(doc, dict)
+            or doc.get("zarr_format") != 3
+            or doc.get("node_type") not in ("group", "array")
+        ):
+            raise CorruptObjectError(where, "not Zarr v3 group or array metadata")
+        if doc["node_type"] == "array" and parse_array_meta(data) is None:
+            raise CorruptObjectError(where, "array metadata without a valid shape")
+        return data
+
+    async def _read_metadata(self, keys: list[str]) -> dict[str, bytes]:
+        """Source key prefix (``""``, ``a/b/``) -> checked ``zarr.json`` bytes."""
+        metas: dict[str, bytes] = {}
+        total = len(keys)
+
+        async def one(key: str) -> None:
+            metas[key[: -len(META_KEY)]] = self._check_meta(key, await self._read(key))
+            self._report("metadata", len(metas), total)
+
+        async with _Pool(self.concurrency) as pool:
+            for key in keys:
+                await pool.submit(one(key))
+        return metas
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    def _count(self, kind: int, what: str) -> None:
+        name = f"{'arrays' if kind == ARRAY else 'groups'}_{what}"
+        setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    async def _apply_nodes(self, metas: dict[str, bytes]) -> list[_ArrayJob]:
+        """Create, update and delete nodes below ``dest``; return the arrays to copy."""
+        session, dest = self.session, self.dest
+        plan = {_node_path(dest, prefix): prefix for prefix in metas}
+        nodes = await session.nodes()
+        for ancestor in _ancestors(dest):
+            node = nodes.get(ancestor)
+            if node is not None and node.kind == ARRAY:
+                raise InvalidNameError("node", dest, f"{ancestor} is an array; it has no children")
+
+        # Nothing is changed before this point, so a bad source leaves the session untouched.
+        for ancestor in _ancestors(dest):
+            if ancestor not in nodes:
+                await session.set_node(ancestor, _GROUP_META)
+                self.stats.groups_created += 1
+        await self._delete_missing_nodes(nodes, set(plan))
+
+        jobs: list[_ArrayJob] = []
+        prefixes = sorted(metas)
+        for path in sorted(plan):
+            prefix = plan[path]
+            meta = metas[prefix]
+            old = nodes.get(path)
+            if old is not None and old.meta == meta:
+                node, fresh = old, False
+            else:
+                node = await session.set_node(path, meta)
+                fresh = old is None or node.id != old.id
+                if old is not None and fresh:
+                    self._count(old.kind, "deleted")
+                self._count(node.kind, "created" if fresh else "updated")
+            info = session.array_info(node)
+            if info is not None:
+                nested = tuple(p for p in prefixes if p != prefix and p.startswith(prefix))
+                jobs.append(_ArrayJob(prefix, node, info, fresh, nested))
+        return jobs
+
+    async def _delete_missing_nodes(self, nodes: dict[str, NodeSnapshot], keep: set[str]) -> None:
+        """Delete nodes below ``dest`` that the source lacks (metadata only, no chunk I/O)."""
+        below = "/" if self.dest == "/" else self.dest + "/"
+        before = {p: n for p, n in nodes.items() if p == self.dest or p.startswith(below)}
+        kept = sorted(keep)
+        removed: set[str] = set()
+        for path in sorted(before):
+            if path in keep or path in removed:
+                continue
+            sub = "/" if path == "/" else path + "/"
+            i = bisect.bisect_left(kept, sub)
+            if i < len(kept) and kept[i].startswith(sub):
+                # Source nodes live below this one: remove only the node itself.
+                await self.session.delete_node(path)
+                removed.add(path)
+            else:
+                await self.session.delete_tree(path)
+                removed.update(p for p in before if p == path or p.startswith(sub))
+        for path in removed:
+            self._count(before[path].kind, "deleted")
+
+    # --- chunks -----------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        self.done += 1
+        self._report("chunks", self.done, max(self.total, self.done))
+
+    async def _copy_chunk(self, job: _ArrayJob, key: str, coords: Coords) -> None:
+        """Write one source chunk unless the session already holds the same bytes."""
+        data = await self._read(key)
+        if data is not None:
+            ref = None if job.fresh else await self.session.chunk_ref(job.node, coords)
+            same = ref is not None and ref.length == len(data)
+            if same and ref is not None and ref.checksum == content_checksum(data):
+                self.stats.chunks_unchanged += 1
+            else:
+                await self.session.set_chunk(job.node, coords, data)
+                self.stats.chunks_written += 1
+                self.stats.bytes_written += len(data)
+        self._advance()
+
+    async def _copy_array(self, pool: _Pool, job: _ArrayJob) -> None:
+        """Queue every chunk of one array, then delete the chunks the source lacks."""
+        seen: set[Coords] = set()
+        async for key in self._keys(job.prefix):
+            suffix = key[len(job.prefix) :]
+            if suffix == META_KEY or key.startswith(job.nested):
+                continue
+            coords = job.info.parse_chunk_key(suffix)
+            if coords is None:
+                self._advance()
+                continue
+            self.chunk_keys += 1
+            seen.add(coords)
+            await pool.submit(self._copy_chunk(job, key, coords))
+        if job.fresh:
+            return
+        gone = [c async for c, _ in self.session.iter_chunks(job.node) if c not in seen]
+        for coords in gone:
+            await self.session.delete_chunk(job.node, coords)
+        self.stats.chunks_deleted += len(gone)
+
+    async def run(self) -> ImportStats:
+        metas = await self._read_metadata(await self._scan())
+        jobs = await self._apply_nodes(metas)
+        self._report("chunks", 0, self.total)
+        async with _Pool(self.concurrency) as pool:
+            for job in jobs:
+                await self._copy_array(pool, job)
+        self.stats.other_keys_skipped = max(self.total - self.chunk_keys, 0)
+        end = max(self.total, self.done)
+        self._report("chunks", end, end)
+        return self.stats
