@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         ConflictError,
         CorruptObjectError,
         IcechunkError,
+        ImportSourceError,
+        ImportSourceNotFoundError,
         InvalidNameError,
         NoChangesToCommitError,
         NodeNotFoundError,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
         SnapshotInfo,
     )
     from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.ops.importer import ImportStats, import_zarr, import_zarr_async
     from icechunk_lib.ops.tree import (
         NodeInfo,
     )
@@ -75,6 +78,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ImportSourceNotFoundError": "icechunk_lib.errors",
+    "ImportSourceError": "icechunk_lib.errors",
+    "import_zarr_async": "icechunk_lib.ops.importer",
+    "import_zarr": "icechunk_lib.ops.importer",
+    "ImportStats": "icechunk_lib.ops.importer",
     "IcechunkStore": "icechunk_lib.store",
     "Session": "icechunk_lib.session",
     "Diff": "icechunk_lib.ops.diff",
@@ -154,6 +162,9 @@ __all__ = [
     "Diff",
     "IcechunkError",
     "IcechunkStore",
+    "ImportSourceError",
+    "ImportSourceNotFoundError",
+    "ImportStats",
     "InvalidNameError",
     "ManifestConfig",
     "NoChangesToCommitError",
@@ -182,6 +193,8 @@ __all__ = [
     "VersionSelection",
     "__version__",
     "find_repository",
+    "import_zarr",
+    "import_zarr_async",
     "in_memory_storage",
     "local_filesystem_storage",
     "storage_from_url",

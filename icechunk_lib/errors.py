@@ -9,7 +9,9 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     │   ├── PreconditionFailedError
     │   ├── InvalidKeyError (ValueError)
     │   ├── ReadOnlyStorageError (PermissionError)
-    │   └── InvalidStorageURLError (ValueError)
+    │   ├── InvalidStorageURLError (ValueError)
+    │   └── ImportSourceError
+    │       └── ImportSourceNotFoundError (FileNotFoundError)
     ├── RepositoryNotFoundError (FileNotFoundError)
     ├── RepositoryAlreadyExistsError (FileExistsError)
     ├── RefError
@@ -47,6 +49,8 @@ __all__ = [
     "ConflictError",
     "CorruptObjectError",
     "IcechunkError",
+    "ImportSourceError",
+    "ImportSourceNotFoundError",
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidStorageURLError",
@@ -131,6 +135,18 @@ class InvalidStorageURLError(StorageError, ValueError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         super().__init__(f"cannot use storage URL {url!r}: {reason}")
+
+
+class ImportSourceError(StorageError):
+    """An import source is unreadable or not a Zarr v3 store."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        super().__init__(f"cannot import {source}: {reason}")
+
+
+class ImportSourceNotFoundError(ImportSourceError, FileNotFoundError):
+    """An import source does not exist."""
 
 
 # --- repository ------------------------------------------------------------------------------

@@ -390,16 +390,22 @@ class Session:
             "is not supported by this version of ick"
         )
 
-    async def set_chunk(self, node: NodeSnapshot, coords: Coords, data: bytes) -> None:
-        """Store one chunk: inline if small, else written to ``chunks/`` right away."""
+    async def set_chunk(
+        self, node: NodeSnapshot, coords: Coords, data: bytes, *, checksum: int | None = None
+    ) -> None:
+        """Store one chunk: inline if small, else written to ``chunks/`` right away.
+
+        ``checksum`` (its ``content_checksum``) saves hashing again when the caller has it.
+        """
         self._check_writable()
-        ref = await self._make_ref(data)
+        ref = await self._make_ref(data, checksum)
         with self._mutation():
             self._chunks.setdefault(node.id, {})[coords] = ref
             self._dirty = True
 
-    async def _make_ref(self, data: bytes) -> ChunkRef:
-        checksum = content_checksum(data)
+    async def _make_ref(self, data: bytes, checksum: int | None = None) -> ChunkRef:
+        if checksum is None:
+            checksum = content_checksum(data)
         if len(data) <= self._objects.config.inline_chunk_threshold_bytes:
             return ChunkRef(INLINE, b"", 0, len(data), checksum, data)
         cid = new_chunk_id()

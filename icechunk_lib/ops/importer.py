@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import dataclasses
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +28,8 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import (
     CorruptObjectError,
     IcechunkError,
+    ImportSourceError,
+    ImportSourceNotFoundError,
     InvalidNameError,
     InvalidStorageURLError,
     ReadOnlySessionError,
@@ -61,7 +63,7 @@ Coords = tuple[int, ...]
 _META_SUFFIX = "/" + META_KEY
 # Two or more letters so a Windows drive ("C:\\data") still reads as a path.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
-# What zarr itself writes for a new group; used for missing ancestors of ``dest``.
+# Minimal Zarr v3 group metadata, for ancestors of ``dest`` that do not exist yet.
 _GROUP_META = b'{"zarr_format":3,"node_type":"group","attributes":{}}'
 _V2_KEYS = (".zarray", ".zgroup", ".zattrs")
 _SCAN_REPORT_EVERY = 256
@@ -146,7 +148,8 @@ async def import_zarr_async(
     """
     if session.read_only:
         raise ReadOnlySessionError("import a Zarr store")
-    dest = validate_node_path(dest)
+    # A trailing slash is how people write a directory-like destination; accept it.
+    dest = validate_node_path(dest.rstrip("/") or "/")
     store, name, owned = _open_source(source)
     try:
         return await _Importer(session, store, name, dest, progress, concurrency).run()
@@ -190,9 +193,9 @@ def _open_directory(path: Path) -> tuple[Store, str, bool]:
 
     path = path.expanduser()
     if not path.exists():
-        raise StorageError(f"cannot import {path}: no such file or directory")
+        raise ImportSourceNotFoundError(str(path), "no such file or directory")
     if not path.is_dir():
-        raise StorageError(f"cannot import {path}: not a directory (a Zarr v3 store is one)")
+        raise ImportSourceError(str(path), "not a directory (a Zarr v3 store is one)")
     return LocalStore(path, read_only=True), str(path), True
 
 
@@ -230,8 +233,12 @@ class _Pool:
 
     async def submit(self, coro: Coroutine[Any, Any, None]) -> None:
         """Start ``coro`` once a slot is free (raising the error of any task that failed)."""
-        while len(self._tasks) >= self._limit:
-            await self._reap(asyncio.FIRST_COMPLETED)
+        try:
+            while len(self._tasks) >= self._limit:
+                await self._reap(asyncio.FIRST_COMPLETED)
+        except BaseException:
+            coro.close()  # never started: close it so it is not reported as never awaited
+            raise
         self._tasks.add(asyncio.create_task(coro))
 
     async def _reap(self, when: str) -> None:
@@ -244,12 +251,7 @@ class _Pool:
     async def __aenter__(self) -> _Pool:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             if exc_type is None:
                 while self._tasks:
@@ -278,28 +280,24 @@ def _ancestors(path: str) -> list[str]:
     return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
 
 
+@dataclass
 class _Importer:
     """State of one import: the source, the destination, counters and progress."""
 
-    def __init__(
-        self,
-        session: Session,
-        store: Store,
-        name: str,
-        dest: str,
-        progress: ProgressCallback | None,
-        concurrency: int,
-    ) -> None:
-        self.session = session
-        self.store = store
-        self.name = name
-        self.dest = dest
-        self.progress = progress
-        self.concurrency = concurrency
-        self.stats = ImportStats()
-        self.chunk_keys = 0
-        self.done = 0
-        self.total = 0
+    session: Session
+    store: Store
+    name: str
+    """The source as messages show it (never with credentials)."""
+    dest: str
+    progress: ProgressCallback | None
+    concurrency: int
+    stats: ImportStats = dataclasses.field(default_factory=ImportStats)
+    chunk_keys: int = 0
+    """Chunk keys found below the source arrays."""
+    done: int = 0
+    """Non-metadata source keys handled so far (the "chunks" progress)."""
+    total: int = 0
+    """Non-metadata source keys found by the scan."""
 
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -310,10 +308,10 @@ class _Importer:
     def _source_error(self, what: str, exc: Exception) -> StorageError:
         return StorageError(f"cannot {what} from {self.name}: {type(exc).__name__}: {exc}")
 
-    async def _keys(self, prefix: str) -> AsyncIterator[str]:
+    async def _keys(self, prefix: str) -> AsyncGenerator[str, None]:
         """Source keys below ``prefix``; listing failures become ``StorageError``."""
         if not self.store.supports_listing:
-            raise StorageError(f"cannot import {self.name}: the store cannot list its keys")
+            raise ImportSourceError(self.name, "the store cannot list its keys")
         it = self.store.list_prefix(prefix)
         try:
             while True:
@@ -346,23 +344,20 @@ class _Importer:
         metas: list[str] = []
         listed = others = 0
         looks_v2 = False
-        async for key in self._keys(""):
-            listed += 1
-            if key == META_KEY or key.endswith(_META_SUFFIX):
-                metas.append(key)
-            else:
-                others += 1
-                looks_v2 = looks_v2 or key.endswith(_V2_KEYS)
-            if listed % _SCAN_REPORT_EVERY == 0:
-                self._report("scan", listed, 0)
+        async with contextlib.aclosing(self._keys("")) as keys:
+            async for key in keys:
+                listed += 1
+                if key == META_KEY or key.endswith(_META_SUFFIX):
+                    metas.append(key)
+                else:
+                    others += 1
+                    looks_v2 = looks_v2 or key.endswith(_V2_KEYS)
+                if listed % _SCAN_REPORT_EVERY == 0:
+                    self._report("scan", listed, 0)
         self._report("scan", listed, listed)
         if not metas:
-            hint = (
-                "it looks like a Zarr v2 store; convert it to v3 first"
-                if looks_v2
-                else "is it a Zarr v3 store?"
-            )
-            raise StorageError(f"cannot import {self.name}: no zarr.json found in it; {hint}")
+            hint = "it looks like Zarr v2; convert it to v3 first" if looks_v2 else "is it Zarr v3?"
+            raise ImportSourceError(self.name, f"no zarr.json found in it; {hint}")
         self.total = others
         return metas
 
@@ -370,7 +365,7 @@ class _Importer:
         """``data`` if it is Zarr v3 group or array metadata, else ``CorruptObjectError``."""
         where = f"{key} in {self.name}"
         if data is None:
-            raise StorageError(f"cannot import {self.name}: {key} vanished while importing")
+            raise ImportSourceError(self.name, f"{key} vanished while importing")
         try:
             doc: Any = json.loads(data)
         except ValueError:
@@ -438,8 +433,11 @@ class _Importer:
                 self._count(node.kind, "created" if fresh else "updated")
             info = session.array_info(node)
             if info is not None:
-                nested = tuple(p for p in prefixes if p != prefix and p.startswith(prefix))
-                jobs.append(_ArrayJob(prefix, node, info, fresh, nested))
+                # Sorted, so the prefixes below this one follow it directly.
+                start = end = bisect.bisect_right(prefixes, prefix)
+                while end < len(prefixes) and prefixes[end].startswith(prefix):
+                    end += 1
+                jobs.append(_ArrayJob(prefix, node, info, fresh, tuple(prefixes[start:end])))
         return jobs
 
     async def _delete_missing_nodes(self, nodes: dict[str, NodeSnapshot], keep: set[str]) -> None:
@@ -447,21 +445,20 @@ class _Importer:
         below = "/" if self.dest == "/" else self.dest + "/"
         before = {p: n for p, n in nodes.items() if p == self.dest or p.startswith(below)}
         kept = sorted(keep)
-        removed: set[str] = set()
-        for path in sorted(before):
-            if path in keep or path in removed:
+        trees: set[str] = set()
+        for path in sorted(before):  # parents sort before their children
+            if path in keep:
                 continue
+            self._count(before[path].kind, "deleted")
+            if any(a in trees for a in _ancestors(path)):
+                continue  # already gone with a deleted tree
             sub = "/" if path == "/" else path + "/"
             i = bisect.bisect_left(kept, sub)
             if i < len(kept) and kept[i].startswith(sub):
-                # Source nodes live below this one: remove only the node itself.
-                await self.session.delete_node(path)
-                removed.add(path)
+                await self.session.delete_node(path)  # source nodes live below this one
             else:
                 await self.session.delete_tree(path)
-                removed.update(p for p in before if p == path or p.startswith(sub))
-        for path in removed:
-            self._count(before[path].kind, "deleted")
+                trees.add(path)
 
     # --- chunks -----------------------------------------------------------------------------
 
@@ -474,11 +471,11 @@ class _Importer:
         data = await self._read(key)
         if data is not None:
             ref = None if job.fresh else await self.session.chunk_ref(job.node, coords)
-            same = ref is not None and ref.length == len(data)
-            if same and ref is not None and ref.checksum == content_checksum(data):
+            found = (len(data), content_checksum(data))
+            if ref is not None and (ref.length, ref.checksum) == found:
                 self.stats.chunks_unchanged += 1
             else:
-                await self.session.set_chunk(job.node, coords, data)
+                await self.session.set_chunk(job.node, coords, data, checksum=found[1])
                 self.stats.chunks_written += 1
                 self.stats.bytes_written += len(data)
         self._advance()
@@ -486,17 +483,18 @@ class _Importer:
     async def _copy_array(self, pool: _Pool, job: _ArrayJob) -> None:
         """Queue every chunk of one array, then delete the chunks the source lacks."""
         seen: set[Coords] = set()
-        async for key in self._keys(job.prefix):
-            suffix = key[len(job.prefix) :]
-            if suffix == META_KEY or key.startswith(job.nested):
-                continue
-            coords = job.info.parse_chunk_key(suffix)
-            if coords is None:
-                self._advance()
-                continue
-            self.chunk_keys += 1
-            seen.add(coords)
-            await pool.submit(self._copy_chunk(job, key, coords))
+        async with contextlib.aclosing(self._keys(job.prefix)) as keys:
+            async for key in keys:
+                suffix = key[len(job.prefix) :]
+                if suffix == META_KEY or key.startswith(job.nested):
+                    continue
+                coords = job.info.parse_chunk_key(suffix)
+                if coords is None:
+                    self._advance()
+                    continue
+                self.chunk_keys += 1
+                seen.add(coords)
+                await pool.submit(self._copy_chunk(job, key, coords))
         if job.fresh:
             return
         gone = [c async for c, _ in self.session.iter_chunks(job.node) if c not in seen]
