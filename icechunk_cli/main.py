@@ -1,36 +1,94 @@
-"""Entry point of ``ick``. Commands stay thin: parse, call one library function, render."""
+"""Entry point of ``ick``: the typer app, its commands, and how failures end.
+
+Commands stay thin (parse, call one library function, render); each lives in
+``icechunk_cli/commands/<verb>.py``. Nothing here imports ``icechunk_lib``, numpy or zarr:
+commands import the library inside their functions, so ``ick --help`` starts fast.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+
+from icechunk_cli import errors, render
+from icechunk_cli.commands import (
+    branch,
+    commit,
+    config,
+    diff,
+    init,
+    log,
+    ls,
+    reflog,
+    reset,
+    show,
+    tag,
+)
+
+__all__ = ["app", "main"]
+
+
+class IckGroup(TyperGroup):
+    """The top-level group: runs a command and turns whatever it raises into an exit code.
+
+    Doing this here (rather than around ``app()``) means typer's ``CliRunner`` sees exactly
+    what a shell sees: the same one-line messages and the same exit codes.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        render.reset_state()
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except ClickException:
+            raise  # usage errors: click prints them itself (exit code 2)
+        except Exception as exc:
+            raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
+
 
 app = typer.Typer(
     name="ick",
-    help="Version control for Zarr array repositories.",
+    cls=IckGroup,
+    help="Version control for Zarr array repositories: history, branches, tags and diffs.",
+    epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 integrity "
+    "problem, 130 interrupted. Details: docs/cli.md.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-RepoOpt = Annotated[
-    str | None,
-    typer.Option("--repo", "-R", help="Repository URL or path (default: $ICK_REPO, then '.')."),
-]
+HISTORY = "History"
+CONTENT = "Content"
+REFS = "Branches and tags"
+REPOSITORY = "Repository"
+# Maintenance commands (gc, expire, stats, verify) will get a panel of their own.
 
-
-def _repo_url(repo: str | None) -> str:
-    return repo or os.environ.get("ICK_REPO") or "."
+app.command("init", rich_help_panel=REPOSITORY)(init.init)
+app.add_typer(config.app, name="config", rich_help_panel=REPOSITORY)
+app.command("log", rich_help_panel=HISTORY)(log.log)
+app.command("show", rich_help_panel=HISTORY)(show.show)
+app.command("diff", rich_help_panel=HISTORY)(diff.diff)
+app.command("reflog", rich_help_panel=HISTORY)(reflog.reflog)
+app.command("ls", rich_help_panel=CONTENT)(ls.ls)
+app.command("commit", rich_help_panel=CONTENT)(commit.commit)
+app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
+app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
+app.command("reset", rich_help_panel=REFS)(reset.reset)
 
 
 def _version(value: bool) -> None:
     if value:
-        from icechunk_lib import __version__
+        from importlib.metadata import version
 
-        typer.echo(f"ick {__version__}")
+        typer.echo(f"ick {version('ick')}")
         raise typer.Exit()
 
 
@@ -41,45 +99,21 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Version control for Zarr array repositories."""
+    """Version control for Zarr array repositories: history, branches, tags and diffs.
 
-
-@app.command()
-def init(url: Annotated[str, typer.Argument(help="Where to create the repository.")] = ".") -> None:
-    """Create an empty repository."""
-    import icechunk_lib as ic
-
-    repo = ic.Repository.create(ic.storage_from_url(url))
-    typer.echo(f"Initialized empty ick repository in {repo.storage.url}")
-
-
-@app.command()
-def log(
-    ref: Annotated[str, typer.Argument(help="Branch to show.")] = "main",
-    n: Annotated[int | None, typer.Option("-n", help="Show at most N entries.")] = None,
-    repo: RepoOpt = None,
-) -> None:
-    """Show the history of a branch, newest first."""
-    import itertools
-
-    import icechunk_lib as ic
-
-    r = ic.Repository.open(ic.storage_from_url(_repo_url(repo)))
-    for info in itertools.islice(r.ancestry(branch=ref), n):
-        when = info.written_at.strftime("%Y-%m-%d %H:%M:%S")
-        typer.echo(f"{info.id[:12]}  {when}  {info.message}")
+    Every command takes -R/--repo URL (default: $ICK_REPO, then the repository containing
+    the current directory), --json and --no-color.
+    """
 
 
 def main() -> None:
-    """Run ``ick``; library errors become one line and exit code 1 (``ICK_DEBUG=1``: traceback)."""
-    from icechunk_lib.errors import IcechunkError
-
+    """Run ``ick`` (the console script)."""
     try:
-        app()  # click handles usage errors itself (exit code 2)
-    except IcechunkError as exc:
-        if os.environ.get("ICK_DEBUG") == "1":
-            raise
-        typer.echo(f"ick: error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        app()
+    except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
+        print("ick: error: interrupted", file=sys.stderr)
+        sys.exit(errors.EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()
