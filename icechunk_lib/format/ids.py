@@ -34,9 +34,32 @@ _ALPHABET = _CROCKFORD.decode("ascii")
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
+_TRIPLES: list[str] = []
+
+
+def _encode_12(raw: bytes) -> str:
+    # 12 bytes = 96 bits, padded to 100 bits = 20 characters: six 3-character (15-bit) table
+    # lookups and one 2-character one. This runs for every chunk read.
+    t = _TRIPLES
+    if not t:
+        t.extend(a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET)
+    v = int.from_bytes(raw, "big") << 4
+    return (
+        t[v >> 85]
+        + t[(v >> 70) & 32767]
+        + t[(v >> 55) & 32767]
+        + t[(v >> 40) & 32767]
+        + t[(v >> 25) & 32767]
+        + t[(v >> 10) & 32767]
+        + _PAIRS[v & 1023]
+    )
+
+
 def encode_id(raw: bytes) -> str:
     """Encode raw id bytes as unpadded upper-case Crockford base32 (big-endian bit order)."""
-    # Two characters (10 bits) per table lookup: this runs for every chunk read.
+    if len(raw) == OBJECT_ID_BYTES:
+        return _encode_12(raw)
+    # Two characters (10 bits) per table lookup.
     nbits = len(raw) * 8
     nchars = (nbits + 4) // 5
     value = int.from_bytes(raw, "big") << (nchars * 5 - nbits)

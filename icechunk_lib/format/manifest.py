@@ -230,36 +230,37 @@ class ChunkTable:
             key = key * n + c
         keys = self.keys
         i = int(keys.searchsorted(key))
-        if i < len(keys) and keys[i] == key:
+        if i < len(keys) and keys.item(i) == key:
             return i
         return -1
 
     def ref(self, i: int) -> ChunkRef:
         """The ``ChunkRef`` of row ``i``."""
-        kind = int(self.kinds[i])
+        # ``.item`` turns one numpy element into a Python int with the least overhead.
+        kind = self.kinds.item(i)
         if kind == NATIVE:
             return ChunkRef(
                 NATIVE,
                 self.chunk_ids[i].tobytes(),
-                int(self.offsets[i]),
-                int(self.lengths[i]),
-                int(self.checksums[i]),
+                self.offsets.item(i),
+                self.lengths.item(i),
+                self.checksums.item(i),
             )
         if kind == INLINE:
-            start = int(self.offsets[i])
-            length = int(self.lengths[i])
+            start = self.offsets.item(i)
+            length = self.lengths.item(i)
             return ChunkRef(
                 INLINE,
                 length=length,
-                checksum=int(self.checksums[i]),
+                checksum=self.checksums.item(i),
                 data=self.inline_data[start : start + length],
             )
         return ChunkRef(
             VIRTUAL,
-            offset=int(self.offsets[i]),
-            length=int(self.lengths[i]),
-            checksum=int(self.checksums[i]),
-            location=self.locations[int(self.location_index[i])],
+            offset=self.offsets.item(i),
+            length=self.lengths.item(i),
+            checksum=self.checksums.item(i),
+            location=self.locations[self.location_index.item(i)],
         )
 
     # --- bulk operations ---------------------------------------------------------------------
