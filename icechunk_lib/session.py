@@ -372,7 +372,10 @@ class Session:
             if start >= stop:
                 return b""
             key = chunk_key(ref.chunk_id)
-            data = await self._objects.storage.get(key, (ref.offset + start, ref.offset + stop))
+            whole = ref.offset == 0 and start == 0 and stop == ref.length
+            # A whole-object read needs no range (no slicing copy; a size check follows).
+            rng = None if whole else (ref.offset + start, ref.offset + stop)
+            data = await self._objects.storage.get(key, rng)
             if len(data) != stop - start or (
                 start == 0
                 and stop == ref.length
