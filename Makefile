@@ -12,7 +12,7 @@ COMPLETION_SHELLS := bash zsh fish
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo lint types test bench docs completions check clean
+.PHONY: help install demo lint types test bench docs cli-docs completions check clean
 
 help: ## Show this list of targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON) VENV=$(VENV))"
@@ -31,6 +31,11 @@ $(BIN)/ick: pyproject.toml
 demo: install ## Build a demo repository in ./demo-repo (replacing any old one) and tour it
 	rm -rf $(DEMO_REPO)
 	$(PY) examples/demo.py $(DEMO_REPO)
+	@echo; echo "== 10. The same repository from the shell: ick ... -R $(DEMO_REPO)"
+	$(BIN)/ick tag create reviewed main~1 -R $(DEMO_REPO)
+	$(BIN)/ick log --graph --all -R $(DEMO_REPO)
+	$(BIN)/ick diff v1.0 main -R $(DEMO_REPO)
+	$(BIN)/ick ls -l -R $(DEMO_REPO)
 
 lint: install ## Check style: ruff check and ruff format --check
 	$(BIN)/ruff check $(SOURCES)
@@ -51,6 +56,9 @@ bench: install ## Run the benchmarks (benchmarks/run.py) if the project has them
 
 docs: ## Check that every relative link in README.md and docs/*.md points to a real file
 	$(PYTHON) docs/check_links.py README.md docs/*.md
+
+cli-docs: install ## Regenerate the reference part of docs/cli.md from the ick program
+	$(PY) -m icechunk_cli.docgen --write docs/cli.md
 
 completions: install ## Write shell completion scripts for ick to completions/
 	@mkdir -p completions

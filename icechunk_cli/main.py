@@ -47,6 +47,8 @@ class IckGroup(TyperGroup):
             raise
         except ClickException:
             raise  # usage errors: click prints them itself (exit code 2)
+        except BrokenPipeError:
+            raise  # `ick log | head`: typer exits quietly
         except Exception as exc:
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
         except KeyboardInterrupt as exc:
@@ -56,7 +58,7 @@ class IckGroup(TyperGroup):
 app = typer.Typer(
     name="ick",
     cls=IckGroup,
-    help="Version control for Zarr array repositories: history, branches, tags and diffs.",
+    rich_markup_mode="markdown",  # help paragraphs reflow to the terminal width
     epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 integrity "
     "problem, 130 interrupted. Details: docs/cli.md.",
     no_args_is_help=True,

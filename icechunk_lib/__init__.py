@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         AmbiguousRefError,
         BranchAlreadyExistsError,
         BranchNotFoundError,
+        ConfigChangedError,
         ConfigError,
         ConflictError,
         CorruptObjectError,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ConfigChangedError": "icechunk_lib.errors",
     "ImportSourceNotFoundError": "icechunk_lib.errors",
     "ImportSourceError": "icechunk_lib.errors",
     "import_zarr_async": "icechunk_lib.ops.importer",
@@ -152,6 +154,7 @@ __all__ = [
     "BranchNotFoundError",
     "CachingConfig",
     "CompressionConfig",
+    "ConfigChangedError",
     "ConfigError",
     "Conflict",
     "ConflictDetector",

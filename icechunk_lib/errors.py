@@ -34,6 +34,7 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     ├── ConflictError
     │   └── RebaseFailedError
     └── ConfigError (ValueError)
+        └── ConfigChangedError
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "AmbiguousRefError",
     "BranchAlreadyExistsError",
     "BranchNotFoundError",
+    "ConfigChangedError",
     "ConfigError",
     "ConflictError",
     "CorruptObjectError",
@@ -275,6 +277,10 @@ class UnsupportedFormatError(CorruptObjectError):
 
 class ConfigError(IcechunkError, ValueError):
     """The repository configuration is invalid."""
+
+
+class ConfigChangedError(ConfigError):
+    """Someone else saved the repository config between our read and our write."""
 
 
 # --- sessions --------------------------------------------------------------------------------

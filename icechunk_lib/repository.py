@@ -173,9 +173,9 @@ class Repository:
         try:
             await self._storage.put_if_match(CONFIG, data, version)
         except PreconditionFailedError:
-            from icechunk_lib.errors import ConfigError
+            from icechunk_lib.errors import ConfigChangedError
 
-            raise ConfigError(
+            raise ConfigChangedError(
                 "the repository config changed while saving; reopen and try again"
             ) from None
 

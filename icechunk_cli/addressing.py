@@ -1,0 +1,46 @@
+"""Which repository a command works on, and which snapshot a revision names.
+
+The repository is ``-R/--repo URL`` if given, else ``$ICK_REPO`` (typer fills both into the
+same option), else the nearest directory at or above the current one that holds a
+repository, as git finds ``.git``. Revisions are resolved by the library
+(``Repository.resolve``): branch, tag, snapshot id or unique prefix, with ``~N``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from icechunk_cli.errors import NoRepositoryError
+
+if TYPE_CHECKING:
+    import icechunk_lib as ic
+
+__all__ = ["DEFAULT_BRANCH", "open_repository", "repository_url", "resolve"]
+
+DEFAULT_BRANCH = "main"
+
+
+def repository_url(repo: str | None) -> str:
+    """The URL the command line points at; raises ``NoRepositoryError`` if it points nowhere."""
+    if repo:
+        return repo
+    from icechunk_lib import find_repository
+
+    start = Path.cwd()
+    found = find_repository(start)
+    if found is None:
+        raise NoRepositoryError(start)
+    return str(found)
+
+
+def open_repository(repo: str | None) -> ic.Repository:
+    """Open the repository the command line points at."""
+    import icechunk_lib as ic
+
+    return ic.Repository.open(ic.storage_from_url(repository_url(repo)))
+
+
+def resolve(repository: ic.Repository, rev: str | None) -> str:
+    """The snapshot id of ``rev`` (``main`` when not given)."""
+    return repository.resolve(rev or DEFAULT_BRANCH)

@@ -1,0 +1,179 @@
+"""``ick commit --from SOURCE``: commit the content of a plain Zarr v3 store into a branch.
+
+The library's importer makes the tree at DEST match SOURCE (creating, updating and deleting
+groups and arrays) and writes only chunks whose checksum changed; this command adds the
+progress bar, the commit and the summary.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from icechunk_cli import addressing
+from icechunk_cli.errors import NotFoundError
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
+from icechunk_cli.render import Column, Output, format_bytes
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+__all__ = ["commit", "parse_metadata"]
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; values stay text."""
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--metadata")
+        metadata[key] = value
+    return metadata
+
+
+def commit(
+    message: Annotated[str, typer.Option("--message", "-m", metavar="MSG", help="Commit message.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            metavar="SOURCE",
+            help="Plain Zarr v3 store: a local directory or an fsspec URL.",
+        ),
+    ],
+    branch: Annotated[
+        str,
+        typer.Option(
+            "--branch",
+            "-b",
+            metavar="BRANCH",
+            help="Branch to commit to.",
+            autocompletion=complete_branches,
+        ),
+    ] = addressing.DEFAULT_BRANCH,
+    dest: Annotated[
+        str, typer.Option("--path", metavar="DEST", help="Group in the repository to fill.")
+    ] = "/",
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metadata",
+            metavar="KEY=VALUE",
+            help="Snapshot metadata; repeat for several keys.",
+            show_default=False,
+        ),
+    ] = None,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Commit the content of a plain Zarr v3 store.
+
+    Groups and arrays under DEST are created, updated or deleted to match SOURCE, and only
+    chunks whose content changed are written. With nothing to change, nothing is committed
+    and the exit code is 0.
+    """
+    out = Output(json=json, no_color=no_color)
+    meta = parse_metadata(metadata or [])
+    if not _URL.match(source) and not Path(source).expanduser().exists():
+        raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
+    from icechunk_lib.errors import NoChangesToCommitError
+    from icechunk_lib.ops.importer import import_zarr
+
+    repository = addressing.open_repository(repo)
+    session = repository.writable_session(branch)
+    previous = session.snapshot_id
+    with _ProgressBar(out) as bar:
+        stats = import_zarr(session, source, dest, progress=bar.update)
+    try:
+        snapshot_id: str | None = session.commit(message, meta)
+    except NoChangesToCommitError:
+        snapshot_id = None
+    if out.json:
+        out.emit(
+            {
+                "branch": branch,
+                "committed": snapshot_id is not None,
+                "snapshot_id": snapshot_id,
+                "previous_id": previous,
+                "stats": stats.as_dict(),
+            }
+        )
+        return
+    counts = stats.as_dict()
+    if snapshot_id is None:
+        out.line(out.text("Nothing to commit: ", (branch, "branch"), f" already matches {source}"))
+    else:
+        out.line(
+            out.text(
+                "Committed ",
+                (out.id(snapshot_id), "id"),
+                " to ",
+                (branch, "branch"),
+                " (parent ",
+                (out.id(previous), "id"),
+                ")",
+            )
+        )
+    rows = [[name.replace("_", " "), _count(name, n, out)] for name, n in counts.items() if n]
+    if rows:
+        out.table([Column("what"), Column("count", numeric=True)], rows)
+
+
+def _count(name: str, n: int, out: Output) -> str:
+    return format_bytes(n) if name == "bytes_written" and out.terminal else str(n)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, one task per importer phase; silent unless a terminal."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _ProgressBar:
+        if self._out.stderr_is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description:>8}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self._out.err_console,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        progress = self._progress
+        if progress is None:
+            return
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = progress.add_task(phase, total=total or None)
+        progress.update(task, completed=done, total=total or None)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()

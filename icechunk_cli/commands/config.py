@@ -1,0 +1,75 @@
+"""``ick config show`` / ``ick config set KEY VALUE``: the repository's saved settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+import typer
+
+from icechunk_cli import addressing
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.render import Column, Output
+
+__all__ = ["app", "flatten"]
+
+app = typer.Typer(help="Show or change the repository configuration.", no_args_is_help=True)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"compression": {"level": 3}}`` -> ``("compression.level", 3)``, sorted by key."""
+    for key in sorted(tree):
+        value = tree[key]
+        if isinstance(value, Mapping):
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+@app.command("show")
+def show(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False) -> None:
+    """Show every setting as KEY = VALUE (dotted keys, as `config set` takes them)."""
+    out = Output(json=json, no_color=no_color)
+    repository = addressing.open_repository(repo)
+    settings = repository.config.to_dict()
+    if out.json:
+        out.emit({"config": settings})
+        return
+    out.table([Column("key"), Column("value")], [[k, _shown(v)] for k, v in flatten(settings)])
+
+
+@app.command("set")
+def set_value(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Dotted key, e.g. compression.level.")],
+    value: Annotated[str, typer.Argument(metavar="VALUE", help="New value, as text.")],
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Change one setting and save the configuration in the repository."""
+    out = Output(json=json, no_color=no_color)
+    import icechunk_lib as ic
+
+    repository = addressing.open_repository(repo)
+    before = dict(flatten(repository.config.to_dict()))
+    updated = repository.config.with_value(key, value)
+    changed = ic.Repository.open(repository.storage, config=updated)
+    changed.save_config()
+    after = dict(flatten(updated.to_dict()))
+    if out.json:
+        out.emit({"key": key, "value": after.get(key), "previous": before.get(key)})
+        return
+    out.line(
+        out.text(
+            (key, "key"),
+            " = ",
+            _shown(after.get(key)),
+            (f"  (was {_shown(before.get(key))})", "dim"),
+        )
+    )

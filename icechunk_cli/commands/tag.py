@@ -1,0 +1,87 @@
+"""``ick tag``: list, create and delete tags. Tags never move; deleted names are never reused."""
+
+from __future__ import annotations
+
+import typer
+
+from icechunk_cli import addressing
+from icechunk_cli.commands.branch import common, render_refs
+from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg
+from icechunk_cli.render import Output
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="List tags; create or delete one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    subcommand_metavar="[COMMAND [ARGS]...]",
+)
+
+
+@app.callback()
+def tags(
+    ctx: typer.Context,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """List tags (same as `ick tag list`); `create` and `delete` change them.
+
+    Tags are immutable: a tag always names the same snapshot, and the name of a deleted tag
+    can never be used again.
+    """
+    if ctx.invoked_subcommand is None:
+        list_tags(repo, json, no_color)
+
+
+@app.command("list")
+def list_tags(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False) -> None:
+    """List tags with the snapshot each names."""
+    out = Output(json=json, no_color=no_color)
+    repository = addressing.open_repository(repo)
+    names = sorted(repository.list_tags())
+    tips = [(name, repository.lookup_tag(name)) for name in names]
+    render_refs(out, repository, tips, "tag", "tags")
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: TagArg,
+    ref: RefArg = None,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Create tag TAG at REF (default: the tip of main)."""
+    repo, json, no_color = common(ctx, repo, json, no_color)
+    out = Output(json=json, no_color=no_color)
+    repository = addressing.open_repository(repo)
+    snapshot_id = addressing.resolve(repository, ref)
+    repository.create_tag(name, snapshot_id)
+    if out.json:
+        out.emit({"tag": name, "snapshot_id": snapshot_id})
+        return
+    out.line(out.text("Created tag ", (name, "tag"), " at ", (out.id(snapshot_id), "id")))
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: TagArg,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Delete tag TAG. Its snapshot stays, but the name can never be used again."""
+    repo, json, no_color = common(ctx, repo, json, no_color)
+    out = Output(json=json, no_color=no_color)
+    repository = addressing.open_repository(repo)
+    was = repository.lookup_tag(name)
+    repository.delete_tag(name)
+    if out.json:
+        out.emit({"tag": name, "snapshot_id": was})
+        return
+    out.line(out.text("Deleted tag ", (name, "tag"), " (was ", (out.id(was), "id"), ")"))
+    out.note(f"the name {name!r} cannot be used for a tag again")
