@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,10 +56,8 @@ def test_help_imports_nothing_heavy_and_starts_fast() -> None:
     modules = imported("--help")
     assert "icechunk_lib" not in modules
     assert not modules & set(HEAVY)
-    start = time.perf_counter()
-    result = run("--help")
+    result = run("--help")  # speed itself is measured by the benchmarks, not asserted here
     assert result.returncode == 0
-    assert time.perf_counter() - start < 2.0  # typically ~0.2 s; generous for slow CI
     for word in ("log", "commit", "branch", "--install-completion", "Exit codes"):
         assert word in result.stdout
 
@@ -170,12 +167,9 @@ def test_log_of_1000_reads_a_few_snapshots(
             return _real(self, key, *args, **kw)
 
         monkeypatch.setattr(cls, method, counting)
-    start = time.perf_counter()
     doc = Ick(None).json("log", "-n", "1000", "-R", long_history)
-    elapsed = time.perf_counter() - start
     assert len(doc["snapshots"]) == 1000
     assert doc["snapshots"][-1]["message"] == "commit 1500"
     snapshot_reads = [k for k in reads if k.startswith("snapshots/")]
     assert len(snapshot_reads) <= 12, snapshot_reads  # 1000 entries, ~101 per read
     assert len(reads) <= 20, reads
-    assert elapsed < 1.0
