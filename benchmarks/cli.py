@@ -239,7 +239,6 @@ def _write_profiles(where: Path, prefix: str) -> None:
         path.write_text(
             f"{table}\n\nCall tree (zarr's event loop thread):\n{tree}\n\nBy own time:\n{flat}"
         )
-        profiler.last_session.save(where / f"{prefix}-{name}.pyisession")
         profiler.write_html(where / f"{prefix}-{name}.html")
         print(f"  profile: {path}", flush=True)
 

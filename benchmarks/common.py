@@ -18,6 +18,7 @@ __all__ = [
     "PROTOTYPE",
     "array_metadata",
     "as_buffer",
+    "chunk_pool",
     "group_metadata",
     "random_bytes",
     "run",

@@ -259,6 +259,12 @@ COLOURS = {"ick": "#1f77b4", "icechunk": "#ff7f0e", "zarr": "#8c8c8c"}
 TICKS = [10.0**e for e in range(-5, 0)] + [0.2, 0.5, 1, 2, 5] + [10.0**e for e in range(1, 6)]
 
 
+def _tick_label(value: float) -> str:
+    if 0.01 <= value <= 1000:
+        return f"{value:g}x"
+    return f"1e{round(math.log10(value))}x"
+
+
 def _decade(value: float) -> bool:
     exponent = round(math.log10(value))
     return math.isclose(value, 10.0**exponent)
@@ -333,8 +339,10 @@ def plot(doc: dict[str, Any], backend: str, path: Path) -> bool:
         ax.set_xlim(1 / limit, limit)
         ax.axvline(1.0, color=COLOURS["icechunk"], linewidth=2)
         ticks = [t for t in TICKS if 1 / limit <= t <= limit and (limit < 30 or _decade(t))]
+        while len(ticks) > 7:  # every other decade, keeping 1x
+            ticks = [t for t in ticks if round(math.log10(t)) % 2 == 0]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_label(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_yticks(range(len(metrics)))
         ax.set_yticklabels(labels, fontsize=7.5)
