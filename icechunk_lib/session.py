@@ -141,6 +141,17 @@ class Session:
     def __hash__(self) -> int:
         return hash((self._base_id, self._branch, self._read_only))
 
+    def __dask_tokenize__(self) -> tuple[object, ...]:
+        """A cheap, stable dask token (without it dask pickles the session, storage included).
+
+        A read-only session is named by what it reads; a writable one can still change, so
+        its token is also unique to the object.
+        """
+        where = (type(self._objects.storage).__name__, self._objects.storage.url)
+        if self._read_only:
+            return ("ick-session", *where, self._base_id)
+        return ("ick-session", *where, self._base_id, self._branch, id(self))
+
     def __repr__(self) -> str:
         mode = "read-only" if self._read_only else "writable"
         where = f"branch {self._branch!r}" if self._branch else "detached"

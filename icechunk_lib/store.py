@@ -84,6 +84,10 @@ class IcechunkStore(Store):
     def __repr__(self) -> str:
         return f"IcechunkStore({self._session!r})"
 
+    def __dask_tokenize__(self) -> tuple[object, ...]:
+        """Dask token from the session's (see ``Session.__dask_tokenize__``)."""
+        return ("ick-store", self.read_only, *self._session.__dask_tokenize__())
+
     def with_read_only(self, read_only: bool = False) -> IcechunkStore:
         """A store over the same session with another read-only flag (overrides ``Store``)."""
         return IcechunkStore(self._session, read_only=read_only)

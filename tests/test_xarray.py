@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 
 import icechunk_lib as ic
 
@@ -76,3 +77,33 @@ def test_dask_threaded_write(repo: ic.Repository) -> None:
     back = xr.open_zarr(repo.readonly_session("main").store, consolidated=False)
     np.testing.assert_array_equal(back["v"].values, values)
     assert back["v"].encoding["chunks"] == (50, 60)
+
+
+def test_dask_tokens_are_cheap_and_distinct(repo: ic.Repository) -> None:
+    """dask names stores by a token instead of pickling them (and the storage with them)."""
+    from dask.base import tokenize
+
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(2,), dtype="i1")
+    first = session.commit("a")
+    second = repo.writable_session("main")
+    ro = repo.readonly_session(snapshot_id=first)
+    assert tokenize(ro.store) == tokenize(repo.readonly_session(snapshot_id=first).store)
+    assert tokenize(ro.store) != tokenize(second.store)
+    assert tokenize(second.store) != tokenize(repo.writable_session("main").store)
+    if "memory" in ro.store.session._objects.storage.url:
+        from icechunk_lib.storage import InMemoryStorage
+
+        calls = []
+        original = InMemoryStorage.__reduce__
+
+        def spy(self: InMemoryStorage) -> object:
+            calls.append(1)
+            return original(self)
+
+        InMemoryStorage.__reduce__ = spy  # type: ignore[method-assign]
+        try:
+            tokenize(ro.store)
+        finally:
+            InMemoryStorage.__reduce__ = original  # type: ignore[method-assign]
+        assert calls == []
