@@ -46,11 +46,10 @@ def _coords_matrix(changes: dict[Coords, Any], ndim: int) -> np.ndarray[Any, Any
 
 
 def changes_to_columns(
-    node_id: str, ndim: int, changes: dict[Coords, ChunkRef | None]
-) -> tuple[ChunkTable | None, np.ndarray[Any, Any] | None, np.ndarray[Any, Any]]:
-    """Split a chunk change dict into a table of writes, deleted coords and all coords."""
+    node_id: str, coords: np.ndarray[Any, Any], changes: dict[Coords, ChunkRef | None]
+) -> tuple[ChunkTable | None, np.ndarray[Any, Any] | None]:
+    """Split a chunk change dict (its keys as the matrix ``coords``) into writes and deletes."""
     n = len(changes)
-    coords = _coords_matrix(changes, ndim)
     refs = list(changes.values())
     is_del = np.fromiter((r is None for r in refs), dtype=bool, count=n)
     writes: ChunkTable | None = None
@@ -63,7 +62,7 @@ def changes_to_columns(
             writes = ChunkTable.from_refs(node_id, coords[keep], live)  # type: ignore[arg-type]
     else:
         writes = ChunkTable.from_refs(node_id, coords, refs)  # type: ignore[arg-type]
-    return writes, deleted, coords
+    return writes, deleted
 
 
 async def rebuild_array(
@@ -71,6 +70,7 @@ async def rebuild_array(
     node: NodeSnapshot,
     ndim: int,
     changes: dict[Coords, ChunkRef | None],
+    all_coords: np.ndarray[Any, Any],
     max_refs: int,
 ) -> tuple[list[ManifestRef], list[ChunkTable]]:
     """New manifest pieces for one array: only pieces the changes touch are rewritten.
@@ -78,9 +78,10 @@ async def rebuild_array(
     Every change belongs to the piece whose range starts at or before it (the first piece
     also takes anything before it), and each touched piece is merged with its own changes
     only, so rewritten pieces never overlap the ranges of the pieces kept as they were.
-    Returns the untouched ``ManifestRef`` s to keep and the new tables to write.
+    ``all_coords`` is the keys of ``changes`` as an (n, ndim) matrix. Returns the untouched
+    ``ManifestRef`` s to keep and the new tables to write.
     """
-    writes, deleted, all_coords = changes_to_columns(node.id, ndim, changes)
+    writes, deleted = changes_to_columns(node.id, all_coords, changes)
     pieces = list(node.manifests)
     if not pieces:
         table = ChunkTable.merge(node.id, ndim, [], writes, deleted)
@@ -165,12 +166,16 @@ async def commit_session(
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}
     rebuilds = []
+    # Coordinates of each changed array, computed once for the manifests and the log.
+    coords_of: dict[str, tuple[int, np.ndarray[Any, Any]]] = {}
     for nid, ch in chunk_changes.items():
         node = live.get(nid)
         info = session.array_info(node) if node is not None else None
         if node is None or info is None:
             continue
-        rebuilds.append((node, rebuild_array(objects, node, info.ndim, ch, max_refs)))
+        coords = _coords_matrix(ch, info.ndim)
+        coords_of[nid] = (info.ndim, coords)
+        rebuilds.append((node, rebuild_array(objects, node, info.ndim, ch, coords, max_refs)))
     results = await asyncio.gather(*(coro for _, coro in rebuilds))
     new_tables = [t for _, tables in results for t in tables]
     files = _pack(new_tables, max_refs)
@@ -226,10 +231,8 @@ async def commit_session(
         ),
         moved=tuple((n.id, old.path, n.path) for old, n in changes.moved),
         updated_chunks=tuple(
-            ChunkChanges(nid, live[nid].path, ndim, _encode_coords(_coords_matrix(ch, ndim)))
-            for nid, ch in chunk_changes.items()
-            if nid in live
-            for ndim in (len(next(iter(ch))),)
+            ChunkChanges(nid, live[nid].path, ndim, _encode_coords(coords))
+            for nid, (ndim, coords) in coords_of.items()
         ),
         extra_keys=tuple(sorted(extra_changes)),
     )
