@@ -259,10 +259,7 @@ class IcechunkStore(Store):
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
         session = self._session
-        if prefix:
-            await session.delete_tree("/" + prefix)
-        else:
-            await session.delete_tree("/")
+        await session.delete_tree("/" + prefix)  # "" gives "/": everything
         await session.delete_extras([k for k in session.extra_keys() if k.startswith(base)])
         # A prefix inside an array (e.g. "arr/c/1") deletes the chunks below it.
         nodes = await session.nodes()
