@@ -186,7 +186,9 @@ class ObjectStore:
         from icechunk_lib.format.manifest import encode_manifest
 
         data = encode_manifest(manifest, compression_level=self.config.compression.level)
-        await self.storage.put_if_absent(MANIFESTS + manifest.id, data)
+        # Only a snapshot written after this returns can name the manifest: no partial
+        # manifest is ever reachable, so the cheaper unpublished write is safe.
+        await self.storage.put_new(MANIFESTS + manifest.id, data)
         self._manifests.put(manifest.id, manifest)
         return len(data)
 

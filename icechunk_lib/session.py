@@ -44,6 +44,9 @@ __all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
+UNLOADED = ChunkRef(kind=-1)
+"""Returned by ``Session.cached_chunk_ref`` when the answer needs a manifest read (compare
+with ``is``; it is a ``ChunkRef`` only so the hot path needs no casts)."""
 
 
 @dataclass(frozen=True)
@@ -342,35 +345,50 @@ class Session:
 
     # --- chunks --------------------------------------------------------------------------------
 
-    async def chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
-        """The reference of the chunk at ``coords`` of array ``node``, or None."""
+    def cached_chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
+        """``chunk_ref`` without I/O: the answer, or ``UNLOADED`` if a manifest must be read.
+
+        The store's hot path calls this first, so a warm read costs no extra coroutine.
+        """
         changes = self._chunks.get(node.id)
         if changes is not None and coords in changes:
             return changes[coords]
+        mref = self._manifest_for(node, coords)
+        if mref is None:
+            return None
+        table = self._tables.get((mref.manifest_id, node.id))
+        if table is None:
+            return UNLOADED
+        row = table.find(coords)
+        return table.ref(row) if row >= 0 else None
+
+    def _manifest_for(self, node: NodeSnapshot, coords: Coords) -> Any:
+        """The manifest reference of ``node`` whose range may hold ``coords``, or None."""
         mrefs = node.manifests
         if not mrefs:
             return None
         if len(mrefs) == 1:
-            mref = mrefs[0]
-        else:
-            cached = self._firsts.get(node.id)
-            if cached is None or cached[0] is not mrefs:
-                cached = (mrefs, [m.first for m in mrefs])
-                self._firsts[node.id] = cached
-            i = bisect.bisect_right(cached[1], coords) - 1
-            if i < 0:
-                return None
-            mref = mrefs[i]
-        tkey = (mref.manifest_id, node.id)
-        table = self._tables.get(tkey)
+            return mrefs[0]
+        cached = self._firsts.get(node.id)
+        if cached is None or cached[0] is not mrefs:
+            cached = (mrefs, [m.first for m in mrefs])
+            self._firsts[node.id] = cached
+        i = bisect.bisect_right(cached[1], coords) - 1
+        return mrefs[i] if i >= 0 else None
+
+    async def chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
+        """The reference of the chunk at ``coords`` of array ``node``, or None."""
+        ref = self.cached_chunk_ref(node, coords)
+        if ref is not UNLOADED:
+            return ref
+        mref = self._manifest_for(node, coords)
+        manifest = await self._objects.manifest(mref.manifest_id)
+        table = manifest.tables.get(node.id)
         if table is None:
-            manifest = await self._objects.manifest(mref.manifest_id)
-            table = manifest.tables.get(node.id)
-            if table is None:
-                return None
-            if len(self._tables) >= _SESSION_TABLES:
-                self._tables.clear()
-            self._tables[tkey] = table
+            return None
+        if len(self._tables) >= _SESSION_TABLES:
+            self._tables.clear()
+        self._tables[(mref.manifest_id, node.id)] = table
         row = table.find(coords)
         return table.ref(row) if row >= 0 else None
 
@@ -413,18 +431,23 @@ class Session:
         """
         self._check_writable()
         ref = await self._make_ref(data, checksum)
-        with self._mutation():
-            self._chunks.setdefault(node.id, {})[coords] = ref
+        with self._lock:
+            self._check_writable()  # a commit may have started while the bytes were written
+            changes = self._chunks.get(node.id)
+            if changes is None:
+                changes = self._chunks[node.id] = {}
+            changes[coords] = ref
             self._dirty = True
 
     async def _make_ref(self, data: bytes, checksum: int | None = None) -> ChunkRef:
         if checksum is None:
             checksum = content_checksum(data)
-        if len(data) <= self._objects.config.inline_chunk_threshold_bytes:
-            return ChunkRef(INLINE, b"", 0, len(data), checksum, data)
+        size = len(data)
+        if size <= self._objects.config.inline_chunk_threshold_bytes:
+            return ChunkRef(INLINE, b"", 0, size, checksum, data)
         cid = new_chunk_id()
-        await self._objects.storage.put(chunk_key(cid), data)
-        return ChunkRef(NATIVE, cid, 0, len(data), checksum)
+        await self._objects.storage.put_new(chunk_key(cid), data)
+        return ChunkRef(NATIVE, cid, 0, size, checksum)
 
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
         self._check_writable("delete")

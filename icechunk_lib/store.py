@@ -23,7 +23,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from icechunk_lib import _sync
 from icechunk_lib.errors import ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
-from icechunk_lib.session import Session
+from icechunk_lib.session import UNLOADED, Session
 from icechunk_lib.zarr_keys import META_KEY, path_to_prefix
 
 __all__ = ["IcechunkStore"]
@@ -95,7 +95,10 @@ class IcechunkStore(Store):
     # --- key resolution ------------------------------------------------------------------------
 
     async def _resolve(self, key: str) -> tuple[int, Any, Any]:
-        """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None)."""
+        """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None).
+
+        Hot paths look in ``session.key_cache`` themselves and call this only on a miss.
+        """
         cache = self._session.key_cache
         hit = cache.get(key)
         if hit is not None:
@@ -137,6 +140,17 @@ class IcechunkStore(Store):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         """Read a key, or a byte range of it; None if absent (overrides ``Store.get``)."""
+        session = self._session
+        hit = session.key_cache.get(key)
+        if hit is None:
+            hit = await self._resolve(key)
+        if hit[0] == _CHUNK and byte_range is None:  # the hot path: a whole chunk
+            ref = session.cached_chunk_ref(hit[1], hit[2])
+            if ref is UNLOADED:
+                ref = await session.chunk_ref(hit[1], hit[2])
+            if ref is None:
+                return None
+            return prototype.buffer.from_bytes(await session.read_ref(ref))
         data = await self._get_bytes_or_none(key, byte_range)
         return None if data is None else prototype.buffer.from_bytes(data)
 
@@ -176,9 +190,14 @@ class IcechunkStore(Store):
         return list(await asyncio.gather(*(one(k, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
-        kind, a, b = await self._resolve(key)
+        session = self._session
+        hit = session.key_cache.get(key)
+        kind, a, b = hit if hit is not None else await self._resolve(key)
         if kind == _CHUNK:
-            return await self._session.chunk_ref(a, b) is not None
+            ref = session.cached_chunk_ref(a, b)
+            if ref is UNLOADED:
+                ref = await session.chunk_ref(a, b)
+            return ref is not None
         if kind == _META:
             return b is not None
         return await self._session.get_extra(key) is not None
@@ -225,7 +244,8 @@ class IcechunkStore(Store):
         if not isinstance(value, Buffer):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
         data = value.to_bytes()
-        kind, a, b = await self._resolve(key)
+        hit = self._session.key_cache.get(key)
+        kind, a, b = hit if hit is not None else await self._resolve(key)
         if kind == _CHUNK:
             await self._session.set_chunk(a, b, data)
         elif kind == _META:

@@ -167,6 +167,12 @@ class FaultyStorage(Storage):
         await self.inner.put(key, data)
         self._after(hit)
 
+    async def put_new(self, key: str, data: bytes) -> None:
+        """Forward ``put_new`` (overrides ``Storage.put_new``)."""
+        hit = self._before("put_new", key)
+        await self.inner.put_new(key, data)
+        self._after(hit)
+
     async def put_if_absent(self, key: str, data: bytes) -> None:
         """Forward ``put_if_absent`` (overrides ``Storage.put_if_absent``)."""
         hit = self._before("put_if_absent", key)

@@ -219,11 +219,12 @@ def commit_calls(new_storage: Factory) -> list[str]:
 
 def test_commit_call_count_covers_the_protocol(new_storage: Factory) -> None:
     calls = commit_calls(new_storage)
-    # Reads of the old manifests, then manifests, snapshot and log, then the ref swap.
+    # Reads of the old manifests, then manifests (fresh keys, written in place), snapshot
+    # and log (published atomically), then the ref swap.
     assert calls[-1] == "put_if_match refs"
     assert calls.count("put_if_absent snapshots") == 1
     assert calls.count("put_if_absent transactions") == 1
-    assert calls.count("put_if_absent manifests") >= 2
+    assert calls.count("put_new manifests") >= 2
     assert calls.count("get manifests") >= 1
 
 

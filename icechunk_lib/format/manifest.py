@@ -8,9 +8,10 @@ tables of several arrays into one object; big arrays span several files.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -111,6 +112,10 @@ class ChunkTable:
     inline_data: bytes
     location_index: npt.NDArray[np.int32]
     locations: list[str]
+    # Lookups bisect a memoryview of the key column: unlike ``searchsorted`` it never
+    # releases the GIL, which under zarr's codec threads costs a wait for every chunk read.
+    _key_view: memoryview | None = field(default=None, repr=False)
+    _id_view: memoryview | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -228,9 +233,11 @@ class ChunkTable:
             if c >= n or c < 0:
                 return -1
             key = key * n + c
-        keys = self.keys
-        i = int(keys.searchsorted(key))
-        if i < len(keys) and keys.item(i) == key:
+        view = self._key_view
+        if view is None:
+            view = self._key_view = np.ascontiguousarray(self.keys, dtype=np.int64).data
+        i = bisect.bisect_left(view, key)
+        if i < len(view) and view[i] == key:
             return i
         return -1
 
@@ -239,9 +246,13 @@ class ChunkTable:
         # ``.item`` turns one numpy element into a Python int with the least overhead.
         kind = self.kinds.item(i)
         if kind == NATIVE:
+            ids = self._id_view
+            if ids is None:
+                flat = np.ascontiguousarray(self.chunk_ids, dtype=np.uint8).reshape(-1)
+                ids = self._id_view = flat.data
             return ChunkRef(
                 NATIVE,
-                self.chunk_ids[i].tobytes(),
+                ids[i * _ID : i * _ID + _ID].tobytes(),
                 self.offsets.item(i),
                 self.lengths.item(i),
                 self.checksums.item(i),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from icechunk_lib.errors import (
     InvalidNameError,
@@ -39,11 +39,16 @@ _NAME = re.compile(r"[A-Za-z0-9._~-]+")
 _PickledObject = tuple[bytes, str, datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class _Object:
+class _Object(NamedTuple):
+    # A named tuple: built on every chunk write, where a frozen dataclass costs more.
     data: bytes
     version: str
-    modified: datetime
+    mtime: float
+    """Seconds since the epoch; ``modified`` turns it into a datetime when listed."""
+
+    @property
+    def modified(self) -> datetime:
+        return datetime.fromtimestamp(self.mtime, UTC)
 
 
 class InMemoryStorage(Storage):
@@ -174,7 +179,9 @@ class InMemoryStorage(Storage):
         self._clock += 1
         version = str(self._clock)
         # bytes() copies a bytearray/memoryview so later caller mutations cannot leak in.
-        self._objects[key] = _Object(bytes(data), version, datetime.now(UTC))
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._objects[key] = _Object(data, version, time.time())
         return version
 
     async def put(self, key: str, data: bytes) -> None:
@@ -224,7 +231,10 @@ def _restore(
         if live is not None:
             return live
         storage = InMemoryStorage.__new__(InMemoryStorage)
-        rebuilt = {k: _Object(data, version, when) for k, (data, version, when) in objects.items()}
+        rebuilt = {
+            k: _Object(data, version, when.timestamp())
+            for k, (data, version, when) in objects.items()
+        }
         storage._setup(uid, name, rebuilt, clock)
         InMemoryStorage._live[uid] = storage
         if name is not None:

@@ -94,3 +94,44 @@ def test_non_ascii_look_alikes_are_refused(letter: str) -> None:
     # str.upper() maps some of these to ASCII letters (long s -> 'S'); ids are ASCII only.
     with pytest.raises(ValueError):
         decode_id(letter * 20)
+
+
+def test_chunk_ids_are_unique_across_pool_refills_and_threads() -> None:
+    # Ids come from a block of random bytes; crossing several refills, from several threads,
+    # must still give distinct 12-byte ids.
+    import threading
+
+    out: list[list[bytes]] = [[] for _ in range(4)]
+
+    def draw(bucket: list[bytes]) -> None:
+        bucket.extend(new_chunk_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=draw, args=(b,)) for b in out]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for bucket in out for i in bucket]
+    assert all(len(i) == 12 for i in ids)
+    assert len(set(ids)) == len(ids) == 12000
+
+
+def test_forked_child_draws_other_chunk_ids_than_its_parent() -> None:
+    import os
+
+    new_chunk_id()  # the parent's pool now holds unread bytes a child would inherit
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next ids and leave at once
+        os.close(read_end)
+        os.write(write_end, b"".join(new_chunk_id() for _ in range(8)))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = b"".join(new_chunk_id() for _ in range(8))
+    assert len(child) == len(parent) == 96
+    assert {child[i : i + 12] for i in range(0, 96, 12)}.isdisjoint(
+        {parent[i : i + 12] for i in range(0, 96, 12)}
+    )

@@ -6,6 +6,7 @@ import errno
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xxhash
@@ -211,11 +212,15 @@ async def test_permission_denied_on_read_is_storage_error(
     local_storage: LocalFileSystemStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await local_storage.put("config", b"cfg")
+    real_open = os.open
 
-    def denied(*args: object, **kwargs: object) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied")
+    def denied(path: str, *args: Any, **kwargs: Any) -> int:
+        # Tests may run as root, which file modes do not stop: refuse the open itself.
+        if str(path).endswith("config"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(local_module, "open", denied, raising=False)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(StorageError, match=r"'config'.*permission denied"):
         await local_storage.get("config")
 
