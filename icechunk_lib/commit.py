@@ -7,7 +7,6 @@ crash at any point leaves the repository at its previous commit (leftovers are g
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +14,10 @@ import msgspec
 import numpy as np
 
 from icechunk_lib.changes import node_changes
+from icechunk_lib.chunk_changes import Columns
 from icechunk_lib.errors import NoChangesToCommitError
 from icechunk_lib.format import new_object_id
-from icechunk_lib.format.manifest import ChunkRef, ChunkTable, ManifestFile, fold_keys
+from icechunk_lib.format.manifest import ChunkTable, ManifestFile, fold_keys
 from icechunk_lib.format.snapshot import (
     ANCESTRY_SUMMARY_LENGTH,
     ARRAY,
@@ -39,29 +39,39 @@ __all__ = ["changes_to_columns", "commit_session", "rebuild_array"]
 Coords = tuple[int, ...]
 
 
-def _coords_matrix(changes: dict[Coords, Any], ndim: int) -> np.ndarray[Any, Any]:
-    n = len(changes)
-    flat = itertools.chain.from_iterable(changes.keys())
-    return np.fromiter(flat, dtype=np.int64, count=n * ndim).reshape(n, ndim)
-
-
 def changes_to_columns(
-    node_id: str, coords: np.ndarray[Any, Any], changes: dict[Coords, ChunkRef | None]
+    node_id: str, cols: Columns
 ) -> tuple[ChunkTable | None, np.ndarray[Any, Any] | None]:
-    """Split a chunk change dict (its keys as the matrix ``coords``) into writes and deletes."""
-    n = len(changes)
-    refs = list(changes.values())
-    is_del = np.fromiter((r is None for r in refs), dtype=bool, count=n)
-    writes: ChunkTable | None = None
-    deleted = None
-    if is_del.any():
-        deleted = coords[is_del]
-        keep = np.flatnonzero(~is_del)
-        live = [refs[i] for i in keep.tolist()]
-        if live:
-            writes = ChunkTable.from_refs(node_id, coords[keep], live)  # type: ignore[arg-type]
-    else:
-        writes = ChunkTable.from_refs(node_id, coords, refs)  # type: ignore[arg-type]
+    """Split one array's changes into a table of writes and the coordinates of deletes."""
+    if not cols.deleted.any():
+        writes = ChunkTable.from_columns(
+            node_id,
+            cols.coords,
+            kinds=cols.kinds,
+            ids=cols.ids,
+            offsets=cols.offsets,
+            lengths=cols.lengths,
+            checksums=cols.checksums,
+            others=cols.refs,
+        )
+        return writes, None
+    deleted = cols.coords[cols.deleted]
+    keep = np.flatnonzero(~cols.deleted)
+    if not len(keep):
+        return None, deleted
+    position = np.full(len(cols.kinds), -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep))
+    others = {int(position[row]): ref for row, ref in cols.refs.items() if position[row] >= 0}
+    writes = ChunkTable.from_columns(
+        node_id,
+        cols.coords[keep],
+        kinds=cols.kinds[keep],
+        ids=cols.ids[keep],
+        offsets=cols.offsets[keep],
+        lengths=cols.lengths[keep],
+        checksums=cols.checksums[keep],
+        others=others,
+    )
     return writes, deleted
 
 
@@ -69,8 +79,7 @@ async def rebuild_array(
     objects: ObjectStore,
     node: NodeSnapshot,
     ndim: int,
-    changes: dict[Coords, ChunkRef | None],
-    all_coords: np.ndarray[Any, Any],
+    cols: Columns,
     max_refs: int,
 ) -> tuple[list[ManifestRef], list[ChunkTable]]:
     """New manifest pieces for one array: only pieces the changes touch are rewritten.
@@ -78,10 +87,10 @@ async def rebuild_array(
     Every change belongs to the piece whose range starts at or before it (the first piece
     also takes anything before it), and each touched piece is merged with its own changes
     only, so rewritten pieces never overlap the ranges of the pieces kept as they were.
-    ``all_coords`` is the keys of ``changes`` as an (n, ndim) matrix. Returns the untouched
-    ``ManifestRef`` s to keep and the new tables to write.
+    Returns the untouched ``ManifestRef`` s to keep and the new tables to write.
     """
-    writes, deleted = changes_to_columns(node.id, all_coords, changes)
+    all_coords = cols.coords
+    writes, deleted = changes_to_columns(node.id, cols)
     pieces = list(node.manifests)
     if not pieces:
         table = ChunkTable.merge(node.id, ndim, [], writes, deleted)
@@ -171,11 +180,11 @@ async def commit_session(
     for nid, ch in chunk_changes.items():
         node = live.get(nid)
         info = session.array_info(node) if node is not None else None
-        if node is None or info is None:
+        if node is None or info is None or ch.ndim != info.ndim:
             continue
-        coords = _coords_matrix(ch, info.ndim)
-        coords_of[nid] = (info.ndim, coords)
-        rebuilds.append((node, rebuild_array(objects, node, info.ndim, ch, coords, max_refs)))
+        cols = ch.columns()
+        coords_of[nid] = (info.ndim, cols.coords)
+        rebuilds.append((node, rebuild_array(objects, node, info.ndim, cols, max_refs)))
     results = await asyncio.gather(*(coro for _, coro in rebuilds))
     new_tables = [t for _, tables in results for t in tables]
     files = _pack(new_tables, max_refs)

@@ -12,12 +12,13 @@ import bisect
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.changes import NodeChanges, node_changes
+from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import (
     ConflictError,
     CorruptObjectError,
@@ -54,7 +55,7 @@ class ChangeSetView:
     """A session's uncommitted changes at one moment: what a commit or a status reads."""
 
     nodes: dict[str, NodeSnapshot]
-    chunks: dict[str, dict[tuple[int, ...], ChunkRef | None]]
+    chunks: dict[str, ChunkChanges]
     extras: dict[str, ExtraObject]
     extra_changes: set[str]
 
@@ -90,7 +91,7 @@ class Session:
         self._base: Snapshot | None = None
         self._nodes: dict[str, NodeSnapshot] | None = None
         self._extras: dict[str, ExtraObject] = {}
-        self._chunks: dict[str, dict[Coords, ChunkRef | None]] = {}
+        self._chunks: dict[str, ChunkChanges] = {}
         self._extra_changes: set[str] = set()
         self._info: dict[str, tuple[bytes, ArrayInfo | None]] = {}
         self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
@@ -256,7 +257,7 @@ class Session:
         with self._lock:
             return ChangeSetView(
                 nodes=dict(self._nodes or {}),
-                chunks={nid: dict(ch) for nid, ch in self._chunks.items() if ch},
+                chunks={nid: ch.copy() for nid, ch in self._chunks.items() if ch},
                 extras=dict(self._extras),
                 extra_changes=set(self._extra_changes),
             )
@@ -430,14 +431,29 @@ class Session:
         ``checksum`` (its ``content_checksum``) saves hashing again when the caller has it.
         """
         self._check_writable()
-        ref = await self._make_ref(data, checksum)
+        if checksum is None:
+            checksum = content_checksum(data)
+        size = len(data)
+        if size <= self._objects.config.inline_chunk_threshold_bytes:
+            ref = ChunkRef(INLINE, b"", 0, size, checksum, data)
+            with self._lock:
+                self._check_writable()
+                self._changes_of(node.id, len(coords))[coords] = ref
+                self._dirty = True
+            return
+        cid = new_chunk_id()
+        await self._objects.storage.put_new(chunk_key(cid), data)
         with self._lock:
             self._check_writable()  # a commit may have started while the bytes were written
-            changes = self._chunks.get(node.id)
-            if changes is None:
-                changes = self._chunks[node.id] = {}
-            changes[coords] = ref
+            self._changes_of(node.id, len(coords)).put_native(coords, cid, size, checksum)
             self._dirty = True
+
+    def _changes_of(self, node_id: str, ndim: int) -> ChunkChanges:
+        """The change record of an array, created on first use (caller holds the lock)."""
+        changes = self._chunks.get(node_id)
+        if changes is None:
+            changes = self._chunks[node_id] = ChunkChanges(ndim)
+        return changes
 
     async def _make_ref(self, data: bytes, checksum: int | None = None) -> ChunkRef:
         if checksum is None:
@@ -452,12 +468,12 @@ class Session:
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
         self._check_writable("delete")
         with self._mutation("delete"):
-            self._chunks.setdefault(node.id, {})[coords] = None
+            self._changes_of(node.id, len(coords))[coords] = None
             self._dirty = True
 
     async def iter_chunks(self, node: NodeSnapshot) -> AsyncIterator[tuple[Coords, ChunkRef]]:
         """Every chunk of an array (committed and uncommitted), in no particular order."""
-        changes = self._chunks.get(node.id, {})
+        changes: Mapping[Coords, ChunkRef | None] = self._chunks.get(node.id) or {}
         for mref in node.manifests:
             manifest = await self._objects.manifest(mref.manifest_id)
             table = manifest.tables.get(node.id)
@@ -572,7 +588,11 @@ class Session:
                 for n in theirs.new:
                     nodes[n.path] = n
                 for nid, changes in view.chunks.items():
-                    self._chunks.setdefault(nid, {}).update(changes)
+                    mine = self._chunks.get(nid)
+                    if mine is None:
+                        self._chunks[nid] = changes  # the view's copy is ours to keep
+                    else:
+                        mine.update(changes)
                 for key in view.extra_changes:
                     extra = view.extras.get(key)
                     if extra is None:
@@ -601,7 +621,7 @@ class Session:
         with self._mutation("discard changes"):
             self._reset_state()
 
-    def changed_chunks(self) -> dict[str, dict[Coords, ChunkRef | None]]:
+    def changed_chunks(self) -> dict[str, ChunkChanges]:
         return self._chunks
 
     def changed_extras(self) -> set[str]:
@@ -709,6 +729,8 @@ class Session:
         if node is None:
             return
         with self._lock:
-            changes = self._chunks.get(node.id, {})
+            changes = self._chunks.get(node.id)
+            if changes is None:
+                return
             for c in coords:
                 changes.pop(tuple(c), None)

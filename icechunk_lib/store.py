@@ -94,16 +94,20 @@ class IcechunkStore(Store):
 
     # --- key resolution ------------------------------------------------------------------------
 
-    async def _resolve(self, key: str) -> tuple[int, Any, Any]:
+    async def _resolve(self, key: str, *, remember: bool = True) -> tuple[int, Any, Any]:
         """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None).
 
         Hot paths look in ``session.key_cache`` themselves and call this only on a miss.
+        ``remember=False`` (chunk writes: most keys are written once) keeps the cache, and
+        the objects a commit must free, small.
         """
         cache = self._session.key_cache
         hit = cache.get(key)
         if hit is not None:
             return hit
         result = await self._classify(key)
+        if not remember and result[0] == _CHUNK:
+            return result
         if len(cache) >= _KEY_CACHE_SIZE:
             cache.clear()
         cache[key] = result
@@ -245,7 +249,7 @@ class IcechunkStore(Store):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
         data = value.to_bytes()
         hit = self._session.key_cache.get(key)
-        kind, a, b = hit if hit is not None else await self._resolve(key)
+        kind, a, b = hit if hit is not None else await self._resolve(key, remember=False)
         if kind == _CHUNK:
             await self._session.set_chunk(a, b, data)
         elif kind == _META:

@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -40,6 +41,11 @@ VIRTUAL = 3
 """Chunk bytes are a byte range of an object elsewhere (``location``)."""
 
 _ID = 12
+_KIND = attrgetter("kind")
+_OFFSET = attrgetter("offset")
+_LENGTH = attrgetter("length")
+_CHECKSUM = attrgetter("checksum")
+_CHUNK_ID = attrgetter("chunk_id")
 _MAX_KEY = 2**63 - 1
 
 Int64 = npt.NDArray[np.int64]
@@ -134,37 +140,64 @@ class ChunkTable:
     def from_refs(
         cls, node_id: str, coords: npt.NDArray[Any], refs: Sequence[ChunkRef]
     ) -> ChunkTable:
-        """Build a sorted table from coordinates (n, ndim) and their refs (one Python pass)."""
+        """Build a sorted table from coordinates (n, ndim) and their refs."""
         n = len(refs)
+        # Each column is one C-level pass (map + attrgetter): no Python frame per chunk and no
+        # allocation (building a tuple per ref and one record array costs more).
+        kinds = np.fromiter(map(_KIND, refs), dtype=np.uint8, count=n)
+        blob = b"".join(map(_CHUNK_ID, refs))
+        if len(blob) != n * _ID:  # not all native: pad the others' empty ids
+            blob = b"".join(r.chunk_id if r.kind == NATIVE else bytes(_ID) for r in refs)
+        return cls.from_columns(
+            node_id,
+            coords,
+            kinds=kinds,
+            ids=np.frombuffer(blob, dtype=np.uint8).reshape(n, _ID),
+            offsets=np.fromiter(map(_OFFSET, refs), dtype=np.uint64, count=n),
+            lengths=np.fromiter(map(_LENGTH, refs), dtype=np.uint64, count=n),
+            checksums=np.fromiter(map(_CHECKSUM, refs), dtype=np.uint64, count=n),
+            others={i: refs[i] for i in np.flatnonzero(kinds != NATIVE).tolist()},
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        node_id: str,
+        coords: npt.NDArray[Any],
+        *,
+        kinds: npt.NDArray[np.uint8],
+        ids: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.uint64],
+        lengths: npt.NDArray[np.uint64],
+        checksums: npt.NDArray[np.uint64],
+        others: dict[int, ChunkRef],
+    ) -> ChunkTable:
+        """Build a sorted table from unsorted columns; ``others`` holds the full refs of the
+        inline and virtual rows (their bytes and locations). ``offsets`` may be modified."""
+        n = len(kinds)
         coords = np.asarray(coords, dtype=np.int64)
         if coords.ndim != 2 or len(coords) != n:
             raise ValueError(f"expected an ({n}, ndim) coordinate matrix, got {coords.shape}")
         key_shape = tuple(int(x) + 1 for x in coords.max(axis=0)) if n else (1,) * coords.shape[1]
         keys = fold_keys(coords, key_shape)
-        kinds = np.fromiter((r.kind for r in refs), dtype=np.uint8, count=n)
-        offsets = np.fromiter((r.offset for r in refs), dtype=np.uint64, count=n)
-        lengths = np.fromiter((r.length for r in refs), dtype=np.uint64, count=n)
-        checksums = np.fromiter((r.checksum for r in refs), dtype=np.uint64, count=n)
-        ids = np.frombuffer(
-            b"".join(r.chunk_id if r.kind == NATIVE else bytes(_ID) for r in refs), dtype=np.uint8
-        ).reshape(n, _ID)
         # Inline chunks point into one blob through offset/length.
         inline_parts: list[bytes] = []
         locations: list[str] = []
         loc_lookup: dict[str, int] = {}
         loc_index = np.full(n, -1, dtype=np.int32)
         pos = 0
-        for i, r in enumerate(refs):
-            if r.kind == INLINE:
-                inline_parts.append(r.data)
+        for i in sorted(others):
+            ref = others[i]
+            if ref.kind == INLINE:
+                inline_parts.append(ref.data)
                 offsets[i] = pos
-                lengths[i] = len(r.data)
-                pos += len(r.data)
-            elif r.kind == VIRTUAL:
-                idx = loc_lookup.get(r.location)
+                lengths[i] = len(ref.data)
+                pos += len(ref.data)
+            elif ref.kind == VIRTUAL:
+                idx = loc_lookup.get(ref.location)
                 if idx is None:
-                    idx = loc_lookup[r.location] = len(locations)
-                    locations.append(r.location)
+                    idx = loc_lookup[ref.location] = len(locations)
+                    locations.append(ref.location)
                 loc_index[i] = idx
         order = np.argsort(keys, kind="stable")
         table = cls(

@@ -1,0 +1,152 @@
+"""ChunkChanges: a column-wise change record that must behave exactly like a dict of refs."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from icechunk_lib.chunk_changes import ChunkChanges
+from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable
+
+COORDS = st.tuples(st.integers(0, 6), st.integers(0, 6))
+REFS = st.one_of(
+    st.none(),
+    st.builds(
+        lambda cid, length, checksum: ChunkRef(NATIVE, cid, 0, length, checksum),
+        st.binary(min_size=12, max_size=12),
+        st.integers(0, 2**40),
+        st.integers(0, 2**64 - 1),
+    ),
+    st.builds(
+        lambda cid, offset, length: ChunkRef(NATIVE, cid, offset, length, 0),
+        st.binary(min_size=12, max_size=12),
+        st.integers(1, 2**30),
+        st.integers(0, 2**30),
+    ),
+    st.builds(
+        lambda data, checksum: ChunkRef(INLINE, b"", 0, len(data), checksum, data),
+        st.binary(max_size=20),
+        st.integers(0, 2**64 - 1),
+    ),
+    st.builds(
+        lambda loc, offset, length: ChunkRef(VIRTUAL, offset=offset, length=length, location=loc),
+        st.sampled_from(["s3://b/one.nc", "s3://b/two.nc"]),
+        st.integers(0, 2**30),
+        st.integers(0, 2**20),
+    ),
+)
+
+
+def _table_of(changes: ChunkChanges) -> dict[tuple[int, ...], ChunkRef | None]:
+    """What a commit reads back from ``columns``: coordinates -> ref or None."""
+    cols = changes.columns()
+    out: dict[tuple[int, ...], ChunkRef | None] = {}
+    for c in cols.coords[cols.deleted].tolist():
+        out[tuple(c)] = None
+    live = np.flatnonzero(~cols.deleted)
+    if len(live):
+        position = {int(row): i for i, row in enumerate(live.tolist())}
+        table = ChunkTable.from_columns(
+            "n",
+            cols.coords[live],
+            kinds=cols.kinds[live],
+            ids=cols.ids[live],
+            offsets=cols.offsets[live],
+            lengths=cols.lengths[live],
+            checksums=cols.checksums[live],
+            others={position[r]: ref for r, ref in cols.refs.items() if r in position},
+        )
+        for row, c in enumerate(table.coords().tolist()):
+            out[tuple(c)] = table.ref(row)
+    return out
+
+
+class ChangesMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = ChunkChanges(2)
+        self.model: dict[tuple[int, ...], ChunkRef | None] = {}
+
+    @rule(coords=COORDS, ref=REFS)
+    def set(self, coords: tuple[int, int], ref: ChunkRef | None) -> None:
+        self.changes[coords] = ref
+        self.model[coords] = ref
+
+    @rule(
+        coords=COORDS,
+        cid=st.binary(min_size=12, max_size=12),
+        length=st.integers(0, 2**40),
+        checksum=st.integers(0, 2**64 - 1),
+    )
+    def put_native(self, coords: tuple[int, int], cid: bytes, length: int, checksum: int) -> None:
+        self.changes.put_native(coords, cid, length, checksum)
+        self.model[coords] = ChunkRef(NATIVE, cid, 0, length, checksum)
+
+    @rule(coords=COORDS)
+    def take_back(self, coords: tuple[int, int]) -> None:
+        assert self.changes.pop(coords, "absent") == self.model.pop(coords, "absent")
+
+    @rule()
+    def copy_then_diverge(self) -> None:
+        before = dict(self.changes.items())
+        copy = self.changes.copy()
+        copy[(99, 99)] = None
+        copy.pop((0, 0), None)
+        assert dict(self.changes.items()) == before
+        if (0, 0) in self.model:
+            copy[(0, 0)] = self.model[(0, 0)]
+        self.changes = copy
+        self.model[(99, 99)] = None
+
+    @rule()
+    def pickle_round_trip(self) -> None:
+        self.changes = pickle.loads(pickle.dumps(self.changes))
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        assert len(self.changes) == len(self.model)
+        assert dict(self.changes.items()) == self.model
+        assert set(self.changes) == set(self.model)
+
+    @invariant()
+    def columns_read_back_the_model(self) -> None:
+        assert _table_of(self.changes) == self.model
+
+
+TestChangesMachine = ChangesMachine.TestCase
+TestChangesMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+@given(st.dictionaries(COORDS, REFS, max_size=40))
+def test_built_from_a_dict_equals_it(items: dict[tuple[int, int], ChunkRef | None]) -> None:
+    changes = ChunkChanges(2, items)
+    assert dict(changes.items()) == items
+    assert _table_of(changes) == items
+
+
+def test_zero_dimensional_array_has_one_chunk_key() -> None:
+    changes = ChunkChanges(0)
+    changes.put_native((), b"x" * 12, 8, 1)
+    cols = changes.columns()
+    assert cols.coords.shape == (1, 0)
+    assert changes[()] == ChunkRef(NATIVE, b"x" * 12, 0, 8, 1)
+
+
+def test_wrong_rank_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected 2 coordinates"):
+        ChunkChanges(2)[(1,)] = None
+
+
+def test_columns_are_copies_not_views() -> None:
+    changes = ChunkChanges(1)
+    changes.put_native((0,), b"a" * 12, 1, 1)
+    cols = changes.columns()
+    changes.put_native((0,), b"b" * 12, 2, 2)  # must not raise BufferError nor show through
+    changes.put_native((1,), b"c" * 12, 3, 3)
+    assert cols.ids.tobytes() == b"a" * 12
+    assert cols.lengths.tolist() == [1]
