@@ -60,7 +60,13 @@ class Columns:
 
 
 class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
-    """Coordinates -> ``ChunkRef`` (or ``None``: deleted), stored column-wise."""
+    """Coordinates -> ``ChunkRef`` (or ``None``: deleted), stored column-wise.
+
+    Writes only append rows: the coordinates -> row index is built on the first lookup (a
+    read of an uncommitted chunk, a status, a rebase) and kept current from then on. A
+    session that only writes therefore holds no Python object per chunk, and ``columns``
+    resolves repeated writes of one chunk (the last one wins) with numpy.
+    """
 
     __slots__ = (
         "_checksums",
@@ -76,7 +82,7 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
 
     def __init__(self, ndim: int, items: Mapping[Coords, ChunkRef | None] | None = None) -> None:
         self.ndim = ndim
-        self._rows: dict[Coords, int] = {}
+        self._rows: dict[Coords, int] | None = None
         self._coords = array("q")
         self._kinds = array("B")
         self._offsets = array("Q")
@@ -88,68 +94,73 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
             for coords, ref in items.items():
                 self[coords] = ref
 
+    # --- the row index -----------------------------------------------------------------------
+
+    def _index(self) -> dict[Coords, int]:
+        """Coordinates -> live row, built on first use; superseded rows become ``_DROPPED``."""
+        rows = self._rows
+        if rows is not None:
+            return rows
+        rows = {}
+        kinds = self._kinds
+        ndim = self.ndim
+        flat = self._coords.tolist()
+        for row in range(len(kinds)):
+            coords = tuple(flat[row * ndim : row * ndim + ndim])
+            previous = rows.get(coords)
+            if previous is not None:
+                kinds[previous] = _DROPPED
+                self._others.pop(previous, None)
+            if kinds[row] != _DROPPED:
+                rows[coords] = row
+        self._rows = rows
+        return rows
+
+    def _append(
+        self, coords: Coords, kind: int, cid: bytes, offset: int, length: int, checksum: int
+    ) -> int:
+        row = len(self._kinds)
+        self._coords.extend(coords)
+        self._kinds.append(kind)
+        self._offsets.append(offset)
+        self._lengths.append(length)
+        self._checksums.append(checksum)
+        self._ids += cid
+        if self._rows is not None:
+            previous = self._rows.get(coords)
+            if previous is not None:
+                self._kinds[previous] = _DROPPED
+                self._others.pop(previous, None)
+            self._rows[coords] = row
+        return row
+
     # --- writes ------------------------------------------------------------------------------
 
     def put_native(self, coords: Coords, chunk_id: bytes, length: int, checksum: int) -> None:
         """Record a native chunk written whole (the hot path: no ``ChunkRef`` object)."""
-        row = self._rows.get(coords)
-        if row is None:
-            self._rows[coords] = len(self._kinds)
-            self._coords.extend(coords)
-            self._kinds.append(NATIVE)
-            self._offsets.append(0)
-            self._lengths.append(length)
-            self._checksums.append(checksum)
-            self._ids += chunk_id
-            return
-        self._kinds[row] = NATIVE
-        self._offsets[row] = 0
-        self._lengths[row] = length
-        self._checksums[row] = checksum
-        self._ids[row * _ID : row * _ID + _ID] = chunk_id
-        self._others.pop(row, None)
+        self._append(coords, NATIVE, chunk_id, 0, length, checksum)
 
     def __setitem__(self, coords: Coords, ref: ChunkRef | None) -> None:
         if len(coords) != self.ndim:
             raise ValueError(f"expected {self.ndim} coordinates, got {coords!r}")
-        if ref is not None and ref.kind == NATIVE and ref.offset == 0:
-            self.put_native(coords, ref.chunk_id, ref.length, ref.checksum)
-            return
         if ref is None:
-            kind, offset, length, checksum, cid = _DELETED, 0, 0, 0, _NO_ID
-        else:
-            kind, offset, length, checksum = ref.kind, ref.offset, ref.length, ref.checksum
-            cid = ref.chunk_id if ref.kind == NATIVE else _NO_ID
-        row = self._rows.get(coords)
-        if row is None:
-            row = self._rows[coords] = len(self._kinds)
-            self._coords.extend(coords)
-            self._kinds.append(kind)
-            self._offsets.append(offset)
-            self._lengths.append(length)
-            self._checksums.append(checksum)
-            self._ids += cid
-        else:
-            self._kinds[row] = kind
-            self._offsets[row] = offset
-            self._lengths[row] = length
-            self._checksums[row] = checksum
-            self._ids[row * _ID : row * _ID + _ID] = cid
-        if ref is not None and ref.kind != NATIVE:
+            self._append(coords, _DELETED, _NO_ID, 0, 0, 0)
+            return
+        cid = ref.chunk_id if ref.kind == NATIVE else _NO_ID
+        row = self._append(coords, ref.kind, cid, ref.offset, ref.length, ref.checksum)
+        if ref.kind != NATIVE:
             self._others[row] = ref
-        else:
-            self._others.pop(row, None)
 
     def __delitem__(self, coords: Coords) -> None:
         """Take a change back (not the same as deleting the chunk: see ``__setitem__``)."""
-        row = self._rows.pop(coords)
+        row = self._index().pop(coords)
         self._kinds[row] = _DROPPED
         self._others.pop(row, None)
 
     # --- reads -------------------------------------------------------------------------------
 
     def __getitem__(self, coords: Coords) -> ChunkRef | None:
-        row = self._rows[coords]
+        row = self._index()[coords]
         kind = self._kinds[row]
         if kind == NATIVE:
             return ChunkRef(
@@ -164,13 +175,17 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         return self._others[row]
 
     def __contains__(self, coords: object) -> bool:
-        return coords in self._rows
+        return coords in self._index()
 
     def __iter__(self) -> Iterator[Coords]:
-        return iter(self._rows)
+        return iter(self._index())
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._index())
+
+    def __bool__(self) -> bool:
+        # Without an index no row was taken back, so any row is a live change.
+        return bool(self._rows) if self._rows is not None else len(self._kinds) > 0
 
     def __repr__(self) -> str:
         return f"ChunkChanges(ndim={self.ndim}, {len(self)} change(s))"
@@ -179,10 +194,10 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         return (_rebuild, (self.ndim, dict(self.items())))
 
     def copy(self) -> ChunkChanges:
-        """An independent copy (column copies are memcpy; the row index is a dict copy)."""
+        """An independent copy (column copies are memcpy; an index is copied if built)."""
         new = ChunkChanges.__new__(ChunkChanges)
         new.ndim = self.ndim
-        new._rows = dict(self._rows)
+        new._rows = None if self._rows is None else dict(self._rows)
         new._coords = array("q", self._coords)
         new._kinds = array("B", self._kinds)
         new._offsets = array("Q", self._offsets)
@@ -197,18 +212,37 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         n_all = len(self._kinds)
         kinds = np.frombuffer(self._kinds, dtype=np.uint8, count=n_all).copy()
         coords = np.frombuffer(self._coords, dtype=np.int64).reshape(n_all, self.ndim).copy()
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n_all, _ID).copy()
-        offsets = np.frombuffer(self._offsets, dtype=np.uint64, count=n_all).copy()
-        lengths = np.frombuffer(self._lengths, dtype=np.uint64, count=n_all).copy()
-        checksums = np.frombuffer(self._checksums, dtype=np.uint64, count=n_all).copy()
+        live = kinds != _DROPPED
+        if self._rows is None and n_all > 1:
+            # Rows in write order: the last write of each chunk wins (equal coordinates sort
+            # together; a stable sort keeps write order within them).
+            order = np.lexsort(coords.T[::-1]) if self.ndim else np.arange(n_all)
+            ordered = coords[order]
+            later = np.zeros(n_all, dtype=bool)
+            if self.ndim:
+                later[:-1] = (ordered[1:] == ordered[:-1]).all(axis=1)
+            else:
+                later[:-1] = True
+            live[order[later]] = False
+        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n_all, _ID)
+        offsets = np.frombuffer(self._offsets, dtype=np.uint64, count=n_all)
+        lengths = np.frombuffer(self._lengths, dtype=np.uint64, count=n_all)
+        checksums = np.frombuffer(self._checksums, dtype=np.uint64, count=n_all)
         refs = dict(self._others)
-        if len(self._rows) != n_all:  # some changes were taken back: keep live rows only
-            live = np.flatnonzero(kinds != _DROPPED)
+        if live.all():
+            ids, offsets, lengths, checksums = (
+                ids.copy(),
+                offsets.copy(),
+                lengths.copy(),
+                checksums.copy(),
+            )
+        else:  # keep live rows only (fancy indexing copies)
+            keep = np.flatnonzero(live)
             position = np.full(n_all, -1, dtype=np.int64)
-            position[live] = np.arange(len(live))
-            refs = {int(position[row]): ref for row, ref in refs.items()}
-            kinds, coords, ids = kinds[live], coords[live], ids[live]
-            offsets, lengths, checksums = offsets[live], lengths[live], checksums[live]
+            position[keep] = np.arange(len(keep))
+            refs = {int(position[r]): ref for r, ref in refs.items() if position[r] >= 0}
+            kinds, coords, ids = kinds[keep], coords[keep], ids[keep]
+            offsets, lengths, checksums = offsets[keep], lengths[keep], checksums[keep]
         return Columns(
             coords=coords,
             kinds=kinds,

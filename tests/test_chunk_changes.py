@@ -150,3 +150,22 @@ def test_columns_are_copies_not_views() -> None:
     changes.put_native((1,), b"c" * 12, 3, 3)
     assert cols.ids.tobytes() == b"a" * 12
     assert cols.lengths.tolist() == [1]
+
+
+@given(st.lists(st.tuples(COORDS, REFS), max_size=60), st.booleans())
+def test_repeated_writes_last_one_wins_with_or_without_an_index(
+    writes: list[tuple[tuple[int, int], ChunkRef | None]], index_first: bool
+) -> None:
+    # A session that only writes never builds the row index: ``columns`` must then resolve
+    # repeated writes of one chunk itself. Building the index midway must agree.
+    changes = ChunkChanges(2)
+    model: dict[tuple[int, ...], ChunkRef | None] = {}
+    for i, (coords, ref) in enumerate(writes):
+        if index_first and i == len(writes) // 2:
+            assert len(changes) == len(model)
+        changes[coords] = ref
+        model[coords] = ref
+    assert bool(changes) == bool(model)
+    assert _table_of(changes) == model  # from the columns alone
+    assert dict(changes.items()) == model  # through the index
+    assert _table_of(changes) == model  # and the columns again, now index-backed
