@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["changes_to_columns", "commit_session", "rebuild_array"]
 
 Coords = tuple[int, ...]
+_PIECES_IN_FLIGHT = 2
+"""Manifest pieces of existing arrays a commit rewrites at once (bounds its memory)."""
 
 
 def changes_to_columns(
@@ -81,13 +83,18 @@ async def rebuild_array(
     ndim: int,
     cols: Columns,
     max_refs: int,
+    *,
+    limit: asyncio.Semaphore,
+    written: dict[str, ManifestFileInfo],
 ) -> tuple[list[ManifestRef], list[ChunkTable]]:
     """New manifest pieces for one array: only pieces the changes touch are rewritten.
 
     Every change belongs to the piece whose range starts at or before it (the first piece
     also takes anything before it), and each touched piece is merged with its own changes
     only, so rewritten pieces never overlap the ranges of the pieces kept as they were.
-    Returns the untouched ``ManifestRef`` s to keep and the new tables to write.
+    Large rewritten pieces are written here, at most ``limit`` at a time, and recorded in
+    ``written``. Returns the ``ManifestRef`` s to keep (untouched and already written pieces)
+    and the new tables still to pack and write.
     """
     all_coords = cols.coords
     writes, deleted = changes_to_columns(node.id, cols)
@@ -117,15 +124,33 @@ async def rebuild_array(
     delete_owner = owners(deleted) if deleted is not None else np.zeros(0, np.int64)
     touched = sorted(set(write_owner.tolist()) | set(delete_owner.tolist()))
     kept = [p for i, p in enumerate(pieces) if i not in set(touched)]
-    manifests = await asyncio.gather(*(objects.manifest(pieces[i].manifest_id) for i in touched))
     new_tables: list[ChunkTable] = []
-    for i, manifest in zip(touched, manifests, strict=True):
-        base = manifest.tables.get(node.id)
-        mine = writes.take(np.flatnonzero(write_owner == i)) if writes is not None else None
-        gone = deleted[delete_owner == i] if deleted is not None else None
-        merged = ChunkTable.merge(node.id, ndim, [base] if base is not None else [], mine, gone)
-        if len(merged):
-            new_tables.extend(merged.split(max_refs))
+
+    async def rewrite(i: int) -> None:
+        # One piece at a time per slot of ``limit``: a change touching every piece of a huge
+        # array holds a couple of pieces in flight, not the whole array.
+        async with limit:
+            manifest = await objects.manifest(pieces[i].manifest_id)
+            base = manifest.tables.get(node.id)
+            mine = writes.take(np.flatnonzero(write_owner == i)) if writes is not None else None
+            gone = deleted[delete_owner == i] if deleted is not None else None
+            bases = [base] if base is not None else []
+            merged = ChunkTable.merge(node.id, ndim, bases, mine, gone)
+            del manifest, base, bases
+            if not len(merged):
+                return
+            if len(merged) < max_refs // 4:  # small: packed with other arrays' tables
+                new_tables.append(merged)
+                return
+            for part in merged.split(max_refs):
+                file = ManifestFile(new_object_id(), {node.id: part})
+                size = await objects.write_manifest(file)
+                written[file.id] = ManifestFileInfo(file.id, size, len(part))
+                kept.append(
+                    ManifestRef(file.id, part.first_coords(), part.last_coords(), len(part))
+                )
+
+    await asyncio.gather(*(rewrite(i) for i in touched))
     return kept, new_tables
 
 
@@ -175,6 +200,8 @@ async def commit_session(
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}
     rebuilds = []
+    limit = asyncio.Semaphore(_PIECES_IN_FLIGHT)
+    written: dict[str, ManifestFileInfo] = {}
     # Coordinates of each changed array, computed once for the manifests and the log.
     coords_of: dict[str, tuple[int, np.ndarray[Any, Any]]] = {}
     for nid, ch in chunk_changes.items():
@@ -184,7 +211,10 @@ async def commit_session(
             continue
         cols = ch.columns()
         coords_of[nid] = (info.ndim, cols.coords)
-        rebuilds.append((node, rebuild_array(objects, node, info.ndim, cols, max_refs)))
+        rebuild = rebuild_array(
+            objects, node, info.ndim, cols, max_refs, limit=limit, written=written
+        )
+        rebuilds.append((node, rebuild))
     results = await asyncio.gather(*(coro for _, coro in rebuilds))
     new_tables = [t for _, tables in results for t in tables]
     files = _pack(new_tables, max_refs)
@@ -193,6 +223,7 @@ async def commit_session(
     infos = {
         f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, sizes, strict=True)
     }
+    infos.update(written)
     new_node_manifests: dict[str, tuple[ManifestRef, ...]] = {}
     for (node, _), (kept, tables) in zip(rebuilds, results, strict=True):
         refs = kept + [

@@ -69,6 +69,10 @@ class RefStore:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        # The last record (and version token) seen of each branch: a commit tries its
+        # compare-and-swap against it before reading the ref again. The swap itself checks
+        # the token, so a stale entry only costs the re-read it would have saved.
+        self._known: dict[str, tuple[BranchRecord, str]] = {}
 
     def _where(self, key: str) -> str:
         return f"{key} in {self.storage.url}"
@@ -82,8 +86,11 @@ class RefStore:
         try:
             data, version = await self.storage.get_versioned(key)
         except ObjectNotFoundError:
+            self._known.pop(name, None)
             raise BranchNotFoundError(name) from None
-        return decode_branch(data, path=self._where(key)), version
+        rec = decode_branch(data, path=self._where(key))
+        self._known[name] = (rec, version)
+        return rec, version
 
     async def lookup_branch(self, name: str) -> str:
         rec, _ = await self.branch_record(name)
@@ -115,8 +122,15 @@ class RefStore:
         the branch's reflog in the same write. With ``check=False`` the branch moves from
         wherever it is (still atomically, so no concurrent move is lost).
         """
+        known = self._known.get(name)
         while True:
-            rec, version = await self.branch_record(name)
+            guessed = known is not None and (not check or known[0].snapshot_id == expected)
+            if guessed:
+                assert known is not None
+                rec, version = known
+            else:
+                rec, version = await self.branch_record(name)
+            known = None
             if check and rec.snapshot_id != expected:
                 raise ConflictError(name, expected, rec.snapshot_id)
             at = now_us()
@@ -136,12 +150,16 @@ class RefStore:
                 older=older,
             )
             try:
-                await self.storage.put_if_match(branch_key(name), encode_branch(new), version)
+                token = await self.storage.put_if_match(
+                    branch_key(name), encode_branch(new), version
+                )
             except PreconditionFailedError:
-                if not check:
-                    continue
+                self._known.pop(name, None)
+                if guessed or not check:
+                    continue  # read the ref, then decide
                 actual = await self.lookup_branch(name)
                 raise ConflictError(name, expected, actual) from None
+            self._known[name] = (new, token)
             return rec.snapshot_id
 
     async def reflog(self, name: str) -> list[ReflogItem]:
@@ -161,6 +179,7 @@ class RefStore:
         if name == MAIN_BRANCH:
             raise ProtectedBranchError(name, "delete")
         key = branch_key(name)
+        self._known.pop(name, None)
         if not await self.storage.exists(key):
             raise BranchNotFoundError(name)
         await self.storage.delete(key)

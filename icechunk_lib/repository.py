@@ -410,7 +410,7 @@ class Repository:
             sid = await self._as_of(sid, as_of, branch or tag or snapshot_id or "")
         from icechunk_lib.session import Session
 
-        return Session(self._objects, sid, branch=None, read_only=True)
+        return Session(self._objects, sid, branch=None, read_only=True, refs=self._refs)
 
     async def _as_of(self, start: str, when: dt.datetime, name: str) -> str:
         if when.tzinfo is None:
@@ -436,7 +436,7 @@ class Repository:
         sid = await self._refs.lookup_branch(branch)
         from icechunk_lib.session import Session
 
-        return Session(self._objects, sid, branch=branch, read_only=False)
+        return Session(self._objects, sid, branch=branch, read_only=False, refs=self._refs)
 
     @contextlib.contextmanager
     def transaction(

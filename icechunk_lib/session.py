@@ -74,9 +74,12 @@ class Session:
         *,
         branch: str | None,
         read_only: bool,
+        refs: RefStore | None = None,
     ) -> None:
         self._objects = objects
-        self._refs = RefStore(objects.storage)
+        # The repository's, when it opened the session: it remembers the branch record a
+        # commit swaps against, saving a read of the ref.
+        self._refs = refs if refs is not None else RefStore(objects.storage)
         self._base_id = snapshot_id
         self._branch = branch
         self._read_only = read_only
@@ -554,7 +557,9 @@ class Session:
                 "cannot fork a session with uncommitted changes; commit them, open a new "
                 "writable session and fork that"
             )
-        return Session(self._objects, self._base_id, branch=self._branch, read_only=False)
+        return Session(
+            self._objects, self._base_id, branch=self._branch, read_only=False, refs=self._refs
+        )
 
     def merge(self, *others: Session) -> None:
         """Fold the changes of forked sessions (returned from workers) into this session."""

@@ -219,3 +219,33 @@ async def test_async_twins(storage: ic.Storage) -> None:
     assert diff.is_empty()
     ro = await repo.readonly_session_async(tag="t")
     assert ro.snapshot_id == snap
+
+
+def test_commit_over_a_stale_remembered_ref_is_still_a_conflict(storage: ic.Storage) -> None:
+    # Each Repository remembers the last branch record it saw and tries its compare-and-swap
+    # against it without reading the ref again; another writer moving the branch meanwhile
+    # must still make that commit a conflict naming both snapshots, never a lost update.
+    mine = ic.Repository.create(storage)
+    zarr.open_group(mine.writable_session("main").store, mode="w")
+    first = mine.writable_session("main")
+    zarr.open_group(first.store, mode="w").attrs["who"] = "mine"
+    base = first.commit("mine 1")  # `mine` now remembers main at `base`
+
+    stale = mine.writable_session("main")
+    zarr.open_group(stale.store).attrs["who"] = "mine again"
+
+    theirs = ic.Repository.open(storage)
+    other = theirs.writable_session("main")
+    zarr.open_group(other.store).attrs["who"] = "theirs"
+    tip = other.commit("theirs")
+
+    with pytest.raises(ic.ConflictError) as info:
+        stale.commit("mine 2")
+    assert (info.value.expected_parent, info.value.actual_parent) == (base, tip)
+    assert [s.message for s in mine.ancestry(branch="main")][:2] == ["theirs", "mine 1"]
+
+    # And a session started at the new tip commits, despite the remembered record.
+    fresh = mine.writable_session("main")
+    zarr.open_group(fresh.store).attrs["who"] = "mine 3"
+    assert fresh.commit("mine 3") != tip
+    assert next(iter(mine.ancestry(branch="main"))).message == "mine 3"

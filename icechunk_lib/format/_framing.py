@@ -81,6 +81,10 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dec
 
 
+MIN_COMPRESSED_SIZE = 4096
+"""Payloads smaller than this (in msgpack bytes) are stored raw whatever the level."""
+
+
 def content_checksum(data: bytes | bytearray | memoryview) -> int:
     """The 64-bit content checksum recorded for every chunk (xxh3-64)."""
     return int(xxhash.xxh3_64_intdigest(data))
@@ -89,10 +93,12 @@ def content_checksum(data: bytes | bytearray | memoryview) -> int:
 def encode_object(kind: ObjectKind, obj: Any, *, compression_level: int | None = 3) -> bytes:
     """Frame ``obj`` (a msgspec-encodable value) as a metadata file of ``kind``.
 
-    ``compression_level=None`` stores raw msgpack (used for tiny objects such as refs).
+    ``compression_level=None`` stores raw msgpack (used for tiny objects such as refs); so
+    does any payload under ``MIN_COMPRESSED_SIZE``, where zstd's fixed cost per call buys
+    almost nothing.
     """
     raw = _encoder.encode(obj)
-    if compression_level is None:
+    if compression_level is None or len(raw) < MIN_COMPRESSED_SIZE:
         codec, payload = _Codec.RAW, raw
     else:
         codec, payload = _Codec.ZSTD, _compressor(compression_level).compress(raw)

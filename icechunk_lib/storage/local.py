@@ -320,8 +320,8 @@ class LocalFileSystemStorage(Storage):
 
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
-            if not self._matches(key, path, version):
-                raise PreconditionFailedError(key)  # fail fast without taking the lock
+            if not path.is_file():
+                raise PreconditionFailedError(key)  # nothing to swap: take no lock, make no dirs
             with self._key_lock(key):
                 if not self._matches(key, path, version):
                     raise PreconditionFailedError(key)

@@ -132,9 +132,9 @@ class InMemoryStorage(Storage):
     # --- reads ---------------------------------------------------------------------------
 
     def _lookup(self, key: str) -> _Object:
-        check_key(key)
         obj = self._objects.get(key)  # one dict read is atomic; the value is immutable
         if obj is None:
+            check_key(key)  # only valid keys are ever stored: check on a miss alone
             raise ObjectNotFoundError(key, self.url)
         return obj
 

@@ -23,6 +23,7 @@ from icechunk_lib.format import (
     decode_object,
     encode_object,
 )
+from icechunk_lib.format._framing import MIN_COMPRESSED_SIZE
 
 from .strategies import json_values, kinds, levels
 
@@ -43,12 +44,23 @@ def _named(exc: pytest.ExceptionInfo[CorruptObjectError], path: str = PATH) -> N
 
 
 def test_header_layout_is_the_documented_one() -> None:
-    data = encode_object(ObjectKind.MANIFEST, {"a": 1}, compression_level=3)
+    data = encode_object(ObjectKind.MANIFEST, {"a": "x" * 5000}, compression_level=3)
     magic, version, kind, codec, length, checksum = struct.unpack_from("<4sHBBQQ", data)
     assert HEADER_SIZE == 24
     assert (magic, version, kind, codec) == (MAGIC, FORMAT_VERSION, ObjectKind.MANIFEST, 1)
     assert length == len(data) - HEADER_SIZE
     assert checksum == xxhash.xxh3_64_intdigest(data[HEADER_SIZE:])
+
+
+def test_small_payloads_are_stored_raw_whatever_the_level() -> None:
+    small = {"a": "x" * (MIN_COMPRESSED_SIZE - 100)}
+    large = {"a": "x" * MIN_COMPRESSED_SIZE}
+    raw = encode_object(ObjectKind.SNAPSHOT, small, compression_level=3)
+    packed = encode_object(ObjectKind.SNAPSHOT, large, compression_level=3)
+    assert raw[7] == 0 and raw[HEADER_SIZE:] == msgspec.msgpack.encode(small)
+    assert packed[7] == 1 and len(packed) < MIN_COMPRESSED_SIZE
+    assert _decode(raw, ObjectKind.SNAPSHOT) == small
+    assert _decode(packed, ObjectKind.SNAPSHOT) == large
 
 
 @given(obj=json_values)
