@@ -45,6 +45,18 @@ __all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
+_THREAD_CHECKSUM_BYTES = 256 * 1024
+"""Chunks from this size are hashed in a worker thread (xxhash releases the GIL), so the
+event loop keeps serving other chunks meanwhile."""
+
+
+async def _checksum(data: bytes | memoryview) -> int:
+    """``content_checksum``, off the event loop for large buffers."""
+    if len(data) < _THREAD_CHECKSUM_BYTES:
+        return content_checksum(data)
+    return await asyncio.get_running_loop().run_in_executor(None, content_checksum, data)
+
+
 UNLOADED = ChunkRef(kind=-1)
 """Returned by ``Session.cached_chunk_ref`` when the answer needs a manifest read (compare
 with ``is``; it is a ``ChunkRef`` only so the hot path needs no casts)."""
@@ -413,7 +425,7 @@ class Session:
                 start == 0
                 and stop == ref.length
                 and ref.checksum
-                and content_checksum(data) != ref.checksum
+                and await _checksum(data) != ref.checksum
             ):
                 raise CorruptObjectError(
                     f"{key} in {self._objects.storage.url}",
@@ -427,28 +439,43 @@ class Session:
         )
 
     async def set_chunk(
-        self, node: NodeSnapshot, coords: Coords, data: bytes, *, checksum: int | None = None
+        self,
+        node: NodeSnapshot,
+        coords: Coords,
+        data: bytes | memoryview,
+        *,
+        checksum: int | None = None,
     ) -> None:
         """Store one chunk: inline if small, else written to ``chunks/`` right away.
 
         ``checksum`` (its ``content_checksum``) saves hashing again when the caller has it.
         """
         self._check_writable()
-        if checksum is None:
-            checksum = content_checksum(data)
         size = len(data)
         if size <= self._objects.config.inline_chunk_threshold_bytes:
-            ref = ChunkRef(INLINE, b"", 0, size, checksum, data)
+            if checksum is None:
+                checksum = content_checksum(data)
+            ref = ChunkRef(INLINE, b"", 0, size, checksum, bytes(data))
             with self._lock:
                 self._check_writable()
                 self._changes_of(node.id, len(coords))[coords] = ref
                 self._dirty = True
             return
         cid = new_chunk_id()
-        await self._objects.storage.put_new(chunk_key(cid), data)
+        key = chunk_key(cid)
+        if checksum is not None:
+            digest = checksum
+            await self._objects.storage.put_new(key, data)
+        elif size < _THREAD_CHECKSUM_BYTES:
+            digest = content_checksum(data)
+            await self._objects.storage.put_new(key, data)
+        else:  # a large chunk: hashed in a worker thread while it is written
+            digest, _ = await asyncio.gather(
+                _checksum(data), self._objects.storage.put_new(key, data)
+            )
         with self._lock:
             self._check_writable()  # a commit may have started while the bytes were written
-            self._changes_of(node.id, len(coords)).put_native(coords, cid, size, checksum)
+            self._changes_of(node.id, len(coords)).put_native(coords, cid, size, digest)
             self._dirty = True
 
     def _changes_of(self, node_id: str, ndim: int) -> ChunkChanges:

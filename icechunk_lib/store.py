@@ -46,6 +46,14 @@ def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int | None]
     raise TypeError(f"Unexpected byte_range, got {byte_range}.")
 
 
+def _byte_view(value: Buffer) -> memoryview | bytes:
+    """The bytes of a zarr buffer without copying them when its memory allows."""
+    try:
+        return memoryview(value.as_buffer_like()).cast("B")
+    except (TypeError, ValueError):  # not contiguous, or not host memory
+        return value.to_bytes()
+
+
 class IcechunkStore(Store):
     """A zarr v3 ``Store`` whose reads and writes go through an ick ``Session``."""
 
@@ -247,15 +255,16 @@ class IcechunkStore(Store):
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
-        data = value.to_bytes()
         hit = self._session.key_cache.get(key)
         kind, a, b = hit if hit is not None else await self._resolve(key, remember=False)
         if kind == _CHUNK:
-            await self._session.set_chunk(a, b, data)
+            # A view, not a copy: zarr leaves an encoded chunk alone once handed over, and
+            # the storage copies it only if it must (the memory backend keeps bytes).
+            await self._session.set_chunk(a, b, _byte_view(value))
         elif kind == _META:
-            await self._session.set_node(a, data)
+            await self._session.set_node(a, value.to_bytes())
         else:
-            await self._session.set_extra(key, data)
+            await self._session.set_extra(key, value.to_bytes())
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""

@@ -100,6 +100,35 @@ def test_checksums_recorded_for_every_chunk(storage: ic.Storage) -> None:
         assert ref.checksum == content_checksum(data) != 0
 
 
+@pytest.mark.parametrize("side", [1000, 40_000], ids=["small", "large"])
+def test_damaged_chunk_is_detected_on_read(storage: ic.Storage, side: int) -> None:
+    # Small chunks are hashed on the event loop, large ones (from 256 KiB) in a worker
+    # thread, when written and when read: both must catch a changed byte.
+    repo = ic.Repository.create(storage)
+    session = repo.writable_session("main")
+    arr = zarr.create_array(
+        session.store, name="a", shape=(side,), chunks=(side,), dtype="f8", compressors=None
+    )
+    values = np.arange(side, dtype="f8") + 1.0
+    arr[:] = values
+    session.commit("one chunk")
+    ro = repo.readonly_session("main")
+    node = ic._sync.run(ro.nodes())["/a"]
+    ref = ic._sync.run(ro.chunk_ref(node, (0,)))
+    assert ref is not None and ref.length == side * 8
+    data = ic._sync.run(ro.read_ref(ref))
+    assert ref.checksum == content_checksum(data)
+    np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], values)
+
+    (key,) = _keys(storage, "chunks/")
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0x01
+    ic._sync.run(storage.put(key, bytes(damaged)))
+    reader = repo.readonly_session("main")
+    with pytest.raises(ic.CorruptObjectError, match="does not match the manifest"):
+        zarr.open_array(reader.store, path="a")[:]
+
+
 def test_move_and_delete_cost_metadata_only(storage: ic.Storage) -> None:
     repo, values = _array_repo(storage)
     chunks_before = _keys(storage, "chunks/")
