@@ -81,7 +81,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dec
 
 
-MIN_COMPRESSED_SIZE = 4096
+MIN_COMPRESSED_SIZE = 16 * 1024
 """Payloads smaller than this (in msgpack bytes) are stored raw whatever the level."""
 
 

@@ -44,7 +44,7 @@ def _named(exc: pytest.ExceptionInfo[CorruptObjectError], path: str = PATH) -> N
 
 
 def test_header_layout_is_the_documented_one() -> None:
-    data = encode_object(ObjectKind.MANIFEST, {"a": "x" * 5000}, compression_level=3)
+    data = encode_object(ObjectKind.MANIFEST, {"a": "x" * MIN_COMPRESSED_SIZE}, compression_level=3)
     magic, version, kind, codec, length, checksum = struct.unpack_from("<4sHBBQQ", data)
     assert HEADER_SIZE == 24
     assert (magic, version, kind, codec) == (MAGIC, FORMAT_VERSION, ObjectKind.MANIFEST, 1)
