@@ -45,18 +45,6 @@ __all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
-_THREAD_CHECKSUM_BYTES = 256 * 1024
-"""Chunks from this size are hashed in a worker thread (xxhash releases the GIL), so the
-event loop keeps serving other chunks meanwhile."""
-
-
-async def _checksum(data: bytes | memoryview) -> int:
-    """``content_checksum``, off the event loop for large buffers."""
-    if len(data) < _THREAD_CHECKSUM_BYTES:
-        return content_checksum(data)
-    return await asyncio.get_running_loop().run_in_executor(None, content_checksum, data)
-
-
 UNLOADED = ChunkRef(kind=-1)
 """Returned by ``Session.cached_chunk_ref`` when the answer needs a manifest read (compare
 with ``is``; it is a ``ChunkRef`` only so the hot path needs no casts)."""
@@ -425,7 +413,7 @@ class Session:
                 start == 0
                 and stop == ref.length
                 and ref.checksum
-                and await _checksum(data) != ref.checksum
+                and content_checksum(data) != ref.checksum
             ):
                 raise CorruptObjectError(
                     f"{key} in {self._objects.storage.url}",
@@ -461,18 +449,11 @@ class Session:
                 self._changes_of(node.id, len(coords))[coords] = ref
                 self._dirty = True
             return
+        # Hashed on the loop even when large: hashing in a worker thread (xxhash releases the
+        # GIL) measured no faster for whole-array writes or reads.
+        digest = content_checksum(data) if checksum is None else checksum
         cid = new_chunk_id()
-        key = chunk_key(cid)
-        if checksum is not None:
-            digest = checksum
-            await self._objects.storage.put_new(key, data)
-        elif size < _THREAD_CHECKSUM_BYTES:
-            digest = content_checksum(data)
-            await self._objects.storage.put_new(key, data)
-        else:  # a large chunk: hashed in a worker thread while it is written
-            digest, _ = await asyncio.gather(
-                _checksum(data), self._objects.storage.put_new(key, data)
-            )
+        await self._objects.storage.put_new(chunk_key(cid), data)
         with self._lock:
             self._check_writable()  # a commit may have started while the bytes were written
             self._changes_of(node.id, len(coords)).put_native(coords, cid, size, digest)

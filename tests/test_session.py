@@ -102,8 +102,8 @@ def test_checksums_recorded_for_every_chunk(storage: ic.Storage) -> None:
 
 @pytest.mark.parametrize("side", [1000, 40_000], ids=["small", "large"])
 def test_damaged_chunk_is_detected_on_read(storage: ic.Storage, side: int) -> None:
-    # Small chunks are hashed on the event loop, large ones (from 256 KiB) in a worker
-    # thread, when written and when read: both must catch a changed byte.
+    # Every chunk is hashed when written and checked when read whole, small or large (here
+    # 8 kB and 320 kB): a changed byte must be caught either way.
     repo = ic.Repository.create(storage)
     session = repo.writable_session("main")
     arr = zarr.create_array(
