@@ -207,11 +207,17 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         new._others = dict(self._others)
         return new
 
-    def columns(self) -> Columns:
-        """The live changes as numpy columns (copies: later writes do not show through)."""
+    def columns(self, *, copy: bool = True) -> Columns:
+        """The live changes as numpy columns.
+
+        With ``copy=False`` the columns may be views of this record, which must then not be
+        written to while they are in use (a commit reads the private copy it captured).
+        """
         n_all = len(self._kinds)
         kinds = np.frombuffer(self._kinds, dtype=np.uint8, count=n_all).copy()
-        coords = np.frombuffer(self._coords, dtype=np.int64).reshape(n_all, self.ndim).copy()
+        coords = np.frombuffer(self._coords, dtype=np.int64).reshape(n_all, self.ndim)
+        if copy:
+            coords = coords.copy()
         live = kinds != _DROPPED
         if self._rows is None and n_all > 1:
             # Rows in write order: the last write of each chunk wins (equal coordinates sort
@@ -230,12 +236,13 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         checksums = np.frombuffer(self._checksums, dtype=np.uint64, count=n_all)
         refs = dict(self._others)
         if live.all():
-            ids, offsets, lengths, checksums = (
-                ids.copy(),
-                offsets.copy(),
-                lengths.copy(),
-                checksums.copy(),
-            )
+            if copy:
+                ids, offsets, lengths, checksums = (
+                    ids.copy(),
+                    offsets.copy(),
+                    lengths.copy(),
+                    checksums.copy(),
+                )
         else:  # keep live rows only (fancy indexing copies)
             keep = np.flatnonzero(live)
             position = np.full(n_all, -1, dtype=np.int64)

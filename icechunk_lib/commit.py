@@ -209,7 +209,7 @@ async def commit_session(
         info = session.array_info(node) if node is not None else None
         if node is None or info is None or ch.ndim != info.ndim:
             continue
-        cols = ch.columns()
+        cols = ch.columns(copy=False)  # ``ch`` is the commit's own capture
         coords_of[nid] = (info.ndim, cols.coords)
         rebuild = rebuild_array(
             objects, node, info.ndim, cols, max_refs, limit=limit, written=written

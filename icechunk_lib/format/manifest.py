@@ -199,7 +199,6 @@ class ChunkTable:
                     idx = loc_lookup[ref.location] = len(locations)
                     locations.append(ref.location)
                 loc_index[i] = idx
-        order = np.argsort(keys, kind="stable")
         table = cls(
             node_id=node_id,
             key_shape=key_shape,
@@ -213,7 +212,10 @@ class ChunkTable:
             location_index=loc_index,
             locations=locations,
         )
-        return table.take(order)
+        if n > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            return table.take(np.argsort(keys, kind="stable"))
+        # Already in key order (chunks written in order, the usual case): no reordered copy.
+        return table
 
     def take(self, index: npt.NDArray[np.intp]) -> ChunkTable:
         """Rows ``index`` in that order, with the inline blob compacted to what they use."""
@@ -321,7 +323,11 @@ class ChunkTable:
 
         All work is vectorised: no Python loop runs per chunk.
         """
-        shapes = [t.key_shape for t in bases if len(t)]
+        nonempty = [t for t in bases if len(t)]
+        nothing_deleted = deleted is None or not len(deleted)
+        if not nonempty and changes is not None and len(changes) and nothing_deleted:
+            return changes._shrunk()  # a new array: nothing to merge with, no copy
+        shapes = [t.key_shape for t in nonempty]
         if changes is not None and len(changes):
             shapes.append(changes.key_shape)
         if deleted is not None and len(deleted):
