@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from icechunk_lib.format.manifest import NATIVE, ChunkRef
+from icechunk_lib.format.manifest import NATIVE, ChunkRef, ChunkTable
 
 __all__ = ["ChunkChanges", "Columns"]
 
@@ -57,6 +57,38 @@ class Columns:
         """True where the change deletes the chunk."""
         self.refs = refs
         """Row -> full ``ChunkRef`` for inline and virtual rows (their data and location)."""
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def select(self, rows: npt.NDArray[np.intp]) -> Columns:
+        """Only ``rows`` (ascending), renumbered from 0; copies."""
+        position = np.full(len(self.kinds), -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        kinds = self.kinds[rows]
+        return Columns(
+            coords=self.coords[rows],
+            kinds=kinds,
+            ids=self.ids[rows],
+            offsets=self.offsets[rows],
+            lengths=self.lengths[rows],
+            checksums=self.checksums[rows],
+            deleted=kinds == _DELETED,
+            refs={int(position[r]): ref for r, ref in self.refs.items() if position[r] >= 0},
+        )
+
+    def table(self, node_id: str) -> ChunkTable:
+        """The rows as a sorted manifest table (call on rows that write, not delete)."""
+        return ChunkTable.from_columns(
+            node_id,
+            self.coords,
+            kinds=self.kinds,
+            ids=self.ids,
+            offsets=self.offsets,
+            lengths=self.lengths,
+            checksums=self.checksums,
+            others=self.refs,
+        )
 
 
 class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
@@ -216,8 +248,6 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         n_all = len(self._kinds)
         kinds = np.frombuffer(self._kinds, dtype=np.uint8, count=n_all).copy()
         coords = np.frombuffer(self._coords, dtype=np.int64).reshape(n_all, self.ndim)
-        if copy:
-            coords = coords.copy()
         live = kinds != _DROPPED
         if self._rows is None and n_all > 1:
             # Rows in write order: the last write of each chunk wins (equal coordinates sort
@@ -230,36 +260,22 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
             else:
                 later[:-1] = True
             live[order[later]] = False
-        ids = np.frombuffer(self._ids, dtype=np.uint8).reshape(n_all, _ID)
-        offsets = np.frombuffer(self._offsets, dtype=np.uint64, count=n_all)
-        lengths = np.frombuffer(self._lengths, dtype=np.uint64, count=n_all)
-        checksums = np.frombuffer(self._checksums, dtype=np.uint64, count=n_all)
-        refs = dict(self._others)
-        if live.all():
-            if copy:
-                ids, offsets, lengths, checksums = (
-                    ids.copy(),
-                    offsets.copy(),
-                    lengths.copy(),
-                    checksums.copy(),
-                )
-        else:  # keep live rows only (fancy indexing copies)
-            keep = np.flatnonzero(live)
-            position = np.full(n_all, -1, dtype=np.int64)
-            position[keep] = np.arange(len(keep))
-            refs = {int(position[r]): ref for r, ref in refs.items() if position[r] >= 0}
-            kinds, coords, ids = kinds[keep], coords[keep], ids[keep]
-            offsets, lengths, checksums = offsets[keep], lengths[keep], checksums[keep]
-        return Columns(
+        cols = Columns(
             coords=coords,
             kinds=kinds,
-            ids=ids,
-            offsets=offsets,
-            lengths=lengths,
-            checksums=checksums,
+            ids=np.frombuffer(self._ids, dtype=np.uint8).reshape(n_all, _ID),
+            offsets=np.frombuffer(self._offsets, dtype=np.uint64, count=n_all),
+            lengths=np.frombuffer(self._lengths, dtype=np.uint64, count=n_all),
+            checksums=np.frombuffer(self._checksums, dtype=np.uint64, count=n_all),
             deleted=kinds == _DELETED,
-            refs=refs,
+            refs=dict(self._others),
         )
+        if not live.all():
+            return cols.select(np.flatnonzero(live))  # selecting copies
+        if copy:
+            for name in ("coords", "ids", "offsets", "lengths", "checksums"):
+                setattr(cols, name, getattr(cols, name).copy())
+        return cols
 
 
 def _rebuild(ndim: int, items: dict[Coords, ChunkRef | None]) -> ChunkChanges:

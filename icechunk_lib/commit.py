@@ -46,35 +46,10 @@ def changes_to_columns(
 ) -> tuple[ChunkTable | None, np.ndarray[Any, Any] | None]:
     """Split one array's changes into a table of writes and the coordinates of deletes."""
     if not cols.deleted.any():
-        writes = ChunkTable.from_columns(
-            node_id,
-            cols.coords,
-            kinds=cols.kinds,
-            ids=cols.ids,
-            offsets=cols.offsets,
-            lengths=cols.lengths,
-            checksums=cols.checksums,
-            others=cols.refs,
-        )
-        return writes, None
+        return cols.table(node_id), None
     deleted = cols.coords[cols.deleted]
     keep = np.flatnonzero(~cols.deleted)
-    if not len(keep):
-        return None, deleted
-    position = np.full(len(cols.kinds), -1, dtype=np.int64)
-    position[keep] = np.arange(len(keep))
-    others = {int(position[row]): ref for row, ref in cols.refs.items() if position[row] >= 0}
-    writes = ChunkTable.from_columns(
-        node_id,
-        cols.coords[keep],
-        kinds=cols.kinds[keep],
-        ids=cols.ids[keep],
-        offsets=cols.offsets[keep],
-        lengths=cols.lengths[keep],
-        checksums=cols.checksums[keep],
-        others=others,
-    )
-    return writes, deleted
+    return (cols.select(keep).table(node_id) if len(keep) else None), deleted
 
 
 async def rebuild_array(

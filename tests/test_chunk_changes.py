@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from icechunk_lib.chunk_changes import ChunkChanges
-from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable
+from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef
 
 COORDS = st.tuples(st.integers(0, 6), st.integers(0, 6))
 REFS = st.one_of(
@@ -50,17 +50,7 @@ def _table_of(changes: ChunkChanges) -> dict[tuple[int, ...], ChunkRef | None]:
         out[tuple(c)] = None
     live = np.flatnonzero(~cols.deleted)
     if len(live):
-        position = {int(row): i for i, row in enumerate(live.tolist())}
-        table = ChunkTable.from_columns(
-            "n",
-            cols.coords[live],
-            kinds=cols.kinds[live],
-            ids=cols.ids[live],
-            offsets=cols.offsets[live],
-            lengths=cols.lengths[live],
-            checksums=cols.checksums[live],
-            others={position[r]: ref for r, ref in cols.refs.items() if r in position},
-        )
+        table = cols.select(live).table("n")
         for row, c in enumerate(table.coords().tolist()):
             out[tuple(c)] = table.ref(row)
     return out
