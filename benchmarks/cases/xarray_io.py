@@ -63,8 +63,9 @@ def _round(ctx: Context, engine: str, backend: str, ds: Any, tag: str, check: bo
 def measure(ctx: Context, engine: str, backend: str) -> Iterator[Round]:
     ds = dataset(8 if ctx.quick else 64)
     _round(ctx, engine, backend, ds.isel(time=slice(0, 8)), "warm", check=True)
-    # All rounds (not a capped few): a 200 MB load varies between rounds by up to 1.6x for
-    # every engine (allocation and dask thread timing), so a median of three is not stable.
+    # All rounds (not a capped few): on this machine a 200 MB load takes either ~0.4 s or
+    # ~0.65 s per round for every engine, zarr's plain store included, so a median of three
+    # flips between the two from run to run.
     for rnd in range(ctx.rounds()):
         yield _round(ctx, engine, backend, ds, str(rnd), check=rnd == 0)
 
@@ -81,5 +82,10 @@ CASE = Case(
         Metric("read", "open_zarr(...).load()", "s"),
     ),
     run=measure,
-    notes=("`--quick` uses 8 time steps (25 MB).",),
+    notes=(
+        "`--quick` uses 8 time steps (25 MB).",
+        "Loads are bimodal on the reference machine: each round takes about 0.4 s or about "
+        "0.65 s for every engine, zarr's plain store included, so these medians can flip "
+        "between runs; look at the samples in `results.json` before reading a ratio.",
+    ),
 )
