@@ -9,6 +9,7 @@ like the dict it replaces.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
@@ -106,6 +107,7 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         "_ids",
         "_kinds",
         "_lengths",
+        "_lock",
         "_offsets",
         "_others",
         "_rows",
@@ -114,6 +116,9 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
 
     def __init__(self, ndim: int, items: Mapping[Coords, ChunkRef | None] | None = None) -> None:
         self.ndim = ndim
+        # Appends and the index build exclude each other: a lookup from another thread must
+        # not build an index that misses a row appended meanwhile.
+        self._lock = threading.Lock()
         self._rows: dict[Coords, int] | None = None
         self._coords = array("q")
         self._kinds = array("B")
@@ -133,7 +138,13 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         rows = self._rows
         if rows is not None:
             return rows
-        rows = {}
+        with self._lock:
+            if self._rows is None:
+                self._rows = self._build_index()
+            return self._rows
+
+    def _build_index(self) -> dict[Coords, int]:
+        rows: dict[Coords, int] = {}
         kinds = self._kinds
         ndim = self.ndim
         flat = self._coords.tolist()
@@ -145,26 +156,34 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
                 self._others.pop(previous, None)
             if kinds[row] != _DROPPED:
                 rows[coords] = row
-        self._rows = rows
         return rows
 
     def _append(
-        self, coords: Coords, kind: int, cid: bytes, offset: int, length: int, checksum: int
-    ) -> int:
-        row = len(self._kinds)
-        self._coords.extend(coords)
-        self._kinds.append(kind)
-        self._offsets.append(offset)
-        self._lengths.append(length)
-        self._checksums.append(checksum)
-        self._ids += cid
-        if self._rows is not None:
-            previous = self._rows.get(coords)
-            if previous is not None:
-                self._kinds[previous] = _DROPPED
-                self._others.pop(previous, None)
-            self._rows[coords] = row
-        return row
+        self,
+        coords: Coords,
+        kind: int,
+        cid: bytes,
+        offset: int,
+        length: int,
+        checksum: int,
+        other: ChunkRef | None = None,
+    ) -> None:
+        with self._lock:
+            row = len(self._kinds)
+            self._coords.extend(coords)
+            self._kinds.append(kind)
+            self._offsets.append(offset)
+            self._lengths.append(length)
+            self._checksums.append(checksum)
+            self._ids += cid
+            if self._rows is not None:
+                previous = self._rows.get(coords)
+                if previous is not None:
+                    self._kinds[previous] = _DROPPED
+                    self._others.pop(previous, None)
+                self._rows[coords] = row
+            if other is not None:  # inline or virtual: its bytes or location live here
+                self._others[row] = other
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -178,16 +197,24 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         if ref is None:
             self._append(coords, _DELETED, _NO_ID, 0, 0, 0)
             return
-        cid = ref.chunk_id if ref.kind == NATIVE else _NO_ID
-        row = self._append(coords, ref.kind, cid, ref.offset, ref.length, ref.checksum)
-        if ref.kind != NATIVE:
-            self._others[row] = ref
+        native = ref.kind == NATIVE
+        self._append(
+            coords,
+            ref.kind,
+            ref.chunk_id if native else _NO_ID,
+            ref.offset,
+            ref.length,
+            ref.checksum,
+            None if native else ref,
+        )
 
     def __delitem__(self, coords: Coords) -> None:
         """Take a change back (not the same as deleting the chunk: see ``__setitem__``)."""
-        row = self._index().pop(coords)
-        self._kinds[row] = _DROPPED
-        self._others.pop(row, None)
+        rows = self._index()
+        with self._lock:
+            row = rows.pop(coords)
+            self._kinds[row] = _DROPPED
+            self._others.pop(row, None)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -229,6 +256,7 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         """An independent copy (column copies are memcpy; an index is copied if built)."""
         new = ChunkChanges.__new__(ChunkChanges)
         new.ndim = self.ndim
+        new._lock = threading.Lock()
         new._rows = None if self._rows is None else dict(self._rows)
         new._coords = array("q", self._coords)
         new._kinds = array("B", self._kinds)

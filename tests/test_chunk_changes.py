@@ -159,3 +159,39 @@ def test_repeated_writes_last_one_wins_with_or_without_an_index(
     assert _table_of(changes) == model  # from the columns alone
     assert dict(changes.items()) == model  # through the index
     assert _table_of(changes) == model  # and the columns again, now index-backed
+
+
+def test_lookups_racing_writes_from_other_threads_lose_nothing() -> None:
+    # A lookup builds the index lazily; a write appended by another thread while it is
+    # being built must still be found, and must still replace the older row of its chunk.
+    # A tiny switch interval makes the threads interleave inside the build (without the
+    # record's lock this fails every time).
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(10):
+            changes = ChunkChanges(1)
+            for i in range(20_000):  # rows to index: the build takes a while
+                changes.put_native((i % 500,), bytes(12), i, 0)
+            start = threading.Barrier(2)
+
+            def write(changes: ChunkChanges = changes, start: threading.Barrier = start) -> None:
+                start.wait()
+                for i in range(500):
+                    changes.put_native((i,), b"w" * 12, 100_000 + i, 1)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            start.wait()
+            assert (0,) in changes  # builds the index while the writer appends
+            writer.join()
+            assert len(changes) == 500
+            assert all(changes[(i,)].length == 100_000 + i for i in range(500))  # type: ignore[union-attr]
+            cols = changes.columns()
+            assert len(cols) == 500
+            assert len({c for (c,) in cols.coords.tolist()}) == 500
+    finally:
+        sys.setswitchinterval(old)
