@@ -44,6 +44,27 @@ def _fmt_ratio(r: float | None) -> str:
     return "n/a" if r is None else f"{r:.2f}x"
 
 
+def _versus_icechunk(
+    case: str,
+    target: str,
+    backend: str,
+    subject: str,
+    ick: float | None,
+    ic: float | None,
+    unit: str,
+) -> Verdict:
+    """A "no slower than Icechunk" verdict from the two medians."""
+    r = _ratio(ick, ic)
+    return Verdict(
+        case,
+        target,
+        backend,
+        subject,
+        f"{_fmt(ick, unit)} vs {_fmt(ic, unit)} ({_fmt_ratio(r)})",
+        None if r is None else r <= 1.0,
+    )
+
+
 def _store_overhead(v: Lookup) -> Iterator[Verdict]:
     for backend in BACKENDS:
         for op in ("set", "get", "exists"):
@@ -97,16 +118,16 @@ def _commit_cost(v: Lookup) -> Iterator[Verdict]:
                 key = f"commit_{size}_{layout}"
                 ick = v("3", key, backend, "ick")
                 ic = v("3", key, backend, "icechunk")
-                r = _ratio(ick, ic)
                 if ick is None and ic is None:
                     continue
-                yield Verdict(
+                yield _versus_icechunk(
                     "3",
                     f"commit no slower than Icechunk (ref. {ref:g} ms on local)",
                     backend,
                     f"{size} chunks, {layout_label}",
-                    f"{_fmt(ick, 'ms')} vs {_fmt(ic, 'ms')} ({_fmt_ratio(r)})",
-                    None if r is None else r <= 1.0,
+                    ick,
+                    ic,
+                    "ms",
                 )
             t10 = v("3", f"commit_10k_{layout}", backend, "ick")
             t100 = v("3", f"commit_100k_{layout}", backend, "ick")
@@ -148,16 +169,14 @@ def _commit_cost(v: Lookup) -> Iterator[Verdict]:
 
 def _large_array(v: Lookup) -> Iterator[Verdict]:
     backend = "local"
-    ick = v("4", "cold_first", backend, "ick")
-    ic = v("4", "cold_first", backend, "icechunk")
-    r = _ratio(ick, ic)
-    yield Verdict(
+    yield _versus_icechunk(
         "4",
         "cold open + first chunk no slower than Icechunk (ref. 0.105 s)",
         backend,
         "1,000,000-chunk array, new process",
-        f"{_fmt(ick, 's')} vs {_fmt(ic, 's')} ({_fmt_ratio(r)})",
-        None if r is None else r <= 1.0,
+        v("4", "cold_first", backend, "ick"),
+        v("4", "cold_first", backend, "icechunk"),
+        "s",
     )
     read = v("4", "bytes_first", backend, "ick")
     budget = v("4", "read_budget", backend, "ick")
@@ -179,14 +198,8 @@ def _many_arrays(v: Lookup) -> Iterator[Verdict]:
         ):
             ick = v("5", key, backend, "ick")
             ic = v("5", key, backend, "icechunk")
-            r = _ratio(ick, ic)
-            yield Verdict(
-                "5",
-                f"no slower than Icechunk{ref}",
-                backend,
-                what,
-                f"{_fmt(ick, 'ms')} vs {_fmt(ic, 'ms')} ({_fmt_ratio(r)})",
-                None if r is None else r <= 1.0,
+            yield _versus_icechunk(
+                "5", f"no slower than Icechunk{ref}", backend, what, ick, ic, "ms"
             )
 
 
@@ -198,14 +211,8 @@ def _history(v: Lookup) -> Iterator[Verdict]:
         ):
             ick = v("6", key, backend, "ick")
             ic = v("6", key, backend, "icechunk")
-            r = _ratio(ick, ic)
-            yield Verdict(
-                "6",
-                f"no slower than Icechunk (ref. {ref})",
-                backend,
-                what,
-                f"{_fmt(ick, unit)} vs {_fmt(ic, unit)} ({_fmt_ratio(r)})",
-                None if r is None else r <= 1.0,
+            yield _versus_icechunk(
+                "6", f"no slower than Icechunk (ref. {ref})", backend, what, ick, ic, unit
             )
     for key, what, limit in (
         ("log_process", "`ick log -n 1000`, whole process", 0.5),

@@ -144,19 +144,22 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
             return self._rows
 
     def _build_index(self) -> dict[Coords, int]:
+        # No row is _DROPPED yet: only taking a change back drops one, and that needs the index.
         rows: dict[Coords, int] = {}
-        kinds = self._kinds
         ndim = self.ndim
         flat = self._coords.tolist()
-        for row in range(len(kinds)):
+        for row in range(len(self._kinds)):
             coords = tuple(flat[row * ndim : row * ndim + ndim])
-            previous = rows.get(coords)
-            if previous is not None:
-                kinds[previous] = _DROPPED
-                self._others.pop(previous, None)
-            if kinds[row] != _DROPPED:
-                rows[coords] = row
+            self._supersede(rows, coords)
+            rows[coords] = row
         return rows
+
+    def _supersede(self, rows: dict[Coords, int], coords: Coords) -> None:
+        """Drop the row ``coords`` had until now, if any (a newer write replaces it)."""
+        previous = rows.get(coords)
+        if previous is not None:
+            self._kinds[previous] = _DROPPED
+            self._others.pop(previous, None)
 
     def _append(
         self,
@@ -177,10 +180,7 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
             self._checksums.append(checksum)
             self._ids += cid
             if self._rows is not None:
-                previous = self._rows.get(coords)
-                if previous is not None:
-                    self._kinds[previous] = _DROPPED
-                    self._others.pop(previous, None)
+                self._supersede(self._rows, coords)
                 self._rows[coords] = row
             if other is not None:  # inline or virtual: its bytes or location live here
                 self._others[row] = other
@@ -280,13 +280,11 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
         if self._rows is None and n_all > 1:
             # Rows in write order: the last write of each chunk wins (equal coordinates sort
             # together; a stable sort keeps write order within them).
+            # (A 0-d array has one chunk: every row but the last is an older write of it.)
             order = np.lexsort(coords.T[::-1]) if self.ndim else np.arange(n_all)
             ordered = coords[order]
             later = np.zeros(n_all, dtype=bool)
-            if self.ndim:
-                later[:-1] = (ordered[1:] == ordered[:-1]).all(axis=1)
-            else:
-                later[:-1] = True
+            later[:-1] = (ordered[1:] == ordered[:-1]).all(axis=1)
             live[order[later]] = False
         cols = Columns(
             coords=coords,

@@ -427,37 +427,34 @@ class Session:
         )
 
     async def set_chunk(
-        self,
-        node: NodeSnapshot,
-        coords: Coords,
-        data: bytes | memoryview,
-        *,
-        checksum: int | None = None,
+        self, node: NodeSnapshot, coords: Coords, data: bytes, *, checksum: int | None = None
     ) -> None:
         """Store one chunk: inline if small, else written to ``chunks/`` right away.
 
         ``checksum`` (its ``content_checksum``) saves hashing again when the caller has it.
         """
         self._check_writable()
-        size = len(data)
-        if size <= self._objects.config.inline_chunk_threshold_bytes:
-            if checksum is None:
-                checksum = content_checksum(data)
-            ref = ChunkRef(INLINE, b"", 0, size, checksum, bytes(data))
-            with self._lock:
-                self._check_writable()
-                self._changes_of(node.id, len(coords))[coords] = ref
-                self._dirty = True
-            return
+        digest, cid = await self._write_bytes(data, checksum)
+        with self._lock:
+            self._check_writable()  # a commit may have started while the bytes were written
+            changes = self._changes_of(node.id, len(coords))
+            if cid is None:
+                changes[coords] = ChunkRef(INLINE, b"", 0, len(data), digest, data)
+            else:  # the hot path: columns only, no ChunkRef object
+                changes.put_native(coords, cid, len(data), digest)
+            self._dirty = True
+
+    async def _write_bytes(self, data: bytes, checksum: int | None) -> tuple[int, bytes | None]:
+        """Checksum ``data`` and, unless it is small enough to inline, write it under a fresh
+        chunk id. Returns the checksum and the id (None: keep the bytes inline)."""
         # Hashed on the loop even when large: hashing in a worker thread (xxhash releases the
         # GIL) measured no faster for whole-array writes or reads.
         digest = content_checksum(data) if checksum is None else checksum
+        if len(data) <= self._objects.config.inline_chunk_threshold_bytes:
+            return digest, None
         cid = new_chunk_id()
         await self._objects.storage.put_new(chunk_key(cid), data)
-        with self._lock:
-            self._check_writable()  # a commit may have started while the bytes were written
-            self._changes_of(node.id, len(coords)).put_native(coords, cid, size, digest)
-            self._dirty = True
+        return digest, cid
 
     def _changes_of(self, node_id: str, ndim: int) -> ChunkChanges:
         """The change record of an array, created on first use (caller holds the lock)."""
@@ -466,15 +463,11 @@ class Session:
             changes = self._chunks[node_id] = ChunkChanges(ndim)
         return changes
 
-    async def _make_ref(self, data: bytes, checksum: int | None = None) -> ChunkRef:
-        if checksum is None:
-            checksum = content_checksum(data)
-        size = len(data)
-        if size <= self._objects.config.inline_chunk_threshold_bytes:
-            return ChunkRef(INLINE, b"", 0, size, checksum, data)
-        cid = new_chunk_id()
-        await self._objects.storage.put_new(chunk_key(cid), data)
-        return ChunkRef(NATIVE, cid, 0, size, checksum)
+    async def _make_ref(self, data: bytes) -> ChunkRef:
+        digest, cid = await self._write_bytes(data, None)
+        if cid is None:
+            return ChunkRef(INLINE, b"", 0, len(data), digest, data)
+        return ChunkRef(NATIVE, cid, 0, len(data), digest)
 
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
         self._check_writable("delete")

@@ -167,7 +167,7 @@ class FaultyStorage(Storage):
         await self.inner.put(key, data)
         self._after(hit)
 
-    async def put_new(self, key: str, data: bytes | memoryview) -> None:
+    async def put_new(self, key: str, data: bytes) -> None:
         """Forward ``put_new`` (overrides ``Storage.put_new``)."""
         hit = self._before("put_new", key)
         await self.inner.put_new(key, data)

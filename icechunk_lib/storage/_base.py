@@ -134,15 +134,14 @@ class Storage(ABC):
     async def put(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key`` unconditionally (used for objects under fresh ids)."""
 
-    async def put_new(self, key: str, data: bytes | memoryview) -> None:
+    async def put_new(self, key: str, data: bytes) -> None:
         """Write an object under a fresh random key that nothing references yet.
 
         For chunks and manifests: the caller publishes the key (in a snapshot) only after
         this returns. A backend may therefore skip its atomic-publish step; a crash midway
-        can leave a partial object that nothing points to. ``data`` may be a view of a
-        caller's buffer that stays unchanged until this returns. Defaults to ``put``.
+        can leave a partial object that nothing points to. Defaults to ``put``.
         """
-        await self.put(key, bytes(data))
+        await self.put(key, data)
 
     @abstractmethod
     async def put_if_absent(self, key: str, data: bytes) -> None:

@@ -339,7 +339,7 @@ class LocalFileSystemStorage(Storage):
         """Write ``data`` atomically (temporary file, then ``os.replace``)."""
         await asyncio.to_thread(self._replace, key, self._path(key), data)
 
-    def _write_new(self, key: str, path: str, data: bytes | memoryview) -> None:
+    def _write_new(self, key: str, path: str, data: bytes) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         with self._os_errors("write", key):
             try:
@@ -361,7 +361,7 @@ class LocalFileSystemStorage(Storage):
                 raise
             os.close(fd)
 
-    async def put_new(self, key: str, data: bytes | memoryview) -> None:
+    async def put_new(self, key: str, data: bytes) -> None:
         """Write a fresh key in place: one exclusive create, no temporary file or rename.
 
         Safe because nothing names a fresh key until this returns (see ``Storage.put_new``);
