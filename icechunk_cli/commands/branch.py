@@ -13,7 +13,7 @@ from icechunk_cli.render import Cell, Column, Output, command_hint, snapshot_doc
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["app", "common", "ref_rows", "render_refs"]
+__all__ = ["app", "common", "ref_rows", "render_refs", "report_ref"]
 
 app = typer.Typer(
     help="List branches; create or delete one.",
@@ -61,6 +61,18 @@ def ref_rows(repository: ic.Repository, tips: list[tuple[str, str]]) -> list[Any
     return [(name, repository.lookup_snapshot(sid)) for name, sid in tips]
 
 
+def report_ref(out: Output, kind: str, name: str, snapshot_id: str, *, created: bool) -> None:
+    """Say that branch or tag ``name`` was created at, or deleted from, ``snapshot_id``."""
+    if out.json:
+        out.emit({kind: name, "snapshot_id": snapshot_id})
+        return
+    sid = (out.id(snapshot_id), "id")
+    if created:
+        out.line(out.text(f"Created {kind} ", (name, kind), " at ", sid))
+    else:
+        out.line(out.text(f"Deleted {kind} ", (name, kind), " (was ", sid, ")"))
+
+
 def render_refs(
     out: Output, repository: ic.Repository, tips: list[tuple[str, str]], kind: str, key: str
 ) -> None:
@@ -102,10 +114,7 @@ def create(
     repository = addressing.open_repository(repo)
     snapshot_id = addressing.resolve(repository, ref)
     repository.create_branch(name, snapshot_id)
-    if out.json:
-        out.emit({"branch": name, "snapshot_id": snapshot_id})
-        return
-    out.line(out.text("Created branch ", (name, "branch"), " at ", (out.id(snapshot_id), "id")))
+    report_ref(out, "branch", name, snapshot_id, created=True)
 
 
 @app.command("delete")
@@ -122,8 +131,6 @@ def delete(
     repository = addressing.open_repository(repo)
     was = repository.lookup_branch(name)
     repository.delete_branch(name)
-    if out.json:
-        out.emit({"branch": name, "snapshot_id": was})
-        return
-    out.line(out.text("Deleted branch ", (name, "branch"), " (was ", (out.id(was), "id"), ")"))
-    out.note(f"restore it with: {command_hint('branch', 'create', name, was, repo=repo)}")
+    report_ref(out, "branch", name, was, created=False)
+    if not out.json:
+        out.note(f"restore it with: {command_hint('branch', 'create', name, was, repo=repo)}")

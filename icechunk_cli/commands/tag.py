@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.commands.branch import common, render_refs
+from icechunk_cli.commands.branch import common, render_refs, report_ref
 from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg
 from icechunk_cli.render import Output
 
@@ -60,10 +60,7 @@ def create(
     repository = addressing.open_repository(repo)
     snapshot_id = addressing.resolve(repository, ref)
     repository.create_tag(name, snapshot_id)
-    if out.json:
-        out.emit({"tag": name, "snapshot_id": snapshot_id})
-        return
-    out.line(out.text("Created tag ", (name, "tag"), " at ", (out.id(snapshot_id), "id")))
+    report_ref(out, "tag", name, snapshot_id, created=True)
 
 
 @app.command("delete")
@@ -80,8 +77,6 @@ def delete(
     repository = addressing.open_repository(repo)
     was = repository.lookup_tag(name)
     repository.delete_tag(name)
-    if out.json:
-        out.emit({"tag": name, "snapshot_id": was})
-        return
-    out.line(out.text("Deleted tag ", (name, "tag"), " (was ", (out.id(was), "id"), ")"))
-    out.note(f"the name {name!r} cannot be used for a tag again")
+    report_ref(out, "tag", name, was, created=False)
+    if not out.json:
+        out.note(f"the name {name!r} cannot be used for a tag again")
