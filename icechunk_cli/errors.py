@@ -136,6 +136,9 @@ _RULES: dict[str, _Rule] = {
     "SnapshotNotFoundError": _Rule(EXIT_NOT_FOUND, _REFS_HINT),
     "NodeNotFoundError": _Rule(EXIT_NOT_FOUND, "`ick ls -r` lists the groups and arrays"),
     "ImportSourceNotFoundError": _Rule(EXIT_NOT_FOUND, "check the --from path or URL"),
+    "LocationNotFoundError": _Rule(
+        EXIT_NOT_FOUND, "the repository was deleted or moved; check -R/--repo or $ICK_REPO"
+    ),
     "FileNotFoundError": _Rule(EXIT_NOT_FOUND, "check the path"),
     # 2: usage
     "AmbiguousRefError": _Rule(EXIT_USAGE),

@@ -6,6 +6,7 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     ├── StorageError (OSError)
     │   ├── ObjectNotFoundError (FileNotFoundError)
     │   ├── ObjectExistsError (FileExistsError)
+    │   ├── LocationNotFoundError (FileNotFoundError)
     │   ├── PreconditionFailedError
     │   ├── InvalidKeyError (ValueError)
     │   ├── ReadOnlyStorageError (PermissionError)
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidStorageURLError",
+    "LocationNotFoundError",
     "NoChangesToCommitError",
     "NodeNotFoundError",
     "ObjectExistsError",
@@ -109,6 +111,17 @@ class ObjectExistsError(StorageError, FileExistsError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"object {key!r} already exists")
+
+
+class LocationNotFoundError(StorageError, FileNotFoundError):
+    """A write found the storage location itself gone (a deleted repository directory)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"the repository location {location} no longer exists (deleted or moved); "
+            "nothing was written"
+        )
 
 
 class PreconditionFailedError(StorageError):

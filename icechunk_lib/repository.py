@@ -83,6 +83,7 @@ class Repository:
             raise RepositoryAlreadyExistsError(
                 storage.url, "the location is not empty; choose an empty directory or prefix"
             )
+        await storage.create_root()
         repo = cls(storage, config)
         initial = Snapshot(
             id=new_object_id(),

@@ -17,6 +17,7 @@ def make_storage(kind: str, path: Path) -> ic.Storage:
     if kind == "memory":
         return ic.in_memory_storage()
     if kind == "local":
+        (path / "repo").mkdir(parents=True)
         return ic.local_filesystem_storage(path / "repo")
     raise ValueError(kind)
 

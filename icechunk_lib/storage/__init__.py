@@ -23,7 +23,7 @@ __all__ = [
 
 
 def local_filesystem_storage(path: str | os.PathLike[str], *, fsync: bool = False) -> Storage:
-    """Storage in a local directory, created on the first write (Icechunk's factory name).
+    """Storage in a local directory, which ``Repository.create`` makes (Icechunk's factory name).
 
     ``fsync=True`` flushes every file to disk before publishing it (power-loss durability).
     """

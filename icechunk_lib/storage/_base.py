@@ -109,6 +109,8 @@ class Storage(ABC):
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
     * ``delete`` of a missing key is not an error.
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
+    * writes never create the location itself (see ``create_root``); a write to a location
+      that is gone raises ``LocationNotFoundError``.
     """
 
     capabilities: StorageCapabilities
@@ -117,6 +119,12 @@ class Storage(ABC):
     @abstractmethod
     def url(self) -> str:
         """A printable location for messages (never contains credentials)."""
+
+    async def create_root(self) -> None:
+        """Create the location itself (a directory, a bucket prefix) if the backend has one
+        to create; ``Repository.create`` calls it once. Writes never create it. The default
+        does nothing."""
+        return  # an optional hook: most backends have no location to create
 
     @abstractmethod
     async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:

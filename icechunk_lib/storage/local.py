@@ -26,6 +26,7 @@ import xxhash
 
 from icechunk_lib.errors import (
     InvalidKeyError,
+    LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -62,7 +63,12 @@ def version_token(data: bytes) -> str:
 
 
 class LocalFileSystemStorage(Storage):
-    """Objects as files under a root directory, created lazily on the first write."""
+    """Objects as files under a root directory that ``create_root`` makes.
+
+    Writes create the directories they need below the root, never the root itself: a
+    repository deleted under a live object is reported (``LocationNotFoundError``), not
+    silently recreated as a fragment.
+    """
 
     capabilities = StorageCapabilities(create_if_absent=True, compare_and_swap=True)
 
@@ -143,13 +149,46 @@ class LocalFileSystemStorage(Storage):
         try:
             fd = os.open(lock_path, flags, 0o666)
         except FileNotFoundError:
-            lock_dir.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(lock_dir)
             fd = os.open(lock_path, flags, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents below the root, never the root itself.
+
+        Each level is one ``mkdir`` without ``parents``, so a root deleted at any moment
+        makes the write fail instead of coming back as a fragment of a repository.
+        """
+        current = self._root
+        parts = directory.relative_to(self._root).parts
+        if not parts:
+            self._check_root()
+        for part in parts:
+            current = current / part
+            try:
+                current.mkdir()
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                raise LocationNotFoundError(self.url) from None
+
+    def _check_root(self) -> None:
+        """Raise ``LocationNotFoundError`` if the root directory is gone."""
+        if not self._root.is_dir():
+            raise LocationNotFoundError(self.url)
+
+    async def create_root(self) -> None:
+        """Create the root directory and its parents if missing (overrides ``Storage``)."""
+
+        def make() -> None:
+            with self._os_errors("create", "."):
+                self._root.mkdir(parents=True, exist_ok=True)
+
+        await asyncio.to_thread(make)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -278,7 +317,7 @@ class LocalFileSystemStorage(Storage):
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(path.parent)
             fd = os.open(tmp, flags, 0o666)
         try:
             with open(fd, "wb") as file:
@@ -321,6 +360,7 @@ class LocalFileSystemStorage(Storage):
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
             if not path.is_file():
+                self._check_root()
                 raise PreconditionFailedError(key)  # nothing to swap: take no lock, make no dirs
             with self._key_lock(key):
                 if not self._matches(key, path, version):
@@ -345,7 +385,7 @@ class LocalFileSystemStorage(Storage):
             try:
                 fd = os.open(path, flags, 0o666)
             except FileNotFoundError:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._make_dirs(Path(path).parent)
                 fd = os.open(path, flags, 0o666)
             except FileExistsError:
                 raise ObjectExistsError(key) from None

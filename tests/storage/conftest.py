@@ -30,9 +30,10 @@ def memory_storage() -> InMemoryStorage:
 
 @pytest.fixture
 def local_storage(tmp_path: Path) -> LocalFileSystemStorage:
-    """A local storage whose root (``tmp_path / "repo"``) does not exist yet."""
+    """A local storage whose root (``tmp_path / "repo"``) is an empty directory."""
     from icechunk_lib.storage import LocalFileSystemStorage
 
+    (tmp_path / "repo").mkdir()
     return LocalFileSystemStorage(tmp_path / "repo")
 
 

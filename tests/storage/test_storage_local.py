@@ -14,6 +14,7 @@ from storage_contract import StorageTests, collect
 
 from icechunk_lib.errors import (
     InvalidKeyError,
+    LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -35,12 +36,27 @@ def files_under(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
-async def test_root_is_created_on_first_write(tmp_path: Path) -> None:
+async def test_create_root_makes_the_root_and_writes_make_only_subdirectories(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "deep" / "repo"
     storage = LocalFileSystemStorage(root)
     assert not root.exists()
+    await storage.create_root()
+    await storage.create_root()  # idempotent
     await storage.put("a/b/c", b"abc")
     assert (root / "a" / "b" / "c").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("write", ["put", "put_new", "put_if_absent", "put_if_match"])
+async def test_writes_never_create_a_missing_root(tmp_path: Path, write: str) -> None:
+    root = tmp_path / "repo"
+    storage = LocalFileSystemStorage(root)
+    token = ("token",) if write == "put_if_match" else ()
+    args: tuple[object, ...] = ("snapshots/X", b"v", *token)
+    with pytest.raises(LocationNotFoundError, match=str(root)):
+        await getattr(storage, write)(*args)
+    assert not root.exists()
 
 
 async def test_missing_root_reads_as_empty_and_stays_missing(tmp_path: Path) -> None:
@@ -55,7 +71,7 @@ async def test_missing_root_reads_as_empty_and_stays_missing(tmp_path: Path) -> 
     with pytest.raises(ObjectNotFoundError):
         await storage.size("k")
     await storage.delete("k")
-    with pytest.raises(PreconditionFailedError):
+    with pytest.raises(LocationNotFoundError):
         await storage.put_if_match("k", b"v", "token")
     assert not root.exists()
 

@@ -32,6 +32,7 @@ def _join(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
 
 def test_processes_lose_no_compare_and_swap_update(tmp_path: Path) -> None:
     storage = LocalFileSystemStorage(tmp_path / "repo")
+    asyncio.run(storage.create_root())
     asyncio.run(storage.put("counter", b"0"))
     ctx = _context()
     barrier = ctx.Barrier(WORKERS)
@@ -53,6 +54,7 @@ def test_processes_lose_no_compare_and_swap_update(tmp_path: Path) -> None:
 
 def test_processes_race_put_if_absent_one_winner(tmp_path: Path) -> None:
     storage = LocalFileSystemStorage(tmp_path / "repo")
+    asyncio.run(storage.create_root())
     keys = [f"refs/tag.t{i}/ref" for i in range(20)]
     ctx = _context()
     barrier = ctx.Barrier(WORKERS)
