@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
     BranchAlreadyExistsError,
+    ConfigChangedError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -41,9 +42,14 @@ INITIAL_COMMIT_MESSAGE = "Repository initialized"
 class Repository:
     """A versioned Zarr repository in one storage location."""
 
-    def __init__(self, storage: Storage, config: RepositoryConfig) -> None:
+    def __init__(
+        self, storage: Storage, config: RepositoryConfig, *, config_version: str | None = None
+    ) -> None:
+        """``config_version`` is the version token of the saved config this object read
+        (None: none was saved); ``save_config`` swaps against it, so no change is lost."""
         self._storage = storage
         self._config = config.validate()
+        self._config_version = config_version
         self._objects = ObjectStore(storage, self._config)
         self._refs = RefStore(storage)
 
@@ -51,10 +57,16 @@ class Repository:
         return f"<Repository at {self._storage.url}>"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"storage": self._storage, "config": self._config}
+        return {
+            "storage": self._storage,
+            "config": self._config,
+            "config_version": self._config_version,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["storage"], state["config"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["storage"], state["config"], config_version=state.get("config_version")
+        )
 
     @property
     def storage(self) -> Storage:
@@ -99,7 +111,7 @@ class Repository:
             await repo._refs.create_branch(MAIN_BRANCH, initial.id)
         except BranchAlreadyExistsError:
             raise RepositoryAlreadyExistsError(storage.url) from None
-        await storage.put(CONFIG, encode_config(config))
+        repo._config_version = await _write_new_config(storage, encode_config(config))
         return repo
 
     @classmethod
@@ -113,9 +125,9 @@ class Repository:
     ) -> Repository:
         if not await _repository_exists(storage):
             raise RepositoryNotFoundError(storage.url)
-        if config is None:
-            config = await cls.fetch_config_async(storage) or RepositoryConfig.default()
-        return cls(storage, config)
+        # The version is read even when ``config`` is given: saving swaps against it.
+        saved, version = await _read_config(storage)
+        return cls(storage, config or saved or RepositoryConfig.default(), config_version=version)
 
     @classmethod
     def open_or_create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
@@ -149,36 +161,60 @@ class Repository:
 
     @staticmethod
     async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
-        try:
-            data = await storage.get(CONFIG)
-        except ObjectNotFoundError:
-            return None
-        return decode_config(data, path=f"{CONFIG} in {storage.url}")
+        return (await _read_config(storage))[0]
 
     def save_config(self) -> None:
-        """Persist this repository's current ``config`` in the repository."""
+        """Persist this repository's current ``config`` in the repository.
+
+        A compare-and-swap against the saved config this object read: if anyone saved
+        another since, nothing is written and ``ConfigChangedError`` is raised (reopen the
+        repository, apply the change again and save).
+        """
         _sync.run(self.save_config_async())
 
     async def save_config_async(self) -> None:
         self._config.validate()
         _require_writable(self._storage)
-        data = encode_config(self._config)
-        try:
-            _, version = await self._storage.get_versioned(CONFIG)
-        except ObjectNotFoundError:
-            try:
-                await self._storage.put_if_absent(CONFIG, data)
-                return
-            except ObjectExistsError:
-                _, version = await self._storage.get_versioned(CONFIG)
-        try:
-            await self._storage.put_if_match(CONFIG, data, version)
-        except PreconditionFailedError:
-            from icechunk_lib.errors import ConfigChangedError
+        self._config_version = await _swap_config(
+            self._storage, encode_config(self._config), self._config_version
+        )
 
-            raise ConfigChangedError(
-                "the repository config changed while saving; reopen and try again"
-            ) from None
+    def set_config_value(self, key: str, value: str) -> tuple[Any, Any]:
+        """Set the dotted setting ``key`` (e.g. ``compression.level``) from text and save.
+
+        Returns the value replaced and the new one. When someone else saved the config
+        since this object read it, their change is merged if it touched other settings
+        (re-read and retried); if it changed ``key`` too, ``ConfigChangedError`` is raised.
+        """
+        return _sync.run(self.set_config_value_async(key, value))
+
+    async def set_config_value_async(self, key: str, value: str) -> tuple[Any, Any]:
+        _require_writable(self._storage)
+        base, version = self._config, self._config_version
+        for _ in range(_CONFIG_TRIES):
+            updated = base.with_value(key, value)
+            before = _config_value(base, key)
+            try:
+                new_version = await _swap_config(self._storage, encode_config(updated), version)
+            except ConfigChangedError:
+                saved, version = await _read_config(self._storage)
+                saved = saved or RepositoryConfig.default()
+                if _config_value(saved, key) != before:
+                    raise ConfigChangedError(
+                        f"config key {key!r} was changed by someone else meanwhile (to "
+                        f"{_config_value(saved, key)!r}); nothing was saved, look and retry"
+                    ) from None
+                base = saved
+                continue
+            self._adopt_config(updated, new_version)
+            return before, _config_value(updated, key)
+        raise ConfigChangedError(
+            f"the repository config kept changing while setting {key!r}; nothing was saved"
+        )
+
+    def _adopt_config(self, config: RepositoryConfig, version: str | None) -> None:
+        self._config, self._config_version = config, version
+        self._objects = ObjectStore(self._storage, config)
 
     # --- history ---------------------------------------------------------------------------------
 
@@ -453,6 +489,54 @@ class Repository:
         session = self.writable_session(branch)
         yield session.store
         session.commit(message, metadata, rebase_with=rebase_with, rebase_tries=rebase_tries)
+
+
+_CONFIG_TRIES = 100
+"""Attempts of ``set_config_value``; each lost one means another writer's change landed."""
+
+
+async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, str | None]:
+    """The saved config and its version token; (None, None) if none was saved."""
+    try:
+        data, version = await storage.get_versioned(CONFIG)
+    except ObjectNotFoundError:
+        return None, None
+    return decode_config(data, path=f"{CONFIG} in {storage.url}"), version
+
+
+async def _write_new_config(storage: Storage, data: bytes) -> str | None:
+    """Create the config file; return its version token, as if this writer had read it."""
+    await storage.put_if_absent(CONFIG, data)
+    current, version = await storage.get_versioned(CONFIG)
+    # Someone saved another config in between: a later save by this writer must conflict.
+    return version if current == data else _NO_VERSION
+
+
+_NO_VERSION = ""
+"""A version token no saved config has: a save against it always conflicts."""
+
+
+async def _swap_config(storage: Storage, data: bytes, version: str | None) -> str | None:
+    """Write the config if its version is still ``version`` (None: still absent); return the
+    new version token, or raise ``ConfigChangedError``."""
+    try:
+        if version is None:
+            await storage.put_if_absent(CONFIG, data)
+            current, token = await storage.get_versioned(CONFIG)
+            return token if current == data else _NO_VERSION
+        return await storage.put_if_match(CONFIG, data, version)
+    except (PreconditionFailedError, ObjectExistsError):
+        raise ConfigChangedError(
+            f"someone else changed the repository config in {storage.url} since it was "
+            "read; nothing was saved. Reopen the repository and try again"
+        ) from None
+
+
+def _config_value(config: RepositoryConfig, key: str) -> Any:
+    value: Any = config.to_dict()
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 async def _empty_or_unfinished(storage: Storage) -> bool:

@@ -52,24 +52,15 @@ def set_value(
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
-    """Change one setting and save the configuration in the repository."""
-    out = Output(json=json, no_color=no_color)
-    import icechunk_lib as ic
+    """Change one setting and save the configuration in the repository.
 
+    Someone else's concurrent change to another setting is kept; a concurrent change of the
+    same setting is a conflict (exit 4) and nothing is saved.
+    """
+    out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
-    before = dict(flatten(repository.config.to_dict()))
-    updated = repository.config.with_value(key, value)
-    changed = ic.Repository.open(repository.storage, config=updated)
-    changed.save_config()
-    after = dict(flatten(updated.to_dict()))
+    previous, new = repository.set_config_value(key, value)
     if out.json:
-        out.emit({"key": key, "value": after.get(key), "previous": before.get(key)})
+        out.emit({"key": key, "value": new, "previous": previous})
         return
-    out.line(
-        out.text(
-            (key, "key"),
-            " = ",
-            _shown(after.get(key)),
-            (f"  (was {_shown(before.get(key))})", "dim"),
-        )
-    )
+    out.line(out.text((key, "key"), " = ", _shown(new), (f"  (was {_shown(previous)})", "dim")))
