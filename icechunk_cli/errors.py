@@ -145,7 +145,7 @@ _RULES: dict[str, _Rule] = {
     "InvalidNameError": _Rule(
         EXIT_USAGE,
         "names are 1-255 bytes without '/', '\\', control characters or surrounding spaces, "
-        "and do not start with '.'",
+        "do not start with '.', do not end in '~' or '~' and digits, and are not a snapshot id",
     ),
     "InvalidStorageURLError": _Rule(EXIT_USAGE),
     "ConfigError": _Rule(EXIT_USAGE, "`ick config show` lists the keys and their values"),

@@ -1,7 +1,8 @@
 """History records (``SnapshotInfo``, ``ReflogEntry``) and revision resolution.
 
 A revision is a branch, a tag, a snapshot id or a unique id prefix of at least 4 characters,
-optionally followed by ``~N`` (the N-th first parent), as in git.
+optionally followed by ``~N`` (the N-th first parent), as in git. A branch or tag name takes
+precedence over an id prefix it happens to spell (git's rule), so every name is addressable.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from icechunk_lib.refs import RefStore
 __all__ = ["MIN_PREFIX", "ReflogEntry", "SnapshotInfo", "resolve_revision", "to_datetime"]
 
 MIN_PREFIX = 4
-_REV = re.compile(r"^(?P<base>.*?)(?P<steps>(?:~\d*)*)$", re.DOTALL)
+_REV = re.compile(r"^(?P<base>.*?)(?P<steps>(?:~[0-9]*)*)\Z", re.DOTALL)
 _ID_CHARS = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
 
 
@@ -111,11 +112,20 @@ async def resolve_revision(objects: ObjectStore, refs: RefStore, rev: str) -> st
     if not isinstance(rev, str) or not rev:
         raise RevisionNotFoundError(str(rev), "empty revision")
     base, steps = _parse(rev)
+    # Names made before ``~`` endings were refused (``feat~``) are still found whole.
+    whole = await _named(refs, rev) if steps else []
     named = await _named(refs, base)
-    ids = await _by_id(objects, base)
+    # A name wins over an id prefix it spells; a full id is never a new name.
+    ids = [] if named and not is_object_id(base.upper()) else await _by_id(objects, base)
     candidates = [label for label, _ in named] + [
         f"snapshot {i}" for i in ids if all(sid != i for _, sid in named)
     ]
+    if whole and (candidates or len(whole) > 1):
+        raise AmbiguousRefError(
+            rev, [label for label, _ in whole] + [f"{c}, {steps} back" for c in candidates]
+        )
+    if whole:
+        return whole[0][1]
     if len(candidates) > 1:
         raise AmbiguousRefError(rev, candidates)
     if named:

@@ -36,7 +36,7 @@ from icechunk_lib.format.refs import (
     encode_tag,
     encode_tombstone,
 )
-from icechunk_lib.names import validate_ref_name
+from icechunk_lib.names import validate_new_ref_name, validate_ref_name
 from icechunk_lib.storage import Storage
 
 __all__ = ["BRANCHES", "MAIN_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
@@ -97,7 +97,7 @@ class RefStore:
         return rec.snapshot_id
 
     async def create_branch(self, name: str, snapshot_id: str) -> None:
-        validate_ref_name(name, "branch")
+        validate_new_ref_name(name, "branch")
         at = now_us()
         item = ReflogItem(snapshot_id, None, at, "create", "")
         rec = BranchRecord(snapshot_id=snapshot_id, updated_at=at, log=(item,))
@@ -190,7 +190,7 @@ class RefStore:
     # --- tags ----------------------------------------------------------------------------------
 
     async def create_tag(self, name: str, snapshot_id: str) -> None:
-        validate_ref_name(name, "tag")
+        validate_new_ref_name(name, "tag")
         if await self.storage.exists(_tombstone_key(name)):
             raise TagAlreadyExistsError(name, deleted=True)
         rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us())

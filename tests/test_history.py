@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 import zarr
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_names import valid_ref_names
 
 import icechunk_lib as ic
+from icechunk_cli import addressing
 from icechunk_lib.format.refs import REFLOG_INLINE
 
 
@@ -114,3 +118,93 @@ def test_config_values_by_key() -> None:
         config.with_value("compression.level", "high")
     with pytest.raises(ic.ConfigError, match=r"1\.\.22"):
         config.with_value("compression.level", "40")
+
+
+# --- every name that can be created can be addressed -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_commits() -> tuple[ic.Repository, str, str]:
+    """A memory repository whose main has moved past its first snapshot."""
+    repo = ic.Repository.create(ic.in_memory_storage())
+    first = repo.lookup_branch("main")
+    return repo, first, _commit(repo, "main", 1)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=valid_ref_names(),
+    spell_prefix=st.one_of(st.none(), st.tuples(st.integers(4, 19), st.booleans())),
+    as_tag=st.booleans(),
+)
+@example(name="beta", spell_prefix=None, as_tag=False)
+@example(name="a~b", spell_prefix=None, as_tag=True)
+@example(name="x", spell_prefix=(4, True), as_tag=False)
+@example(name="x", spell_prefix=(19, False), as_tag=True)
+def test_every_creatable_name_resolves_to_its_ref(
+    two_commits: tuple[ic.Repository, str, str],
+    name: str,
+    spell_prefix: tuple[int, bool] | None,
+    as_tag: bool,
+) -> None:
+    repo, first, second = two_commits
+    if spell_prefix is not None:
+        # A name spelling an id prefix of the *other* snapshot: the name must win.
+        length, lower = spell_prefix
+        name = first[:length].lower() if lower else first[:length]
+    if as_tag:
+        if name in repo.list_tags():
+            return
+        try:
+            repo.create_tag(name, second)
+        except ic.TagAlreadyExistsError:
+            return  # deleted by an earlier example: tag names are never reused
+    else:
+        repo.create_branch(name, second)
+    try:
+        assert repo.resolve(name) == second
+        assert addressing.resolve(repo, name) == second
+        assert repo.resolve(name + "~") == repo.resolve(name + "~1") == first
+    finally:
+        if as_tag:
+            repo.delete_tag(name)
+        else:
+            repo.delete_branch(name)
+
+
+def _plant_ref(repo: ic.Repository, name: str, kind: str = "branch") -> None:
+    """Write a ref named ``name`` as an older ick did, bypassing today's name rule."""
+    from icechunk_lib._sync import run
+
+    data = run(repo.storage.get("refs/branch/main/ref" if kind == "branch" else "refs/tag/v/ref"))
+    run(repo.storage.put(f"refs/{kind}/{name}/ref", data))
+
+
+@pytest.mark.parametrize("name", ["feat~", "feat~2", "ABCDEFGHJKMNPQRSTVWX"])
+def test_existing_refs_with_now_refused_names_stay_usable(repo: ic.Repository, name: str) -> None:
+    first = repo.lookup_branch("main")
+    second = _commit(repo, "main", 1)
+    repo.create_tag("v", second)
+    for kind in ("branch", "tag"):
+        _plant_ref(repo, name, kind)
+    assert name in repo.list_branches() and name in repo.list_tags()
+    assert repo.lookup_branch(name) == repo.lookup_tag(name) == second
+    # Through the revision syntax the name is found whole, and both refs match it.
+    with pytest.raises(ic.AmbiguousRefError):
+        repo.resolve(name)
+    repo.delete_tag(name)
+    assert repo.resolve(name) == second
+    if "~" not in name:
+        assert repo.resolve(name + "~1") == first
+    repo.delete_branch(name)
+    assert name not in repo.list_branches() and name not in repo.list_tags()
+
+
+def test_an_old_branch_named_like_a_parent_revision_is_ambiguous(repo: ic.Repository) -> None:
+    parent = repo.lookup_branch("main")
+    _commit(repo, "main", 1)
+    _plant_ref(repo, "main~1")  # points at main's tip, not its parent
+    with pytest.raises(ic.AmbiguousRefError) as info:
+        repo.resolve("main~1")
+    assert info.value.candidates == ["branch main~1", "branch main, 1 back"]
+    assert repo.resolve("main~01") == parent  # another spelling of the parent is still clear

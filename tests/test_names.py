@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -12,7 +13,12 @@ from zarr.core.sync import sync
 
 import icechunk_lib as ic
 from icechunk_lib.errors import InvalidNameError
-from icechunk_lib.names import MAX_NAME_BYTES, validate_node_path, validate_ref_name
+from icechunk_lib.names import (
+    MAX_NAME_BYTES,
+    validate_new_ref_name,
+    validate_node_path,
+    validate_ref_name,
+)
 
 # Characters a name may hold anywhere: no separators, no control characters, no surrogates.
 _INNER = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/\\")
@@ -24,10 +30,13 @@ def _fits(name: str) -> bool:
 
 @st.composite
 def valid_ref_names(draw: st.DrawFn) -> str:
+    """Names ``create_branch`` and ``create_tag`` accept (``validate_new_ref_name``)."""
     name = draw(st.text(_INNER, min_size=1, max_size=40))
     name = name.strip()
     if not name or name.startswith("."):
         name = "x" + name
+    if re.search(r"~[0-9]*\Z", name) or len(name) == 20:
+        name += "x"
     return name
 
 
@@ -55,6 +64,53 @@ def test_valid_names_are_returned_unchanged(name: str) -> None:
     assert _fits(name)
     assert validate_ref_name(name) == name
     assert validate_ref_name(name, "tag") == name
+    assert validate_new_ref_name(name) == name
+
+
+# --- names the revision syntax gives a meaning to ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["feat~", "main~1", "a~~", "x~0~12", "~", "~7", "v1.0~", "ABCDEFGHJKMNPQRSTVWX"]
+)
+@pytest.mark.parametrize("kind", ["branch", "tag"])
+def test_names_the_revision_syntax_reads_otherwise_are_refused(name: str, kind: str) -> None:
+    assert validate_ref_name(name, kind) == name  # still readable and deletable by name
+    with pytest.raises(InvalidNameError) as exc:
+        validate_new_ref_name(name, kind)
+    assert exc.value.name == name and kind in str(exc.value)
+    assert "'~'" in str(exc.value) or "snapshot id" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a~b",  # only a trailing ~ or ~N is syntax
+        "a~1b",
+        "~x",
+        "main~\u0663",  # ARABIC-INDIC DIGIT THREE: ~N takes ASCII digits only
+        "beta",  # spells an id prefix: names win over prefixes
+        "abcdefghjkmnpqrstvw",  # 19 characters: only a prefix
+        "ABCDEFGHJKMNPQRSTVWXY",  # 21 characters: not an id
+        "ILOU" * 5,  # 20 characters outside Crockford's alphabet
+        "a@{1}",
+        "a^",
+        "a:b",
+        "@",
+    ],
+)
+def test_names_the_revision_syntax_leaves_alone_are_accepted(name: str) -> None:
+    assert validate_new_ref_name(name) == name
+
+
+@given(
+    id_chars=st.text(
+        "0123456789abcdefghjkmnpqrstvwxyzABCDEFGHJKMNPQRSTVWXYZ", min_size=20, max_size=20
+    )
+)
+def test_every_full_snapshot_id_spelling_is_refused(id_chars: str) -> None:
+    with pytest.raises(InvalidNameError, match="snapshot id"):
+        validate_new_ref_name(id_chars)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "...", ".hidden", ".ick-locks"])

@@ -50,11 +50,12 @@ def test_2_usage(ick: Ick, sample: Sample) -> None:
 
 
 def test_2_ambiguous_revision_lists_the_candidates(ick: Ick, sample: Sample) -> None:
-    prefix = sample.ids["day3"][:5]
-    ick.ok("branch", "create", prefix, "v1.0")
-    result = ick.fails(2, "log", prefix)
-    assert f"branch {prefix}" in result.stderr
-    assert f"snapshot {sample.ids['day3']}" in result.stderr
+    # A branch and a tag of one name (a name spelling an id prefix is not ambiguous: it wins).
+    ick.ok("branch", "create", "twin", "v1.0")
+    ick.ok("tag", "create", "twin", sample.ids["day3"])
+    result = ick.fails(2, "log", "twin")
+    assert "branch twin" in result.stderr
+    assert "tag twin" in result.stderr
     assert result.stderr.count("\n") == 1
 
 

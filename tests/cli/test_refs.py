@@ -52,6 +52,19 @@ def test_branch_errors(ick: Ick) -> None:
     ick.fails(2, "branch", "create", "bad/name")
 
 
+@pytest.mark.parametrize("name", ["feat~", "main~1"])
+def test_names_a_revision_reads_otherwise_are_refused(ick: Ick, name: str) -> None:
+    for kind in ("branch", "tag"):
+        result = ick.fails(2, kind, "create", name)
+        assert f"{name!r}" in result.stderr and "'~'" in result.stderr
+
+
+def test_a_name_spelling_an_id_prefix_is_addressable(ick: Ick, sample: Sample) -> None:
+    prefix = sample.ids["day4"][:6].lower()
+    ick.ok("branch", "create", prefix, "v1.0")
+    assert ick.json("log", prefix, "-n", "1")["snapshots"][0]["id"] == sample.ids["first"]
+
+
 # --- tag -----------------------------------------------------------------------------------------
 
 
