@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from icechunk_lib import _sync
 from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.chunk_changes import ChunkChanges
@@ -58,6 +60,15 @@ class ChangeSetView:
     chunks: dict[str, ChunkChanges]
     extras: dict[str, ExtraObject]
     extra_changes: set[str]
+
+
+def _shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
+    """Whether an array's chunk grid lost chunks from ``old`` to ``new`` metadata."""
+    if old is None or new is None or new.grid is None or old.ndim != new.ndim:
+        return False
+    if old.grid is None:
+        return True
+    return any(n < o for n, o in zip(new.grid, old.grid, strict=True))
 
 
 class Session:
@@ -290,7 +301,28 @@ class Session:
             nodes[path] = node
             self._dirty = True
             self.key_cache.clear()
+        if node.id == getattr(old, "id", None) and _shrinks(old_info, info):
+            assert info is not None and info.grid is not None
+            await self._drop_outside(node, info.grid)
         return node
+
+    async def _drop_outside(self, node: NodeSnapshot, grid: tuple[int, ...]) -> None:
+        """Delete the chunks of ``node`` beyond ``grid``, as zarr's own resize does, so a grid
+        that shrank holds only chunks it can index, and growing it again shows fill values."""
+        limit = np.array(grid, dtype=np.int64)
+        outside: list[Coords] = []
+        for mref in node.manifests:
+            table = (await self._objects.manifest(mref.manifest_id)).tables.get(node.id)
+            if table is not None and len(table):
+                matrix = table.coords()
+                outside.extend(map(tuple, matrix[(matrix >= limit).any(axis=1)].tolist()))
+        with self._mutation():
+            changes = self._changes_of(node.id, len(grid))
+            outside.extend(
+                c for c in list(changes) if any(x >= n for x, n in zip(c, grid, strict=True))
+            )
+            for coords in outside:
+                changes[coords] = None
 
     async def delete_node(self, path: str) -> bool:
         """Delete the node at ``path`` (not its children); False if there is none."""

@@ -21,14 +21,15 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from icechunk_lib import _sync
-from icechunk_lib.errors import ReadOnlySessionError
+from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.session import UNLOADED, Session
 from icechunk_lib.zarr_keys import META_KEY, path_to_prefix
 
 __all__ = ["IcechunkStore"]
 
-_META, _CHUNK, _EXTRA = 0, 1, 2
+_META, _CHUNK, _EXTRA, _OUTSIDE = 0, 1, 2, 3
+"""Key kinds; ``_OUTSIDE``: in an array's chunk key space but no chunk of its grid."""
 _META_SUFFIX = "/" + META_KEY
 _KEY_CACHE_SIZE = 100_000
 
@@ -114,6 +115,10 @@ class IcechunkStore(Store):
         return result
 
     async def _classify(self, key: str) -> tuple[int, Any, Any]:
+        """(META, path, node) | (CHUNK, node, coords) | (OUTSIDE, node, info) | (EXTRA, key,
+        None). A key in an array's chunk key space naming no chunk of its grid (wrong rank,
+        not canonical decimal, past the grid) is OUTSIDE: absent for reads, refused for
+        writes, so nothing a commit cannot index gets in."""
         nodes = await self._session.nodes()
         if key == META_KEY:
             return _META, "/", nodes.get("/")
@@ -127,9 +132,12 @@ class IcechunkStore(Store):
             if node is not None and node.kind == ARRAY:
                 info = self._session.array_info(node)
                 if info is not None:
-                    coords = info.parse_chunk_key(key[i + 1 :])
+                    suffix = key[i + 1 :]
+                    coords = info.parse_chunk_key(suffix)
                     if coords is not None:
                         return _CHUNK, node, coords
+                    if info.claims(suffix):
+                        return _OUTSIDE, node, info
                 break
             if i <= 0:
                 break
@@ -173,6 +181,8 @@ class IcechunkStore(Store):
             meta: bytes = b.meta
             start, end = _bounds(byte_range, len(meta))
             return meta[start:end]
+        if kind == _OUTSIDE:
+            return None
         extra = await session.get_extra(key)
         if extra is None:
             return None
@@ -204,6 +214,8 @@ class IcechunkStore(Store):
             return ref is not None
         if kind == _META:
             return b is not None
+        if kind == _OUTSIDE:
+            return False
         return await self._session.get_extra(key) is not None
 
     async def getsize(self, key: str) -> int:
@@ -215,6 +227,8 @@ class IcechunkStore(Store):
             size = None if ref is None else ref.length
         elif kind == _META:
             size = None if b is None else len(b.meta)
+        elif kind == _OUTSIDE:
+            size = None
         else:
             extra = await self._session.get_extra(key)
             size = None if extra is None else extra.length
@@ -254,6 +268,8 @@ class IcechunkStore(Store):
             await self._session.set_chunk(a, b, value.to_bytes())
         elif kind == _META:
             await self._session.set_node(a, value.to_bytes())
+        elif kind == _OUTSIDE:
+            raise InvalidKeyError(key, f"it names no chunk of array {a.path}: {b.describe_grid()}")
         else:
             await self._session.set_extra(key, value.to_bytes())
 
@@ -274,8 +290,9 @@ class IcechunkStore(Store):
         elif kind == _META:
             if b is not None:
                 await self._session.delete_node(a)
-        else:
+        elif kind == _EXTRA:
             await self._session.delete_extras([key])
+        # _OUTSIDE: no such chunk exists (a grid that shrank dropped its chunks), nothing to do
 
     async def delete_dir(self, prefix: str) -> None:
         """Delete everything below ``prefix``; whole nodes cost metadata only (overrides)."""
@@ -308,7 +325,9 @@ class IcechunkStore(Store):
         if info is None:
             return
         async for coords, _ in self._session.iter_chunks(node):
-            yield kp + info.chunk_key(coords)
+            # Only chunks of the grid are listed: what get and exists can see.
+            if info.contains(coords):
+                yield kp + info.chunk_key(coords)
 
     def list(self) -> AsyncIterator[str]:
         return self.list_prefix("")

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["META_KEY", "ArrayInfo", "key_to_path", "parse_array_meta", "path_to_prefix"]
+__all__ = [
+    "MAX_GRID_CHUNKS",
+    "META_KEY",
+    "ArrayInfo",
+    "key_to_path",
+    "parse_array_meta",
+    "path_to_prefix",
+]
 
 META_KEY = "zarr.json"
 
 
+MAX_GRID_CHUNKS = 2**63 - 1
+"""Most chunks an array's grid may have: manifests fold coordinates into one int64."""
+
+
 @dataclass(frozen=True, slots=True)
 class ArrayInfo:
-    """What the engine needs from an array's ``zarr.json``: rank and chunk key encoding."""
+    """What the engine needs from an array's ``zarr.json``: rank, grid and chunk key encoding."""
 
     ndim: int
     shape: tuple[int, ...]
@@ -21,9 +34,16 @@ class ArrayInfo:
     prefix: str
     """``"c"`` for the default encoding, ``""`` for ``v2``."""
     separator: str
+    grid: tuple[int, ...] | None = None
+    """Chunks along each dimension; None when the grid is unusable (see ``grid_problem``)."""
+    grid_problem: str = ""
 
     def parse_chunk_key(self, suffix: str) -> tuple[int, ...] | None:
-        """Coordinates of the chunk named ``suffix`` (the key below the array), or None."""
+        """Coordinates of the chunk of this array's grid named ``suffix`` (the key below the
+        array), or None: not a chunk key, not canonical decimal, or outside the grid."""
+        grid = self.grid
+        if grid is None:
+            return None
         sep = self.separator
         if self.prefix:
             if suffix == self.prefix:
@@ -36,21 +56,59 @@ class ArrayInfo:
         parts = suffix.split(sep)
         if len(parts) != self.ndim:
             return None
-        try:
-            coords = tuple(int(p) for p in parts)
-        except ValueError:
-            return None
-        # int() accepts "+1", " 1" and "1_0"; a chunk key is plain decimal digits only.
+        # int() accepts "+1", " 1", "1_0" and other scripts' digits; a chunk key is plain
+        # ASCII decimal without leading zeros, so each chunk has exactly one key.
         for p in parts:
-            if not p.isdigit() or not p.isascii():
+            if not (p.isdigit() and p.isascii()) or (p[0] == "0" and len(p) > 1):
+                return None
+        coords = tuple(map(int, parts))
+        for c, n in zip(coords, grid, strict=True):
+            if c >= n:
                 return None
         return coords
+
+    def claims(self, suffix: str) -> bool:
+        """Whether ``suffix`` is in the array's chunk key space (``c/...`` for the default
+        encoding, numbers and separators for ``v2``): such a key is a chunk or nothing."""
+        if self.prefix:
+            return suffix == self.prefix or suffix.startswith(self.prefix + self.separator)
+        return all(_NUMBER.fullmatch(p) for p in suffix.split(self.separator))
+
+    def contains(self, coords: tuple[int, ...]) -> bool:
+        """Whether ``coords`` is a chunk of the grid (committed chunks may predate a shrink)."""
+        grid = self.grid
+        if grid is None or len(coords) != len(grid):
+            return False
+        return all(0 <= c < n for c, n in zip(coords, grid, strict=True))
+
+    def describe_grid(self) -> str:
+        """The grid for messages: ``grid (2, 3) (shape (10, 30), chunks (5, 10))``."""
+        if self.grid is None:
+            return self.grid_problem
+        return f"chunk grid {self.grid} (shape {self.shape}, chunks {self.chunk_shape})"
 
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         """The key suffix of the chunk at ``coords``."""
         if self.prefix:
             return self.separator.join((self.prefix, *map(str, coords)))
         return self.separator.join(map(str, coords)) or "0"
+
+
+_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def _grid(shape: tuple[int, ...], chunk_shape: Any) -> tuple[tuple[int, ...] | None, str]:
+    """Chunks per dimension of a regular grid, or None and why it cannot be indexed."""
+    if (
+        not isinstance(chunk_shape, list)
+        or len(chunk_shape) != len(shape)
+        or not all(type(c) is int and c > 0 for c in chunk_shape)
+    ):
+        return None, f"the chunk shape {chunk_shape!r} is not {len(shape)} positive integers"
+    grid = tuple(-(-s // c) for s, c in zip(shape, chunk_shape, strict=True))
+    if math.prod(grid) > MAX_GRID_CHUNKS:
+        return None, f"the chunk grid {grid} has more than 2**63-1 chunks, which ick cannot index"
+    return grid, ""
 
 
 def parse_array_meta(meta: bytes) -> ArrayInfo | None:
@@ -75,12 +133,15 @@ def parse_array_meta(meta: bytes) -> ArrayInfo | None:
         prefix, separator = "", str(conf.get("separator", "."))
     else:
         prefix, separator = "c", str(conf.get("separator", "/"))
+    grid, problem = _grid(tuple(shape), chunk_shape)
     return ArrayInfo(
         ndim=len(shape),
         shape=tuple(shape),
-        chunk_shape=tuple(int(c) for c in chunk_shape),
+        chunk_shape=tuple(c if type(c) is int else 0 for c in chunk_shape),
         prefix=prefix,
         separator=separator,
+        grid=grid,
+        grid_problem=problem,
     )
 
 
