@@ -101,3 +101,15 @@ def test_executable_shows_a_scalar_change(shapes: tuple[Ick, list[str]]) -> None
     result = run("diff", "main~1", "main", "-R", str(ick.repo))
     assert result.returncode == 0, result.stderr
     assert "4 chunks changed" in result.stdout
+
+
+def test_terminal_layout(shapes: tuple[Ick, list[str]]) -> None:
+    ick, (first, second) = shapes
+    rich = {"ICK_TERMINAL": "1", "NO_COLOR": "1"}
+    for args in (("show", second), ("diff", first, second), ("diff", second, first)):
+        out = ick.ok(*args, env=rich).stdout
+        assert "4 chunks changed in 4 arrays" in out
+        assert any(line.split()[2:] == ["/x", "1"] for line in out.splitlines()), out
+    listing = ick.ok("ls", "-l", env=rich).stdout
+    row = next(line.split() for line in listing.splitlines() if line.startswith("/x "))
+    assert row[1:5] == ["()", "int16", "()", "1/1"], row

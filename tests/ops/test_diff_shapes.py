@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -160,6 +161,20 @@ def test_scalar_rebase_conflicts(
     if expected == 30:
         ours.commit("ours, rebased")
     assert zarr.open_array(mem_repo.readonly_session("main").store, path="x")[()] == expected
+
+
+def test_scalar_fork_pickle_and_merge(mem_repo: ic.Repository) -> None:
+    zarr.create_array(
+        (s := mem_repo.writable_session("main")).store, name="x", shape=(), dtype="i4"
+    )[()] = 1
+    s.commit("create")
+    session = mem_repo.writable_session("main")
+    fork = pickle.loads(pickle.dumps(session.fork()))
+    zarr.open_array(fork.store, path="x")[()] = 9
+    session.merge(pickle.loads(pickle.dumps(fork)))
+    assert session.status().updated_chunks == {"/x": [[]]}
+    session.commit("from a fork")
+    assert zarr.open_array(mem_repo.readonly_session("main").store, path="x")[()] == 9
 
 
 # --- other shapes ----------------------------------------------------------------------------
