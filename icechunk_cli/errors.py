@@ -148,6 +148,10 @@ _RULES: dict[str, _Rule] = {
         "do not start with '.', do not end in '~' or '~' and digits, and are not a snapshot id",
     ),
     "InvalidStorageURLError": _Rule(EXIT_USAGE),
+    "InvalidImportSourceError": _Rule(
+        EXIT_USAGE,
+        "nothing was imported; --from takes the top directory of a valid Zarr v3 store",
+    ),
     "ConfigError": _Rule(EXIT_USAGE, "`ick config show` lists the keys and their values"),
     # 4: conflict
     "ConflictError": _Rule(
@@ -175,6 +179,14 @@ _RULES: dict[str, _Rule] = {
         EXIT_INTEGRITY, "the repository refers to an object that is missing; it is damaged"
     ),
     # 1: everything else the library reports
+    "ImportWouldDeleteError": _Rule(
+        EXIT_ERROR,
+        "nothing was committed; pass --yes to delete them, or import into another --path",
+        lambda e: (
+            f"{e.source} lacks {len(e.paths)} group(s) or array(s) under {e.dest}, which the "
+            f"import would delete: {', '.join(e.paths[:10])}{', ...' if len(e.paths) > 10 else ''}"
+        ),
+    ),
     "ReadOnlyStorageError": _Rule(EXIT_ERROR),
     "IcechunkError": _Rule(EXIT_ERROR),
 }

@@ -12,7 +12,8 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     │   ├── ReadOnlyStorageError (PermissionError)
     │   ├── InvalidStorageURLError (ValueError)
     │   └── ImportSourceError
-    │       └── ImportSourceNotFoundError (FileNotFoundError)
+    │       ├── ImportSourceNotFoundError (FileNotFoundError)
+    │       └── InvalidImportSourceError (ValueError)
     ├── RepositoryNotFoundError (FileNotFoundError)
     ├── RepositoryAlreadyExistsError (FileExistsError)
     ├── RefError
@@ -31,7 +32,8 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     ├── SessionError
     │   ├── ReadOnlySessionError (ValueError)
     │   ├── NoChangesToCommitError
-    │   └── NodeNotFoundError (KeyError)
+    │   ├── NodeNotFoundError (KeyError)
+    │   └── ImportWouldDeleteError
     ├── ConflictError
     │   └── RebaseFailedError
     └── ConfigError (ValueError)
@@ -54,6 +56,8 @@ __all__ = [
     "IcechunkError",
     "ImportSourceError",
     "ImportSourceNotFoundError",
+    "ImportWouldDeleteError",
+    "InvalidImportSourceError",
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidStorageURLError",
@@ -162,6 +166,19 @@ class ImportSourceError(StorageError):
 
 class ImportSourceNotFoundError(ImportSourceError, FileNotFoundError):
     """An import source does not exist."""
+
+
+class InvalidImportSourceError(ImportSourceError, ValueError):
+    """An import source is not a valid Zarr v3 store: no root ``zarr.json``, or bad metadata.
+
+    ``key`` is the source key at fault (``"grp/zarr.json"``) and ``field`` the metadata field
+    (``"chunk_grid.configuration.chunk_shape"``), when known. Raised before anything changes.
+    """
+
+    def __init__(self, source: str, reason: str, *, key: str = "", field: str = "") -> None:
+        self.key = key
+        self.field = field
+        super().__init__(source, reason)
 
 
 # --- repository ------------------------------------------------------------------------------
@@ -325,6 +342,23 @@ class NodeNotFoundError(SessionError, KeyError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"no group or array at {path!r}")
+
+
+class ImportWouldDeleteError(SessionError):
+    """An import refused to delete nodes the source lacks (``allow_deletes=False``).
+
+    ``paths`` lists every node it would have deleted, sorted; the session is unchanged.
+    """
+
+    def __init__(self, source: str, dest: str, paths: Sequence[str]) -> None:
+        self.source = source
+        self.dest = dest
+        self.paths = list(paths)
+        super().__init__(
+            f"importing {source} would delete {len(self.paths)} node(s) below {dest} that it "
+            f"lacks: {', '.join(self.paths[:10])}{' ...' if len(self.paths) > 10 else ''}; "
+            "pass allow_deletes=True to delete them"
+        )
 
 
 class ConflictError(IcechunkError):

@@ -2,15 +2,16 @@
 
 The library's importer makes the tree at DEST match SOURCE (creating, updating and deleting
 groups and arrays) and writes only chunks whose checksum changed; this command adds the
-progress bar, the commit and the summary.
+progress bar, the question before deleting groups or arrays, the commit and the summary.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,9 +23,14 @@ from icechunk_cli.render import Column, Output, format_bytes
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    import icechunk_lib as ic
+    from icechunk_lib.ops.importer import ImportStats
+
 __all__ = ["commit", "parse_metadata"]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+_SHOWN = 10
+"""Paths listed in a question or warning before "..."."""
 
 
 def parse_metadata(pairs: list[str]) -> dict[str, str]:
@@ -70,6 +76,12 @@ def commit(
             show_default=False,
         ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Delete groups and arrays under DEST that SOURCE lacks, unasked."
+        ),
+    ] = False,
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
@@ -77,21 +89,26 @@ def commit(
     """Commit the content of a plain Zarr v3 store.
 
     Groups and arrays under DEST are created, updated or deleted to match SOURCE, and only
-    chunks whose content changed are written. With nothing to change, nothing is committed
-    and the exit code is 0.
+    chunks whose content changed are written. SOURCE must be a store's top directory (the
+    one holding its root zarr.json) and every zarr.json in it valid, or nothing is imported.
+    Deleting groups or arrays that SOURCE lacks needs --yes, or a yes at the terminal.
+    With nothing to change, nothing is committed and the exit code is 0.
     """
     out = Output(json=json, no_color=no_color)
     meta = parse_metadata(metadata or [])
     if not _URL.match(source) and not Path(source).expanduser().exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
-    from icechunk_lib.ops.importer import import_zarr
 
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
-    with _ProgressBar(out) as bar:
-        stats = import_zarr(session, source, dest, progress=bar.update)
+    stats = _import(out, session, source, dest, yes=yes)
+    if stats.skipped_v2:
+        out.note(
+            f"ick: warning: skipped {len(stats.skipped_v2)} Zarr v2 group(s) or array(s) in "
+            f"{source} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
+        )
     try:
         snapshot_id: str | None = session.commit(message, meta)
     except NoChangesToCommitError:
@@ -104,6 +121,8 @@ def commit(
                 "snapshot_id": snapshot_id,
                 "previous_id": previous,
                 "stats": stats.as_dict(),
+                "deleted": stats.deleted_paths,
+                "skipped_v2": stats.skipped_v2,
             }
         )
         return
@@ -125,6 +144,70 @@ def commit(
     rows = [[name.replace("_", " "), _count(name, n, out)] for name, n in counts.items() if n]
     if rows:
         out.table([Column("what"), Column("count", numeric=True)], rows)
+    for path, below in _trees(stats.deleted_paths):
+        extra = f" (and {below} below it)" if below else ""
+        out.line(out.text(("deleted", "deleted"), f" {path}{extra}"))
+
+
+def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bool) -> ImportStats:
+    """Import SOURCE into the session; deleting nodes takes --yes or a yes at the terminal.
+
+    Without --yes the importer refuses to delete before it changes anything; at a terminal
+    the deletions are listed and, if confirmed, the import runs again allowing them.
+    """
+    from icechunk_lib.errors import ImportWouldDeleteError
+    from icechunk_lib.ops.importer import import_zarr
+
+    try:
+        with _ProgressBar(out) as bar:
+            return import_zarr(session, source, dest, progress=bar.update, allow_deletes=yes)
+    except ImportWouldDeleteError as refused:
+        # Scripts (and --json) get the error and its hint; only a person can be asked.
+        if out.json or not _stream_is_tty(sys.stdin):
+            raise
+        out.note(f"{source} lacks {len(refused.paths)} group(s) or array(s) under {dest}:")
+        trees = _trees(refused.paths)
+        for path, below in trees[:_SHOWN]:
+            out.note(f"  {path}" + (f" (and {below} below it)" if below else ""))
+        if len(trees) > _SHOWN:
+            out.note(f"  ... and {len(trees) - _SHOWN} more")
+        question = f"Delete them from {session.branch} and commit?"
+        try:
+            confirmed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:
+            confirmed = False
+        if not confirmed:
+            out.note(f"ick: nothing committed; branch {session.branch!r} is unchanged")
+            raise typer.Exit(1) from None
+    with _ProgressBar(out) as bar:
+        return import_zarr(session, source, dest, progress=bar.update, allow_deletes=True)
+
+
+def _trees(paths: list[str]) -> list[tuple[str, int]]:
+    """Node paths as the top of each deleted tree, with how many of them lie below it."""
+    below: dict[str, int] = {}
+    for path in sorted(paths):  # an ancestor sorts before its descendants
+        parts = path.split("/")
+        ancestors = (
+            ["/".join(parts[:i]) or "/" for i in range(1, len(parts))] if path != "/" else []
+        )
+        top = next((a for a in ancestors if a in below), None)
+        if top is None:
+            below[path] = 0
+        else:
+            below[top] += 1
+    return list(below.items())
+
+
+def _some(items: list[str]) -> str:
+    return ", ".join(items[:_SHOWN]) + (", ..." if len(items) > _SHOWN else "")
+
+
+def _stream_is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _count(name: str, n: int, out: Output) -> str:

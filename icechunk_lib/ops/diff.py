@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.format.manifest import INLINE, ChunkTable
@@ -126,9 +127,17 @@ def _changed_coords(a: ChunkTable, b: ChunkTable) -> list[list[int]]:
         la = np.array([*a.locations, ""], dtype=object)[a.location_index[ia]]
         lb = np.array([*b.locations, ""], dtype=object)[b.location_index[ib]]
         differs |= la != lb
-    keys = np.union1d(only, ka[ia[differs]])
-    coords: Any = np.stack(np.unravel_index(keys, shape), axis=1) if len(keys) else []
-    return [list(map(int, c)) for c in coords]
+    return _unravel(np.union1d(only, ka[ia[differs]]), shape)
+
+
+def _unravel(keys: npt.NDArray[np.int64], shape: tuple[int, ...]) -> list[list[int]]:
+    """Coordinates of row-major ``keys`` in ``shape``; a 0-d array's one chunk has none."""
+    if not shape:  # np.unravel_index refuses a 0-d shape
+        return [[] for _ in keys]
+    if not len(keys):
+        return []
+    coords: list[list[int]] = np.stack(np.unravel_index(keys, shape), axis=1).tolist()
+    return coords
 
 
 async def diff_snapshots(objects: ObjectStore, old: Snapshot, new: Snapshot) -> Diff:

@@ -4,15 +4,19 @@
 checksum with the refs the session already holds, so importing a slightly changed source again
 writes (and later commits) only the changed chunks. Nodes and chunks missing from the source are
 deleted, so afterwards the destination tree mirrors the source exactly.
+
+The source must be the root of a Zarr v3 store (a ``zarr.json`` at its top) and every
+``zarr.json`` in it must be metadata zarr can open; otherwise the import refuses before it
+changes anything, so a mistyped path cannot replace a branch's tree with whatever lies below it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import dataclasses
-import json
 import os
 import re
 from collections.abc import AsyncGenerator, Callable, Coroutine
@@ -26,10 +30,11 @@ from zarr.core.buffer import default_buffer_prototype
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
-    CorruptObjectError,
     IcechunkError,
     ImportSourceError,
     ImportSourceNotFoundError,
+    ImportWouldDeleteError,
+    InvalidImportSourceError,
     InvalidNameError,
     InvalidStorageURLError,
     ReadOnlySessionError,
@@ -38,7 +43,8 @@ from icechunk_lib.errors import (
 from icechunk_lib.format import content_checksum
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
-from icechunk_lib.zarr_keys import META_KEY, ArrayInfo, parse_array_meta
+from icechunk_lib.ops.source_meta import check_source_meta, source_file
+from icechunk_lib.zarr_keys import META_KEY, ArrayInfo
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -66,7 +72,12 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # Minimal Zarr v3 group metadata, for ancestors of ``dest`` that do not exist yet.
 _GROUP_META = b'{"zarr_format":3,"node_type":"group","attributes":{}}'
 _V2_KEYS = (".zarray", ".zgroup", ".zattrs")
+_V2_NODE_KEYS = (".zarray", ".zgroup")
 _SCAN_REPORT_EVERY = 256
+# Looking for store roots below a source that is not one: how far, and how many to name.
+_ROOT_SEARCH_DIRS = 256
+_ROOT_SEARCH_NAMES = 1000
+_ROOT_HINTS = 5
 
 
 @dataclass
@@ -86,6 +97,11 @@ class ImportStats:
     """Bytes of the chunks written (inline ones included)."""
     other_keys_skipped: int = 0
     """Source keys that are neither ``zarr.json`` nor a chunk of an array."""
+    deleted_paths: list[str] = dataclasses.field(default_factory=list)
+    """Nodes below ``dest`` that the source lacks, deleted with everything below them."""
+    skipped_v2: list[str] = dataclasses.field(default_factory=list)
+    """Source paths with Zarr v2 metadata (``.zgroup``, ``.zarray``) and no ``zarr.json``:
+    not imported (their keys count in ``other_keys_skipped``)."""
 
     @property
     def changed(self) -> bool:
@@ -102,8 +118,12 @@ class ImportStats:
         )
 
     def as_dict(self) -> dict[str, int]:
-        """The counters by name, e.g. for ``--json`` output."""
-        return dataclasses.asdict(self)
+        """The counters by name, e.g. for ``--json`` output (the path lists are not counters)."""
+        return {
+            f.name: value
+            for f in dataclasses.fields(self)
+            if isinstance(value := getattr(self, f.name), int)
+        }
 
 
 def import_zarr(
@@ -113,13 +133,21 @@ def import_zarr(
     *,
     progress: ProgressCallback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    allow_deletes: bool = True,
 ) -> ImportStats:
     """Make the tree at ``dest`` in ``session`` match the Zarr v3 store ``source``.
 
     Blocking twin of ``import_zarr_async``; ``progress`` runs on zarr's event loop thread.
     """
     return _sync.run(
-        import_zarr_async(session, source, dest, progress=progress, concurrency=concurrency)
+        import_zarr_async(
+            session,
+            source,
+            dest,
+            progress=progress,
+            concurrency=concurrency,
+            allow_deletes=allow_deletes,
+        )
     )
 
 
@@ -130,6 +158,7 @@ async def import_zarr_async(
     *,
     progress: ProgressCallback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    allow_deletes: bool = True,
 ) -> ImportStats:
     """Make the tree at ``dest`` in ``session`` match the Zarr v3 store ``source``.
 
@@ -138,13 +167,18 @@ async def import_zarr_async(
     are written only when new or changed, and chunks absent from the source are deleted. At
     most ``concurrency`` source reads or session writes are in flight at a time. The session
     is not committed; if the import fails half way, discard the changes or import again.
+    With ``allow_deletes=False`` an import that would delete nodes raises instead, before it
+    changes anything; ``ImportStats.deleted_paths`` lists what an import deleted.
 
     Raises:
         ReadOnlySessionError: the session cannot write (checked before reading anything).
-        StorageError: the source does not exist, cannot be read or holds no ``zarr.json``.
-        CorruptObjectError: a source ``zarr.json`` is not Zarr v3 group or array metadata.
+        InvalidImportSourceError: the source has no ``zarr.json`` at its root, or one of its
+            ``zarr.json`` is not metadata zarr can open (the error names the file and field).
+        StorageError: the source does not exist or cannot be read.
         InvalidStorageURLError: the source URL is malformed or its scheme is unavailable.
         InvalidNameError: a source key is not a valid node path, or ``dest`` is inside an array.
+        ImportWouldDeleteError: ``allow_deletes`` is False and nodes below ``dest`` are not in
+            the source.
     """
     if session.read_only:
         raise ReadOnlySessionError("import a Zarr store")
@@ -152,7 +186,8 @@ async def import_zarr_async(
     dest = validate_node_path(dest.rstrip("/") or "/")
     store, name, owned = _open_source(source)
     try:
-        return await _Importer(session, store, name, dest, progress, concurrency).run()
+        importer = _Importer(session, store, name, dest, progress, concurrency, allow_deletes)
+        return await importer.run()
     finally:
         if owned:
             store.close()
@@ -195,7 +230,7 @@ def _open_directory(path: Path) -> tuple[Store, str, bool]:
     if not path.exists():
         raise ImportSourceNotFoundError(str(path), "no such file or directory")
     if not path.is_dir():
-        raise ImportSourceError(str(path), "not a directory (a Zarr v3 store is one)")
+        raise InvalidImportSourceError(str(path), "not a directory (a Zarr v3 store is one)")
     return LocalStore(path, read_only=True), str(path), True
 
 
@@ -272,6 +307,15 @@ def _node_path(dest: str, key_prefix: str) -> str:
     return validate_node_path(rel if dest == "/" else f"{dest}/{rel}")
 
 
+def _outermost(prefixes: set[str]) -> list[str]:
+    """The sorted prefixes (``a/b``) that lie below none of the others."""
+    out: list[str] = []
+    for p in sorted(prefixes):  # a parent sorts before its children
+        if not any(p.startswith(o + "/") for o in out) and p != "":
+            out.append(p)
+    return out
+
+
 def _ancestors(path: str) -> list[str]:
     """Proper ancestors of a node path, root first: ``/a/b`` -> ``["/", "/a"]``."""
     if path == "/":
@@ -291,6 +335,7 @@ class _Importer:
     dest: str
     progress: ProgressCallback | None
     concurrency: int
+    allow_deletes: bool
     stats: ImportStats = dataclasses.field(default_factory=ImportStats)
     chunk_keys: int = 0
     """Chunk keys found below the source arrays."""
@@ -339,11 +384,60 @@ class _Importer:
             raise self._source_error(f"read {key!r}", exc) from exc
         return None if buf is None else buf.to_bytes()
 
+    async def _check_root(self) -> None:
+        """Refuse a source without a root ``zarr.json`` before listing it (it may be a disk)."""
+        try:
+            found = await self.store.exists(META_KEY)
+        except IcechunkError:
+            raise
+        except Exception as exc:
+            raise self._source_error(f"read {META_KEY!r}", exc) from exc
+        if found:
+            return
+        roots, looks_v2 = await self._nearby_roots()
+        reason = "no zarr.json at its top, so it is not the root of a Zarr v3 store"
+        if looks_v2:
+            reason += "; it looks like Zarr v2: convert it to v3 first"
+        elif roots:
+            shown = [source_file(self.name, r.rstrip("/")) for r in roots[:_ROOT_HINTS]]
+            more = ", ..." if len(roots) > _ROOT_HINTS else ""
+            reason += f"; Zarr v3 stores below it: {', '.join(shown)}{more}"
+        raise InvalidImportSourceError(self.name, reason, key=META_KEY)
+
+    async def _nearby_roots(self) -> tuple[list[str], bool]:
+        """Prefixes of the nearest store roots below the source, and whether it is Zarr v2.
+
+        Only for the hint of an error, so bounded: a breadth-first walk of at most
+        ``_ROOT_SEARCH_DIRS`` directories and ``_ROOT_SEARCH_NAMES`` names in each, skipping
+        what cannot be listed.
+        """
+        roots: list[str] = []
+        looks_v2 = False
+        queue, visited = collections.deque([""]), 0
+        while queue and visited < _ROOT_SEARCH_DIRS and len(roots) <= _ROOT_HINTS:
+            prefix = queue.popleft()
+            visited += 1
+            names: list[str] = []
+            try:
+                async for name in self.store.list_dir(prefix):
+                    names.append(name)
+                    if len(names) >= _ROOT_SEARCH_NAMES:
+                        break
+            except Exception:  # the error being reported is the missing zarr.json
+                continue
+            if prefix and META_KEY in names:
+                roots.append(prefix)
+                continue
+            if not prefix:
+                looks_v2 = any(n in _V2_NODE_KEYS for n in names)
+            queue.extend(f"{prefix}{n}/" for n in sorted(names) if n not in _V2_KEYS)
+        return roots, looks_v2
+
     async def _scan(self) -> list[str]:
         """Keys of every ``zarr.json``; counts the other keys for progress and stats."""
         metas: list[str] = []
+        v2_nodes: set[str] = set()
         listed = others = 0
-        looks_v2 = False
         async with contextlib.aclosing(self._keys("")) as keys:
             async for key in keys:
                 listed += 1
@@ -351,34 +445,24 @@ class _Importer:
                     metas.append(key)
                 else:
                     others += 1
-                    looks_v2 = looks_v2 or key.endswith(_V2_KEYS)
+                    base, _, leaf = key.rpartition("/")
+                    if leaf in _V2_NODE_KEYS:
+                        v2_nodes.add(base)
                 if listed % _SCAN_REPORT_EVERY == 0:
                     self._report("scan", listed, 0)
         self._report("scan", listed, listed)
-        if not metas:
-            hint = "it looks like Zarr v2; convert it to v3 first" if looks_v2 else "is it Zarr v3?"
-            raise ImportSourceError(self.name, f"no zarr.json found in it; {hint}")
+        if META_KEY not in metas:
+            raise ImportSourceError(self.name, f"{META_KEY} vanished while importing")
         self.total = others
+        v3_nodes = {m[: -len(META_KEY)].rstrip("/") for m in metas}
+        self.stats.skipped_v2 = _outermost(v2_nodes - v3_nodes)
         return metas
 
     def _check_meta(self, key: str, data: bytes | None) -> bytes:
-        """``data`` if it is Zarr v3 group or array metadata, else ``CorruptObjectError``."""
-        where = f"{key} in {self.name}"
+        """``data`` if zarr can open it as Zarr v3 metadata, else ``InvalidImportSourceError``."""
         if data is None:
             raise ImportSourceError(self.name, f"{key} vanished while importing")
-        try:
-            doc: Any = json.loads(data)
-        except ValueError:
-            doc = None
-        if (
-            not isinstance(doc, dict)
-            or doc.get("zarr_format") != 3
-            or doc.get("node_type") not in ("group", "array")
-        ):
-            raise CorruptObjectError(where, "not Zarr v3 group or array metadata")
-        if doc["node_type"] == "array" and parse_array_meta(data) is None:
-            raise CorruptObjectError(where, "array metadata without a valid shape")
-        return data
+        return check_source_meta(self.name, key, data)
 
     async def _read_metadata(self, keys: list[str]) -> dict[str, bytes]:
         """Source key prefix (``""``, ``a/b/``) -> checked ``zarr.json`` bytes."""
@@ -410,12 +494,19 @@ class _Importer:
             if node is not None and node.kind == ARRAY:
                 raise InvalidNameError("node", dest, f"{ancestor} is an array; it has no children")
 
+        below = "/" if dest == "/" else dest + "/"
+        before = {p: n for p, n in nodes.items() if p == dest or p.startswith(below)}
+        missing = sorted(p for p in before if p not in plan)
+        if missing and not self.allow_deletes:
+            raise ImportWouldDeleteError(self.name, dest, missing)
+
         # Nothing is changed before this point, so a bad source leaves the session untouched.
         for ancestor in _ancestors(dest):
             if ancestor not in nodes:
                 await session.set_node(ancestor, _GROUP_META)
                 self.stats.groups_created += 1
-        await self._delete_missing_nodes(nodes, set(plan))
+        await self._delete_missing_nodes(before, set(plan))
+        self.stats.deleted_paths = missing
 
         jobs: list[_ArrayJob] = []
         prefixes = sorted(metas)
@@ -440,10 +531,8 @@ class _Importer:
                 jobs.append(_ArrayJob(prefix, node, info, fresh, tuple(prefixes[start:end])))
         return jobs
 
-    async def _delete_missing_nodes(self, nodes: dict[str, NodeSnapshot], keep: set[str]) -> None:
-        """Delete nodes below ``dest`` that the source lacks (metadata only, no chunk I/O)."""
-        below = "/" if self.dest == "/" else self.dest + "/"
-        before = {p: n for p, n in nodes.items() if p == self.dest or p.startswith(below)}
+    async def _delete_missing_nodes(self, before: dict[str, NodeSnapshot], keep: set[str]) -> None:
+        """Delete the nodes of ``before`` (all below ``dest``) not in ``keep`` (no chunk I/O)."""
         kept = sorted(keep)
         trees: set[str] = set()
         for path in sorted(before):  # parents sort before their children
@@ -483,13 +572,16 @@ class _Importer:
     async def _copy_array(self, pool: _Pool, job: _ArrayJob) -> None:
         """Queue every chunk of one array, then delete the chunks the source lacks."""
         seen: set[Coords] = set()
+        info = job.info
+        grid = [-(-s // c) for s, c in zip(info.shape, info.chunk_shape, strict=True)]
         async with contextlib.aclosing(self._keys(job.prefix)) as keys:
             async for key in keys:
                 suffix = key[len(job.prefix) :]
                 if suffix == META_KEY or key.startswith(job.nested):
                     continue
                 coords = job.info.parse_chunk_key(suffix)
-                if coords is None:
+                # A key beyond the grid (left by a resize, say) is no chunk zarr would read.
+                if coords is None or not all(c < n for c, n in zip(coords, grid, strict=True)):
                     self._advance()
                     continue
                 self.chunk_keys += 1
@@ -503,6 +595,7 @@ class _Importer:
         self.stats.chunks_deleted += len(gone)
 
     async def run(self) -> ImportStats:
+        await self._check_root()
         metas = await self._read_metadata(await self._scan())
         jobs = await self._apply_nodes(metas)
         self._report("chunks", 0, self.total)

@@ -156,7 +156,9 @@ def test_commit_from_a_store_then_only_changed_chunks(ick: Ick, tmp_path: Path) 
 def test_commit_plain_output_and_a_branch(ick: Ick, tmp_path: Path) -> None:
     source = tmp_path / "s.zarr"
     write_store(source)
-    out = ick.ok("commit", "-m", "Import", "--from", str(source), "-b", "experiment").stdout
+    out = ick.ok(
+        "commit", "-m", "Import", "--from", str(source), "-b", "experiment", "--yes"
+    ).stdout
     lines = out.splitlines()
     assert lines[0].startswith("Committed ") and " to experiment (parent " in lines[0]
     assert ["chunks", "written", "12"] in [line.split() for line in lines]
@@ -182,9 +184,9 @@ def test_parse_metadata() -> None:
 def test_commit_progress_goes_to_stderr_on_a_terminal_only(ick: Ick, tmp_path: Path) -> None:
     source = tmp_path / "s.zarr"
     write_store(source)
-    shown = ick.ok("commit", "-m", "a", "--from", str(source), env={"ICK_TERMINAL": "1"})
+    shown = ick.ok("commit", "-m", "a", "--from", str(source), "-y", env={"ICK_TERMINAL": "1"})
     assert "scan" in shown.stderr and "chunks" in shown.stderr
     assert "scan" not in shown.stdout
     ick.ok("branch", "create", "other", "v1.0")
-    quiet = ick.ok("commit", "-m", "b", "--from", str(source), "-b", "other")
+    quiet = ick.ok("commit", "-m", "b", "--from", str(source), "-b", "other", "-y")
     assert quiet.stderr == ""

@@ -6,15 +6,20 @@ import asyncio
 import json
 import re
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fsspec
+import import_sources
 import numpy as np
 import pytest
 import zarr
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import FsspecStore, LocalStore, WrapperStore
@@ -373,22 +378,29 @@ def test_bad_sources_raise_and_change_nothing(memory_repo: ic.Repository, tmp_pa
         import_zarr(session, missing)
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "data.csv").write_text("1,2\n")
-    with pytest.raises(ic.StorageError, match=r"plain: no zarr\.json found") as err:
+    with pytest.raises(
+        ic.InvalidImportSourceError, match=r"plain: no zarr\.json at its top"
+    ) as err:
         import_zarr(session, str(tmp_path / "plain"))
-    assert "v2" not in str(err.value)
-    with pytest.raises(ic.StorageError, match="not a directory"):
+    assert "v2" not in str(err.value) and "stores below" not in str(err.value)
+    with pytest.raises(ic.InvalidImportSourceError, match="not a directory"):
         import_zarr(session, tmp_path / "plain" / "data.csv")
     zarr.open_group(LocalStore(tmp_path / "v2"), mode="w", zarr_format=2)
-    with pytest.raises(ic.StorageError, match="looks like Zarr v2"):
+    with pytest.raises(ic.InvalidImportSourceError, match="looks like Zarr v2"):
         import_zarr(session, tmp_path / "v2")
 
-    write_source(tmp_path / "broken")
-    (tmp_path / "broken" / "grp" / "zarr.json").write_text('{"zarr_format": 2}')
-    with pytest.raises(CorruptObjectError, match=r"grp/zarr.json in .*broken"):
-        import_zarr(session, tmp_path / "broken")
-    (tmp_path / "broken" / "grp" / "zarr.json").write_bytes(b"\xff not json")
-    with pytest.raises(CorruptObjectError, match="not Zarr v3"):
-        import_zarr(session, tmp_path / "broken")
+    broken = write_source(tmp_path / "broken")
+    (broken / "grp" / "zarr.json").write_text('{"zarr_format": 2}')
+    with pytest.raises(
+        ic.InvalidImportSourceError,
+        match=re.escape(f"{broken}/grp/zarr.json is not valid Zarr v3 metadata: zarr_format:"),
+    ) as bad_meta:
+        import_zarr(session, broken)
+    assert (bad_meta.value.key, bad_meta.value.field) == ("grp/zarr.json", "zarr_format")
+    assert not isinstance(bad_meta.value, CorruptObjectError)  # the source, not the repository
+    (broken / "grp" / "zarr.json").write_bytes(b"\xff not json")
+    with pytest.raises(ic.InvalidImportSourceError, match=r"grp/zarr\.json .*not JSON"):
+        import_zarr(session, broken)
 
     with pytest.raises(InvalidStorageURLError, match="fsspec cannot open") as bad:
         import_zarr(session, "nosuchproto://user:secret@host/data?token=abc")
@@ -402,3 +414,182 @@ def test_read_only_session_refused_before_reading(memory_repo: ic.Repository) ->
     session = memory_repo.readonly_session("main")
     with pytest.raises(ic.ReadOnlySessionError, match="import a Zarr store"):
         import_zarr(session, "/does/not/exist")
+
+
+# --- sources that are not a store root, bad metadata, deletions, v2 leftovers -----------------
+
+
+def _committed(repo: ic.Repository) -> ic.Session:
+    """A branch with content: a group and an array, committed on main."""
+    session = repo.writable_session("main")
+    root = zarr.open_group(session.store, mode="w")
+    root.create_group("keep").create_array("x", shape=(3,), dtype="i4")[:] = [1, 2, 3]
+    session.commit("setup")
+    return repo.writable_session("main")
+
+
+def test_a_directory_that_is_not_a_store_root_is_refused(
+    memory_repo: ic.Repository, tmp_path: Path
+) -> None:
+    parent = tmp_path / "parent"
+    for name in ("b.zarr", "a.zarr", "deep/er/c.zarr"):
+        zarr.open_group(LocalStore(parent / name), mode="w").create_array(
+            "x", shape=(2,), dtype="i1"
+        )[:] = 1
+    (parent / "notes.txt").write_text("not zarr")
+    session = _committed(memory_repo)
+    with pytest.raises(ic.InvalidImportSourceError, match=r"no zarr\.json at its top") as err:
+        import_zarr(session, parent)
+    found = str(err.value).partition("stores below it: ")[2].split(", ")
+    # Nearest first, each store once (not the arrays inside it).
+    assert found == [str(parent / "a.zarr"), str(parent / "b.zarr"), str(parent / "deep/er/c.zarr")]
+    assert err.value.key == "zarr.json"
+    assert not session.has_uncommitted_changes
+
+
+def test_the_store_root_hint_is_bounded(memory_repo: ic.Repository, tmp_path: Path) -> None:
+    parent = tmp_path / "many"
+    for i in range(12):
+        zarr.open_group(LocalStore(parent / f"s{i:02}"), mode="w")
+    with pytest.raises(ic.InvalidImportSourceError) as err:
+        import_zarr(memory_repo.writable_session("main"), parent)
+    listed = str(err.value).partition("stores below it: ")[2]
+    assert listed.endswith(", ...")
+    assert listed.count(str(parent)) == 5
+
+
+def test_deletes_are_refused_unless_allowed(memory_repo: ic.Repository, source: Path) -> None:
+    session = _committed(memory_repo)
+    with pytest.raises(ic.ImportWouldDeleteError) as err:
+        import_zarr(session, source, allow_deletes=False)
+    assert err.value.paths == ["/keep", "/keep/x"]
+    assert (err.value.dest, err.value.source) == ("/", str(source))
+    assert "2 node(s) below /" in str(err.value)
+    assert not session.has_uncommitted_changes
+
+    # Below another path nothing is deleted, so nothing needs allowing.
+    stats = import_zarr(session, source, "/imported", allow_deletes=False)
+    assert stats.deleted_paths == [] and stats.arrays_created == len(ARRAYS)
+
+    stats = import_zarr(session, source, allow_deletes=True)
+    assert stats.deleted_paths == ["/imported", *sorted(
+        f"/imported/{p}" for p in ("grp", *ARRAYS)
+    ), "/keep", "/keep/x"]  # fmt: skip
+    assert "deleted_paths" not in stats.as_dict()
+    assert stats.groups_deleted == 3 and stats.arrays_deleted == len(ARRAYS) + 1
+
+
+def test_v2_nodes_inside_a_v3_store_are_reported(memory_repo: ic.Repository, source: Path) -> None:
+    old = zarr.open_group(LocalStore(source / "grp" / "old"), mode="w", zarr_format=2)
+    old.create_array("inner", shape=(4,), chunks=(2,), dtype="i2")[:] = 5
+    zarr.open_array(LocalStore(source / "legacy"), mode="w", shape=(2,), dtype="i1", zarr_format=2)[
+        :
+    ] = 1
+    stats = import_zarr(memory_repo.writable_session("main"), source)
+    assert stats.skipped_v2 == ["grp/old", "legacy"]
+    assert stats.arrays_created == len(ARRAYS)  # nothing of them imported
+    assert "skipped_v2" not in stats.as_dict()
+
+
+def test_chunk_keys_beyond_the_grid_are_skipped(memory_repo: ic.Repository, tmp_path: Path) -> None:
+    src = zarr.open_group(LocalStore(tmp_path / "src"), mode="w")
+    src.create_array("a", shape=(4,), chunks=(2,), dtype="i1", compressors=None)[:] = 3
+    (tmp_path / "src" / "a" / "c" / "5").write_bytes(b"\x01\x02")  # a 3-chunk grid has no 5
+    session = memory_repo.writable_session("main")
+    stats = import_zarr(session, tmp_path / "src")
+    assert (stats.chunks_written, stats.other_keys_skipped) == (2, 1)
+    assert session.status().updated_chunks == {"/a": [[0], [1]]}
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_bytes())
+    return doc
+
+
+BAD_META: list[tuple[str, Any, str]] = [
+    # (dotted field, value or DELETE, the field the error names)
+    ("chunk_grid.configuration.chunk_shape", ["a"], "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.configuration.chunk_shape", [0], "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.configuration.chunk_shape", [-2], "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.configuration.chunk_shape", [True], "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.configuration.chunk_shape", [2, 2], "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.configuration", None, "chunk_grid.configuration.chunk_shape"),
+    ("chunk_grid.name", "rectilinear", "chunk_grid"),
+    ("shape", [-1], "shape"),
+    ("shape", "10", "shape"),
+    ("shape", [2**63], "shape"),
+    ("shape", [2**62, 2**62], "shape"),  # a grid of 2**124 chunks of (1, 1)
+    ("data_type", "nope", "data_type"),
+    ("data_type", None, "data_type"),
+    ("fill_value", "not a number", "fill_value"),
+    ("fill_value", "DELETE", "fill_value"),
+    ("codecs", [{"name": "no-such-codec"}], "codecs"),
+    ("codecs", "DELETE", "codecs"),
+    ("chunk_key_encoding", {"name": "sideways"}, "chunk_key_encoding"),
+    ("attributes", [1, 2], "attributes"),
+    ("node_type", "folder", "node_type"),
+    ("zarr_format", 3.5, "zarr_format"),
+    ("dimension_names", ["x", "y"], ""),  # zarr's own check: one name per dimension
+]
+
+
+def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        doc = doc[p]
+    if value == "DELETE":
+        del doc[last]
+    else:
+        doc[last] = value
+
+
+@pytest.mark.parametrize(("field", "value", "named"), BAD_META, ids=lambda v: str(v)[:40])
+def test_bad_source_metadata_is_refused_before_any_change(
+    memory_repo: ic.Repository, tmp_path: Path, field: str, value: Any, named: str
+) -> None:
+    src = zarr.open_group(LocalStore(tmp_path / "src"), mode="w")
+    src.create_array("a", shape=(10,), chunks=(5,), dtype="i2")[:] = 4
+    meta = tmp_path / "src" / "a" / "zarr.json"
+    doc = _meta(meta)
+    if field == "chunk_grid.configuration.chunk_shape" and value == [2, 2]:
+        doc["dimension_names"] = None
+    if field == "shape" and isinstance(value, list) and len(value) == 2:
+        doc["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1]
+    _set(doc, field, value)
+    meta.write_text(json.dumps(doc))
+    session = _committed(memory_repo)
+    with pytest.raises(ic.InvalidImportSourceError) as err:
+        import_zarr(session, tmp_path / "src")
+    message = str(err.value)
+    assert message.startswith(f"cannot import {tmp_path / 'src'}: {meta} is not valid Zarr v3")
+    assert (err.value.key, err.value.field) == ("a/zarr.json", named)
+    if named:
+        assert f"metadata: {named}: " in message
+    assert not session.has_uncommitted_changes
+
+
+@pytest.mark.filterwarnings("ignore::zarr.errors.ZarrFutureWarning")
+@pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(import_sources.TARGETS), changes=import_sources.mutations)
+def test_fuzzed_source_metadata_imports_exactly_or_is_refused(
+    target: str, changes: list[tuple[str, Any, Any]]
+) -> None:
+    """Damaged JSON, wrong types, zero, negative and huge dimensions: either the import reads
+    back as zarr reads the source, or it is refused naming the source, with nothing changed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        import_sources.write_base(src)
+        import_sources.apply(src, target, changes)
+        session = _committed(ic.Repository.create(ic.in_memory_storage()))
+        try:
+            import_zarr(session, src, "/imported", allow_deletes=False)
+        except ic.InvalidImportSourceError as err:
+            event(f"refused: {err.field}")
+            assert err.key == target
+            assert str(err).startswith(f"cannot import {src}: {src / target} is not valid")
+            assert not session.has_uncommitted_changes
+            return
+        event("imported")
+        import_sources.assert_reads_back(src, session.store, "imported/")
+        np.testing.assert_array_equal(zarr.open_array(session.store, path="keep/x")[:], [1, 2, 3])
