@@ -136,7 +136,7 @@ class ObjectStore:
 
         async def load() -> Snapshot:
             data = await self._get_snapshot_bytes(snapshot_id)
-            snap = decode_snapshot(data, path=self._where(SNAPSHOTS + snapshot_id))
+            snap = decode_snapshot(data, snapshot_id, path=self._where(SNAPSHOTS + snapshot_id))
             self._snapshots.put(snapshot_id, snap)
             return snap
 
@@ -154,7 +154,9 @@ class ObjectStore:
             )
         else:
             data = await self._get_snapshot_bytes(snapshot_id)
-            header = decode_snapshot_header(data, path=self._where(SNAPSHOTS + snapshot_id))
+            header = decode_snapshot_header(
+                data, snapshot_id, path=self._where(SNAPSHOTS + snapshot_id)
+            )
         self._headers.put(snapshot_id, header)
         return header
 
@@ -197,7 +199,7 @@ class ObjectStore:
     async def transaction_log(self, snapshot_id: str) -> TransactionLog:
         key = TRANSACTIONS + snapshot_id
         data = await self.storage.get(key)
-        return decode_txlog(data, path=self._where(key))
+        return decode_txlog(data, snapshot_id, path=self._where(key))
 
     async def write_transaction_log(self, log: TransactionLog) -> None:
         data = encode_txlog(log, compression_level=self.config.compression.level)

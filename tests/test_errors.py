@@ -423,13 +423,14 @@ def _key_of(repo: ic.Repository, root: Path, target: str) -> str:
 
 DAMAGE: dict[str, Callable[[bytearray], bytes]] = {
     "flip-magic": lambda b: bytes(b[:1]) + bytes([b[1] ^ 0x40]) + bytes(b[2:]),
-    "flip-length": lambda b: bytes(b[:8]) + bytes([b[8] ^ 1]) + bytes(b[9:]),
-    "flip-checksum": lambda b: bytes(b[:16]) + bytes([b[16] ^ 0x80]) + bytes(b[17:]),
+    "flip-id": lambda b: bytes(b[:10]) + bytes([b[10] ^ 4]) + bytes(b[11:]),
+    "flip-length": lambda b: bytes(b[:20]) + bytes([b[20] ^ 1]) + bytes(b[21:]),
+    "flip-checksum": lambda b: bytes(b[:28]) + bytes([b[28] ^ 0x80]) + bytes(b[29:]),
     "flip-last": lambda b: bytes(b[:-1]) + bytes([b[-1] ^ 0xFF]),
     "truncate-half": lambda b: bytes(b[: len(b) // 2]),
     "truncate-header": lambda b: bytes(b[:10]),
     "empty": lambda b: b"",
-    "version": lambda b: bytes(b[:4]) + struct.pack("<H", 2) + bytes(b[6:]),
+    "version": lambda b: bytes(b[:4]) + struct.pack("<H", 3) + bytes(b[6:]),
 }
 
 
