@@ -121,7 +121,7 @@ def content_checksum(data: bytes | bytearray | memoryview) -> int:
     return int(xxhash.xxh3_64_intdigest(data))
 
 
-def _checksum(head: bytes | memoryview, payload: bytes | memoryview) -> int:
+def _checksum(head: bytes | bytearray | memoryview, payload: bytes | memoryview) -> int:
     hasher = xxhash.xxh3_64(head)
     hasher.update(payload)
     return int(hasher.intdigest())
@@ -168,9 +168,29 @@ def encode_object(
     return head + _checksum(head, payload).to_bytes(8, "little") + payload
 
 
-def _check_version(version: int, path: str) -> None:
+def _version_damaged(data: bytes) -> bool:
+    """Whether ``data`` is a whole current-format file whose version field alone was damaged.
+
+    The checksum covers the version: if it matches once the field is set back to the
+    current version, the file was written by this format and then damaged, not by another.
+    """
+    if len(data) < HEADER_SIZE:
+        return False
+    head = bytearray(data[:_CHECKED])
+    struct.pack_into("<H", head, 4, FORMAT_VERSION)
+    stored = int.from_bytes(data[_CHECKED:HEADER_SIZE], "little")
+    return _checksum(head, memoryview(data)[HEADER_SIZE:]) == stored
+
+
+def _check_version(version: int, data: bytes, path: str) -> None:
     if version == FORMAT_VERSION:
         return
+    if _version_damaged(data):
+        raise CorruptObjectError(
+            path,
+            f"the format version field is damaged (it reads {version}, the checksum shows a "
+            f"version {FORMAT_VERSION} file)",
+        )
     if version == 1:
         raise RetiredFormatError(
             path,
@@ -200,7 +220,7 @@ def decode_object(
         magic, version = _PREFIX.unpack_from(data)
         if magic != MAGIC:
             raise CorruptObjectError(path, "not an ick metadata file (bad magic bytes)")
-        _check_version(version, path)
+        _check_version(version, data, path)
     if len(data) < HEADER_SIZE:
         raise CorruptObjectError(path, f"truncated: {len(data)} bytes is shorter than the header")
     _, _, got_kind, codec, found_id, length, checksum = _HEADER.unpack_from(data)
