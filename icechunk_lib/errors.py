@@ -287,8 +287,8 @@ class ObjectIdMismatchError(CorruptObjectError):
         self.found_id = found_id
         super().__init__(
             path,
-            f"the file holds {kind} {found_id}, not {expected_id}: it was probably copied or "
-            f"restored under the wrong name, so it is refused rather than read as {expected_id}",
+            f"the file holds {kind} {found_id}, not {expected_id} (it was probably copied or "
+            "restored under the wrong name)",
         )
 
 
