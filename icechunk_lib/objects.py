@@ -37,8 +37,8 @@ __all__ = [
     "SNAPSHOTS",
     "TRANSACTIONS",
     "ObjectStore",
-    "check_chunk",
     "chunk_key",
+    "chunk_mismatch",
 ]
 
 CONFIG = "config"
@@ -61,13 +61,6 @@ V = TypeVar("V")
 def chunk_key(chunk_id: bytes) -> str:
     """Storage key of a native chunk."""
     return CHUNKS + encode_id(chunk_id)
-
-
-def check_chunk(data: bytes, ref: ChunkRef, where: str) -> bytes:
-    """``data`` if it is the whole chunk ``ref`` describes (length and checksum), else raise."""
-    if len(data) != ref.length or (ref.checksum and content_checksum(data) != ref.checksum):
-        raise chunk_mismatch(ref, where)
-    return data
 
 
 def chunk_mismatch(ref: ChunkRef, where: str, found: str = "") -> CorruptObjectError:
@@ -246,7 +239,11 @@ class ObjectStore:
 
                 async def load() -> bytes:
                     rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
-                    data = check_chunk(await self.storage.get(key, rng), ref, self._where(key))
+                    data = await self.storage.get(key, rng)
+                    if len(data) != ref.length or (
+                        ref.checksum and content_checksum(data) != ref.checksum
+                    ):
+                        raise chunk_mismatch(ref, self._where(key))
                     self._verified.put(tag, data)
                     return data
 
