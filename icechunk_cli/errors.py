@@ -171,6 +171,10 @@ _RULES: dict[str, _Rule] = {
     ),
     "FileExistsError": _Rule(EXIT_CONFLICT),
     # 5: integrity
+    "RetiredFormatError": _Rule(
+        EXIT_ERROR,
+        "read it with the ick that wrote it and copy the data into a new repository",
+    ),
     "UnsupportedFormatError": _Rule(EXIT_ERROR, "upgrade ick to read this repository"),
     "CorruptObjectError": _Rule(
         EXIT_INTEGRITY, "the repository is damaged; restore the object from a backup"

@@ -28,7 +28,9 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     │   └── ProtectedBranchError (PermissionError)
     ├── InvalidNameError (ValueError)
     ├── CorruptObjectError (ValueError)
+    │   ├── ObjectIdMismatchError
     │   └── UnsupportedFormatError
+    │       └── RetiredFormatError
     ├── SessionError
     │   ├── ReadOnlySessionError (ValueError)
     │   ├── NoChangesToCommitError
@@ -65,6 +67,7 @@ __all__ = [
     "NoChangesToCommitError",
     "NodeNotFoundError",
     "ObjectExistsError",
+    "ObjectIdMismatchError",
     "ObjectNotFoundError",
     "PreconditionFailedError",
     "ProtectedBranchError",
@@ -75,6 +78,7 @@ __all__ = [
     "RefNotFoundError",
     "RepositoryAlreadyExistsError",
     "RepositoryNotFoundError",
+    "RetiredFormatError",
     "RevisionNotFoundError",
     "SessionError",
     "SnapshotNotFoundError",
@@ -301,8 +305,29 @@ class CorruptObjectError(IcechunkError, ValueError):
         super().__init__(f"corrupt object {path}: {reason}")
 
 
+class ObjectIdMismatchError(CorruptObjectError):
+    """An intact object is stored under another object's key (copied or restored wrongly).
+
+    ``expected_id`` is the id in the key, ``found_id`` the id the file proves it holds.
+    """
+
+    def __init__(self, path: str, kind: str, expected_id: str, found_id: str) -> None:
+        self.kind = kind
+        self.expected_id = expected_id
+        self.found_id = found_id
+        super().__init__(
+            path,
+            f"the file holds {kind} {found_id}, not {expected_id} (it was probably copied or "
+            "restored under the wrong name)",
+        )
+
+
 class UnsupportedFormatError(CorruptObjectError):
     """A metadata object was written by an unknown (newer) format version."""
+
+
+class RetiredFormatError(UnsupportedFormatError):
+    """A metadata object was written by a pre-release format version this ick no longer reads."""
 
 
 class ConfigError(IcechunkError, ValueError):

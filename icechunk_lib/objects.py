@@ -2,6 +2,7 @@
 
 Snapshots, manifests and transaction logs never change once written, so they are cached by
 id without invalidation. Concurrent requests for the same uncached object share one fetch.
+Partial reads of chunks are checked here too (see ``ObjectStore.chunk_range``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from icechunk_lib.errors import ObjectNotFoundError, SnapshotNotFoundError
-from icechunk_lib.format import RepositoryConfig, encode_id
+from icechunk_lib.errors import CorruptObjectError, ObjectNotFoundError, SnapshotNotFoundError
+from icechunk_lib.format import RepositoryConfig, content_checksum, encode_id
 from icechunk_lib.format.snapshot import (
     Snapshot,
     SnapshotHeader,
@@ -25,17 +26,19 @@ from icechunk_lib.format.txlog import TransactionLog, decode_txlog, encode_txlog
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
-    from icechunk_lib.format.manifest import ManifestFile
+    from icechunk_lib.format.manifest import ChunkRef, ManifestFile
 
 __all__ = [
     "CHUNKS",
     "CONFIG",
     "MANIFESTS",
+    "RANGE_VERIFY_LIMIT",
     "REFS",
     "SNAPSHOTS",
     "TRANSACTIONS",
     "ObjectStore",
     "chunk_key",
+    "chunk_mismatch",
 ]
 
 CONFIG = "config"
@@ -45,6 +48,12 @@ MANIFESTS = "manifests/"
 TRANSACTIONS = "transactions/"
 CHUNKS = "chunks/"
 
+RANGE_VERIFY_LIMIT = 4 << 20
+"""A partial read of a native chunk of at most this many bytes reads the whole chunk, checks
+it against the manifest and keeps it for the next ranges (a zarr shard is read as its index,
+then one range per inner chunk). Bigger chunks are read by range and only their size checked."""
+_VERIFIED_CACHE_BYTES = 64 << 20
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -52,6 +61,16 @@ V = TypeVar("V")
 def chunk_key(chunk_id: bytes) -> str:
     """Storage key of a native chunk."""
     return CHUNKS + encode_id(chunk_id)
+
+
+def chunk_mismatch(ref: ChunkRef, where: str, found: str = "") -> CorruptObjectError:
+    """The error for a chunk file that is not the chunk its manifest row describes."""
+    return CorruptObjectError(
+        where,
+        f"chunk content does not match the manifest (expected {ref.length} bytes with "
+        f"checksum {ref.checksum:016x}{found}): the file was damaged, truncated, or "
+        "replaced by another file",
+    )
 
 
 class _LRU(Generic[V]):
@@ -98,6 +117,8 @@ class ObjectStore:
         self._manifests: _LRU[ManifestFile] = _LRU(
             config.caching.num_bytes_manifests, lambda m: m.nbytes()
         )
+        self._verified: _LRU[bytes] = _LRU(_VERIFIED_CACHE_BYTES, len)
+        self._sizes: _LRU[int] = _LRU(65536, lambda _: 1)
         self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     async def _shared(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
@@ -136,7 +157,7 @@ class ObjectStore:
 
         async def load() -> Snapshot:
             data = await self._get_snapshot_bytes(snapshot_id)
-            snap = decode_snapshot(data, path=self._where(SNAPSHOTS + snapshot_id))
+            snap = decode_snapshot(data, snapshot_id, path=self._where(SNAPSHOTS + snapshot_id))
             self._snapshots.put(snapshot_id, snap)
             return snap
 
@@ -154,7 +175,9 @@ class ObjectStore:
             )
         else:
             data = await self._get_snapshot_bytes(snapshot_id)
-            header = decode_snapshot_header(data, path=self._where(SNAPSHOTS + snapshot_id))
+            header = decode_snapshot_header(
+                data, snapshot_id, path=self._where(SNAPSHOTS + snapshot_id)
+            )
         self._headers.put(snapshot_id, header)
         return header
 
@@ -197,11 +220,46 @@ class ObjectStore:
     async def transaction_log(self, snapshot_id: str) -> TransactionLog:
         key = TRANSACTIONS + snapshot_id
         data = await self.storage.get(key)
-        return decode_txlog(data, path=self._where(key))
+        return decode_txlog(data, snapshot_id, path=self._where(key))
 
     async def write_transaction_log(self, log: TransactionLog) -> None:
         data = encode_txlog(log, compression_level=self.config.compression.level)
         await self.storage.put_if_absent(TRANSACTIONS + log.snapshot_id, data)
+
+    # --- chunks --------------------------------------------------------------------------------
+
+    async def chunk_range(self, ref: ChunkRef, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of native chunk ``ref``, a strict part of it, checked as far
+        as the chunk's size allows (see ``RANGE_VERIFY_LIMIT``)."""
+        key = chunk_key(ref.chunk_id)
+        if ref.length <= RANGE_VERIFY_LIMIT:
+            tag = f"{key}:{ref.offset}:{ref.length}:{ref.checksum}"
+            whole = self._verified.get(tag)
+            if whole is None:
+
+                async def load() -> bytes:
+                    rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
+                    data = await self.storage.get(key, rng)
+                    if len(data) != ref.length or (
+                        ref.checksum and content_checksum(data) != ref.checksum
+                    ):
+                        raise chunk_mismatch(ref, self._where(key))
+                    self._verified.put(tag, data)
+                    return data
+
+                whole = await self._shared(tag, load)
+            return whole[start:stop]
+        data = await self.storage.get(key, (ref.offset + start, ref.offset + stop))
+        if len(data) != stop - start:
+            raise chunk_mismatch(ref, self._where(key), ", the range is past the file's end")
+        if self._sizes.get(key) is None:
+            # Immutable, so one size check per chunk and process: a stat, or a HEAD request.
+            size = await self.storage.size(key)
+            own_file = ref.offset == 0  # ick writes one chunk per file; others may pack them
+            if size != ref.length if own_file else size < ref.offset + ref.length:
+                raise chunk_mismatch(ref, self._where(key), f", the file has {size}")
+            self._sizes.put(key, size)
+        return data
 
     def _where(self, key: str) -> str:
         return f"{key} in {self.storage.url}"

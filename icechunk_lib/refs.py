@@ -140,7 +140,7 @@ class RefStore:
                 # Archive the older entries under a fresh id; unreferenced if the swap loses.
                 older = new_object_id()
                 page = ReflogPage(items=log[1:], older=rec.older)
-                await self.storage.put_if_absent(REFLOGS + older, encode_reflog_page(page))
+                await self.storage.put_if_absent(REFLOGS + older, encode_reflog_page(page, older))
                 log = (item,)
             new = BranchRecord(
                 snapshot_id=new_snapshot,
@@ -169,7 +169,7 @@ class RefStore:
         older = rec.older
         while older is not None:
             key = REFLOGS + older
-            page = decode_reflog_page(await self.storage.get(key), path=self._where(key))
+            page = decode_reflog_page(await self.storage.get(key), older, path=self._where(key))
             items.extend(page.items)
             older = page.older
         return items

@@ -23,7 +23,6 @@ from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import (
     ConflictError,
-    CorruptObjectError,
     NodeNotFoundError,
     ReadOnlySessionError,
     RebaseFailedError,
@@ -33,7 +32,7 @@ from icechunk_lib.format import content_checksum, new_chunk_id, new_node_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
-from icechunk_lib.objects import ObjectStore, chunk_key
+from icechunk_lib.objects import ObjectStore, chunk_key, chunk_mismatch
 from icechunk_lib.refs import RefStore
 from icechunk_lib.zarr_keys import ArrayInfo, parse_array_meta
 
@@ -436,22 +435,14 @@ class Session:
         if ref.kind == NATIVE:
             if start >= stop:
                 return b""
+            if start != 0 or stop != ref.length:  # a part: checked as far as it can be
+                return await self._objects.chunk_range(ref, start, stop)
             key = chunk_key(ref.chunk_id)
-            whole = ref.offset == 0 and start == 0 and stop == ref.length
-            # A whole-object read needs no range (no slicing copy; a size check follows).
-            rng = None if whole else (ref.offset + start, ref.offset + stop)
+            # A whole-object read needs no range (no slicing copy); length and checksum follow.
+            rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
             data = await self._objects.storage.get(key, rng)
-            if len(data) != stop - start or (
-                start == 0
-                and stop == ref.length
-                and ref.checksum
-                and content_checksum(data) != ref.checksum
-            ):
-                raise CorruptObjectError(
-                    f"{key} in {self._objects.storage.url}",
-                    f"chunk content does not match the manifest (expected {ref.length} bytes "
-                    f"with checksum {ref.checksum:016x}); the file was damaged or truncated",
-                )
+            if len(data) != ref.length or (ref.checksum and content_checksum(data) != ref.checksum):
+                raise chunk_mismatch(ref, f"{key} in {self._objects.storage.url}")
             return data
         raise SessionError(
             f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+import xxhash
 import zarr
 from zarr.core.buffer import cpu
 from zarr.core.sync import sync
@@ -421,15 +422,23 @@ def _key_of(repo: ic.Repository, root: Path, target: str) -> str:
     return f"manifests/{node.manifests[0].manifest_id}"
 
 
+def _rechecked(data: bytes) -> bytes:
+    checksum = xxhash.xxh3_64_intdigest(data[:28] + data[36:])
+    return data[:28] + checksum.to_bytes(8, "little") + data[36:]
+
+
 DAMAGE: dict[str, Callable[[bytearray], bytes]] = {
     "flip-magic": lambda b: bytes(b[:1]) + bytes([b[1] ^ 0x40]) + bytes(b[2:]),
-    "flip-length": lambda b: bytes(b[:8]) + bytes([b[8] ^ 1]) + bytes(b[9:]),
-    "flip-checksum": lambda b: bytes(b[:16]) + bytes([b[16] ^ 0x80]) + bytes(b[17:]),
+    "flip-id": lambda b: bytes(b[:10]) + bytes([b[10] ^ 4]) + bytes(b[11:]),
+    "flip-length": lambda b: bytes(b[:20]) + bytes([b[20] ^ 1]) + bytes(b[21:]),
+    "flip-checksum": lambda b: bytes(b[:28]) + bytes([b[28] ^ 0x80]) + bytes(b[29:]),
     "flip-last": lambda b: bytes(b[:-1]) + bytes([b[-1] ^ 0xFF]),
     "truncate-half": lambda b: bytes(b[: len(b) // 2]),
     "truncate-header": lambda b: bytes(b[:10]),
     "empty": lambda b: b"",
-    "version": lambda b: bytes(b[:4]) + struct.pack("<H", 2) + bytes(b[6:]),
+    "flip-version": lambda b: bytes(b[:4]) + struct.pack("<H", 3) + bytes(b[6:]),
+    # A file a newer ick wrote: another version, and a checksum that matches it.
+    "version": lambda b: _rechecked(bytes(b[:4]) + struct.pack("<H", 3) + bytes(b[6:])),
 }
 
 

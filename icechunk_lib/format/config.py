@@ -139,8 +139,8 @@ def _parse_like(current: object, text: str, key: str) -> object:
 
 
 def encode_config(config: RepositoryConfig) -> bytes:
-    return encode_object(ObjectKind.CONFIG, config, compression_level=None)
+    return encode_object(ObjectKind.CONFIG, config, object_id=None, compression_level=None)
 
 
 def decode_config(data: bytes, *, path: str) -> RepositoryConfig:
-    return decode_object(data, ObjectKind.CONFIG, RepositoryConfig, path=path)
+    return decode_object(data, ObjectKind.CONFIG, RepositoryConfig, object_id=None, path=path)

@@ -521,14 +521,19 @@ class ManifestFile:
 def encode_manifest(manifest: ManifestFile, *, compression_level: int = 3) -> bytes:
     """Encode a manifest file (framed, checksummed, compressed)."""
     enc = _EncodedManifest(tables=[t._encode() for t in manifest.tables.values()])
-    return encode_object(ObjectKind.MANIFEST, enc, compression_level=compression_level)
+    return encode_object(
+        ObjectKind.MANIFEST, enc, object_id=manifest.id, compression_level=compression_level
+    )
 
 
 def decode_manifest(data: bytes, manifest_id: str, *, path: str) -> ManifestFile:
-    """Decode and check a manifest file; errors name ``path``."""
+    """Decode and check ``manifests/<manifest_id>`` (another manifest is refused); errors
+    name ``path``."""
     from icechunk_lib.errors import CorruptObjectError
 
-    enc = decode_object(data, ObjectKind.MANIFEST, _EncodedManifest, path=path)
+    enc = decode_object(
+        data, ObjectKind.MANIFEST, _EncodedManifest, object_id=manifest_id, path=path
+    )
     try:
         tables = {t.node_id: ChunkTable._decode(t) for t in enc.tables}
     except ValueError as exc:

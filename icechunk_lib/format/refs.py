@@ -70,32 +70,34 @@ class TagTombstone(msgspec.Struct, frozen=True, gc=False):
 
 
 def encode_branch(rec: BranchRecord) -> bytes:
-    return encode_object(ObjectKind.BRANCH, rec, compression_level=None)
+    return encode_object(ObjectKind.BRANCH, rec, object_id=None, compression_level=None)
 
 
 def decode_branch(data: bytes, *, path: str) -> BranchRecord:
-    return decode_object(data, ObjectKind.BRANCH, BranchRecord, path=path)
+    return decode_object(data, ObjectKind.BRANCH, BranchRecord, object_id=None, path=path)
 
 
-def encode_reflog_page(page: ReflogPage) -> bytes:
-    return encode_object(ObjectKind.REFLOG, page, compression_level=3)
+def encode_reflog_page(page: ReflogPage, page_id: str) -> bytes:
+    """Frame a reflog page under its id (``reflogs/<page_id>``)."""
+    return encode_object(ObjectKind.REFLOG, page, object_id=page_id, compression_level=3)
 
 
-def decode_reflog_page(data: bytes, *, path: str) -> ReflogPage:
-    return decode_object(data, ObjectKind.REFLOG, ReflogPage, path=path)
+def decode_reflog_page(data: bytes, page_id: str, *, path: str) -> ReflogPage:
+    """Check and decode ``reflogs/<page_id>``; another page stored under that key is refused."""
+    return decode_object(data, ObjectKind.REFLOG, ReflogPage, object_id=page_id, path=path)
 
 
 def encode_tag(rec: TagRecord) -> bytes:
-    return encode_object(ObjectKind.TAG, rec, compression_level=None)
+    return encode_object(ObjectKind.TAG, rec, object_id=None, compression_level=None)
 
 
 def decode_tag(data: bytes, *, path: str) -> TagRecord:
-    return decode_object(data, ObjectKind.TAG, TagRecord, path=path)
+    return decode_object(data, ObjectKind.TAG, TagRecord, object_id=None, path=path)
 
 
 def encode_tombstone(rec: TagTombstone) -> bytes:
-    return encode_object(ObjectKind.TAG_TOMBSTONE, rec, compression_level=None)
+    return encode_object(ObjectKind.TAG_TOMBSTONE, rec, object_id=None, compression_level=None)
 
 
 def decode_tombstone(data: bytes, *, path: str) -> TagTombstone:
-    return decode_object(data, ObjectKind.TAG_TOMBSTONE, TagTombstone, path=path)
+    return decode_object(data, ObjectKind.TAG_TOMBSTONE, TagTombstone, object_id=None, path=path)

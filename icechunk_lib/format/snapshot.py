@@ -6,10 +6,11 @@ reads one snapshot per ``ANCESTRY_SUMMARY_LENGTH + 1`` commits instead of one pe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from icechunk_lib.errors import CorruptObjectError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
 
 __all__ = [
@@ -111,14 +112,34 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
         )
 
 
+_S = TypeVar("_S", Snapshot, SnapshotHeader)
+
+
 def encode_snapshot(snapshot: Snapshot, *, compression_level: int = 3) -> bytes:
-    return encode_object(ObjectKind.SNAPSHOT, snapshot, compression_level=compression_level)
+    """Frame a snapshot under its own id (``snapshots/<id>``)."""
+    return encode_object(
+        ObjectKind.SNAPSHOT, snapshot, object_id=snapshot.id, compression_level=compression_level
+    )
 
 
-def decode_snapshot(data: bytes, *, path: str) -> Snapshot:
-    return decode_object(data, ObjectKind.SNAPSHOT, Snapshot, path=path)
+def _checked(snap: _S, snapshot_id: str, path: str) -> _S:
+    # The header already proved the id; the payload's copy must agree with it.
+    if snap.id != snapshot_id:
+        raise CorruptObjectError(
+            path, f"the header names snapshot {snapshot_id} but the payload {snap.id}"
+        )
+    return snap
 
 
-def decode_snapshot_header(data: bytes, *, path: str) -> SnapshotHeader:
+def decode_snapshot(data: bytes, snapshot_id: str, *, path: str) -> Snapshot:
+    """Check and decode ``snapshots/<snapshot_id>``; a file of another snapshot is refused."""
+    snap = decode_object(data, ObjectKind.SNAPSHOT, Snapshot, object_id=snapshot_id, path=path)
+    return _checked(snap, snapshot_id, path)
+
+
+def decode_snapshot_header(data: bytes, snapshot_id: str, *, path: str) -> SnapshotHeader:
     """Decode only the history fields (the node tree is skipped, not materialised)."""
-    return decode_object(data, ObjectKind.SNAPSHOT, SnapshotHeader, path=path)
+    header = decode_object(
+        data, ObjectKind.SNAPSHOT, SnapshotHeader, object_id=snapshot_id, path=path
+    )
+    return _checked(header, snapshot_id, path)

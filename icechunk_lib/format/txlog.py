@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from icechunk_lib.errors import CorruptObjectError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
 
 __all__ = ["ChunkChanges", "NodeChange", "TransactionLog", "decode_txlog", "encode_txlog"]
@@ -38,8 +39,22 @@ class TransactionLog(msgspec.Struct, frozen=True, gc=False):
 
 
 def encode_txlog(log: TransactionLog, *, compression_level: int = 3) -> bytes:
-    return encode_object(ObjectKind.TRANSACTION_LOG, log, compression_level=compression_level)
+    """Frame a transaction log under its snapshot's id (``transactions/<snapshot id>``)."""
+    return encode_object(
+        ObjectKind.TRANSACTION_LOG,
+        log,
+        object_id=log.snapshot_id,
+        compression_level=compression_level,
+    )
 
 
-def decode_txlog(data: bytes, *, path: str) -> TransactionLog:
-    return decode_object(data, ObjectKind.TRANSACTION_LOG, TransactionLog, path=path)
+def decode_txlog(data: bytes, snapshot_id: str, *, path: str) -> TransactionLog:
+    """Check and decode ``transactions/<snapshot_id>``; another commit's log is refused."""
+    log = decode_object(
+        data, ObjectKind.TRANSACTION_LOG, TransactionLog, object_id=snapshot_id, path=path
+    )
+    if log.snapshot_id != snapshot_id:
+        raise CorruptObjectError(
+            path, f"the header names snapshot {snapshot_id} but the payload {log.snapshot_id}"
+        )
+    return log

@@ -163,3 +163,13 @@ def test_conflict_message_names_the_branch_and_both_snapshots() -> None:
     assert "'main' moved meanwhile" in line
     assert "AAAA" in line and "BBBB" in line
     assert "session" not in line  # library wording about sessions does not apply here
+
+
+def test_format_errors_get_the_hint_that_fits() -> None:
+    # A pre-release format needs the old ick, not a newer one; a misnamed object a restore.
+    from icechunk_lib.errors import ObjectIdMismatchError, RetiredFormatError
+
+    retired = errors.classify(RetiredFormatError("config", "format version 1"))
+    assert retired.exit_code == 1 and "upgrade" not in (retired.hint or "")
+    misnamed = errors.classify(ObjectIdMismatchError("snapshots/A", "snapshot", "A", "B"))
+    assert misnamed.exit_code == 5 and "backup" in (misnamed.hint or "")

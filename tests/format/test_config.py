@@ -53,6 +53,7 @@ def test_missing_fields_take_defaults_and_unknown_fields_are_ignored() -> None:
     data = encode_object(
         ObjectKind.CONFIG,
         {"inline_chunk_threshold_bytes": 7, "compression": {"level": 9}, "from_the_future": [1]},
+        object_id=None,
         compression_level=None,
     )
     config = decode_config(data, path=PATH)
@@ -95,7 +96,7 @@ def test_nested_values_are_checked(config: RepositoryConfig, words: str) -> None
     [{"inline_chunk_threshold_bytes": "big"}, {"compression": 3}, [1, 2], "config"],
 )
 def test_wrong_types_are_corrupt(payload: Any) -> None:
-    data = encode_object(ObjectKind.CONFIG, payload, compression_level=None)
+    data = encode_object(ObjectKind.CONFIG, payload, object_id=None, compression_level=None)
     with pytest.raises(CorruptObjectError) as exc:
         decode_config(data, path=PATH)
     assert exc.value.path == PATH

@@ -28,7 +28,8 @@ from .strategies import chunk_refs, coords_for, node_ids
 
 Coords = tuple[int, ...]
 Model = dict[Coords, ChunkRef]
-PATH = "manifests/0123456789ABCDEFGHJK in /data/repo"
+MID = "041061050R3GG28A1C60"
+PATH = f"manifests/{MID} in /data/repo"
 
 ndims = st.sampled_from([0, 1, 2, 3])
 
@@ -187,7 +188,7 @@ def test_empty_table(ndim: int) -> None:
     check_table(table, {}, ndim)
     assert table.find((0,) * ndim) == -1
     assert table.split(10) == [table]
-    back = decode_manifest(encode_manifest(ManifestFile("M", {"NODE": table})), "M", path=PATH)
+    back = decode_manifest(encode_manifest(ManifestFile(MID, {"NODE": table})), MID, path=PATH)
     same_columns(back.tables["NODE"], table)
 
 
@@ -239,9 +240,9 @@ tables = st.tuples(ndims, node_ids).flatmap(
     level=st.integers(1, 22),
 )
 def test_manifest_round_trip(tabs: list[ChunkTable], level: int) -> None:
-    manifest = ManifestFile("MANIFESTID0123456789", {t.node_id: t for t in tabs})
+    manifest = ManifestFile(MID, {t.node_id: t for t in tabs})
     data = encode_manifest(manifest, compression_level=level)
-    back = decode_manifest(data, "MANIFESTID0123456789", path=PATH)
+    back = decode_manifest(data, MID, path=PATH)
     assert back.id == manifest.id
     assert list(back.tables) == list(manifest.tables)
     for node_id, table in manifest.tables.items():
@@ -252,13 +253,13 @@ def test_manifest_round_trip(tabs: list[ChunkTable], level: int) -> None:
 
 @given(table=tables, mask=st.integers(1, 255), data=st.data())
 def test_damaged_manifest_is_rejected(table: ChunkTable, mask: int, data: st.DataObject) -> None:
-    encoded = bytearray(encode_manifest(ManifestFile("M", {table.node_id: table})))
+    encoded = bytearray(encode_manifest(ManifestFile(MID, {table.node_id: table})))
     if data.draw(st.booleans(), label="truncate"):
         encoded = encoded[: data.draw(st.integers(0, len(encoded) - 1), label="length")]
     else:
         encoded[data.draw(st.integers(0, len(encoded) - 1), label="index")] ^= mask
     with pytest.raises(CorruptObjectError) as exc:
-        decode_manifest(bytes(encoded), "M", path=PATH)
+        decode_manifest(bytes(encoded), MID, path=PATH)
     assert exc.value.path == PATH and PATH in str(exc.value)
 
 
@@ -282,8 +283,8 @@ def _raw_table(n_keys: int, n_kinds: int, **overrides: Any) -> list[Any]:
 
 
 def test_a_well_formed_raw_table_decodes() -> None:
-    data = encode_object(ObjectKind.MANIFEST, [[_raw_table(2, 2)]])
-    table = decode_manifest(data, "M", path=PATH).tables["NODE"]
+    data = encode_object(ObjectKind.MANIFEST, [[_raw_table(2, 2)]], object_id=MID)
+    table = decode_manifest(data, MID, path=PATH).tables["NODE"]
     assert as_model(table) == {(0,): ChunkRef(INLINE), (1,): ChunkRef(INLINE)}
 
 
@@ -301,9 +302,9 @@ def test_a_well_formed_raw_table_decodes() -> None:
 )
 def test_checksummed_manifest_with_inconsistent_columns_is_corrupt(raw: list[Any]) -> None:
     # The checksum is right (the writer was wrong), so only the column checks can catch it.
-    data = encode_object(ObjectKind.MANIFEST, [[raw]])
+    data = encode_object(ObjectKind.MANIFEST, [[raw]], object_id=MID)
     with pytest.raises(CorruptObjectError) as exc:
-        decode_manifest(data, "M", path=PATH)
+        decode_manifest(data, MID, path=PATH)
     assert PATH in str(exc.value)
 
 
@@ -318,12 +319,12 @@ def test_checksummed_manifest_with_inconsistent_columns_is_corrupt(raw: list[Any
     ids=["location-index", "unknown-kind", "inline-range", "unsorted-keys"],
 )
 def test_checksummed_manifest_with_dangling_rows_is_corrupt(overrides: dict[str, Any]) -> None:
-    data = encode_object(ObjectKind.MANIFEST, [[_raw_table(2, 2, **overrides)]])
+    data = encode_object(ObjectKind.MANIFEST, [[_raw_table(2, 2, **overrides)]], object_id=MID)
     with pytest.raises(CorruptObjectError):
-        decode_manifest(data, "M", path=PATH)
+        decode_manifest(data, MID, path=PATH)
 
 
 def test_manifest_is_not_read_as_another_kind() -> None:
-    data = encode_object(ObjectKind.SNAPSHOT, [[]])
+    data = encode_object(ObjectKind.SNAPSHOT, [[]], object_id=MID)
     with pytest.raises(CorruptObjectError, match=r"expected a manifest, found a snapshot"):
-        decode_manifest(data, "M", path=PATH)
+        decode_manifest(data, MID, path=PATH)

@@ -6,18 +6,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from icechunk_lib.errors import CorruptObjectError
+from icechunk_lib.errors import CorruptObjectError, ObjectIdMismatchError
 from icechunk_lib.format.refs import (
     BranchRecord,
+    ReflogItem,
+    ReflogPage,
     TagRecord,
     TagTombstone,
     decode_branch,
+    decode_reflog_page,
     decode_tag,
     decode_tombstone,
     encode_branch,
+    encode_reflog_page,
     encode_tag,
     encode_tombstone,
 )
@@ -60,7 +64,8 @@ def test_no_record_is_read_as_another_kind(written: str, read_as: str, data: st.
     if written == read_as:
         decode(encoded, path=PATH)
         return
-    with pytest.raises(CorruptObjectError, match=f"expected a {read_as}, found a {written}"):
+    expected = f"expected a {read_as}, found a {written}".replace("_", " ")
+    with pytest.raises(CorruptObjectError, match=expected):
         decode(encoded, path=PATH)
 
 
@@ -81,3 +86,31 @@ def test_damage_is_rejected(kind: str, data: st.DataObject, mask: int) -> None:
 def test_refs_are_stored_uncompressed() -> None:
     # Refs are tiny and rewritten on every commit: zstd would only add its frame overhead.
     assert encode_branch(BranchRecord("0" * 20, 1))[7] == 0
+
+
+reflog_items = st.builds(
+    ReflogItem,
+    object_ids,
+    st.none() | object_ids,
+    times,
+    st.sampled_from(["create", "commit", "reset"]),
+    st.text(max_size=10),
+)
+pages = st.builds(ReflogPage, st.lists(reflog_items, max_size=4).map(tuple), st.none() | object_ids)
+
+
+@given(page=pages, page_id=object_ids)
+def test_reflog_page_round_trip(page: ReflogPage, page_id: str) -> None:
+    data = encode_reflog_page(page, page_id)
+    assert decode_reflog_page(data, page_id, path=PATH) == page
+
+
+@given(page=pages, written=object_ids, wanted=object_ids)
+def test_a_reflog_page_under_another_id_is_refused(
+    page: ReflogPage, written: str, wanted: str
+) -> None:
+    assume(written != wanted)
+    with pytest.raises(ObjectIdMismatchError) as exc:
+        decode_reflog_page(encode_reflog_page(page, written), wanted, path=PATH)
+    assert (exc.value.expected_id, exc.value.found_id) == (wanted, written)
+    assert exc.value.path == PATH and "reflog page" in str(exc.value)

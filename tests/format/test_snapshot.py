@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+import xxhash
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from icechunk_lib.errors import CorruptObjectError, UnsupportedFormatError
+from icechunk_lib.errors import CorruptObjectError, ObjectIdMismatchError, UnsupportedFormatError
+from icechunk_lib.format import ObjectKind, encode_object
 from icechunk_lib.format.snapshot import (
     ANCESTRY_SUMMARY_LENGTH,
     ARRAY,
@@ -72,12 +74,12 @@ snapshots = st.builds(
 @given(snapshot=snapshots, level=st.integers(1, 22))
 def test_round_trip(snapshot: Snapshot, level: int) -> None:
     data = encode_snapshot(snapshot, compression_level=level)
-    assert decode_snapshot(data, path=PATH) == snapshot
+    assert decode_snapshot(data, snapshot.id, path=PATH) == snapshot
 
 
 @given(snapshot=snapshots)
 def test_header_is_the_history_fields(snapshot: Snapshot) -> None:
-    header = decode_snapshot_header(encode_snapshot(snapshot), path=PATH)
+    header = decode_snapshot_header(encode_snapshot(snapshot), snapshot.id, path=PATH)
     assert header == SnapshotHeader(
         snapshot.id,
         snapshot.parent_id,
@@ -114,13 +116,39 @@ def test_damaged_snapshot_is_rejected_by_both_decoders(
         encoded[data.draw(st.integers(0, len(encoded) - 1), label="index")] ^= mask
     for decode in (decode_snapshot, decode_snapshot_header):
         with pytest.raises(CorruptObjectError) as exc:
-            decode(bytes(encoded), path=PATH)
+            decode(bytes(encoded), snapshot.id, path=PATH)
         assert exc.value.path == PATH and PATH in str(exc.value)
 
 
 def test_bumped_version_is_unsupported() -> None:
     snapshot = Snapshot("0" * 20, None, 0, "m", {})
     encoded = bytearray(encode_snapshot(snapshot))
-    encoded[4] += 1
-    with pytest.raises(UnsupportedFormatError, match="version 2"):
-        decode_snapshot_header(bytes(encoded), path=PATH)
+    encoded[4] += 1  # as a newer writer would: the checksum matches the new header
+    checksum = xxhash.xxh3_64_intdigest(bytes(encoded[:28] + encoded[36:]))
+    encoded[28:36] = checksum.to_bytes(8, "little")
+    with pytest.raises(UnsupportedFormatError, match="version 3"):
+        decode_snapshot_header(bytes(encoded), "0" * 20, path=PATH)
+
+
+@given(snapshot=snapshots, wanted=object_ids)
+def test_a_snapshot_under_another_id_is_refused_by_both_decoders(
+    snapshot: Snapshot, wanted: str
+) -> None:
+    # snapshots/<c1> copied over snapshots/<c2>: reading c2 must not return c1.
+    assume(wanted != snapshot.id)
+    data = encode_snapshot(snapshot)
+    for decode in (decode_snapshot, decode_snapshot_header):
+        with pytest.raises(ObjectIdMismatchError) as exc:
+            decode(data, wanted, path=PATH)
+        assert (exc.value.expected_id, exc.value.found_id) == (wanted, snapshot.id)
+        assert exc.value.path == PATH
+
+
+def test_payload_id_must_agree_with_the_header() -> None:
+    # A writer that framed a snapshot under one id but recorded another in it is caught too.
+    snapshot = Snapshot("1" * 20, None, 0, "m", {})
+    data = encode_object(ObjectKind.SNAPSHOT, snapshot, object_id="0" * 20)
+    for decode in (decode_snapshot, decode_snapshot_header):
+        with pytest.raises(CorruptObjectError, match="payload") as exc:
+            decode(data, "0" * 20, path=PATH)
+        assert not isinstance(exc.value, ObjectIdMismatchError)

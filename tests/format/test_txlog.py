@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from icechunk_lib.errors import CorruptObjectError
+from icechunk_lib.errors import CorruptObjectError, ObjectIdMismatchError
 from icechunk_lib.format.txlog import (
     ChunkChanges,
     NodeChange,
@@ -53,7 +53,8 @@ logs = st.builds(
 
 @given(log=logs, level=st.integers(1, 22))
 def test_round_trip(log: TransactionLog, level: int) -> None:
-    assert decode_txlog(encode_txlog(log, compression_level=level), path=PATH) == log
+    data = encode_txlog(log, compression_level=level)
+    assert decode_txlog(data, log.snapshot_id, path=PATH) == log
 
 
 @given(log=logs, data=st.data(), mask=st.integers(1, 255))
@@ -64,5 +65,14 @@ def test_damage_is_rejected(log: TransactionLog, data: st.DataObject, mask: int)
     else:
         encoded[data.draw(st.integers(0, len(encoded) - 1), label="index")] ^= mask
     with pytest.raises(CorruptObjectError) as exc:
-        decode_txlog(bytes(encoded), path=PATH)
+        decode_txlog(bytes(encoded), log.snapshot_id, path=PATH)
     assert exc.value.path == PATH and PATH in str(exc.value)
+
+
+@given(log=logs, wanted=object_ids)
+def test_the_log_of_another_commit_is_refused(log: TransactionLog, wanted: str) -> None:
+    assume(wanted != log.snapshot_id)
+    with pytest.raises(ObjectIdMismatchError) as exc:
+        decode_txlog(encode_txlog(log), wanted, path=PATH)
+    assert (exc.value.expected_id, exc.value.found_id) == (wanted, log.snapshot_id)
+    assert exc.value.path == PATH and "transaction log" in str(exc.value)
