@@ -88,7 +88,7 @@ class RefStore:
         except ObjectNotFoundError:
             self._known.pop(name, None)
             raise BranchNotFoundError(name) from None
-        rec = decode_branch(data, path=self._where(key))
+        rec = decode_branch(data, name, path=self._where(key))
         self._known[name] = (rec, version)
         return rec, version
 
@@ -100,7 +100,7 @@ class RefStore:
         validate_new_ref_name(name, "branch")
         at = now_us()
         item = ReflogItem(snapshot_id, None, at, "create", "")
-        rec = BranchRecord(snapshot_id=snapshot_id, updated_at=at, log=(item,))
+        rec = BranchRecord(snapshot_id=snapshot_id, updated_at=at, log=(item,), name=name)
         try:
             await self.storage.put_if_absent(branch_key(name), encode_branch(rec))
         except ObjectExistsError:
@@ -148,6 +148,7 @@ class RefStore:
                 previous=rec.snapshot_id,
                 log=log,
                 older=older,
+                name=name,
             )
             try:
                 token = await self.storage.put_if_match(
@@ -193,7 +194,7 @@ class RefStore:
         validate_new_ref_name(name, "tag")
         if await self.storage.exists(_tombstone_key(name)):
             raise TagAlreadyExistsError(name, deleted=True)
-        rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us())
+        rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us(), name=name)
         try:
             await self.storage.put_if_absent(_tag_key(name), encode_tag(rec))
         except ObjectExistsError:
@@ -209,11 +210,11 @@ class RefStore:
             raise TagNotFoundError(name) from None
         if await self.storage.exists(_tombstone_key(name)):
             raise TagNotFoundError(name)
-        return decode_tag(data, path=self._where(key)).snapshot_id
+        return decode_tag(data, name, path=self._where(key)).snapshot_id
 
     async def delete_tag(self, name: str) -> None:
         snapshot_id = await self.lookup_tag(name)
-        tomb = TagTombstone(snapshot_id=snapshot_id, deleted_at=now_us())
+        tomb = TagTombstone(snapshot_id=snapshot_id, deleted_at=now_us(), name=name)
         try:
             await self.storage.put_if_absent(_tombstone_key(name), encode_tombstone(tomb))
         except ObjectExistsError:

@@ -174,9 +174,17 @@ def test_every_creatable_name_resolves_to_its_ref(
 
 def _plant_ref(repo: ic.Repository, name: str, kind: str = "branch") -> None:
     """Write a ref named ``name`` as an older ick did, bypassing today's name rule."""
-    from icechunk_lib._sync import run
+    import msgspec
 
-    data = run(repo.storage.get("refs/branch/main/ref" if kind == "branch" else "refs/tag/v/ref"))
+    from icechunk_lib._sync import run
+    from icechunk_lib.format import refs
+
+    if kind == "branch":
+        rec = refs.decode_branch(run(repo.storage.get("refs/branch/main/ref")), "main", path="")
+        data = refs.encode_branch(msgspec.structs.replace(rec, name=name))
+    else:
+        tag = refs.decode_tag(run(repo.storage.get("refs/tag/v/ref")), "v", path="")
+        data = refs.encode_tag(msgspec.structs.replace(tag, name=name))
     run(repo.storage.put(f"refs/{kind}/{name}/ref", data))
 
 

@@ -224,6 +224,29 @@ def test_reflog_page_copied_over_another_is_refused(repo: Repo) -> None:
     assert len(refused) == 1  # the branch whose page was overwritten, and only it
 
 
+# --- refs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["branch", "tag"])
+def test_a_ref_copied_over_another_is_refused(repo: Repo, kind: str) -> None:
+    """Refs have no id: they prove their name, so main never silently points at dev's tip."""
+    first = repo.repo.lookup_branch("main")
+    second = commit_values(repo.repo, np.arange(4), "second")
+    create = repo.repo.create_branch if kind == "branch" else repo.repo.create_tag
+    lookup = repo.repo.lookup_branch if kind == "branch" else repo.repo.lookup_tag
+    create("old", first)
+    create("new", second)
+    repo.copy(f"refs/{kind}/old/ref", f"refs/{kind}/new/ref")
+    fresh = repo.fresh()
+    with pytest.raises(ObjectIdMismatchError) as err:
+        (fresh.lookup_branch if kind == "branch" else fresh.lookup_tag)("new")
+    assert f"refs/{kind}/new/ref" in err.value.path
+    assert "'old'" in str(err.value) and first not in str(err.value)
+    with pytest.raises(ObjectIdMismatchError):
+        fresh.resolve("new")
+    assert lookup("old") == first  # the ref that was copied is untouched
+
+
 # --- chunks ----------------------------------------------------------------------------------
 
 
