@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typer._click.exceptions import ClickException
+
 __all__ = [
     "EXIT_CODES",
     "EXIT_CONFLICT",
@@ -183,6 +185,10 @@ def classify(exc: BaseException) -> Failure:
         return Failure(EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted")
     if isinstance(exc, CliError):
         return Failure(exc.exit_code, type(exc).__name__, exc.message, exc.hint)
+    if isinstance(exc, ClickException):  # usage errors, reported as JSON with --json
+        ctx = getattr(exc, "ctx", None)
+        hint = f"`{ctx.command_path} --help` shows the usage" if ctx is not None else ""
+        return Failure(exc.exit_code, type(exc).__name__, exc.format_message(), hint)
     for cls in type(exc).__mro__:
         if not (cls.__module__.startswith("icechunk_lib") or cls.__module__ == "builtins"):
             continue

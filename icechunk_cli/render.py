@@ -44,6 +44,7 @@ __all__ = [
     "reset_state",
     "short_id",
     "snapshot_doc",
+    "want_json_errors",
     "wants_json_errors",
 ]
 
@@ -67,13 +68,20 @@ STYLES = {
     "key": "bold",
 }
 
-# The last Output made in this process decides how main() reports an error (--json or not).
+# Whether the running command's error is reported as JSON: set by --json (at any level of the
+# command line) and by the Output it makes; main() reads it.
 _json_errors = False
 
 
 def wants_json_errors() -> bool:
     """Whether the running command asked for --json, so its error is reported as JSON."""
     return _json_errors
+
+
+def want_json_errors() -> None:
+    """Report the running command's failure as JSON (--json was given, at any level)."""
+    global _json_errors
+    _json_errors = True
 
 
 def reset_state() -> None:
@@ -123,8 +131,8 @@ class Output:
     """Where and how one command prints."""
 
     def __init__(self, *, json: bool = False, no_color: bool = False) -> None:
-        global _json_errors
-        _json_errors = json
+        if json:
+            want_json_errors()
         self.json = json
         self.terminal = not json and _stdout_is_terminal()
         self.color = self.terminal and not color_disabled(no_color)
