@@ -53,7 +53,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NOT_FOUND: "not found: repository, branch, tag, snapshot, revision or path",
     EXIT_CONFLICT: "conflict: the branch moved meanwhile, the branch or tag exists, "
     "the location already holds data",
-    EXIT_INTEGRITY: "verification found problems: a corrupt or missing repository object",
+    EXIT_INTEGRITY: "the repository is damaged: a repository object is corrupt, missing, "
+    "or in a format version this ick does not know",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -166,7 +167,10 @@ _RULES: dict[str, _Rule] = {
     ),
     "FileExistsError": _Rule(EXIT_CONFLICT),
     # 5: integrity
-    "UnsupportedFormatError": _Rule(EXIT_ERROR, "upgrade ick to read this repository"),
+    # Its message already says "upgrade ick"; an unknown version is as often damage.
+    "UnsupportedFormatError": _Rule(
+        EXIT_INTEGRITY, "or, if this version of ick wrote it, the object is damaged"
+    ),
     "CorruptObjectError": _Rule(
         EXIT_INTEGRITY, "the repository is damaged; restore the object from a backup"
     ),

@@ -16,6 +16,7 @@ directory) and never fails: any problem completes nothing.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -148,6 +149,7 @@ LimitOpt = Annotated[
         "--max-count",
         metavar="N",
         min=0,
+        max=sys.maxsize,  # larger counts are a usage error, not a crash
         help="Show at most N snapshots.",
         show_default=False,
     ),

@@ -384,11 +384,17 @@ def snapshot_doc(info: Any) -> dict[str, Any]:
     }
 
 
-def command_hint(*words: str, repo: str | None = None) -> str:
-    """A copy-pasteable ``ick`` command line (with -R when the repository was given by it)."""
+def command_hint(*words: str, args: Sequence[str] = (), repo: str | None = None) -> str:
+    """A copy-pasteable ``ick`` command line: ``words`` (verbs and options), then ``args``
+    (names and ids) after ``--`` if one starts with '-', so that it cannot read as an option;
+    with -R first when the repository was given by it."""
     import shlex
 
-    args = ["ick", *words]
+    line = ["ick"]
     if repo and repo != os.environ.get("ICK_REPO"):
-        args += ["-R", repo]
-    return shlex.join(args)
+        line += [f"--repo={repo}"] if repo.startswith("-") else ["-R", repo]
+    line += words
+    if any(a.startswith("-") for a in args):
+        line.append("--")
+    line += args
+    return shlex.join(line)

@@ -119,4 +119,6 @@ def delete(
     repository.delete_branch(name)
     report_ref(out, "branch", name, was, created=False)
     if not out.json:
-        out.note(f"restore it with: {command_hint('branch', 'create', name, was, repo=repo)}")
+        out.note(
+            f"restore it with: {command_hint('branch', 'create', args=(name, was), repo=repo)}"
+        )

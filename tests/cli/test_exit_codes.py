@@ -141,7 +141,7 @@ def test_json_errors_are_one_json_line_on_stderr(ick: Ick) -> None:
         (ic.TagAlreadyExistsError("t", deleted=True), 4),
         (ic.RepositoryAlreadyExistsError("/x"), 4),
         (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),
-        (ic.UnsupportedFormatError("snapshots/X", "version 9"), 1),
+        (ic.UnsupportedFormatError("snapshots/X", "version 9"), 5),
         (ic.ProtectedBranchError("main", "delete"), 1),
         (ic.IcechunkError("other"), 1),
         (errors.NoRepositoryError(Path("/")), 3),
@@ -162,3 +162,114 @@ def test_conflict_message_names_the_branch_and_both_snapshots() -> None:
     assert "'main' moved meanwhile" in line
     assert "AAAA" in line and "BBBB" in line
     assert "session" not in line  # library wording about sessions does not apply here
+
+
+# --- damage, limits and usage errors (issue 8) ---------------------------------------------------
+
+
+def test_5_a_branch_tip_whose_snapshot_is_missing(ick: Ick, sample: Sample) -> None:
+    (sample.path / "snapshots" / sample.ids["day4"]).unlink()
+    for args in (["log"], ["show"], ["ls"], ["diff", "main"], ["log", "main~1"]):
+        result = ick.fails(5, *args)
+        assert f"snapshots/{sample.ids['day4']}" in result.stderr, args
+        assert "damaged" in result.stderr
+    ick.fails(3, "show", "0" * len(sample.ids["day4"]))  # an id nobody wrote: not found
+
+
+def test_5_a_missing_parent_in_show_and_diff(ick: Ick, sample: Sample) -> None:
+    (sample.path / "snapshots" / sample.ids["day3"]).unlink()
+    for args in (["show", "main"], ["diff", "main"]):
+        result = ick.fails(5, *args)
+        assert f"snapshots/{sample.ids['day3']}" in result.stderr, args
+
+
+def test_5_an_unknown_format_version_is_one_message_with_one_hint(ick: Ick, sample: Sample) -> None:
+    snapshot = sample.path / "snapshots" / sample.ids["day4"]
+    data = bytearray(snapshot.read_bytes())
+    data[4] = 9  # the format version byte of the header
+    snapshot.write_bytes(bytes(data))
+    result = ick.fails(5, "log")
+    assert "format version 9" in result.stderr
+    assert result.stderr.count("upgrade") == 1, result.stderr
+    doc = json.loads(ick("log", "--json").stderr)
+    assert doc["error"]["exit_code"] == 5
+    assert "upgrade" not in doc["error"]["message"] or "upgrade" not in doc["error"]["hint"]
+
+
+def test_a_damaged_ref_fails_only_what_needs_it(ick: Ick, sample: Sample) -> None:
+    (sample.path / "refs" / "branch" / "experiment" / "ref").write_bytes(b"garbage\n")
+    log = ick.ok("log", "--oneline")
+    assert sample.ids["day4"] in log.stdout
+    assert "experiment" in log.stderr and "damaged" in log.stderr  # a warning, once
+    assert log.stderr.count("\n") == 1
+    assert json.loads(ick.ok("show", "v1.1", "--json").stdout)["snapshot"]["tags"] == ["v1.1"]
+    ick.ok("ls")
+    ick.ok("tag")
+    for args in (["log", "--all"], ["log", "experiment"], ["branch"], ["reflog", "experiment"]):
+        result = ick.fails(5, *args)
+        assert "refs/branch/experiment" in result.stderr, args
+
+
+def test_2_counts_beyond_the_largest_integer(ick: Ick) -> None:
+    for args in (["log", "-n", "9223372036854775808"], ["reflog", "-n", "99999999999999999999"]):
+        result = ick(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        doc = json.loads(ick(*args, "--json").stderr)
+        assert doc["error"]["exit_code"] == 2
+    ick.ok("log", "-n", "9223372036854775807")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--json", "log", "--no-such-option"],
+        ["log", "--json", "--no-such-option"],
+        ["log", "--no-such-option", "--json"],
+        ["--json", "frobnicate"],
+        ["diff", "--json"],
+        ["tag", "--json", "create"],
+        ["ls", "/a", "/b", "--json"],
+        ["commit", "-m", "x", "--from", ".", "--metadata", "novalue", "--json"],
+    ],
+    ids=" ".join,
+)
+def test_2_usage_errors_with_json_are_the_json_error_document(ick: Ick, args: list[str]) -> None:
+    result = ick(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    doc = json.loads(result.stderr)
+    assert set(doc["error"]) == {"exit_code", "type", "message", "hint"}
+    assert doc["error"]["exit_code"] == 2
+    assert doc["error"]["message"]
+
+
+def test_2_reset_with_json_does_not_ask(ick: Ick, sample: Sample) -> None:
+    result = ick("reset", "main", "v1.0", "--json", input="y\n")
+    assert result.exit_code == 2
+    assert "pass --yes" in json.loads(result.stderr)["error"]["message"]
+    assert "?" not in result.stderr  # no question was asked
+    assert ick.json("branch")["branches"][1]["snapshot"]["id"] == sample.ids["day4"]
+
+
+@pytest.mark.parametrize("name", ["--help", "-x", "-R"])
+def test_hints_with_names_that_look_like_options_run_as_printed(
+    ick: Ick, sample: Sample, name: str
+) -> None:
+    import shlex
+
+    ick.ok("branch", "create", "--", name)
+    deleted = ick.ok("branch", "delete", "--", name)
+    assert name not in [b["name"] for b in ick.json("branch")["branches"]]
+    hint = deleted.stderr.split("restore it with: ", 1)[1].strip()
+    argv = shlex.split(hint)
+    assert argv[0] == "ick"
+    ick.ok(*argv[1:], repo=False)  # the hint restores the branch
+    assert name in [b["name"] for b in ick.json("branch")["branches"]]
+
+    ick.ok("reset", "--yes", "--", name, "v1.0")
+    moved = ick.ok("reset", "--yes", "--", name, "main")
+    undo = shlex.split(moved.stdout.split("undo with: ", 1)[1].strip())
+    ick.ok(*undo[1:], repo=False)
+    reflog = json.loads(ick.ok("reflog", "--json", "--", name).stdout)
+    assert reflog["entries"][0]["snapshot_id"] == sample.ids["first"]
