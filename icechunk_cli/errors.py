@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "Failure",
+    "Interrupted",
     "NoRepositoryError",
     "NotFoundError",
     "classify",
@@ -70,6 +71,12 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+class Interrupted(CliError):
+    """Ctrl-C, with what the command had done by then (e.g. whether its commit landed)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class NotFoundError(CliError):

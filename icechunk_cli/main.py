@@ -7,6 +7,7 @@ commands import the library inside their functions, so ``ick --help`` starts fas
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -154,6 +155,18 @@ def main() -> None:
     except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
+    finally:
+        _end_quietly()
+
+
+def _end_quietly() -> None:
+    """The outcome is reported: a late Ctrl-C must not change it, and the engine's loop
+    is drained so that closing it at exit finds nothing pending (no "Task was destroyed")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if "icechunk_lib._sync" in sys.modules:
+        from icechunk_lib._sync import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -8,19 +8,23 @@ progress bar, the commit and the summary.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.errors import NotFoundError
+from icechunk_cli.errors import Interrupted, NotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
 from icechunk_cli.render import Column, Output, format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+
+    from icechunk_lib.ops.importer import ImportStats
 
 __all__ = ["commit", "parse_metadata"]
 
@@ -90,12 +94,35 @@ def commit(
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
-    with _ProgressBar(out) as bar:
-        stats = import_zarr(session, source, dest, progress=bar.update)
     try:
-        snapshot_id: str | None = session.commit(message, meta)
-    except NoChangesToCommitError:
-        snapshot_id = None
+        with _ProgressBar(out) as bar:
+            stats = import_zarr(session, source, dest, progress=bar.update)
+        # From here Ctrl-C waits until the commit and its report are done: the output then
+        # says truly whether the commit landed.
+        with _HeldInterrupts() as held:
+            try:
+                snapshot_id: str | None = session.commit(message, meta)
+            except NoChangesToCommitError:
+                snapshot_id = None
+            _report(out, branch, source, previous, snapshot_id, stats)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; nothing was committed, {branch!r} stays at {previous}"
+        ) from None
+    if held.interrupted:
+        done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
+        raise Interrupted(f"interrupted after {done}")
+
+
+def _report(
+    out: Output,
+    branch: str,
+    source: str,
+    previous: str,
+    snapshot_id: str | None,
+    stats: ImportStats,
+) -> None:
+    """Say what was committed (or that nothing was), and the importer's counts."""
     if out.json:
         out.emit(
             {
@@ -129,6 +156,26 @@ def commit(
 
 def _count(name: str, n: int, out: Output) -> str:
     return format_bytes(n) if name == "bytes_written" and out.terminal else str(n)
+
+
+class _HeldInterrupts:
+    """Hold Ctrl-C (SIGINT) for the block; afterwards ``interrupted`` says if it came."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+
+    def __enter__(self) -> _HeldInterrupts:
+        if threading.current_thread() is threading.main_thread():  # only it gets signals
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _ProgressBar:
