@@ -87,11 +87,11 @@ class _Call(Generic[T]):
 
 
 def shutdown(timeout: float = 10.0) -> None:
-    """Cancel what still runs on the engine's loop and wait for its worker threads.
+    """Cancel every task still running on the engine's loop and wait until they are done.
 
-    What ``asyncio.run`` does before closing its loop; a program that ends after an
-    interrupt calls it so that closing the loop at exit finds no task pending and no thread
-    still to report to it.
+    What ``asyncio.run`` does before closing its loop: a program that ends after an interrupt
+    calls it so that closing the loop at exit finds no task pending (a worker thread that
+    finishes later then finds its cancelled task and stays quiet). The loop stays usable.
     """
     loop: asyncio.AbstractEventLoop | None = _loop
     if "zarr" in sys.modules:
@@ -107,7 +107,6 @@ def shutdown(timeout: float = 10.0) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.get_running_loop().shutdown_default_executor()
 
     with contextlib.suppress(Exception):  # ending anyway: nothing useful to report
         asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout)
