@@ -92,7 +92,9 @@ def reference() -> str:
     common = [p for p in log.params if _is_common(p)]
     lines += ["### Common options", ""]
     lines += [
-        "Every command takes these (`ick branch` and `ick tag` also before the subcommand).",
+        "Every command takes these, before or after its name and its subcommand's: "
+        "`ick -R A tag list`, `ick tag -R A list` and `ick tag list -R A` are the same. "
+        "Given more than once, the last one wins.",
         "",
     ]
     lines += ["| option | meaning |", "| --- | --- |"]

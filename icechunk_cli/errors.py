@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typer._click.exceptions import ClickException
+
 __all__ = [
     "EXIT_CODES",
     "EXIT_CONFLICT",
@@ -29,6 +31,7 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "Failure",
+    "Interrupted",
     "NoRepositoryError",
     "NotFoundError",
     "classify",
@@ -45,13 +48,15 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success (also: nothing to commit, branch already there)",
-    EXIT_ERROR: "error: anything not listed below, e.g. deleting `main`, a read-only location",
+    EXIT_ERROR: "error: anything not listed below, e.g. deleting `main`, a read-only location, "
+    "a repository in a format version this ick does not read",
     EXIT_USAGE: "usage: bad option or argument, invalid name or URL, ambiguous revision, "
     "unknown config key or bad value",
     EXIT_NOT_FOUND: "not found: repository, branch, tag, snapshot, revision or path",
     EXIT_CONFLICT: "conflict: the branch moved meanwhile, the branch or tag exists, "
     "the location already holds data",
-    EXIT_INTEGRITY: "verification found problems: a corrupt or missing repository object",
+    EXIT_INTEGRITY: "the repository is damaged: a repository object is corrupt, missing, "
+    "or stored under another object's name",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -67,6 +72,12 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+class Interrupted(CliError):
+    """Ctrl-C, with what the command had done by then (e.g. whether its commit landed)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class NotFoundError(CliError):
@@ -170,12 +181,14 @@ _RULES: dict[str, _Rule] = {
         EXIT_CONFLICT, "use it with -R/--repo, or choose an empty location"
     ),
     "FileExistsError": _Rule(EXIT_CONFLICT),
-    # 5: integrity
+    # 1: a format this ick does not read. The checksum covers the version, so a damaged
+    # version field is reported as damage (5), and these are genuinely other formats.
     "RetiredFormatError": _Rule(
         EXIT_ERROR,
         "read it with the ick that wrote it and copy the data into a new repository",
     ),
-    "UnsupportedFormatError": _Rule(EXIT_ERROR, "upgrade ick to read this repository"),
+    "UnsupportedFormatError": _Rule(EXIT_ERROR),  # its message says "upgrade ick"
+    # 5: integrity
     "CorruptObjectError": _Rule(
         EXIT_INTEGRITY, "the repository is damaged; restore the object from a backup"
     ),
@@ -202,6 +215,10 @@ def classify(exc: BaseException) -> Failure:
         return Failure(EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted")
     if isinstance(exc, CliError):
         return Failure(exc.exit_code, type(exc).__name__, exc.message, exc.hint)
+    if isinstance(exc, ClickException):  # usage errors, reported as JSON with --json
+        ctx = getattr(exc, "ctx", None)
+        hint = f"`{ctx.command_path} --help` shows the usage" if ctx is not None else ""
+        return Failure(exc.exit_code, type(exc).__name__, exc.format_message(), hint)
     for cls in type(exc).__mro__:
         if not (cls.__module__.startswith("icechunk_lib") or cls.__module__ == "builtins"):
             continue

@@ -7,11 +7,13 @@ commands import the library inside their functions, so ``ick --help`` starts fas
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from icechunk_cli import errors, render
@@ -28,6 +30,7 @@ from icechunk_cli.commands import (
     show,
     tag,
 )
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
 
 __all__ = ["app", "main"]
 
@@ -39,20 +42,54 @@ class IckGroup(TyperGroup):
     what a shell sees: the same one-line messages and the same exit codes.
     """
 
-    def invoke(self, ctx: Any) -> Any:
+    _args: Sequence[str] = ()
+    """The command line being run (to find --json when parsing it fails)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Any = None,
+        **extra: Any,
+    ) -> Any:
         render.reset_state()
+        self._args = list(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except ClickException as exc:
+            raise self._usage_error(exc) from exc
+
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except ClickException:
-            raise  # usage errors: click prints them itself (exit code 2)
+        except ClickException as exc:
+            raise self._usage_error(exc) from exc
         except BrokenPipeError:
             raise  # `ick log | head`: typer exits quietly
         except Exception as exc:
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
         except KeyboardInterrupt as exc:
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
+
+    def _usage_error(self, exc: ClickException) -> BaseException:
+        """With --json, a usage error is the JSON error document; otherwise click shows it."""
+        if isinstance(exc, NoArgsIsHelpError) or not (
+            render.wants_json_errors() or _asks_for_json(self._args)
+        ):
+            return exc
+        return typer.Exit(errors.report(exc, as_json=True))
+
+
+def _asks_for_json(args: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the options (before ``--``): parsing may stop before it."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 app = typer.Typer(
@@ -100,11 +137,14 @@ def _main(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
 ) -> None:
     """Version control for Zarr array repositories: history, branches, tags and diffs.
 
     Every command takes -R/--repo URL (default: $ICK_REPO, then the repository containing
-    the current directory), --json and --no-color.
+    the current directory), --json and --no-color, before or after its name.
     """
 
 
@@ -115,6 +155,18 @@ def main() -> None:
     except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
+    finally:
+        _end_quietly()
+
+
+def _end_quietly() -> None:
+    """The outcome is reported: a late Ctrl-C must not change it, and the engine's loop
+    is drained so that closing it at exit finds nothing pending (no "Task was destroyed")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if "icechunk_lib._sync" in sys.modules:
+        from icechunk_lib._sync import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":

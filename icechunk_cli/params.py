@@ -1,16 +1,26 @@
 """The parameters commands share, as typer ``Annotated`` aliases, and their shell completion.
 
+The common options (``-R/--repo``, ``--json``, ``--no-color``) are declared on the top-level
+command, on every group and on every command, so they may come before or after any verb:
+``ick -R A tag list``, ``ick tag -R A list`` and ``ick tag list -R A`` are the same. One
+callback, :func:`_common`, makes that so: a value given on the command line is remembered in
+the click context (shared by the whole command line), and a level where the option was not
+given takes the remembered value before ``$ICK_REPO`` or the default. Given more than once,
+the last one on the command line wins, as within one level.
+
 Completion of branch and tag names opens the repository the command line points at (``-R``
-if already typed, else ``$ICK_REPO``, else the one containing the current directory) and never
-fails: any problem completes nothing.
+if already typed, at any level, else ``$ICK_REPO``, else the one containing the current
+directory) and never fails: any problem completes nothing.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
+from typer._click.core import ParameterSource
 
 __all__ = [
     "BranchArg",
@@ -29,15 +39,30 @@ __all__ = [
 COMMON = "Common options"
 """Help panel of the options every command takes."""
 
+_GIVEN = "ick.common_options"
+"""Key in ``ctx.meta`` (one dict for the whole command line) of the common options given."""
+
+
+def _common(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """A common option's value at this level: given here, else given at an outer level."""
+    given: dict[str, Any] = ctx.meta.setdefault(_GIVEN, {})
+    name = param.name or ""
+    if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+        given[name] = value  # levels are parsed outermost first, so the last one wins
+    value = given.get(name, value)
+    if name == "json" and value:
+        from icechunk_cli import render
+
+        render.want_json_errors()  # a failure from here on is reported as JSON
+    return value
+
 
 def _names(ctx: typer.Context, branches: bool, tags: bool) -> list[str]:
     try:
         import icechunk_lib as ic
         from icechunk_cli.addressing import open_repository
 
-        url = None
-        for c in (ctx, *_parents(ctx)):
-            url = url or c.params.get("repo")
+        url = ctx.params.get("repo") or ctx.meta.get(_GIVEN, {}).get("repo")
         repo: ic.Repository = open_repository(url or os.environ.get("ICK_REPO") or None)
         names: list[str] = []
         if branches:
@@ -47,15 +72,6 @@ def _names(ctx: typer.Context, branches: bool, tags: bool) -> list[str]:
         return names
     except Exception:  # completion must never print a traceback into the shell
         return []
-
-
-def _parents(ctx: typer.Context) -> list[Any]:
-    found: list[Any] = []
-    parent = ctx.parent
-    while parent is not None:
-        found.append(parent)
-        parent = parent.parent
-    return found
 
 
 def complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -83,6 +99,7 @@ RepoOpt = Annotated[
         "$ICK_REPO, then the repository containing the current directory.",
         rich_help_panel=COMMON,
         show_default=False,
+        callback=_common,
     ),
 ]
 JsonOpt = Annotated[
@@ -91,6 +108,7 @@ JsonOpt = Annotated[
         "--json",
         help="Print one JSON document on stdout (fields in docs/cli.md).",
         rich_help_panel=COMMON,
+        callback=_common,
     ),
 ]
 NoColorOpt = Annotated[
@@ -99,6 +117,7 @@ NoColorOpt = Annotated[
         "--no-color",
         help="Do not use colour (NO_COLOR does the same).",
         rich_help_panel=COMMON,
+        callback=_common,
     ),
 ]
 YesOpt = Annotated[
@@ -130,6 +149,7 @@ LimitOpt = Annotated[
         "--max-count",
         metavar="N",
         min=0,
+        max=sys.maxsize,  # larger counts are a usage error, not a crash
         help="Show at most N snapshots.",
         show_default=False,
     ),

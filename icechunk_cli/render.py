@@ -35,6 +35,8 @@ __all__ = [
     "chunk_grid_size",
     "color_disabled",
     "command_hint",
+    "dtype_name",
+    "fit_widths",
     "format_bytes",
     "format_shape",
     "iso_time",
@@ -44,6 +46,7 @@ __all__ = [
     "reset_state",
     "short_id",
     "snapshot_doc",
+    "want_json_errors",
     "wants_json_errors",
 ]
 
@@ -67,13 +70,20 @@ STYLES = {
     "key": "bold",
 }
 
-# The last Output made in this process decides how main() reports an error (--json or not).
+# Whether the running command's error is reported as JSON: set by --json (at any level of the
+# command line) and by the Output it makes; main() reads it.
 _json_errors = False
 
 
 def wants_json_errors() -> bool:
     """Whether the running command asked for --json, so its error is reported as JSON."""
     return _json_errors
+
+
+def want_json_errors() -> None:
+    """Report the running command's failure as JSON (--json was given, at any level)."""
+    global _json_errors
+    _json_errors = True
 
 
 def reset_state() -> None:
@@ -123,8 +133,8 @@ class Output:
     """Where and how one command prints."""
 
     def __init__(self, *, json: bool = False, no_color: bool = False) -> None:
-        global _json_errors
-        _json_errors = json
+        if json:
+            want_json_errors()
         self.json = json
         self.terminal = not json and _stdout_is_terminal()
         self.color = self.terminal and not color_disabled(no_color)
@@ -224,18 +234,17 @@ class Output:
     def _rich_table(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> None:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
-        # Fit the terminal by truncating the "shrink" columns (messages, paths) only: rich
-        # would otherwise shorten every column, ids included.
+        # Fit the terminal by truncating the "shrink" columns (messages, paths) only, and never
+        # below a readable width: rich would otherwise shorten every column, ids included,
+        # down to one character. What still does not fit is cut at the right edge.
         gap = 2
         texts = [[_cell_text(c) for c in row] for row in rows]
         natural = [
             max([len(col.header)] + [len(r[i]) for r in texts]) for i, col in enumerate(columns)
         ]
-        fixed = sum(w for w, col in zip(natural, columns, strict=True) if not col.shrink)
-        shrinking = [i for i, col in enumerate(columns) if col.shrink]
-        room = self.console.width - fixed - gap * (len(columns) - 1)
-        share = max(room // len(shrinking), 8) if shrinking else 0
+        widths = fit_widths(natural, [c.shrink for c in columns], self.console.width, gap)
 
         table = Table(
             box=box.SIMPLE_HEAD,
@@ -244,18 +253,27 @@ class Output:
             show_edge=False,
             collapse_padding=True,
         )
-        for i, col in enumerate(columns):
+        for col, width in zip(columns, widths, strict=True):
             table.add_column(
                 col.header,
                 justify="right" if col.numeric else "left",
                 no_wrap=True,
                 overflow="ellipsis",
-                max_width=share if i in shrinking else None,
+                max_width=width if col.shrink else None,
                 style=STYLES.get(col.style or "", col.style),
             )
         for row in rows:
             table.add_row(*(self.text(c) for c in row))
-        self.console.print(table)
+        total = sum(widths) + gap * (len(widths) - 1)
+        if total <= self.console.width:
+            self.console.print(table)
+            return
+        options = self.console.options.update(width=total)
+        for line in self.console.render_lines(table, options, pad=False):
+            text = Text()
+            for segment in line:
+                text.append(segment.text, segment.style)
+            self.line(text)
 
     # --- formatting ----------------------------------------------------------------------------
 
@@ -280,6 +298,25 @@ class Output:
 
 def _cell_text(cell: Cell) -> str:
     return cell if isinstance(cell, str) else cell[0]
+
+
+SHRINK_FLOOR = 16
+"""Characters a shrinking column (path, message, dtype) keeps however narrow the terminal."""
+
+
+def fit_widths(natural: Sequence[int], shrink: Sequence[bool], width: int, gap: int) -> list[int]:
+    """Column widths for a terminal ``width``: the widest shrinking column gives way first,
+    none below ``SHRINK_FLOOR`` (or its natural width); the others keep their natural width."""
+    widths = list(natural)
+    excess = sum(widths) + gap * (len(widths) - 1) - width
+    floors = [min(w, SHRINK_FLOOR) if s else w for w, s in zip(natural, shrink, strict=True)]
+    while excess > 0:
+        i = max(range(len(widths)), key=lambda k: widths[k] - floors[k])
+        if widths[i] <= floors[i]:
+            break
+        widths[i] -= 1
+        excess -= 1
+    return widths
 
 
 def plain_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> list[str]:
@@ -339,6 +376,43 @@ def format_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def dtype_name(dtype: str | None) -> str:
+    """A data type as people read it: ``int32``, ``struct{a:int32,b:float64}``, ``bytes[5]``,
+    ``str[7]``, ``datetime64[ns]``; the library gives the Zarr v3 ``data_type``, a name or a
+    JSON object."""
+    if dtype is None:
+        return "-"
+    if not dtype.startswith("{"):
+        return dtype
+    try:
+        return _dtype_name(json.loads(dtype))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return dtype
+
+
+def _dtype_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    name = str(spec["name"])
+    config = spec.get("configuration") or {}
+    short = name.removeprefix("numpy.")
+    if short in ("datetime64", "timedelta64"):
+        scale = config.get("scale_factor", 1)
+        return f"{short}[{'' if scale == 1 else scale}{config.get('unit', '')}]"
+    if name == "structured":
+        fields = ",".join(f"{f}:{_dtype_name(t)}" for f, t in config.get("fields", []))
+        return f"struct{{{fields}}}"
+    if name == "null_terminated_bytes":
+        return f"bytes[{config['length_bytes']}]"
+    if name == "raw_bytes":
+        return f"raw[{config['length_bytes']}]"
+    if name == "fixed_length_utf32":
+        return f"str[{config['length_bytes'] // 4}]"
+    if not config:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(config.items()))}]"
+
+
 def format_shape(shape: Sequence[int] | None, sep: str = "x") -> str:
     if shape is None:
         return "-"
@@ -376,11 +450,17 @@ def snapshot_doc(info: Any) -> dict[str, Any]:
     }
 
 
-def command_hint(*words: str, repo: str | None = None) -> str:
-    """A copy-pasteable ``ick`` command line (with -R when the repository was given by it)."""
+def command_hint(*words: str, args: Sequence[str] = (), repo: str | None = None) -> str:
+    """A copy-pasteable ``ick`` command line: ``words`` (verbs and options), then ``args``
+    (names and ids) after ``--`` if one starts with '-', so that it cannot read as an option;
+    with -R first when the repository was given by it."""
     import shlex
 
-    args = ["ick", *words]
+    line = ["ick"]
     if repo and repo != os.environ.get("ICK_REPO"):
-        args += ["-R", repo]
-    return shlex.join(args)
+        line += [f"--repo={repo}"] if repo.startswith("-") else ["-R", repo]
+    line += words
+    if any(a.startswith("-") for a in args):
+        line.append("--")
+    line += args
+    return shlex.join(line)

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from icechunk_lib.errors import CorruptObjectError, ObjectNotFoundError, SnapshotNotFoundError
+from icechunk_lib.errors import CorruptObjectError
 from icechunk_lib.format import RepositoryConfig, content_checksum, encode_id
 from icechunk_lib.format.snapshot import (
     Snapshot,
@@ -145,10 +145,10 @@ class ObjectStore:
     # --- snapshots -----------------------------------------------------------------------------
 
     async def _get_snapshot_bytes(self, snapshot_id: str) -> bytes:
-        try:
-            return await self.storage.get(SNAPSHOTS + snapshot_id)
-        except ObjectNotFoundError:
-            raise SnapshotNotFoundError(snapshot_id) from None
+        # Missing, the snapshot raises ObjectNotFoundError: reached through a ref or a parent
+        # link, it means damage. Ids a caller names are checked first (Repository), and
+        # reported as SnapshotNotFoundError.
+        return await self.storage.get(SNAPSHOTS + snapshot_id)
 
     async def snapshot(self, snapshot_id: str) -> Snapshot:
         cached = self._snapshots.get(snapshot_id)

@@ -238,7 +238,10 @@ class Repository:
     async def _check_snapshot(self, snapshot_id: str) -> None:
         if not isinstance(snapshot_id, str) or not is_object_id(snapshot_id):
             raise SnapshotNotFoundError(str(snapshot_id), "not a valid snapshot id")
-        await self._objects.snapshot_header(snapshot_id)
+        try:
+            await self._objects.snapshot_header(snapshot_id)
+        except ObjectNotFoundError:  # named by the caller: not found, not damage
+            raise SnapshotNotFoundError(snapshot_id) from None
 
     def ancestry(
         self,

@@ -13,7 +13,7 @@ from icechunk_cli.render import Cell, Column, Output, command_hint, snapshot_doc
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["app", "common", "ref_rows", "render_refs", "report_ref"]
+__all__ = ["app", "ref_rows", "render_refs", "report_ref"]
 
 app = typer.Typer(
     help="List branches; create or delete one.",
@@ -21,16 +21,6 @@ app = typer.Typer(
     no_args_is_help=False,
     subcommand_metavar="[COMMAND [ARGS]...]",
 )
-
-
-def common(ctx: typer.Context, repo: str | None, json: bool, no_color: bool) -> Any:
-    """Options given before the subcommand (``ick branch -R x create b``) count too."""
-    parent = ctx.parent.params if ctx.parent is not None else {}
-    return (
-        repo or parent.get("repo"),
-        json or bool(parent.get("json")),
-        no_color or bool(parent.get("no_color")),
-    )
 
 
 @app.callback()
@@ -101,7 +91,6 @@ def render_refs(
 
 @app.command("create")
 def create(
-    ctx: typer.Context,
     name: BranchArg,
     ref: RefArg = None,
     repo: RepoOpt = None,
@@ -109,7 +98,6 @@ def create(
     no_color: NoColorOpt = False,
 ) -> None:
     """Create branch BRANCH at REF (default: the tip of main)."""
-    repo, json, no_color = common(ctx, repo, json, no_color)
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     snapshot_id = addressing.resolve(repository, ref)
@@ -119,18 +107,18 @@ def create(
 
 @app.command("delete")
 def delete(
-    ctx: typer.Context,
     name: BranchArg,
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
     """Delete branch BRANCH (not main). Its snapshots stay; the output says how to restore it."""
-    repo, json, no_color = common(ctx, repo, json, no_color)
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     was = repository.lookup_branch(name)
     repository.delete_branch(name)
     report_ref(out, "branch", name, was, created=False)
     if not out.json:
-        out.note(f"restore it with: {command_hint('branch', 'create', name, was, repo=repo)}")
+        out.note(
+            f"restore it with: {command_hint('branch', 'create', args=(name, was), repo=repo)}"
+        )

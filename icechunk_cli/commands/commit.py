@@ -8,15 +8,17 @@ progress bar, the question before deleting groups or arrays, the commit and the 
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.errors import NotFoundError
+from icechunk_cli.errors import Interrupted, NotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
 from icechunk_cli.render import Column, Output, format_bytes
 
@@ -28,9 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["commit", "parse_metadata"]
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 _SHOWN = 10
 """Paths listed in a question or warning before "..."."""
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 def parse_metadata(pairs: list[str]) -> dict[str, str]:
@@ -103,16 +106,39 @@ def commit(
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
-    stats = _import(out, session, source, dest, yes=yes)
-    if stats.skipped_v2:
-        out.note(
-            f"ick: warning: skipped {len(stats.skipped_v2)} Zarr v2 group(s) or array(s) in "
-            f"{source} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
-        )
     try:
-        snapshot_id: str | None = session.commit(message, meta)
-    except NoChangesToCommitError:
-        snapshot_id = None
+        stats = _import(out, session, source, dest, yes=yes)
+        if stats.skipped_v2:
+            out.note(
+                f"ick: warning: skipped {len(stats.skipped_v2)} Zarr v2 group(s) or array(s) "
+                f"in {source} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
+            )
+        # From here Ctrl-C waits until the commit and its report are done: the output then
+        # says truly whether the commit landed.
+        with _HeldInterrupts() as held:
+            try:
+                snapshot_id: str | None = session.commit(message, meta)
+            except NoChangesToCommitError:
+                snapshot_id = None
+            _report(out, branch, source, previous, snapshot_id, stats)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; nothing was committed, {branch!r} stays at {previous}"
+        ) from None
+    if held.interrupted:
+        done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
+        raise Interrupted(f"interrupted after {done}")
+
+
+def _report(
+    out: Output,
+    branch: str,
+    source: str,
+    previous: str,
+    snapshot_id: str | None,
+    stats: ImportStats,
+) -> None:
+    """Say what was committed (or that nothing was), and the importer's counts."""
     if out.json:
         out.emit(
             {
@@ -174,8 +200,8 @@ def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bo
         question = f"Delete them from {session.branch} and commit?"
         try:
             confirmed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:
-            confirmed = False
+        except typer.Abort:  # Ctrl-C at the question: an interrupt, nothing committed
+            raise KeyboardInterrupt from None
         if not confirmed:
             out.note(f"ick: nothing committed; branch {session.branch!r} is unchanged")
             raise typer.Exit(1) from None
@@ -212,6 +238,26 @@ def _stream_is_tty(stream: Any) -> bool:
 
 def _count(name: str, n: int, out: Output) -> str:
     return format_bytes(n) if name == "bytes_written" and out.terminal else str(n)
+
+
+class _HeldInterrupts:
+    """Hold Ctrl-C (SIGINT) for the block; afterwards ``interrupted`` says if it came."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+
+    def __enter__(self) -> _HeldInterrupts:
+        if threading.current_thread() is threading.main_thread():  # only it gets signals
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _ProgressBar:

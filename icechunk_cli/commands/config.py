@@ -16,6 +16,13 @@ __all__ = ["app", "flatten"]
 app = typer.Typer(help="Show or change the repository configuration.", no_args_is_help=True)
 
 
+@app.callback()
+def configuration(
+    repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False
+) -> None:
+    """Show or change the repository configuration."""
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """``{"compression": {"level": 3}}`` -> ``("compression.level", 3)``, sorted by key."""
     for key in sorted(tree):

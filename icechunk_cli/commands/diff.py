@@ -13,7 +13,7 @@ from icechunk_cli.render import Cell, Column, Output
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["diff", "diff_doc", "render_changes", "stat_doc"]
+__all__ = ["diff", "diff_doc", "parent_changes", "render_changes", "stat_doc"]
 
 
 def diff(
@@ -48,18 +48,32 @@ def diff(
     if to_ref is None:
         new = addressing.resolve(repository, from_ref)
         old = repository.lookup_snapshot(new).parent_id
+        changes = parent_changes(repository, old, new)
     else:
         old = addressing.resolve(repository, from_ref)
         new = addressing.resolve(repository, to_ref)
-    import icechunk_lib as ic
-
-    # The first snapshot has no parent; it is empty, so nothing changed.
-    changes = repository.diff(from_snapshot_id=old, to_snapshot_id=new) if old else ic.Diff()
+        changes = repository.diff(from_snapshot_id=old, to_snapshot_id=new)
     if out.json:
         out.emit(diff_doc(old, new, changes, stat=stat))
         return
     out.line(out.text("from ", (out.id(old), "id"), " to ", (out.id(new), "id")))
     render_changes(out, changes, stat=stat)
+
+
+def parent_changes(repository: ic.Repository, parent: str | None, snapshot_id: str) -> ic.Diff:
+    """What ``snapshot_id`` changed relative to its ``parent`` (the first snapshot: nothing)."""
+    import icechunk_lib as ic
+    from icechunk_lib.errors import ObjectNotFoundError
+
+    if parent is None:
+        return ic.Diff()  # the first snapshot is empty
+    try:
+        return repository.diff(from_snapshot_id=parent, to_snapshot_id=snapshot_id)
+    except ic.SnapshotNotFoundError as exc:
+        if exc.snapshot_id != parent:
+            raise
+        # The repository named this parent, not the user: its absence is damage.
+        raise ObjectNotFoundError(f"snapshots/{parent}", repository.storage.url) from None
 
 
 def diff_doc(old: str | None, new: str, changes: ic.Diff, *, stat: bool = False) -> dict[str, Any]:

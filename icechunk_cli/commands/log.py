@@ -19,7 +19,7 @@ from icechunk_cli.render import Cell, Output, iso_time, snapshot_doc
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["Decorations", "decorations", "log", "ref_label", "render_entry"]
+__all__ = ["Decorations", "decorations", "log", "ref_label", "render_entry", "warn_damaged"]
 
 LANE_STYLES = ("red", "green", "yellow", "blue", "magenta", "cyan")
 """Lane colours of --graph, in order of appearance."""
@@ -53,7 +53,8 @@ def log(
     """
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
-    decor = decorations(repository)
+    damaged: list[str] = []
+    decor = decorations(repository, strict=all_refs, damaged=damaged)
     tips: list[str] = []
     if all_refs:
         tips = list(decor)
@@ -72,6 +73,7 @@ def log(
     else:
         for entry in entries:
             render_entry(out, entry, decor, oneline=oneline)
+    warn_damaged(out, damaged)
 
 
 def _history(repository: ic.Repository, tips: list[str]) -> Iterator[ic.SnapshotInfo]:
@@ -83,14 +85,45 @@ def _history(repository: ic.Repository, tips: list[str]) -> Iterator[ic.Snapshot
     return merge_histories(repository.ancestry(snapshot_id=t) for t in unique)
 
 
-def decorations(repository: ic.Repository) -> Decorations:
-    """Which branches and tags point at which snapshot (one read per ref)."""
+def decorations(
+    repository: ic.Repository, *, strict: bool = False, damaged: list[str] | None = None
+) -> Decorations:
+    """Which branches and tags point at which snapshot (one read per ref).
+
+    The labels are decoration: a damaged ref is left out and named in ``damaged``, so that it
+    does not fail a command that does not need it. With ``strict`` (``log --all``, which needs
+    every ref) it fails the command.
+    """
+    from icechunk_lib.errors import CorruptObjectError, RefNotFoundError
+
     found: Decorations = {}
-    for name in sorted(repository.list_branches()):
-        found.setdefault(repository.lookup_branch(name), ([], []))[0].append(name)
-    for name in sorted(repository.list_tags()):
-        found.setdefault(repository.lookup_tag(name), ([], []))[1].append(name)
+    refs = [(n, "branch") for n in sorted(repository.list_branches())]
+    refs += [(n, "tag") for n in sorted(repository.list_tags())]
+    for name, kind in refs:
+        try:
+            tip = (
+                repository.lookup_branch(name) if kind == "branch" else repository.lookup_tag(name)
+            )
+        except RefNotFoundError:
+            continue  # deleted meanwhile
+        except CorruptObjectError:
+            if strict:
+                raise
+            if damaged is not None:
+                damaged.append(f"{kind} {name!r}")
+            continue
+        found.setdefault(tip, ([], []))[0 if kind == "branch" else 1].append(name)
     return found
+
+
+def warn_damaged(out: Output, damaged: list[str]) -> None:
+    """After the output: one line naming the refs left out of the labels because damaged."""
+    if damaged:
+        verb = "are" if len(damaged) > 1 else "is"
+        out.note(
+            f"ick: warning: {', '.join(damaged)} {verb} damaged and not shown; "
+            "`ick log --all` reports the damage"
+        )
 
 
 def _entry_doc(entry: ic.SnapshotInfo, decor: Decorations) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_refs
-from icechunk_cli.render import Cell, Column, Output, chunk_grid_size
+from icechunk_cli.render import Cell, Column, Output, chunk_grid_size, dtype_name
 
 __all__ = ["ls", "split_ref_and_path"]
 
@@ -72,7 +72,12 @@ def ls(
             {"snapshot_id": snapshot_id, "path": where, "nodes": [_node_doc(n) for n in nodes]}
         )
         return
-    columns = [Column("path", shrink=True), Column("shape"), Column("dtype"), Column("chunks")]
+    columns = [
+        Column("path", shrink=True),
+        Column("shape"),
+        Column("dtype", shrink=True),
+        Column("chunks"),
+    ]
     if long:
         columns += [Column("written", numeric=True), Column("bytes", numeric=True)]
     rows: list[list[Cell]] = []
@@ -82,7 +87,8 @@ def ls(
             if long:
                 row += ["", ""]
         else:
-            row = [node.path, out.shape(node.shape), node.dtype or "-", out.shape(node.chunk_shape)]
+            shape, chunks = out.shape(node.shape), out.shape(node.chunk_shape)
+            row = [node.path, shape, dtype_name(node.dtype), chunks]
             if long:
                 total = chunk_grid_size(node.shape, node.chunk_shape)
                 written = "-" if node.chunks_written is None else str(node.chunks_written)

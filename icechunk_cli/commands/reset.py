@@ -35,8 +35,8 @@ def reset(
 ) -> None:
     """Move a branch to another snapshot, printing how to undo it.
 
-    Asks first unless --yes. The move is a compare-and-swap: if BRANCH moves meanwhile,
-    nothing changes and the exit code is 4.
+    Asks first unless --yes; with --json it does not ask, and --yes is required. The move
+    is a compare-and-swap: if BRANCH moves meanwhile, nothing changes and the exit code is 4.
     """
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
@@ -50,6 +50,11 @@ def reset(
                 out.text("Branch ", (branch, "branch"), " is already at ", (out.id(target), "id"))
             )
         return
+    if not yes and out.json:  # a program reads the output: nobody is there to answer
+        raise typer.BadParameter(
+            f"with --json, reset does not ask; pass --yes to move branch {branch!r}",
+            param_hint="--yes",
+        )
     if not yes:
         question = f"Move branch {branch!r} from {out.id(current)} to {out.id(target)}?"
         try:
@@ -73,7 +78,7 @@ def reset(
             (out.id(target), "id"),
         )
     )
-    out.line(f"undo with: {command_hint('reset', '--yes', branch, current, repo=repo)}")
+    out.line(f"undo with: {command_hint('reset', '--yes', args=(branch, current), repo=repo)}")
 
 
 def _doc(branch: str, previous: str, target: str, *, moved: bool) -> dict[str, object]:

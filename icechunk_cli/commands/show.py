@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from icechunk_cli import addressing
-from icechunk_cli.commands.diff import diff_doc, render_changes
-from icechunk_cli.commands.log import decorations, render_entry
+from icechunk_cli.commands.diff import diff_doc, parent_changes, render_changes
+from icechunk_cli.commands.log import decorations, render_entry, warn_damaged
 from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt
 from icechunk_cli.render import Output, snapshot_doc
 
@@ -24,12 +24,9 @@ def show(
     repository = addressing.open_repository(repo)
     snapshot_id = addressing.resolve(repository, ref)
     info = repository.lookup_snapshot(snapshot_id)
-    changes = (
-        repository.diff(from_snapshot_id=info.parent_id, to_snapshot_id=snapshot_id)
-        if info.parent_id
-        else None
-    )
-    decor = decorations(repository)
+    changes = parent_changes(repository, info.parent_id, snapshot_id) if info.parent_id else None
+    damaged: list[str] = []
+    decor = decorations(repository, damaged=damaged)
     if out.json:
         branches, tags = decor.get(snapshot_id, ([], []))
         out.emit(
@@ -40,7 +37,8 @@ def show(
                 else None,
             }
         )
-        return
-    render_entry(out, info, decor)
-    if changes is not None:
-        render_changes(out, changes)
+    else:
+        render_entry(out, info, decor)
+        if changes is not None:
+            render_changes(out, changes)
+    warn_damaged(out, damaged)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.commands.branch import common, render_refs, report_ref
+from icechunk_cli.commands.branch import render_refs, report_ref
 from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg
 from icechunk_cli.render import Output
 
@@ -47,7 +47,6 @@ def list_tags(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt 
 
 @app.command("create")
 def create(
-    ctx: typer.Context,
     name: TagArg,
     ref: RefArg = None,
     repo: RepoOpt = None,
@@ -55,7 +54,6 @@ def create(
     no_color: NoColorOpt = False,
 ) -> None:
     """Create tag TAG at REF (default: the tip of main)."""
-    repo, json, no_color = common(ctx, repo, json, no_color)
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     snapshot_id = addressing.resolve(repository, ref)
@@ -65,14 +63,12 @@ def create(
 
 @app.command("delete")
 def delete(
-    ctx: typer.Context,
     name: TagArg,
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
     """Delete tag TAG. Its snapshot stays, but the name can never be used again."""
-    repo, json, no_color = common(ctx, repo, json, no_color)
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     was = repository.lookup_tag(name)

@@ -115,8 +115,9 @@ class Ick:
         repo: bool = True,
     ) -> Result:
         argv = list(args)
-        if repo and self.repo is not None and "-R" not in argv and "--repo" not in argv:
-            argv += ["-R", str(self.repo)]
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        if repo and self.repo is not None and "-R" not in options and "--repo" not in options:
+            argv = ["-R", str(self.repo), *argv]
         return self.runner.invoke(app, argv, env={**CLEAN_ENV, **(env or {})}, input=input)
 
     def ok(self, *args: str, **kwargs: Any) -> Result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,75 @@ def test_commit_progress_goes_to_stderr_on_a_terminal_only(ick: Ick, tmp_path: P
     ick.ok("branch", "create", "other", "v1.0")
     quiet = ick.ok("commit", "-m", "b", "--from", str(source), "-b", "other", "-y")
     assert quiet.stderr == ""
+
+
+# --- ls: data types and narrow terminals (issue 8) -----------------------------------------------
+
+
+@pytest.fixture
+def odd_dtypes(tmp_path: Path) -> Path:
+    """A repository with structured, bytes, text, datetime64 arrays and a deep long path."""
+    import warnings
+
+    import numpy as np
+    import zarr
+
+    import icechunk_lib as ic
+
+    repo = ic.Repository.create(ic.local_filesystem_storage(tmp_path / "odd"))
+    session = repo.writable_session("main")
+    root = zarr.group(session.store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr warns that some of these are not in the spec
+        root.create_array(
+            "records", shape=(4,), chunks=(2,), dtype=np.dtype([("a", "<i4"), ("b", "<f8")])
+        )
+        root.create_array("raw", shape=(4,), chunks=(2,), dtype="S5")
+        root.create_array("text", shape=(4,), chunks=(2,), dtype="U7")
+        root.create_array("when", shape=(4,), chunks=(2,), dtype="datetime64[ns]")
+        root.create_array("every", shape=(4,), chunks=(2,), dtype="timedelta64[10s]")
+        root.create_array(
+            "measurements/station_alpha/sensor_readings_temperature",
+            shape=(1000, 2000),
+            chunks=(100, 100),
+            dtype="f4",
+        )
+    session.commit("odd dtypes")
+    return tmp_path / "odd"
+
+
+EXPECTED_DTYPES = {
+    "/records": "struct{a:int32,b:float64}",
+    "/raw": "bytes[5]",
+    "/text": "str[7]",
+    "/when": "datetime64[ns]",
+    "/every": "timedelta64[10s]",
+}
+
+
+def test_ls_prints_readable_dtypes(odd_dtypes: Path) -> None:
+    ick = Ick(odd_dtypes)
+    rows = {line.split()[0]: line.split() for line in ick.ok("ls", "-l").stdout.splitlines()[1:]}
+    for path, name in EXPECTED_DTYPES.items():
+        assert rows[path][2] == name, rows[path]
+        assert len(rows[path]) == 6  # no spaces inside the dtype column
+    doc = ick.json("ls")  # JSON keeps the library's exact data_type
+    records = next(n for n in doc["nodes"] if n["path"] == "/records")
+    assert json.loads(records["dtype"])["name"] == "structured"
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_ls_long_keeps_paths_readable_on_narrow_terminals(odd_dtypes: Path, columns: int) -> None:
+    ick = Ick(odd_dtypes)
+    env = {"ICK_TERMINAL": "1", "NO_COLOR": "1", "COLUMNS": str(columns)}
+    out = ick.ok("ls", "-l", "-r", env=env).stdout
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines), out
+    deep = next(line for line in lines if "1000\N{MULTIPLICATION SIGN}2000" in line)
+    assert deep.startswith("/measurements/s")  # the path keeps 15 characters and an ellipsis
+    for path in EXPECTED_DTYPES:
+        assert any(line.startswith(path + " ") for line in lines), (path, out)
+    if columns == 80:  # the columns fit; path and dtype share what is left
+        for name in EXPECTED_DTYPES.values():
+            assert name[:14] in out
+        assert "1000\N{MULTIPLICATION SIGN}2000" in out and "0/200" in out

@@ -173,3 +173,129 @@ def test_format_errors_get_the_hint_that_fits() -> None:
     assert retired.exit_code == 1 and "upgrade" not in (retired.hint or "")
     misnamed = errors.classify(ObjectIdMismatchError("snapshots/A", "snapshot", "A", "B"))
     assert misnamed.exit_code == 5 and "backup" in (misnamed.hint or "")
+
+
+# --- damage, limits and usage errors (issue 8) ---------------------------------------------------
+
+
+def test_5_a_branch_tip_whose_snapshot_is_missing(ick: Ick, sample: Sample) -> None:
+    (sample.path / "snapshots" / sample.ids["day4"]).unlink()
+    for args in (["log"], ["show"], ["ls"], ["diff", "main"], ["log", "main~1"]):
+        result = ick.fails(5, *args)
+        assert f"snapshots/{sample.ids['day4']}" in result.stderr, args
+        assert "damaged" in result.stderr
+    ick.fails(3, "show", "0" * len(sample.ids["day4"]))  # an id nobody wrote: not found
+
+
+def test_5_a_missing_parent_in_show_and_diff(ick: Ick, sample: Sample) -> None:
+    (sample.path / "snapshots" / sample.ids["day3"]).unlink()
+    for args in (["show", "main"], ["diff", "main"]):
+        result = ick.fails(5, *args)
+        assert f"snapshots/{sample.ids['day3']}" in result.stderr, args
+
+
+def test_5_a_damaged_format_version_is_damage_in_one_message(ick: Ick, sample: Sample) -> None:
+    snapshot = sample.path / "snapshots" / sample.ids["day4"]
+    data = bytearray(snapshot.read_bytes())
+    data[4] = 9  # the format version byte of the header
+    snapshot.write_bytes(bytes(data))
+    result = ick.fails(5, "log")
+    assert "version field is damaged" in result.stderr
+    assert "upgrade" not in result.stderr, result.stderr
+    doc = json.loads(ick("log", "--json").stderr)
+    assert doc["error"]["exit_code"] == 5
+
+
+def test_1_a_newer_format_version_says_upgrade_once(ick: Ick, sample: Sample) -> None:
+    import struct
+
+    import xxhash
+
+    snapshot = sample.path / "snapshots" / sample.ids["day4"]
+    data = bytearray(snapshot.read_bytes())
+    data[4:6] = struct.pack("<H", 9)  # a well-formed file of a format version 9
+    data[28:36] = struct.pack("<Q", xxhash.xxh3_64_intdigest(bytes(data[:28] + data[36:])))
+    snapshot.write_bytes(bytes(data))
+    result = ick.fails(1, "log")
+    assert "format version 9" in result.stderr
+    assert result.stderr.count("upgrade") == 1, result.stderr
+    assert "damaged" not in result.stderr
+
+
+def test_a_damaged_ref_fails_only_what_needs_it(ick: Ick, sample: Sample) -> None:
+    (sample.path / "refs" / "branch" / "experiment" / "ref").write_bytes(b"garbage\n")
+    log = ick.ok("log", "--oneline")
+    assert sample.ids["day4"] in log.stdout
+    assert "experiment" in log.stderr and "damaged" in log.stderr  # a warning, once
+    assert log.stderr.count("\n") == 1
+    assert json.loads(ick.ok("show", "v1.1", "--json").stdout)["snapshot"]["tags"] == ["v1.1"]
+    ick.ok("ls")
+    ick.ok("tag")
+    for args in (["log", "--all"], ["log", "experiment"], ["branch"], ["reflog", "experiment"]):
+        result = ick.fails(5, *args)
+        assert "refs/branch/experiment" in result.stderr, args
+
+
+def test_2_counts_beyond_the_largest_integer(ick: Ick) -> None:
+    for args in (["log", "-n", "9223372036854775808"], ["reflog", "-n", "99999999999999999999"]):
+        result = ick(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        doc = json.loads(ick(*args, "--json").stderr)
+        assert doc["error"]["exit_code"] == 2
+    ick.ok("log", "-n", "9223372036854775807")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--json", "log", "--no-such-option"],
+        ["log", "--json", "--no-such-option"],
+        ["log", "--no-such-option", "--json"],
+        ["--json", "frobnicate"],
+        ["diff", "--json"],
+        ["tag", "--json", "create"],
+        ["ls", "/a", "/b", "--json"],
+        ["commit", "-m", "x", "--from", ".", "--metadata", "novalue", "--json"],
+    ],
+    ids=" ".join,
+)
+def test_2_usage_errors_with_json_are_the_json_error_document(ick: Ick, args: list[str]) -> None:
+    result = ick(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    doc = json.loads(result.stderr)
+    assert set(doc["error"]) == {"exit_code", "type", "message", "hint"}
+    assert doc["error"]["exit_code"] == 2
+    assert doc["error"]["message"]
+
+
+def test_2_reset_with_json_does_not_ask(ick: Ick, sample: Sample) -> None:
+    result = ick("reset", "main", "v1.0", "--json", input="y\n")
+    assert result.exit_code == 2
+    assert "pass --yes" in json.loads(result.stderr)["error"]["message"]
+    assert "?" not in result.stderr  # no question was asked
+    assert ick.json("branch")["branches"][1]["snapshot"]["id"] == sample.ids["day4"]
+
+
+@pytest.mark.parametrize("name", ["--help", "-x", "-R"])
+def test_hints_with_names_that_look_like_options_run_as_printed(
+    ick: Ick, sample: Sample, name: str
+) -> None:
+    import shlex
+
+    ick.ok("branch", "create", "--", name)
+    deleted = ick.ok("branch", "delete", "--", name)
+    assert name not in [b["name"] for b in ick.json("branch")["branches"]]
+    hint = deleted.stderr.split("restore it with: ", 1)[1].strip()
+    argv = shlex.split(hint)
+    assert argv[0] == "ick"
+    ick.ok(*argv[1:], repo=False)  # the hint restores the branch
+    assert name in [b["name"] for b in ick.json("branch")["branches"]]
+
+    ick.ok("reset", "--yes", "--", name, "v1.0")
+    moved = ick.ok("reset", "--yes", "--", name, "main")
+    undo = shlex.split(moved.stdout.split("undo with: ", 1)[1].strip())
+    ick.ok(*undo[1:], repo=False)
+    reflog = json.loads(ick.ok("reflog", "--json", "--", name).stdout)
+    assert reflog["entries"][0]["snapshot_id"] == sample.ids["first"]

@@ -34,7 +34,8 @@ def test_branch_create_at_a_ref_and_delete_with_a_restore_hint(ick: Ick, sample:
     assert out.stdout == f"Created branch dev at {sample.ids['day4']}\n"
     deleted = ick.ok("branch", "delete", "fix")
     assert deleted.stdout == f"Deleted branch fix (was {sample.ids['first']})\n"
-    assert f"ick branch create fix {sample.ids['first']} -R" in deleted.stderr
+    hint = f"ick -R {sample.path} branch create fix {sample.ids['first']}"
+    assert f"restore it with: {hint}\n" in deleted.stderr
     assert [b["name"] for b in ick.json("branch")["branches"]] == ["dev", "experiment", "main"]
 
 
@@ -94,7 +95,7 @@ def test_tags_list_create_and_names_are_never_reused(ick: Ick, sample: Sample) -
 def test_reset_with_yes_moves_the_branch_and_prints_the_undo(ick: Ick, sample: Sample) -> None:
     out = ick.ok("reset", "main", "v1.0", "--yes").stdout.splitlines()
     assert out[0] == f"Moved branch main from {sample.ids['day4']} to {sample.ids['first']}"
-    assert out[1].startswith(f"undo with: ick reset --yes main {sample.ids['day4']} -R ")
+    assert out[1] == f"undo with: ick -R {sample.path} reset --yes main {sample.ids['day4']}"
     assert ick.json("log", "-n", "1")["snapshots"][0]["id"] == sample.ids["first"]
     undo = out[1].removeprefix("undo with: ick ").split()
     assert ick.json(*undo) == {

@@ -1,0 +1,177 @@
+"""Ctrl-C during ``ick commit --from``: one line, exit code 130, and the truth about the commit.
+
+Real processes get a real SIGINT at several moments of the command, from the import to just
+after the commit point; whatever the moment, the command ends cleanly and the repository is at
+the commit the output names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import CLEAN_ENV
+
+ICK = Path(sys.executable).with_name("ick")
+NOISE = ("Task was destroyed", "Event loop is closed", "Traceback", "Exception ignored")
+
+pytestmark = pytest.mark.skipif(not ICK.exists(), reason="the ick script is not installed")
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if CLEAN_ENV.get(k, "") is not None}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return env
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 chunks of 2 KiB (too large to inline): time to interrupt the import midway."""
+    import numpy as np
+    import zarr
+
+    path = tmp_path_factory.mktemp("interrupt") / "source.zarr"
+    root = zarr.open_group(str(path), mode="w")
+    for name in ("a", "b", "c"):
+        array = root.create_array(name, shape=(500, 256), chunks=(1, 256), dtype="f8")
+        array[:] = np.random.default_rng(0).random((500, 256))
+    return path
+
+
+def tip(repo: Path) -> str:
+    """The tip of main, after checking that its history and content read back."""
+    import icechunk_lib as ic
+
+    repository = ic.Repository.open(ic.local_filesystem_storage(repo))
+    snapshot = repository.lookup_branch("main")
+    assert next(repository.ancestry(snapshot_id=snapshot)).id == snapshot
+    repository.readonly_session(snapshot_id=snapshot).list_nodes("/", stats=True)
+    return snapshot
+
+
+Trigger = Callable[[Path], bool]
+"""A moment of the command, seen in the repository's files."""
+
+
+def importing(repo: Path) -> bool:
+    return (repo / "chunks").exists()
+
+
+def committing(repo: Path) -> bool:
+    return (repo / "manifests").exists()
+
+
+def snapshot_written(repo: Path) -> bool:
+    return len(list((repo / "snapshots").iterdir())) > 1
+
+
+def log_written(repo: Path) -> bool:
+    return (repo / "transactions").exists()  # the last write before the commit point
+
+
+def branch_moved_from(ref: bytes) -> Trigger:
+    """After the commit point: main's ref file no longer holds ``ref``."""
+
+    def moved(repo: Path) -> bool:
+        return (repo / "refs" / "branch" / "main" / "ref").read_bytes() != ref
+
+    return moved
+
+
+def run_and_interrupt(
+    runs: list[tuple[Path, Trigger, float | None]], argv: list[str]
+) -> list[tuple[subprocess.Popen[str], float]]:
+    """Start ``ick ARGV -R repo`` for every run at once; send each SIGINT ``delay`` seconds
+    after its trigger (None: never). Returns the processes and, for each, the time from its
+    trigger to its end (for those not interrupted)."""
+    procs = [
+        subprocess.Popen(
+            [str(ICK), *argv, "-R", str(repo)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+        )
+        for repo, _, _ in runs
+    ]
+    seen: list[float | None] = [None] * len(runs)
+    took = [0.0] * len(runs)
+    pending = set(range(len(runs)))
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        now = time.monotonic()
+        for i in list(pending):
+            repo, trigger, delay = runs[i]
+            if seen[i] is None and trigger(repo):
+                seen[i] = now
+            start = seen[i]
+            if procs[i].poll() is not None:
+                took[i] = now - (start or now)
+                pending.discard(i)
+            elif start is not None and delay is not None and now - start >= delay:
+                procs[i].send_signal(signal.SIGINT)
+                pending.discard(i)
+        time.sleep(0.001)
+    return list(zip(procs, took, strict=True))
+
+
+def test_interrupting_commit_from_ends_cleanly_and_tells_the_truth(
+    big_source: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "template"
+    subprocess.run([str(ICK), "init", str(template)], check=True, capture_output=True)
+    before = tip(template)
+
+    # How long the import takes here, to spread interrupts over it; then interrupts around
+    # the commit point: as the commit starts, with its snapshot and its transaction log
+    # written (just before the branch moves), and once the branch moved.
+    whole = tmp_path / "whole"
+    shutil.copytree(template, whole)
+    argv = ["commit", "-m", "import", "--from", str(big_source)]
+    [(whole_run, duration)] = run_and_interrupt([(whole, importing, None)], argv)
+    assert whole_run.communicate(timeout=60)[1] == ""
+    assert whole_run.returncode == 0
+
+    moments: list[tuple[Trigger, float]] = [
+        (importing, 0.0),
+        (importing, duration * 0.3),
+        (importing, duration * 0.6),
+        (committing, 0.0),
+        (snapshot_written, 0.0),
+        (log_written, 0.0),
+        (branch_moved_from((template / "refs" / "branch" / "main" / "ref").read_bytes()), 0.0),
+    ]
+    runs = []
+    for i, (trigger, delay) in enumerate(moments):
+        repo = tmp_path / f"r{i}"
+        shutil.copytree(template, repo)
+        runs.append((repo, trigger, delay))
+    results = run_and_interrupt(runs, argv)
+
+    outcomes = []
+    for (repo, _, _), (proc, _) in zip(runs, results, strict=True):
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode in (0, 130), (proc.returncode, stdout, stderr)
+        for noise in NOISE:
+            assert noise not in stderr, stderr
+        now = tip(repo)
+        if proc.returncode == 130:
+            assert stderr.count("\n") == 1, stderr
+            assert stderr.startswith("ick: error: interrupted")
+        if "Committed" in stdout:
+            committed = stdout.split()[1]
+            assert now == committed, (stdout, stderr)
+            assert f"committing {committed}" in stderr or proc.returncode == 0, stderr
+        else:
+            assert "nothing was committed" in stderr, stderr
+            assert now == before, (stdout, stderr)
+        outcomes.append("committed" if now != before else "not committed")
+    assert "not committed" in outcomes  # the interrupts did land during the import
