@@ -29,6 +29,7 @@ Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` 
     ├── InvalidNameError (ValueError)
     ├── CorruptObjectError (ValueError)
     │   ├── ObjectIdMismatchError
+    │   ├── MissingObjectError
     │   └── UnsupportedFormatError
     │       └── RetiredFormatError
     ├── SessionError
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidStorageURLError",
     "LocationNotFoundError",
+    "MissingObjectError",
     "NoChangesToCommitError",
     "NodeNotFoundError",
     "ObjectExistsError",
@@ -319,6 +321,20 @@ class ObjectIdMismatchError(CorruptObjectError):
             path,
             f"the file holds {kind} {found_id}, not {expected_id} (it was probably copied or "
             "restored under the wrong name)",
+        )
+
+
+class MissingObjectError(CorruptObjectError):
+    """An object the repository refers to (through a ref, a snapshot or a manifest) is gone.
+
+    Not a ``FileNotFoundError`` on purpose: zarr reads those as "no such key" and would show
+    a damaged repository as an empty group or fill values instead of failing.
+    """
+
+    def __init__(self, key: str, where: str) -> None:
+        self.key = key
+        super().__init__(
+            f"{key} in {where}", "the repository refers to this object but it is missing"
         )
 
 

@@ -130,7 +130,7 @@ async def resolve_revision(objects: ObjectStore, refs: RefStore, rev: str) -> st
         raise AmbiguousRefError(rev, candidates)
     if named:
         snapshot_id = named[0][1]
-        # The ref's snapshot must exist: if its file is missing, ObjectNotFoundError says
+        # The ref's snapshot must exist: if its file is missing, MissingObjectError says
         # the repository is damaged (the header read is cached for the caller's next step).
         await objects.snapshot_header(snapshot_id)
     elif ids:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from icechunk_lib.errors import CorruptObjectError
+from icechunk_lib.errors import CorruptObjectError, MissingObjectError, ObjectNotFoundError
 from icechunk_lib.format import RepositoryConfig, content_checksum, encode_id
 from icechunk_lib.format.snapshot import (
     Snapshot,
@@ -144,11 +144,20 @@ class ObjectStore:
 
     # --- snapshots -----------------------------------------------------------------------------
 
+    async def fetch(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Read an object the repository refers to; missing, it is ``MissingObjectError``.
+
+        Everything read through here was named by a ref, a snapshot or a manifest, so a
+        missing object means damage. Ids a caller names are checked first (Repository) and
+        reported as ``SnapshotNotFoundError``.
+        """
+        try:
+            return await self.storage.get(key, byte_range)
+        except ObjectNotFoundError:
+            raise MissingObjectError(key, self.storage.url) from None
+
     async def _get_snapshot_bytes(self, snapshot_id: str) -> bytes:
-        # Missing, the snapshot raises ObjectNotFoundError: reached through a ref or a parent
-        # link, it means damage. Ids a caller names are checked first (Repository), and
-        # reported as SnapshotNotFoundError.
-        return await self.storage.get(SNAPSHOTS + snapshot_id)
+        return await self.fetch(SNAPSHOTS + snapshot_id)
 
     async def snapshot(self, snapshot_id: str) -> Snapshot:
         cached = self._snapshots.get(snapshot_id)
@@ -197,7 +206,7 @@ class ObjectStore:
 
         async def load() -> ManifestFile:
             key = MANIFESTS + manifest_id
-            data = await self.storage.get(key)
+            data = await self.fetch(key)
             manifest = decode_manifest(data, manifest_id, path=self._where(key))
             self._manifests.put(manifest_id, manifest)
             return manifest
@@ -219,7 +228,7 @@ class ObjectStore:
 
     async def transaction_log(self, snapshot_id: str) -> TransactionLog:
         key = TRANSACTIONS + snapshot_id
-        data = await self.storage.get(key)
+        data = await self.fetch(key)
         return decode_txlog(data, snapshot_id, path=self._where(key))
 
     async def write_transaction_log(self, log: TransactionLog) -> None:
@@ -239,7 +248,7 @@ class ObjectStore:
 
                 async def load() -> bytes:
                     rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
-                    data = await self.storage.get(key, rng)
+                    data = await self.fetch(key, rng)
                     if len(data) != ref.length or (
                         ref.checksum and content_checksum(data) != ref.checksum
                     ):
@@ -249,7 +258,7 @@ class ObjectStore:
 
                 whole = await self._shared(tag, load)
             return whole[start:stop]
-        data = await self.storage.get(key, (ref.offset + start, ref.offset + stop))
+        data = await self.fetch(key, (ref.offset + start, ref.offset + stop))
         if len(data) != stop - start:
             raise chunk_mismatch(ref, self._where(key), ", the range is past the file's end")
         if self._sizes.get(key) is None:

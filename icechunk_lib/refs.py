@@ -13,6 +13,7 @@ from icechunk_lib.errors import (
     BranchAlreadyExistsError,
     BranchNotFoundError,
     ConflictError,
+    MissingObjectError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -170,7 +171,11 @@ class RefStore:
         older = rec.older
         while older is not None:
             key = REFLOGS + older
-            page = decode_reflog_page(await self.storage.get(key), older, path=self._where(key))
+            try:
+                data = await self.storage.get(key)
+            except ObjectNotFoundError:
+                raise MissingObjectError(key, self.storage.url) from None
+            page = decode_reflog_page(data, older, path=self._where(key))
             items.extend(page.items)
             older = page.older
         return items

@@ -11,6 +11,7 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import (
     BranchAlreadyExistsError,
     ConfigChangedError,
+    MissingObjectError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -240,7 +241,7 @@ class Repository:
             raise SnapshotNotFoundError(str(snapshot_id), "not a valid snapshot id")
         try:
             await self._objects.snapshot_header(snapshot_id)
-        except ObjectNotFoundError:  # named by the caller: not found, not damage
+        except MissingObjectError:  # named by the caller: not found, not damage
             raise SnapshotNotFoundError(snapshot_id) from None
 
     def ancestry(
@@ -448,6 +449,9 @@ class Repository:
         sid = await self._resolve(branch, tag, snapshot_id)
         if as_of is not None:
             sid = await self._as_of(sid, as_of, branch or tag or snapshot_id or "")
+        # Load the snapshot now: a missing or damaged one fails here, not later inside zarr
+        # (which reads a missing key as an empty group).
+        await self._objects.snapshot(sid)
         from icechunk_lib.session import Session
 
         return Session(self._objects, sid, branch=None, read_only=True, refs=self._refs)
@@ -474,6 +478,7 @@ class Repository:
     async def writable_session_async(self, branch: str) -> Session:
         _require_writable(self._storage)
         sid = await self._refs.lookup_branch(branch)
+        await self._objects.snapshot(sid)  # as for read-only sessions: fail here if damaged
         from icechunk_lib.session import Session
 
         return Session(self._objects, sid, branch=branch, read_only=False, refs=self._refs)

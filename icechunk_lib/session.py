@@ -440,7 +440,7 @@ class Session:
             key = chunk_key(ref.chunk_id)
             # A whole-object read needs no range (no slicing copy); length and checksum follow.
             rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
-            data = await self._objects.storage.get(key, rng)
+            data = await self._objects.fetch(key, rng)
             if len(data) != ref.length or (ref.checksum and content_checksum(data) != ref.checksum):
                 raise chunk_mismatch(ref, f"{key} in {self._objects.storage.url}")
             return data

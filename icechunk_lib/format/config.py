@@ -88,6 +88,9 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
 
     def validate(self) -> RepositoryConfig:
         """Return ``self`` if every value is in range, else raise ``ConfigError``."""
+        for key, value in _leaves(self.to_dict()):
+            if type(value) is int and not 0 <= value <= MAX_INT:
+                raise ConfigError(f"{key} must be between 0 and {MAX_INT}, got {value}")
         if not 0 <= self.inline_chunk_threshold_bytes <= 64 * 1024:
             raise ConfigError(
                 "inline_chunk_threshold_bytes must be between 0 and 65536, "
@@ -106,14 +109,23 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         return self
 
 
-def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
-    keys: list[str] = []
+MAX_INT = 2**63 - 1
+"""The largest integer setting: every one is a count or a size, and must fit an int64."""
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting, in order."""
+    found: list[tuple[str, Any]] = []
     for name, value in data.items():
         if isinstance(value, dict):
-            keys.extend(_leaf_keys(value, f"{prefix}{name}."))
+            found.extend(_leaves(value, f"{prefix}{name}."))
         else:
-            keys.append(prefix + name)
-    return keys
+            found.append((prefix + name, value))
+    return found
+
+
+def _leaf_keys(data: dict[str, Any]) -> list[str]:
+    return [key for key, _ in _leaves(data)]
 
 
 def _parse_like(current: object, text: str, key: str) -> object:

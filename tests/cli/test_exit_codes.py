@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import icechunk_lib as ic
+import icechunk_lib.errors as ic_errors
 from icechunk_cli import errors
 
 from .conftest import Ick, Sample
@@ -143,6 +144,12 @@ def test_json_errors_are_one_json_line_on_stderr(ick: Ick) -> None:
         (ic.RepositoryAlreadyExistsError("/x"), 4),
         (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),
         (ic.UnsupportedFormatError("snapshots/X", "version 9"), 1),
+        (ic_errors.RetiredFormatError("snapshots/X", "format version 1"), 1),
+        (ic_errors.ObjectIdMismatchError("snapshots/X", "snapshot", "X", "Y"), 5),
+        (ic_errors.MissingObjectError("manifests/X", "/repo"), 5),
+        (ic_errors.LocationNotFoundError("/repo"), 3),
+        (ic_errors.InvalidImportSourceError("/src", "bad zarr.json"), 2),
+        (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
         (ic.ProtectedBranchError("main", "delete"), 1),
         (ic.IcechunkError("other"), 1),
         (errors.NoRepositoryError(Path("/")), 3),

@@ -175,3 +175,31 @@ def test_interrupting_commit_from_ends_cleanly_and_tells_the_truth(
             assert now == before, (stdout, stderr)
         outcomes.append("committed" if now != before else "not committed")
     assert "not committed" in outcomes  # the interrupts did land during the import
+
+
+@pytest.mark.parametrize("module", ["typer", "icechunk_cli.errors", "icechunk_cli.main"])
+def test_ctrl_c_while_the_app_is_still_loading_is_one_line(module: str) -> None:
+    """The console script's entry point catches an interrupt during the app's own imports."""
+    from icechunk_cli import entry, errors
+
+    assert entry.EXIT_INTERRUPTED == errors.EXIT_INTERRUPTED
+    code = (
+        "import sys\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, *args):\n"
+        f"        if name == {module!r}:\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "from icechunk_cli.entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--version"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "ick: error: interrupted\n"
+    assert done.stdout == ""

@@ -91,6 +91,15 @@ def test_nested_values_are_checked(config: RepositoryConfig, words: str) -> None
         config.validate()
 
 
+@pytest.mark.parametrize("key", ["caching.num_snapshots", "manifest.max_refs_per_manifest"])
+@pytest.mark.parametrize("value", [str(2**63), str(2**64), "9" * 30])
+def test_integers_beyond_int64_are_refused_not_overflowed(key: str, value: str) -> None:
+    """They would fail to encode later (an OverflowError deep in msgpack): refuse them now."""
+    with pytest.raises(ConfigError, match=f"{key} must be between 0 and {2**63 - 1}"):
+        RepositoryConfig.default().with_value(key, value)
+    assert RepositoryConfig.default().with_value(key, str(2**63 - 1)).validate()
+
+
 @pytest.mark.parametrize(
     "payload",
     [{"inline_chunk_threshold_bytes": "big"}, {"compression": 3}, [1, 2], "config"],
