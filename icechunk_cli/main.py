@@ -76,20 +76,38 @@ class IckGroup(TyperGroup):
     def _usage_error(self, exc: ClickException) -> BaseException:
         """With --json, a usage error is the JSON error document; otherwise click shows it."""
         if isinstance(exc, NoArgsIsHelpError) or not (
-            render.wants_json_errors() or _asks_for_json(self._args)
+            render.wants_json_errors() or _asks_for_json(self._args, self)
         ):
             return exc
         return typer.Exit(errors.report(exc, as_json=True))
 
 
-def _asks_for_json(args: Sequence[str]) -> bool:
-    """Whether ``--json`` is among the options (before ``--``): parsing may stop before it."""
-    for arg in args:
+def _asks_for_json(args: Sequence[str], group: Any) -> bool:
+    """Whether ``--json`` is among the options, read as click reads them (parsing may stop
+    before it): not after ``--``, and not as the value of an option that takes one."""
+    takes_value = _value_options(group)
+    tokens = iter(args)
+    for arg in tokens:
         if arg == "--":
             return False
         if arg == "--json":
             return True
+        if arg in takes_value:
+            next(tokens, None)  # `-n --` or `-R --json`: the next token is a value
     return False
+
+
+def _value_options(command: Any) -> set[str]:
+    """Names of every option in the command tree that takes a value."""
+    names: set[str] = set()
+    for param in command.params:
+        if param.param_type_name == "option" and not (
+            getattr(param, "is_flag", False) or getattr(param, "count", False)
+        ):
+            names.update(param.opts)
+    for sub in getattr(command, "commands", {}).values():
+        names |= _value_options(sub)
+    return names
 
 
 app = typer.Typer(

@@ -277,6 +277,25 @@ def test_2_usage_errors_with_json_are_the_json_error_document(ick: Ick, args: li
     assert doc["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("args", "as_json"),
+    [
+        (["reflog", "-n", "--", "--json", "main"], True),  # "--" is -n's value, not the end
+        (["log", "-n", "x", "--json"], True),
+        (["log", "-R", "--json", "-n", "x"], False),  # "--json" is -R's value
+        (["log", "-n", "x", "--", "--json"], False),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
+)
+def test_usage_errors_find_json_where_click_does(ick: Ick, args: list[str], as_json: bool) -> None:
+    result = ick(*args, repo=False)
+    assert result.exit_code == 2, result.output
+    if as_json:
+        assert json.loads(result.stderr)["error"]["exit_code"] == 2
+    else:
+        assert not result.stderr.startswith("{")
+
+
 def test_2_reset_with_json_does_not_ask(ick: Ick, sample: Sample) -> None:
     result = ick("reset", "main", "v1.0", "--json", input="y\n")
     assert result.exit_code == 2
