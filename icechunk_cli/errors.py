@@ -32,6 +32,7 @@ __all__ = [
     "CliError",
     "Failure",
     "Interrupted",
+    "LocationTakenError",
     "NoRepositoryError",
     "NotFoundError",
     "classify",
@@ -84,6 +85,12 @@ class NotFoundError(CliError):
     """Something named on the command line does not exist."""
 
     exit_code = EXIT_NOT_FOUND
+
+
+class LocationTakenError(CliError):
+    """``ick init`` at a location that cannot hold a repository of its own."""
+
+    exit_code = EXIT_CONFLICT
 
 
 class NoRepositoryError(NotFoundError):
