@@ -32,6 +32,8 @@ __all__ = [
     "SHORT_ID",
     "Column",
     "Output",
+    "ask",
+    "can_ask",
     "chunk_grid_size",
     "color_disabled",
     "command_hint",
@@ -107,6 +109,33 @@ def _stream_is_terminal(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def can_ask() -> bool:
+    """Whether a person can answer a question: stdin is a terminal (in a script it is not,
+    and a question there would read, and eat, the script's own input)."""
+    return _stream_is_terminal(sys.stdin)
+
+
+def ask(question: str) -> bool:
+    """Ask ``question [y/N]`` on stderr and read the answer from stdin; no by default.
+
+    Unlike ``click.confirm``, which echoes a space to stdout, nothing goes to stdout: the
+    result printed afterwards is the same as when nobody was asked. Ctrl-C propagates.
+    """
+    while True:
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:  # end of input: no
+            sys.stderr.write("\n")
+            return False
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no"):
+            return False
+        sys.stderr.write("Please answer y or n.\n")
 
 
 def color_disabled(flag: bool) -> bool:

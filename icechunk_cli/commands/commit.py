@@ -20,7 +20,7 @@ import typer
 from icechunk_cli import addressing
 from icechunk_cli.errors import Interrupted, NotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
-from icechunk_cli.render import Column, Output, format_bytes
+from icechunk_cli.render import Column, Output, ask, format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -198,11 +198,7 @@ def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bo
         if len(trees) > _SHOWN:
             out.note(f"  ... and {len(trees) - _SHOWN} more")
         question = f"Delete them from {session.branch} and commit?"
-        try:
-            confirmed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # Ctrl-C at the question: an interrupt, nothing committed
-            raise KeyboardInterrupt from None
-        if not confirmed:
+        if not ask(question):  # Ctrl-C at the question is an interrupt: nothing committed
             out.note(f"ick: nothing committed; branch {session.branch!r} is unchanged")
             raise typer.Exit(1) from None
     with _ProgressBar(out) as bar:
