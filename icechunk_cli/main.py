@@ -7,6 +7,7 @@ commands import the library inside their functions, so ``ick --help`` starts fas
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -148,6 +149,10 @@ def _main(
     """
 
 
+_COMPLETE_ENV = "_ICK_COMPLETE"
+"""Set by the shell completion scripts; parsing the shell's variables is typer's, unguarded."""
+
+
 def main() -> None:
     """Run ``ick`` (the console script)."""
     try:
@@ -155,6 +160,10 @@ def main() -> None:
     except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
+    except Exception:
+        if os.environ.get(_COMPLETE_ENV):  # a malformed completion request: complete nothing
+            sys.exit(errors.EXIT_ERROR)
+        raise
     finally:
         _end_quietly()
 
