@@ -99,7 +99,7 @@ def commit(
     """
     out = Output(json=json, no_color=no_color)
     meta = parse_metadata(metadata or [])
-    if not _URL.match(source) and not Path(source).expanduser().exists():
+    if not _URL.match(source) and not _local(source).exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
 
@@ -128,6 +128,17 @@ def commit(
     if held.interrupted:
         done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
         raise Interrupted(f"interrupted after {done}")
+
+
+def _local(source: str) -> Path:
+    """SOURCE as a local path, ``~`` expanded; a ``~user`` of no user is a usage error."""
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:
+        raise typer.BadParameter(
+            f"cannot use {source!r}: its '~' names no user with a home directory",
+            param_hint="--from",
+        ) from None
 
 
 def _report(

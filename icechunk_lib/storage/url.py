@@ -79,6 +79,8 @@ def _open_path(path: str) -> Storage:
         return LocalFileSystemStorage(path)
     except ValueError as exc:  # e.g. an embedded NUL byte
         raise InvalidStorageURLError(path, str(exc)) from None
+    except RuntimeError:  # Path.expanduser: "~nosuchuser/repo"
+        raise InvalidStorageURLError(path, "its '~' names no user with a home directory") from None
 
 
 def _open_file(url: str, parts: SplitResult) -> Storage:

@@ -134,3 +134,13 @@ def test_a_deleted_current_directory_is_named(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 3, message
     assert "current directory" in message and "deleted" in message
     assert "Errno" not in message
+
+
+def test_a_home_directory_of_an_unknown_user_is_a_usage_error(tmp_path: Path) -> None:
+    """``~nosuchuser/repo`` cannot be expanded: a usage error naming it, not a crash."""
+    where = "~ick-no-such-user/repo"
+    for args in (["-R", where, "log"], ["init", where], ["commit", "-m", "x", "--from", where]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "~ick-no-such-user" in result.stderr
+        assert "unexpected" not in result.stderr
