@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "reset_state",
     "short_id",
     "snapshot_doc",
+    "visible",
     "want_json_errors",
     "wants_json_errors",
 ]
@@ -109,6 +111,24 @@ def _stream_is_terminal(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Characters that steer a terminal (C0 but tab and newline, DEL, C1, bidi overrides)."""
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal-steering characters written as escapes (``\\x1b``): repository
+    text (messages, metadata) cannot clear the screen or hide itself, and piped output keeps
+    them visible rather than dropping them. JSON is exact and needs none of this."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def can_ask() -> bool:
@@ -221,6 +241,8 @@ class Output:
 
     def line(self, text: str | Text = "") -> None:
         """One line of output: rich ``Text`` on a terminal, plain text otherwise."""
+        if isinstance(text, str):
+            text = visible(text)
         if self.terminal:
             self.console.print(text, overflow="ellipsis", no_wrap=True, crop=True)
         else:
@@ -228,6 +250,8 @@ class Output:
 
     def wrapped(self, text: str | Text) -> None:
         """Running text (messages): wrapped to the terminal width, verbatim when piped."""
+        if isinstance(text, str):
+            text = visible(text)
         if self.terminal:
             self.console.print(text)
         else:
@@ -235,25 +259,25 @@ class Output:
 
     def note(self, text: str) -> None:
         """A diagnostic for the person at the terminal: always on stderr, never in results."""
-        typer.echo(text, err=True)
+        typer.echo(visible(text), err=True)
 
     def text(self, *parts: Cell) -> Text | str:
         """Join styled parts: a rich ``Text`` on a terminal, a plain string otherwise."""
         if not self.terminal:
-            return "".join(p if isinstance(p, str) else p[0] for p in parts)
+            return visible("".join(p if isinstance(p, str) else p[0] for p in parts))
         from rich.text import Text
 
         out = Text()
         for part in parts:
             if isinstance(part, str):
-                out.append(part)
+                out.append(visible(part))
             else:
-                out.append(part[0], style=STYLES.get(part[1] or "", part[1] or ""))
+                out.append(visible(part[0]), style=STYLES.get(part[1] or "", part[1] or ""))
         return out
 
     def table(self, columns: Sequence[Column], rows: Iterable[Sequence[Cell]]) -> None:
         """A table: a rich table on a terminal, space-aligned columns with a header otherwise."""
-        rows = [list(r) for r in rows]
+        rows = [[_visible_cell(c) for c in r] for r in rows]
         if self.terminal:
             self._rich_table(columns, rows)
         else:
@@ -323,6 +347,10 @@ class Output:
 
     def shape(self, shape: Sequence[int] | None) -> str:
         return format_shape(shape, "\N{MULTIPLICATION SIGN}" if self.terminal else "x")
+
+
+def _visible_cell(cell: Cell) -> Cell:
+    return visible(cell) if isinstance(cell, str) else (visible(cell[0]), cell[1])
 
 
 def _cell_text(cell: Cell) -> str:

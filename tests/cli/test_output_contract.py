@@ -1,0 +1,63 @@
+"""What ``ick`` writes is the program's own: text the repository holds (commit messages,
+metadata, attributes) cannot send control sequences to the terminal (clear the screen, set
+the title, hide text), and piped text keeps such characters visible instead of dropping them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zarr
+
+import icechunk_lib as ic
+
+from .test_e2e import ICK, run
+
+pytestmark = pytest.mark.skipif(not ICK.exists(), reason="the ick script is not installed")
+
+HOSTILE = "msg \x1b[2J\x1b[31mRED\x1b]0;title\x07 \u202eevil\x9b1m end"
+RAW = ("\x1b[2J", "\x1b[31mRED", "\x1b]0;", "\x07", "\u202e", "\x9b")
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    repo = ic.Repository.create(ic.local_filesystem_storage(path))
+    session = repo.writable_session("main")
+    zarr.open_group(session.store, mode="a", attributes={"title": "\x1b[2J"})
+    snapshot = session.commit(HOSTILE, metadata={"k\x1b[1m": "v\x1b[5m"})
+    repo.create_tag("t", snapshot)
+    repo.create_branch("b", snapshot)
+    return path
+
+
+COMMANDS = [
+    ["log"],
+    ["log", "--oneline"],
+    ["log", "--graph", "--all"],
+    ["show"],
+    ["branch"],
+    ["tag"],
+    ["reflog"],
+]
+
+
+@pytest.mark.parametrize("terminal", ["1", "0"])
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_control_characters_in_repository_text_are_shown_escaped(
+    hostile: Path, args: list[str], terminal: str
+) -> None:
+    result = run("-R", str(hostile), *args, env={"ICK_TERMINAL": terminal, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    for raw in RAW:
+        assert raw not in result.stdout, (raw, result.stdout)
+    assert "\\x1b[2J" in result.stdout  # visible, not dropped
+    assert "RED" in result.stdout
+
+
+def test_json_keeps_the_text_exact(hostile: Path) -> None:
+    result = run("-R", str(hostile), "log", "-n", "1", "--json")
+    entry = json.loads(result.stdout)["snapshots"][0]
+    assert entry["message"] == HOSTILE
+    assert entry["metadata"] == {"k\x1b[1m": "v\x1b[5m"}
