@@ -57,6 +57,9 @@ __all__ = [
 SHORT_ID = 8
 """Characters of a snapshot id shown on a terminal (any unique prefix of 4 or more resolves)."""
 
+UNKNOWN_WIDTH = 80
+"""Columns assumed when the terminal reports a width of 0 (some pseudo-terminals do)."""
+
 TERMINAL_ENV = "ICK_TERMINAL"
 """``1`` forces the terminal layout (for tests and CI logs), ``0`` forces plain text."""
 
@@ -196,7 +199,7 @@ class Output:
         """A rich console on stdout (terminal layout only)."""
         from rich.console import Console
 
-        return Console(
+        console = Console(
             file=sys.stdout,
             force_terminal=True if self.terminal else None,
             no_color=not self.color,
@@ -206,6 +209,9 @@ class Output:
             emoji=False,
             soft_wrap=False,
         )
+        if console.width < 1:  # COLUMNS=0: rich would print nothing at all
+            console.width = UNKNOWN_WIDTH
+        return console
 
     @cached_property
     def err_console(self) -> Console:

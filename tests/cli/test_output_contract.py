@@ -61,3 +61,14 @@ def test_json_keeps_the_text_exact(hostile: Path) -> None:
     entry = json.loads(result.stdout)["snapshots"][0]
     assert entry["message"] == HOSTILE
     assert entry["metadata"] == {"k\x1b[1m": "v\x1b[5m"}
+
+
+@pytest.mark.parametrize("columns", ["0", "-3", "abc"])
+def test_a_terminal_of_unknown_width_still_gets_the_output(hostile: Path, columns: str) -> None:
+    """COLUMNS=0 (as some pseudo-terminals report) must not print nothing and exit 0."""
+    for args in (["log", "--oneline"], ["branch"], ["reflog"]):
+        result = run("-R", str(hostile), *args, env={"ICK_TERMINAL": "1", "COLUMNS": columns})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip(), (args, columns)
+    oneline = run("-R", str(hostile), "log", "--oneline", env={"ICK_TERMINAL": "1", "COLUMNS": "0"})
+    assert "Repository initialized" in oneline.stdout
