@@ -31,7 +31,7 @@ from icechunk_cli.commands import (
     show,
     tag,
 )
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import COMPLETE_ENV, JsonOpt, NoColorOpt, RepoOpt
 
 __all__ = ["app", "main"]
 
@@ -149,10 +149,6 @@ def _main(
     """
 
 
-_COMPLETE_ENV = "_ICK_COMPLETE"
-"""Set by the shell completion scripts; parsing the shell's variables is typer's, unguarded."""
-
-
 def main() -> None:
     """Run ``ick`` (the console script)."""
     try:
@@ -161,7 +157,7 @@ def main() -> None:
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
     except Exception:
-        if os.environ.get(_COMPLETE_ENV):  # a malformed completion request: complete nothing
+        if os.environ.get(COMPLETE_ENV):  # a malformed completion request: complete nothing
             sys.exit(errors.EXIT_ERROR)
         raise
     finally:

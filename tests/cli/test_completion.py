@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+import icechunk_lib as ic
+
 from .conftest import Sample
 from .test_e2e import ICK, run
 
@@ -46,3 +48,20 @@ def test_completion_with_odd_command_lines_is_quiet(sample: Sample, words: str) 
     result = run(cwd=sample.path, env={**env, "COMP_CWORD": str(len(words.split()))})
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_bash_completes_names_with_spaces_and_quotes_as_one_word(sample: Sample) -> None:
+    """bash inserts a completion as it is: a name with a space would become two arguments
+    (``ick reset sp ace`` resets branch 'sp' to 'ace')."""
+    import shlex
+
+    repo = ic.Repository.open(ic.local_filesystem_storage(sample.path))
+    for name in ("sp ace", "it's", "a$b"):
+        repo.create_branch(name, sample.ids["first"])
+    env = {"_ICK_COMPLETE": "complete_bash", "COMP_WORDS": "ick reset ", "COMP_CWORD": "2"}
+    result = run(cwd=sample.path, env=env)
+    assert result.returncode == 0, result.stderr
+    words = [shlex.split(line) for line in result.stdout.splitlines()]
+    assert words == [["a$b"], ["experiment"], ["it's"], ["main"], ["sp ace"]]
+    zsh = {"_ICK_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "ick reset sp"}
+    assert '"sp ace"' in run(cwd=sample.path, env=zsh).stdout  # zsh quotes by itself
