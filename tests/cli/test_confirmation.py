@@ -109,3 +109,33 @@ def test_commit_at_a_terminal_asks_on_stderr_only(sample: Sample, tmp_path: Path
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.startswith("Committed ")
     assert _tip(sample.path) != sample.ids["day4"]
+
+
+def _tags(repo: Path) -> list[str]:
+    return sorted(ic.Repository.open(ic.local_filesystem_storage(repo)).list_tags())
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_tag_delete_in_a_script_needs_yes(sample: Sample, extra: list[str]) -> None:
+    """Deleting a tag cannot be undone (its name is never usable again): never unasked."""
+    result = piped(sample.path, "tag", "delete", "v1.0", *extra)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert "--yes" in result.stderr
+    assert _tags(sample.path) == ["v1.0", "v1.1"]
+    done = piped(sample.path, "tag", "delete", "v1.0", "--yes", *extra, answer="")
+    assert done.returncode == 0, done.stderr
+    assert _tags(sample.path) == ["v1.1"]
+
+
+def test_tag_delete_at_a_terminal_asks(sample: Sample) -> None:
+    declined = at_terminal(sample.path, "tag", "delete", "v1.0", answer="n\n")
+    assert declined.returncode == 1, declined.stderr
+    assert "Delete tag 'v1.0'" in declined.stderr
+    assert "not deleted" in declined.stderr
+    assert declined.stdout == ""
+    assert _tags(sample.path) == ["v1.0", "v1.1"]
+    accepted = at_terminal(sample.path, "tag", "delete", "v1.0", answer="y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout == f"Deleted tag v1.0 (was {sample.ids['first']})\n"
+    assert _tags(sample.path) == ["v1.1"]

@@ -80,12 +80,12 @@ def test_tags_list_create_and_names_are_never_reused(ick: Ick, sample: Sample) -
         "snapshot_id": sample.ids["exp2"],
     }
     ick.fails(4, "tag", "create", "exp")
-    deleted = ick.ok("tag", "delete", "exp")
+    deleted = ick.ok("tag", "delete", "exp", "--yes")
     assert deleted.stdout == f"Deleted tag exp (was {sample.ids['exp2']})\n"
     assert "cannot be used" in deleted.stderr
     result = ick.fails(4, "tag", "create", "exp", "main")
     assert "reused" in result.stderr
-    ick.fails(3, "tag", "delete", "exp")
+    ick.fails(3, "tag", "delete", "exp", "--yes")
     assert [t["name"] for t in ick.json("tag", "list")["tags"]] == ["v1.0", "v1.1"]
 
 
