@@ -213,7 +213,15 @@ _RULES: dict[str, _Rule] = {
     ),
     "ReadOnlyStorageError": _Rule(EXIT_ERROR),
     "IcechunkError": _Rule(EXIT_ERROR),
+    # 1: the system refused (a full disk for the output, a closed terminal, ...): not a bug
+    "OSError": _Rule(EXIT_ERROR, "", lambda e: _os_message(e)),
 }
+
+
+def _os_message(exc: OSError) -> str:
+    """``No space left on device: path`` rather than ``[Errno 28] ...``."""
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text
 
 
 def classify(exc: BaseException) -> Failure:

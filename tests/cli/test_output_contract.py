@@ -72,3 +72,33 @@ def test_a_terminal_of_unknown_width_still_gets_the_output(hostile: Path, column
         assert result.stdout.strip(), (args, columns)
     oneline = run("-R", str(hostile), "log", "--oneline", env={"ICK_TERMINAL": "1", "COLUMNS": "0"})
     assert "Repository initialized" in oneline.stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["log", "--oneline"], ["log", "--json"], ["branch"]])
+def test_a_full_disk_for_stdout_is_an_error_not_a_bug_report(
+    hostile: Path, args: list[str]
+) -> None:
+    import os
+    import subprocess
+
+    from .conftest import CLEAN_ENV
+
+    env = {k: v for k, v in os.environ.items() if CLEAN_ENV.get(k, "") is not None}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [str(ICK), "-R", str(hostile), *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    if "--json" in args:
+        assert json.loads(result.stderr)["error"]["exit_code"] == 1
+    else:
+        assert result.stderr.startswith("ick: error: ")
+    assert "No space left on device" in result.stderr
+    assert "unexpected" not in result.stderr and "report it" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
