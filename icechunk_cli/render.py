@@ -292,6 +292,7 @@ class Output:
 
     def _rich_table(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> None:
         from rich import box
+        from rich.cells import cell_len
         from rich.table import Table
         from rich.text import Text
 
@@ -300,8 +301,9 @@ class Output:
         # down to one character. What still does not fit is cut at the right edge.
         gap = 2
         texts = [[_cell_text(c) for c in row] for row in rows]
-        natural = [
-            max([len(col.header)] + [len(r[i]) for r in texts]) for i, col in enumerate(columns)
+        natural = [  # in terminal columns: East Asian characters take two
+            max([cell_len(col.header)] + [cell_len(r[i]) for r in texts])
+            for i, col in enumerate(columns)
         ]
         widths = fit_widths(natural, [c.shrink for c in columns], self.console.width, gap)
 

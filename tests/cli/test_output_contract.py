@@ -102,3 +102,21 @@ def test_a_full_disk_for_stdout_is_an_error_not_a_bug_report(
     assert "No space left on device" in result.stderr
     assert "unexpected" not in result.stderr and "report it" not in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_wide_characters_do_not_squeeze_the_ids_out_of_a_table(hostile: Path) -> None:
+    """East Asian characters take two columns each: the table must count columns, not
+    characters, or rich squeezes every other column (ids, times) to one character."""
+    repo = ic.Repository.open(ic.local_filesystem_storage(hostile))
+    tip = repo.lookup_branch("main")
+    repo.create_branch("日本語の長いブランチ名前日本語の長いブランチ名前日本語", tip)
+    env = {"ICK_TERMINAL": "1", "COLUMNS": "80", "NO_COLOR": "1"}
+    result = run("-R", str(hostile), "branch", env=env)
+    assert result.returncode == 0, result.stderr
+    from rich.cells import cell_len
+
+    rows = result.stdout.splitlines()[2:]
+    assert len(rows) == 3
+    for row in rows:
+        assert tip[:8] in row, result.stdout
+        assert cell_len(row) <= 80, row
