@@ -144,3 +144,13 @@ def test_a_home_directory_of_an_unknown_user_is_a_usage_error(tmp_path: Path) ->
         assert result.returncode == 2, (args, result.stderr)
         assert "~ick-no-such-user" in result.stderr
         assert "unexpected" not in result.stderr
+
+
+def test_a_symlink_loop_is_named_as_one(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for args in (["-R", "a", "log"], ["init", "a/x"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "loop" in result.stderr.lower()
+        assert "'~'" not in result.stderr
