@@ -154,3 +154,12 @@ def test_a_symlink_loop_is_named_as_one(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert "loop" in result.stderr.lower()
         assert "'~'" not in result.stderr
+
+
+@pytest.mark.parametrize("inside", ["snapshots", "manifests", "refs/branch/main", "refs"])
+def test_discovery_from_inside_the_repository_files(sample: Sample, inside: str) -> None:
+    result = run("log", "-n", "1", "--json", cwd=sample.path / inside)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["snapshots"][0]["id"] == sample.ids["day4"]
+    explicit = run("-R", str(sample.path / inside), "log", cwd=sample.path)  # -R is exact
+    assert explicit.returncode == 3, explicit.stderr
