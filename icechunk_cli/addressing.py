@@ -53,5 +53,5 @@ def open_repository(repo: str | None) -> ic.Repository:
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:
-    """The snapshot id of ``rev`` (``main`` when not given)."""
-    return repository.resolve(rev or DEFAULT_BRANCH)
+    """The snapshot id of ``rev`` (``main`` when not given; an empty one is refused)."""
+    return repository.resolve(DEFAULT_BRANCH if rev is None else rev)

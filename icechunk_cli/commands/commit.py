@@ -99,6 +99,8 @@ def commit(
     """
     out = Output(json=json, no_color=no_color)
     meta = parse_metadata(metadata or [])
+    if not dest.strip():  # "$UNSET": importing into / could delete the whole branch
+        raise typer.BadParameter("DEST is empty; the root group is /", param_hint="--path")
     if not _URL.match(source) and not _local(source).exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
