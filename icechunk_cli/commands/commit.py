@@ -101,6 +101,8 @@ def commit(
     meta = parse_metadata(metadata or [])
     if not dest.strip():  # "$UNSET": importing into / could delete the whole branch
         raise typer.BadParameter("DEST is empty; the root group is /", param_hint="--path")
+    if not source.strip():  # "$UNSET" is not the current directory
+        raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
     if not _URL.match(source) and not _local(source).exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError

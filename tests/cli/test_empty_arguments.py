@@ -50,3 +50,15 @@ def test_an_empty_commit_path_is_not_the_root(ick: Ick, sample: Sample, tmp_path
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert "--path" in result.stderr
     assert _state(sample.path) == before
+
+
+def test_an_empty_commit_source_is_not_the_current_directory(
+    ick: Ick, sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_store(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")  # a valid store: "" must not mean it
+    before = _state(sample.path)
+    result = ick("commit", "-m", "x", "--from", "", "--yes", "--path", "/x")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "--from" in result.stderr
+    assert _state(sample.path) == before
