@@ -113,10 +113,12 @@ class Failure:
     hint: str = ""
 
     def line(self) -> str:
+        from icechunk_cli.render import visible  # names in messages may hold escape sequences
+
         text = f"ick: error: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return " ".join(text.split("\n"))
+        return visible(" ".join(text.split("\n")))
 
     def doc(self) -> dict[str, Any]:
         return {

@@ -120,3 +120,13 @@ def test_wide_characters_do_not_squeeze_the_ids_out_of_a_table(hostile: Path) ->
     for row in rows:
         assert tip[:8] in row, result.stdout
         assert cell_len(row) <= 80, row
+
+
+def test_error_lines_show_control_characters_escaped(tmp_path: Path) -> None:
+    """File names in a store being imported, or arguments, reach error messages too."""
+    source = tmp_path / "evil\x1b]0;title\x07\x1b[2J"
+    result = run("commit", "-m", "x", "--from", str(source), "-R", str(tmp_path / "nope"))
+    assert result.returncode == 3, result.stderr
+    for raw in ("\x1b", "\x07"):
+        assert raw not in result.stderr
+    assert "\\x1b]0;title\\x07" in result.stderr
