@@ -11,27 +11,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from icechunk_cli.errors import NoRepositoryError
+from icechunk_cli.errors import NoRepositoryError, NotFoundError
 
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["DEFAULT_BRANCH", "open_repository", "repository_url", "resolve"]
+__all__ = ["DEFAULT_BRANCH", "current_directory", "open_repository", "repository_url", "resolve"]
 
 DEFAULT_BRANCH = "main"
 
 
 def repository_url(repo: str | None) -> str:
     """The URL the command line points at; raises ``NoRepositoryError`` if it points nowhere."""
-    if repo:
+    if repo is not None:  # even empty: `-R "$UNSET"` must not mean "the current directory"
         return repo
     from icechunk_lib import find_repository
 
-    start = Path.cwd()
+    start = current_directory()
     found = find_repository(start)
     if found is None:
         raise NoRepositoryError(start)
     return str(found)
+
+
+def current_directory() -> Path:
+    """The current directory; raises ``NotFoundError`` if it was deleted meanwhile."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise NotFoundError(
+            "the current directory was deleted",
+            "change to a directory that exists, or pass -R/--repo URL",
+        ) from None
 
 
 def open_repository(repo: str | None) -> ic.Repository:
@@ -42,5 +53,5 @@ def open_repository(repo: str | None) -> ic.Repository:
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:
-    """The snapshot id of ``rev`` (``main`` when not given)."""
-    return repository.resolve(rev or DEFAULT_BRANCH)
+    """The snapshot id of ``rev`` (``main`` when not given; an empty one is refused)."""
+    return repository.resolve(DEFAULT_BRANCH if rev is None else rev)

@@ -32,6 +32,7 @@ __all__ = [
     "CliError",
     "Failure",
     "Interrupted",
+    "LocationTakenError",
     "NoRepositoryError",
     "NotFoundError",
     "classify",
@@ -86,6 +87,12 @@ class NotFoundError(CliError):
     exit_code = EXIT_NOT_FOUND
 
 
+class LocationTakenError(CliError):
+    """``ick init`` at a location that cannot hold a repository of its own."""
+
+    exit_code = EXIT_CONFLICT
+
+
 class NoRepositoryError(NotFoundError):
     """No -R/--repo, no $ICK_REPO, and no repository at or above the current directory."""
 
@@ -106,10 +113,12 @@ class Failure:
     hint: str = ""
 
     def line(self) -> str:
+        from icechunk_cli.render import visible  # names in messages may hold escape sequences
+
         text = f"ick: error: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return " ".join(text.split("\n"))
+        return visible(" ".join(text.split("\n")))
 
     def doc(self) -> dict[str, Any]:
         return {
@@ -206,7 +215,15 @@ _RULES: dict[str, _Rule] = {
     ),
     "ReadOnlyStorageError": _Rule(EXIT_ERROR),
     "IcechunkError": _Rule(EXIT_ERROR),
+    # 1: the system refused (a full disk for the output, a closed terminal, ...): not a bug
+    "OSError": _Rule(EXIT_ERROR, "", lambda e: _os_message(e)),
 }
+
+
+def _os_message(exc: OSError) -> str:
+    """``No space left on device: path`` rather than ``[Errno 28] ...``."""
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text
 
 
 def classify(exc: BaseException) -> Failure:

@@ -7,6 +7,7 @@ commands import the library inside their functions, so ``ick --help`` starts fas
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from icechunk_cli.commands import (
     show,
     tag,
 )
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import COMPLETE_ENV, JsonOpt, NoColorOpt, RepoOpt
 
 __all__ = ["app", "main"]
 
@@ -173,6 +174,10 @@ def main() -> None:
     except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
+    except Exception:
+        if os.environ.get(COMPLETE_ENV):  # a malformed completion request: complete nothing
+            sys.exit(errors.EXIT_ERROR)
+        raise
     finally:
         _end_quietly()
 

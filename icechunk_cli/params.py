@@ -23,6 +23,7 @@ import typer
 from typer._click.core import ParameterSource
 
 __all__ = [
+    "COMPLETE_ENV",
     "BranchArg",
     "JsonOpt",
     "LimitOpt",
@@ -38,6 +39,9 @@ __all__ = [
 
 COMMON = "Common options"
 """Help panel of the options every command takes."""
+
+COMPLETE_ENV = "_ICK_COMPLETE"
+"""Set by the shell completion scripts to the kind of request (``complete_bash``, ...)."""
 
 _GIVEN = "ick.common_options"
 """Key in ``ctx.meta`` (one dict for the whole command line) of the common options given."""
@@ -74,17 +78,27 @@ def _names(ctx: typer.Context, branches: bool, tags: bool) -> list[str]:
         return []
 
 
+def _for_shell(names: list[str]) -> list[str]:
+    """bash inserts a completion as it is, so a name with a space or quote is shell-quoted
+    there (``'sp ace'``), or it would become two arguments; zsh and fish quote by themselves."""
+    if os.environ.get(COMPLETE_ENV) != "complete_bash":
+        return names
+    import shlex
+
+    return [shlex.quote(n) for n in names]
+
+
 def complete_refs(ctx: typer.Context, incomplete: str) -> list[str]:
     """Branch and tag names starting with what was typed."""
-    return [n for n in _names(ctx, True, True) if n.startswith(incomplete)]
+    return _for_shell([n for n in _names(ctx, True, True) if n.startswith(incomplete)])
 
 
 def complete_branches(ctx: typer.Context, incomplete: str) -> list[str]:
-    return [n for n in _names(ctx, True, False) if n.startswith(incomplete)]
+    return _for_shell([n for n in _names(ctx, True, False) if n.startswith(incomplete)])
 
 
 def complete_tags(ctx: typer.Context, incomplete: str) -> list[str]:
-    return [n for n in _names(ctx, False, True) if n.startswith(incomplete)]
+    return _for_shell([n for n in _names(ctx, False, True) if n.startswith(incomplete)])
 
 
 RepoOpt = Annotated[

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ __all__ = [
     "SHORT_ID",
     "Column",
     "Output",
+    "ask",
+    "can_ask",
     "chunk_grid_size",
     "color_disabled",
     "command_hint",
@@ -46,12 +49,16 @@ __all__ = [
     "reset_state",
     "short_id",
     "snapshot_doc",
+    "visible",
     "want_json_errors",
     "wants_json_errors",
 ]
 
 SHORT_ID = 8
 """Characters of a snapshot id shown on a terminal (any unique prefix of 4 or more resolves)."""
+
+UNKNOWN_WIDTH = 80
+"""Columns assumed when the terminal reports a width of 0 (some pseudo-terminals do)."""
 
 TERMINAL_ENV = "ICK_TERMINAL"
 """``1`` forces the terminal layout (for tests and CI logs), ``0`` forces plain text."""
@@ -109,6 +116,51 @@ def _stream_is_terminal(stream: Any) -> bool:
         return False
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Characters that steer a terminal (C0 but tab and newline, DEL, C1, bidi overrides)."""
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal-steering characters written as escapes (``\\x1b``): repository
+    text (messages, metadata) cannot clear the screen or hide itself, and piped output keeps
+    them visible rather than dropping them. JSON is exact and needs none of this."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def can_ask() -> bool:
+    """Whether a person can answer a question: stdin is a terminal (in a script it is not,
+    and a question there would read, and eat, the script's own input)."""
+    return _stream_is_terminal(sys.stdin)
+
+
+def ask(question: str) -> bool:
+    """Ask ``question [y/N]`` on stderr and read the answer from stdin; no by default.
+
+    Unlike ``click.confirm``, which echoes a space to stdout, nothing goes to stdout: the
+    result printed afterwards is the same as when nobody was asked. Ctrl-C propagates.
+    """
+    while True:
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:  # end of input: no
+            sys.stderr.write("\n")
+            return False
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no"):
+            return False
+        sys.stderr.write("Please answer y or n.\n")
+
+
 def color_disabled(flag: bool) -> bool:
     """``--no-color`` or a non-empty ``NO_COLOR`` (https://no-color.org) turns colour off."""
     return flag or bool(os.environ.get("NO_COLOR"))
@@ -147,7 +199,7 @@ class Output:
         """A rich console on stdout (terminal layout only)."""
         from rich.console import Console
 
-        return Console(
+        console = Console(
             file=sys.stdout,
             force_terminal=True if self.terminal else None,
             no_color=not self.color,
@@ -157,6 +209,9 @@ class Output:
             emoji=False,
             soft_wrap=False,
         )
+        if console.width < 1:  # COLUMNS=0: rich would print nothing at all
+            console.width = UNKNOWN_WIDTH
+        return console
 
     @cached_property
     def err_console(self) -> Console:
@@ -192,6 +247,8 @@ class Output:
 
     def line(self, text: str | Text = "") -> None:
         """One line of output: rich ``Text`` on a terminal, plain text otherwise."""
+        if isinstance(text, str):
+            text = visible(text)
         if self.terminal:
             self.console.print(text, overflow="ellipsis", no_wrap=True, crop=True)
         else:
@@ -199,6 +256,8 @@ class Output:
 
     def wrapped(self, text: str | Text) -> None:
         """Running text (messages): wrapped to the terminal width, verbatim when piped."""
+        if isinstance(text, str):
+            text = visible(text)
         if self.terminal:
             self.console.print(text)
         else:
@@ -206,25 +265,25 @@ class Output:
 
     def note(self, text: str) -> None:
         """A diagnostic for the person at the terminal: always on stderr, never in results."""
-        typer.echo(text, err=True)
+        typer.echo(visible(text), err=True)
 
     def text(self, *parts: Cell) -> Text | str:
         """Join styled parts: a rich ``Text`` on a terminal, a plain string otherwise."""
         if not self.terminal:
-            return "".join(p if isinstance(p, str) else p[0] for p in parts)
+            return visible("".join(p if isinstance(p, str) else p[0] for p in parts))
         from rich.text import Text
 
         out = Text()
         for part in parts:
             if isinstance(part, str):
-                out.append(part)
+                out.append(visible(part))
             else:
-                out.append(part[0], style=STYLES.get(part[1] or "", part[1] or ""))
+                out.append(visible(part[0]), style=STYLES.get(part[1] or "", part[1] or ""))
         return out
 
     def table(self, columns: Sequence[Column], rows: Iterable[Sequence[Cell]]) -> None:
         """A table: a rich table on a terminal, space-aligned columns with a header otherwise."""
-        rows = [list(r) for r in rows]
+        rows = [[_visible_cell(c) for c in r] for r in rows]
         if self.terminal:
             self._rich_table(columns, rows)
         else:
@@ -233,6 +292,7 @@ class Output:
 
     def _rich_table(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> None:
         from rich import box
+        from rich.cells import cell_len
         from rich.table import Table
         from rich.text import Text
 
@@ -241,8 +301,9 @@ class Output:
         # down to one character. What still does not fit is cut at the right edge.
         gap = 2
         texts = [[_cell_text(c) for c in row] for row in rows]
-        natural = [
-            max([len(col.header)] + [len(r[i]) for r in texts]) for i, col in enumerate(columns)
+        natural = [  # in terminal columns: East Asian characters take two
+            max([cell_len(col.header)] + [cell_len(r[i]) for r in texts])
+            for i, col in enumerate(columns)
         ]
         widths = fit_widths(natural, [c.shrink for c in columns], self.console.width, gap)
 
@@ -294,6 +355,10 @@ class Output:
 
     def shape(self, shape: Sequence[int] | None) -> str:
         return format_shape(shape, "\N{MULTIPLICATION SIGN}" if self.terminal else "x")
+
+
+def _visible_cell(cell: Cell) -> Cell:
+    return visible(cell) if isinstance(cell, str) else (visible(cell[0]), cell[1])
 
 
 def _cell_text(cell: Cell) -> str:

@@ -20,7 +20,7 @@ import typer
 from icechunk_cli import addressing
 from icechunk_cli.errors import Interrupted, NotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
-from icechunk_cli.render import Column, Output, format_bytes
+from icechunk_cli.render import Column, Output, ask, format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -99,7 +99,11 @@ def commit(
     """
     out = Output(json=json, no_color=no_color)
     meta = parse_metadata(metadata or [])
-    if not _URL.match(source) and not Path(source).expanduser().exists():
+    if not dest.strip():  # "$UNSET": importing into / could delete the whole branch
+        raise typer.BadParameter("DEST is empty; the root group is /", param_hint="--path")
+    if not source.strip():  # "$UNSET" is not the current directory
+        raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
+    if not _URL.match(source) and not _local(source).exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
 
@@ -128,6 +132,17 @@ def commit(
     if held.interrupted:
         done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
         raise Interrupted(f"interrupted after {done}")
+
+
+def _local(source: str) -> Path:
+    """SOURCE as a local path, ``~`` expanded; a ``~user`` of no user is a usage error."""
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:
+        raise typer.BadParameter(
+            f"cannot use {source!r}: its '~' names no user with a home directory",
+            param_hint="--from",
+        ) from None
 
 
 def _report(
@@ -198,11 +213,7 @@ def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bo
         if len(trees) > _SHOWN:
             out.note(f"  ... and {len(trees) - _SHOWN} more")
         question = f"Delete them from {session.branch} and commit?"
-        try:
-            confirmed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # Ctrl-C at the question: an interrupt, nothing committed
-            raise KeyboardInterrupt from None
-        if not confirmed:
+        if not ask(question):  # Ctrl-C at the question is an interrupt: nothing committed
             out.note(f"ick: nothing committed; branch {session.branch!r} is unchanged")
             raise typer.Exit(1) from None
     with _ProgressBar(out) as bar:

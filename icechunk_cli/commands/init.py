@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from icechunk_cli import addressing
+from icechunk_cli.errors import LocationTakenError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
 from icechunk_cli.render import Output
 
@@ -28,25 +31,52 @@ def init(
     """Create an empty repository.
 
     The new repository has one snapshot, 'Repository initialized', on branch main. A
-    location that already holds a repository or any other files is refused.
+    location that already holds a repository or any other files is refused, and so is a
+    directory inside another repository.
     """
     out = Output(json=json, no_color=no_color)
     if url and repo and url != repo and repo != os.environ.get("ICK_REPO"):
         raise typer.BadParameter(f"URL {url!r} and -R/--repo {repo!r} disagree; give one")
     import icechunk_lib as ic
 
-    created = ic.Repository.create(ic.storage_from_url(url or repo or "."))
+    where = url if url is not None else repo  # an empty one is refused, never "here"
+    storage = ic.storage_from_url(where if where is not None else addressing.current_directory())
+    root = getattr(storage, "root", None)
+    if isinstance(root, Path):
+        _refuse_taken(root)
+    created = ic.Repository.create(storage)
     tip = created.lookup_branch("main")
-    where = created.storage.url
+    shown = created.storage.url
     if out.json:
-        out.emit({"url": where, "branch": "main", "snapshot_id": tip})
+        out.emit({"url": shown, "branch": "main", "snapshot_id": tip})
         return
     out.line(
         out.text(
             "Initialized empty ick repository in ",
-            (where, "key"),
+            (shown, "key"),
             " (main at ",
             (out.id(tip), "id"),
             ")",
         )
     )
+
+
+def _refuse_taken(root: Path) -> None:
+    """A local repository needs a directory of its own: not a file, and not a directory inside
+    another repository, whose files the new one would mix with (breaking both)."""
+    from icechunk_lib import find_repository
+
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LocationTakenError(
+            f"cannot create a repository at {root}: {existing} is a file, not a directory",
+            "choose a new or empty directory",
+        )
+    outer = find_repository(root.parent)
+    if outer is not None:
+        raise LocationTakenError(
+            f"cannot create a repository at {root}: it is inside the repository at {outer}",
+            "choose a location outside it",
+        )

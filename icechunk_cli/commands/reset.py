@@ -15,7 +15,7 @@ from icechunk_cli.params import (
     YesOpt,
     complete_refs,
 )
-from icechunk_cli.render import Output, command_hint
+from icechunk_cli.render import Output, ask, can_ask, command_hint
 
 
 def reset(
@@ -35,7 +35,8 @@ def reset(
 ) -> None:
     """Move a branch to another snapshot, printing how to undo it.
 
-    Asks first unless --yes; with --json it does not ask, and --yes is required. The move
+    Asks first at a terminal; in a script (stdin not a terminal) or with --json it does not
+    ask, and --yes is required. The move
     is a compare-and-swap: if BRANCH moves meanwhile, nothing changes and the exit code is 4.
     """
     out = Output(json=json, no_color=no_color)
@@ -50,18 +51,15 @@ def reset(
                 out.text("Branch ", (branch, "branch"), " is already at ", (out.id(target), "id"))
             )
         return
-    if not yes and out.json:  # a program reads the output: nobody is there to answer
+    if not yes and (out.json or not can_ask()):  # a program runs it: nobody can answer
+        why = "with --json" if out.json else "without a terminal to ask at"
         raise typer.BadParameter(
-            f"with --json, reset does not ask; pass --yes to move branch {branch!r}",
+            f"{why}, reset does not ask; pass --yes to move branch {branch!r}",
             param_hint="--yes",
         )
     if not yes:
         question = f"Move branch {branch!r} from {out.id(current)} to {out.id(target)}?"
-        try:
-            confirmed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:
-            confirmed = False
-        if not confirmed:
+        if not ask(question):
             out.note(f"ick: not moved; branch {branch!r} stays at {current}")
             raise typer.Exit(1)
     repository.reset_branch(branch, target, from_snapshot_id=current)

@@ -6,8 +6,8 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.commands.branch import render_refs, report_ref
-from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg
-from icechunk_cli.render import Output
+from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg, YesOpt
+from icechunk_cli.render import Output, ask, can_ask
 
 __all__ = ["app"]
 
@@ -64,14 +64,31 @@ def create(
 @app.command("delete")
 def delete(
     name: TagArg,
+    yes: YesOpt = False,
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
-    """Delete tag TAG. Its snapshot stays, but the name can never be used again."""
+    """Delete tag TAG. Its snapshot stays, but the name can never be used again.
+
+    This cannot be undone, so it asks first at a terminal; in a script (stdin not a
+    terminal) or with --json it does not ask, and --yes is required.
+    """
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     was = repository.lookup_tag(name)
+    if not yes and (out.json or not can_ask()):  # a program runs it: nobody can answer
+        why = "with --json" if out.json else "without a terminal to ask at"
+        raise typer.BadParameter(
+            f"{why}, tag delete does not ask; pass --yes to delete tag {name!r} "
+            "(its name can never be used again)",
+            param_hint="--yes",
+        )
+    if not yes and not ask(
+        f"Delete tag {name!r} (at {out.id(was)})? Its name can never be used again."
+    ):
+        out.note(f"ick: not deleted; tag {name!r} stays at {was}")
+        raise typer.Exit(1)
     repository.delete_tag(name)
     report_ref(out, "tag", name, was, created=False)
     if not out.json:

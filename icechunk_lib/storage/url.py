@@ -79,6 +79,9 @@ def _open_path(path: str) -> Storage:
         return LocalFileSystemStorage(path)
     except ValueError as exc:  # e.g. an embedded NUL byte
         raise InvalidStorageURLError(path, str(exc)) from None
+    except RuntimeError as exc:  # "~nosuchuser/repo", or a symlink loop
+        reason = "its '~' names no user with a home directory" if path[:1] == "~" else str(exc)
+        raise InvalidStorageURLError(path, reason) from None
 
 
 def _open_file(url: str, parts: SplitResult) -> Storage:

@@ -69,7 +69,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("tag",): Case(),
     ("tag", "list"): Case(),
     ("tag", "create"): Case(("t", "v1.0"), writes=True),
-    ("tag", "delete"): Case(("v1.1",), writes=True),
+    ("tag", "delete"): Case(("v1.1", "--yes"), writes=True),
 }
 
 

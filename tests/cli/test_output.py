@@ -32,7 +32,7 @@ COMMANDS = [
     ["branch", "delete", "experiment"],
     ["tag"],
     ["tag", "create", "t2", "experiment"],
-    ["tag", "delete", "v1.0"],
+    ["tag", "delete", "v1.0", "--yes"],
     ["reset", "main", "v1.0", "--yes"],
     ["config", "show"],
     ["config", "set", "compression.level", "5"],
