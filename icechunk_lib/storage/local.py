@@ -3,6 +3,8 @@
 Atomicity comes from POSIX primitives: every write goes to a temporary file in the target
 directory first, then ``os.replace`` publishes it (readers see old or new bytes, never a mix),
 ``os.link`` creates-if-absent, and compare-and-swap holds an ``flock`` on a per-key lock file.
+Symbolic links below the root are never followed (every operation through one fails naming
+it), so no key reaches a file outside the repository; the root itself is resolved once.
 Internal files (``.ick-locks/``, ``.ick-tmp-*``) use the reserved ``.ick-`` segment prefix, which
 keys may not use, so ``list`` never shows them.
 """
@@ -82,6 +84,8 @@ class LocalFileSystemStorage(Storage):
         self._root = Path(root).expanduser().resolve()
         self._prefix = str(self._root) + os.sep
         self._fsync = fsync
+        # Key directories checked to be real directories, not links (see ``_check_dirs``).
+        self._real_dirs: set[str] = set()
 
     @property
     def root(self) -> Path:
@@ -118,7 +122,36 @@ class LocalFileSystemStorage(Storage):
         check_key(key)
         if key.startswith(RESERVED_PREFIX) or "/" + RESERVED_PREFIX in key:
             raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
+        directory = key.rpartition("/")[0]
+        if directory and directory not in self._real_dirs:
+            self._check_dirs(directory)
         return self._prefix + key if os.sep == "/" else self._prefix + key.replace("/", os.sep)
+
+    def _check_dirs(self, directory: str) -> None:
+        """Refuse a key directory (``"refs/branch/x"``) that is or passes through a link.
+
+        One ``lstat`` per level, once per directory and storage: a directory found real is
+        remembered; a missing one is checked again next time (writes make it a real one).
+        """
+        current = self._prefix
+        parts = directory.split("/")
+        for depth, part in enumerate(parts, 1):
+            current += part
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return  # missing (or unreadable): the operation itself reports it
+            if stat.S_ISLNK(mode):
+                raise self._linked("/".join(parts[:depth]))
+            current += os.sep
+        self._real_dirs.add(directory)
+
+    def _linked(self, name: str) -> StorageError:
+        """The error for a symbolic link met at ``name`` (a key or a directory of keys)."""
+        return StorageError(
+            f"{name!r} in {self._root} is a symbolic link; links inside a repository are "
+            "never followed (link the repository directory itself instead)"
+        )
 
     @contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -145,7 +178,9 @@ class LocalFileSystemStorage(Storage):
         """
         lock_dir = self._root / _LOCK_DIR
         lock_path = lock_dir / f"{version_token(key.encode())}.lock"
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        if _LOCK_DIR not in self._real_dirs:
+            self._check_dirs(_LOCK_DIR)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             fd = os.open(lock_path, flags, 0o666)
         except FileNotFoundError:
@@ -195,9 +230,13 @@ class LocalFileSystemStorage(Storage):
     def _read(self, key: str, path: str | Path, byte_range: tuple[int, int | None] | None) -> bytes:
         with self._os_errors("read", key):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             except _MISSING:
                 raise ObjectNotFoundError(key, self.url) from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._linked(key) from None
+                raise
             try:
                 size = os.fstat(fd).st_size
                 if byte_range is None:
@@ -228,9 +267,11 @@ class LocalFileSystemStorage(Storage):
     def _stat(self, key: str, path: Path) -> os.stat_result | None:
         with self._os_errors("stat", key):
             try:
-                st = path.stat()
+                st = os.lstat(path)
             except _MISSING:
                 return None
+            if stat.S_ISLNK(st.st_mode):
+                raise self._linked(key)
         return st if stat.S_ISREG(st.st_mode) else None
 
     async def exists(self, key: str) -> bool:
@@ -251,6 +292,9 @@ class LocalFileSystemStorage(Storage):
         dir_key, _, name_prefix = prefix.rpartition("/")
         if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
             return  # internal directories hold no objects
+        if dir_key:
+            with self._os_errors("list", prefix):
+                self._check_dirs(dir_key)
         start = self._root.joinpath(*dir_key.split("/")) if dir_key else self._root
         pending = [(start, f"{dir_key}/" if dir_key else "", name_prefix)]
         while pending:
@@ -267,10 +311,12 @@ class LocalFileSystemStorage(Storage):
                         continue
                     with self._os_errors("list", prefix):
                         try:
+                            if entry.is_symlink():
+                                raise self._linked(f"{key_base}{name}")
                             if entry.is_dir(follow_symlinks=False):
                                 pending.append((Path(entry.path), f"{key_base}{name}/", ""))
                                 continue
-                            st = entry.stat()
+                            st = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue  # deleted while we walked
                     if stat.S_ISREG(st.st_mode):
@@ -359,7 +405,7 @@ class LocalFileSystemStorage(Storage):
 
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
-            if not path.is_file():
+            if self._stat(key, path) is None:
                 self._check_root()
                 raise PreconditionFailedError(key)  # nothing to swap: take no lock, make no dirs
             with self._key_lock(key):
