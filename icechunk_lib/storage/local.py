@@ -166,6 +166,11 @@ class LocalFileSystemStorage(Storage):
                 raise ReadOnlyStorageError(f"{message}; the location is not writable") from exc
             raise StorageError(message) from exc
         except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise ReadOnlyStorageError(
+                    f"cannot {action} {key!r} in {self._root}: read-only file system; "
+                    "the location is not writable"
+                ) from exc
             reason = exc.strerror or str(exc)
             raise StorageError(f"cannot {action} {key!r} in {self._root}: {reason}") from exc
 
