@@ -314,6 +314,8 @@ class LocalFileSystemStorage(Storage):
                     name = entry.name
                     if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
                         continue
+                    if not name.isascii() and not _is_unicode(name):
+                        continue  # not valid Unicode, so no key names it: not ours
                     with self._os_errors("list", prefix):
                         try:
                             if entry.is_symlink():
@@ -488,6 +490,16 @@ class LocalFileSystemStorage(Storage):
 
         await asyncio.to_thread(unlink_all)
         return len(targets)
+
+
+def _is_unicode(name: str) -> bool:
+    """Whether a file name decoded from disk is valid Unicode (undecodable bytes become
+    lone surrogates, which no key may hold)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
