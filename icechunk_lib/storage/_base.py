@@ -21,6 +21,7 @@ __all__ = [
     "check_byte_range",
     "check_key",
     "check_prefix",
+    "is_key_segment",
 ]
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -33,6 +34,7 @@ MAX_KEY_BYTES = 1024
 # A key of at most this many characters cannot exceed either limit (4 UTF-8 bytes each).
 _SHORT_KEY = MAX_SEGMENT_BYTES // 4
 _VALID_KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_ONE_SEGMENT = re.compile(_SEGMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,11 @@ def check_key(key: str) -> str:
     if len(key.encode()) > MAX_KEY_BYTES:
         raise InvalidKeyError(key, f"keys must be at most {MAX_KEY_BYTES} bytes")
     return key
+
+
+def is_key_segment(name: str) -> bool:
+    """Whether ``name`` can be one segment of a valid key (backends check names they list)."""
+    return _ONE_SEGMENT.fullmatch(name) is not None and len(name.encode()) <= MAX_SEGMENT_BYTES
 
 
 def _fits(key: str) -> bool:

@@ -42,6 +42,7 @@ from icechunk_lib.storage._base import (
     check_byte_range,
     check_key,
     check_prefix,
+    is_key_segment,
 )
 
 __all__ = ["LocalFileSystemStorage", "version_token"]
@@ -314,8 +315,8 @@ class LocalFileSystemStorage(Storage):
                     name = entry.name
                     if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
                         continue
-                    if not name.isascii() and not _is_unicode(name):
-                        continue  # not valid Unicode, so no key names it: not ours
+                    if not _is_key_segment(name):
+                        continue  # no valid key has this segment: not an object of ours
                     with self._os_errors("list", prefix):
                         try:
                             if entry.is_symlink():
@@ -492,14 +493,13 @@ class LocalFileSystemStorage(Storage):
         return len(targets)
 
 
-def _is_unicode(name: str) -> bool:
-    """Whether a file name decoded from disk is valid Unicode (undecodable bytes become
-    lone surrogates, which no key may hold)."""
-    try:
-        name.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+def _is_key_segment(name: str) -> bool:
+    """Whether a file name read from disk can be a key segment (see ``check_key``): no
+    control characters or backslashes, and valid Unicode (undecodable bytes come back from
+    the OS as lone surrogates)."""
+    if name.isascii() and name.isprintable() and "\\" not in name:
+        return name not in (".", "..")  # the common case, without a regex
+    return is_key_segment(name)
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:

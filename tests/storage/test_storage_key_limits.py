@@ -98,3 +98,21 @@ def test_a_foreign_undecodable_branch_directory_breaks_nothing(tmp_path: Path) -
     reopened = ic.Repository.open(ic.local_filesystem_storage(root))
     assert reopened.list_branches() == {"main"}
     assert [s.id for s in reopened.ancestry(branch="main")] == [first]
+
+
+@pytest.mark.parametrize("kind", ["branch", "tag"])
+@pytest.mark.parametrize("name", [".hidden", " padded", "tab\tname", "x" * 2 + "\x85"])
+def test_a_directory_no_ref_could_be_named_is_not_listed(
+    tmp_path: Path, kind: str, name: str
+) -> None:
+    root = tmp_path / "repo"
+    repo = ic.Repository.create(ic.local_filesystem_storage(root))
+    first = repo.lookup_branch("main")
+    repo.create_tag("v1", first)
+    source = root / "refs" / kind / ("main" if kind == "branch" else "v1") / "ref"
+    (root / "refs" / kind / name).mkdir()
+    shutil.copy(source, root / "refs" / kind / name / "ref")
+    reopened = ic.Repository.open(ic.local_filesystem_storage(root))
+    assert reopened.list_branches() == {"main"}
+    assert reopened.list_tags() == {"v1"}
+    assert [s.id for s in reopened.ancestry(branch="main")] == [first]
