@@ -79,9 +79,9 @@ async def test_lone_surrogates_are_invalid_everywhere(storage: Storage, key: str
 async def test_files_named_with_invalid_unicode_are_not_listed(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     (root / "refs").mkdir(parents=True)
-    os.makedirs(os.fsencode(root / "refs") + b"/\xff")
-    with open(os.fsencode(root / "refs") + b"/\xff/ref", "wb") as file:
-        file.write(b"foreign")
+    undecodable = root / "refs" / os.fsdecode(b"\xff")  # the OS decodes it as "\udcff"
+    undecodable.mkdir()
+    (undecodable / "ref").write_bytes(b"foreign")
     storage = LocalFileSystemStorage(root)
     await storage.put("refs/fine", b"ok")
     assert set(await collect(storage)) == {"refs/fine"}
@@ -92,9 +92,9 @@ def test_a_foreign_undecodable_branch_directory_breaks_nothing(tmp_path: Path) -
     root = tmp_path / "repo"
     repo = ic.Repository.create(ic.local_filesystem_storage(root))
     first = repo.lookup_branch("main")
-    foreign = os.fsencode(root / "refs" / "branch") + b"/\xff"
-    os.makedirs(foreign)
-    shutil.copy(root / "refs" / "branch" / "main" / "ref", foreign + b"/ref")
+    foreign = root / "refs" / "branch" / os.fsdecode(b"\xff")
+    foreign.mkdir()
+    shutil.copy(root / "refs" / "branch" / "main" / "ref", foreign / "ref")
     reopened = ic.Repository.open(ic.local_filesystem_storage(root))
     assert reopened.list_branches() == {"main"}
     assert [s.id for s in reopened.ancestry(branch="main")] == [first]
