@@ -178,7 +178,9 @@ class Storage(ABC):
 
         For chunks and manifests: the caller publishes the key (in a snapshot) only after
         this returns. A backend may therefore skip its atomic-publish step; a crash midway
-        can leave a partial object that nothing points to. Defaults to ``put``.
+        can leave a partial object that nothing points to. Backends with ``create_if_absent``
+        never replace an existing key here: they raise ``ObjectExistsError``. The default,
+        for backends without it, is ``put``.
         """
         await self.put(key, data)
 
