@@ -79,8 +79,9 @@ class LocalFileSystemStorage(Storage):
         """Use ``root`` (``~`` expanded, resolved to an absolute path) as the storage root.
 
         Writes are atomic and survive a crash of the writing process either way. With
-        ``fsync=True`` every file is also flushed to disk before it is published, so a
-        committed snapshot survives power loss too; that costs a disk flush per object.
+        ``fsync=True`` every file is also flushed to disk before it is published, and its
+        directory after, so a committed snapshot survives power loss too; that costs two
+        disk flushes per object.
         """
         self._root = Path(root).expanduser().resolve()
         self._prefix = str(self._root) + os.sep
@@ -190,7 +191,7 @@ class LocalFileSystemStorage(Storage):
         try:
             fd = os.open(lock_path, flags, 0o666)
         except FileNotFoundError:
-            self._make_dirs(lock_dir)
+            self._make_dirs(lock_dir, durable=False)  # locks need not survive a reboot
             fd = os.open(lock_path, flags, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -198,7 +199,7 @@ class LocalFileSystemStorage(Storage):
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _make_dirs(self, directory: Path) -> None:
+    def _make_dirs(self, directory: Path, *, durable: bool = True) -> None:
         """Create ``directory`` and its missing parents below the root, never the root itself.
 
         Each level is one ``mkdir`` without ``parents``, so a root deleted at any moment
@@ -216,6 +217,8 @@ class LocalFileSystemStorage(Storage):
                 continue
             except FileNotFoundError:
                 raise LocationNotFoundError(self.url) from None
+            if self._fsync and durable:
+                _sync_directory(current.parent)  # the new directory's name is durable too
 
     def _check_root(self) -> None:
         """Raise ``LocationNotFoundError`` if the root directory is gone."""
@@ -392,6 +395,8 @@ class LocalFileSystemStorage(Storage):
             except BaseException:
                 _unlink_quietly(tmp)
                 raise
+            if self._fsync:
+                _sync_directory(path.parent)
 
     def _create(self, key: str, path: Path, data: bytes) -> None:
         with self._os_errors("write", key):
@@ -410,6 +415,8 @@ class LocalFileSystemStorage(Storage):
                     tmp.replace(path)
             finally:
                 _unlink_quietly(tmp)
+            if self._fsync:
+                _sync_directory(path.parent)  # the name, not just the bytes, survives
 
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
@@ -454,6 +461,8 @@ class LocalFileSystemStorage(Storage):
                 _unlink_quietly(Path(path))
                 raise
             os.close(fd)
+            if self._fsync:
+                _sync_directory(os.path.dirname(path))
 
     async def put_new(self, key: str, data: bytes) -> None:
         """Write a fresh key in place: one exclusive create, no temporary file or rename.
@@ -476,6 +485,8 @@ class LocalFileSystemStorage(Storage):
         # Empty directories stay: removing them could race with a writer creating a file.
         with self._os_errors("delete", key), suppress(*_MISSING):
             path.unlink()
+            if self._fsync:
+                _sync_directory(path.parent)
 
     async def delete(self, key: str) -> None:
         """Delete the file if present."""
@@ -520,6 +531,15 @@ def _read_fully(fd: int, offset: int, count: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+def _sync_directory(directory: str | Path) -> None:
+    """Flush a directory's entries, so names published in it survive power loss."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink_quietly(path: Path) -> None:
