@@ -462,7 +462,7 @@ class LocalFileSystemStorage(Storage):
                 raise
             os.close(fd)
             if self._fsync:
-                _sync_directory(os.path.dirname(path))
+                _sync_directory(path.rpartition(os.sep)[0])
 
     async def put_new(self, key: str, data: bytes) -> None:
         """Write a fresh key in place: one exclusive create, no temporary file or rename.

@@ -29,7 +29,7 @@ def flushes(monkeypatch: pytest.MonkeyPatch) -> list[Flush]:
     real_fsync = os.fsync
 
     def recording_fsync(fd: int) -> None:
-        path = os.readlink(f"/proc/self/fd/{fd}")
+        path = str(Path(f"/proc/self/fd/{fd}").readlink())
         seen.append((path, stat.S_ISDIR(os.fstat(fd).st_mode)))
         real_fsync(fd)
 

@@ -46,6 +46,6 @@ async def test_ranges_past_the_end_clip_alike(
 
 async def test_missing_keys_alike(storage: Storage) -> None:
     for call in (storage.size("nope"), storage.get("nope", (0, 1)), storage.get_versioned("a/b")):
-        with pytest.raises(ObjectNotFoundError, match="'(nope|a/b)' not found"):
+        with pytest.raises(ObjectNotFoundError, match=r"'(nope|a/b)' not found"):
             await call
     assert not await storage.exists("nope")
