@@ -1,10 +1,11 @@
 """Worker for ``test_crash_refs``: one ref or config change, stopped at one file operation.
 
-Run as ``python ref_crash_worker.py PATH OP INDEX``. The file operations the local backend
+Run as ``python ref_crash_worker.py PATH OP INDEX [resume]``. The file operations the local backend
 publishes with (``os.replace``, ``os.link``, ``os.unlink``) and its lock (``fcntl.flock``)
 are counted; at operation ``INDEX`` the worker prints ``paused <index> <name>`` and sleeps
 until the test kills it, with the temporary file written and the key's lock held where the
-operation has them. With ``INDEX`` -1 it runs the change and prints ``calls <n>``.
+operation has them; with ``resume`` it goes on when a line arrives on stdin instead. With
+``INDEX`` -1 it runs the change and prints ``calls <n>``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def main(path: str, op: str, index: int) -> None:
+def main(path: str, op: str, index: int, resume: bool = False) -> None:
     repo = ic.Repository.open(ic.local_filesystem_storage(path))
     target = repo.lookup_branch("main")
     calls = 0
@@ -42,7 +43,10 @@ def main(path: str, op: str, index: int) -> None:
             nonlocal calls
             if calls == index:
                 _say(f"paused {index} {name}")
-                time.sleep(600)  # the test kills us long before this ends
+                if resume:
+                    sys.stdin.readline()
+                else:
+                    time.sleep(600)  # the test kills us long before this ends
             calls += 1
             return real(*args, **kwargs)
 
@@ -57,4 +61,4 @@ def main(path: str, op: str, index: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["resume"])

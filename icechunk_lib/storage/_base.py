@@ -138,7 +138,8 @@ class Storage(ABC):
       ``capabilities.create_if_absent``), atomically across processes.
     * ``put_if_match`` replaces the object only if its current version token equals
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
-    * ``delete`` of a missing key is not an error.
+    * ``delete`` of a missing key is not an error; a delete is ordered with ``put_if_match``,
+      so a swap against the version read before the delete fails instead of restoring it.
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
     * writes never create the location itself (see ``create_root``); a write to a location
       that is gone raises ``LocationNotFoundError``.

@@ -488,12 +488,24 @@ class LocalFileSystemStorage(Storage):
             if self._fsync:
                 _sync_directory(path.parent)
 
+    def _unlink_locked(self, key: str, path: Path) -> None:
+        with self._os_errors("delete", key):
+            if not os.path.lexists(path):
+                return  # nothing to delete: take no lock, make no lock file
+            with self._key_lock(key):
+                self._unlink(key, path)
+
     async def delete(self, key: str) -> None:
-        """Delete the file if present."""
-        await asyncio.to_thread(self._unlink, key, self._path(key))
+        """Delete the file if present, under the key's lock: a ``put_if_match`` that read the
+        file before the delete cannot bring it back by replacing it after."""
+        await asyncio.to_thread(self._unlink_locked, key, self._path(key))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete every key in one worker thread; all keys are checked first."""
+        """Delete every key in one worker thread; all keys are checked first.
+
+        No locks: this is for immutable objects (chunks, snapshots) that no compare-and-swap
+        ever replaces; delete refs and config one at a time with ``delete``.
+        """
         targets = [(key, self._path(key)) for key in keys]
 
         def unlink_all() -> None:
