@@ -148,6 +148,24 @@ class LocalFileSystemStorage(Storage):
             current += os.sep
         self._real_dirs.add(directory)
 
+    def _exists_error(self, key: str, path: Path) -> StorageError:
+        """``ObjectExistsError`` if a file holds ``key``, else an error naming what is there
+        (reads call a directory or FIFO no object, so "already exists" would contradict them).
+        """
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return ObjectExistsError(key)
+        if stat.S_ISREG(mode):
+            return ObjectExistsError(key)
+        if stat.S_ISLNK(mode):
+            return self._linked(key)
+        what = "a directory" if stat.S_ISDIR(mode) else "a special file"
+        return StorageError(
+            f"{key!r} in {self._root} is {what}, not a regular file as ick writes; "
+            "move it out of the repository"
+        )
+
     def _linked(self, name: str) -> StorageError:
         """The error for a symbolic link met at ``name`` (a key or a directory of keys)."""
         return StorageError(
@@ -239,7 +257,8 @@ class LocalFileSystemStorage(Storage):
     def _read(self, key: str, path: str | Path, byte_range: tuple[int, int | None] | None) -> bytes:
         with self._os_errors("read", key):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                # O_NONBLOCK: opening a FIFO must not wait for a writer (no effect on files).
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except _MISSING:
                 raise ObjectNotFoundError(key, self.url) from None
             except OSError as exc:
@@ -247,7 +266,10 @@ class LocalFileSystemStorage(Storage):
                     raise self._linked(key) from None
                 raise
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise ObjectNotFoundError(key, self.url)  # a directory, FIFO or device
+                size = st.st_size
                 if byte_range is None:
                     start, end = 0, size
                 else:
@@ -404,14 +426,14 @@ class LocalFileSystemStorage(Storage):
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise ObjectExistsError(key) from None
+                raise self._exists_error(key, path) from None
             except OSError as exc:
                 if exc.errno not in _NO_HARD_LINKS:
                     raise
                 # No hard links here: check and publish under the key lock instead.
                 with self._key_lock(key):
                     if os.path.lexists(path):
-                        raise ObjectExistsError(key) from None
+                        raise self._exists_error(key, path) from None
                     tmp.replace(path)
             finally:
                 _unlink_quietly(tmp)
@@ -449,7 +471,7 @@ class LocalFileSystemStorage(Storage):
                 self._make_dirs(Path(path).parent)
                 fd = os.open(path, flags, 0o666)
             except FileExistsError:
-                raise ObjectExistsError(key) from None
+                raise self._exists_error(key, Path(path)) from None
             try:
                 view = memoryview(data)
                 while view:
