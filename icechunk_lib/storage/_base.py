@@ -15,6 +15,7 @@ from datetime import datetime
 from icechunk_lib.errors import InvalidKeyError
 
 __all__ = [
+    "RESERVED_PREFIX",
     "ObjectInfo",
     "Storage",
     "StorageCapabilities",
@@ -26,7 +27,9 @@ __all__ = [
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
-_SEGMENT = r"(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f\\\ud800-\udfff]+"
+RESERVED_PREFIX = ".ick-"
+"""Segments starting with this are reserved for a backend's own files (locks, temporaries)."""
+_SEGMENT = r"(?!\.\.?(?:/|$))(?!\.ick-)[^/\x00-\x1f\x7f\\\ud800-\udfff]+"
 MAX_SEGMENT_BYTES = 255
 """Longest key segment in UTF-8 bytes: a file name on common file systems (``NAME_MAX``)."""
 MAX_KEY_BYTES = 1024
@@ -80,6 +83,8 @@ def check_key(key: str) -> str:
     for part in key.split("/"):
         if part in ("", ".", ".."):
             raise InvalidKeyError(key, "empty, '.' and '..' segments are not allowed")
+        if part.startswith(RESERVED_PREFIX):
+            raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
         if len(part.encode()) > MAX_SEGMENT_BYTES:
             raise InvalidKeyError(key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
     if len(key.encode()) > MAX_KEY_BYTES:

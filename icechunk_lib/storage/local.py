@@ -27,7 +27,6 @@ from typing import Any
 import xxhash
 
 from icechunk_lib.errors import (
-    InvalidKeyError,
     LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -36,6 +35,7 @@ from icechunk_lib.errors import (
     StorageError,
 )
 from icechunk_lib.storage._base import (
+    RESERVED_PREFIX,
     ObjectInfo,
     Storage,
     StorageCapabilities,
@@ -47,7 +47,6 @@ from icechunk_lib.storage._base import (
 
 __all__ = ["LocalFileSystemStorage", "version_token"]
 
-RESERVED_PREFIX = ".ick-"
 _LOCK_DIR = ".ick-locks"
 _TMP_PREFIX = ".ick-tmp-"
 _LIST_BATCH = 1000
@@ -121,9 +120,7 @@ class LocalFileSystemStorage(Storage):
 
     def _file(self, key: str) -> str:
         """``_path`` as a string, without building a ``Path`` (the per-chunk hot path)."""
-        check_key(key)
-        if key.startswith(RESERVED_PREFIX) or "/" + RESERVED_PREFIX in key:
-            raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
+        check_key(key)  # also refuses the reserved ``.ick-`` segments of our own files
         directory = key.rpartition("/")[0]
         if directory and directory not in self._real_dirs:
             self._check_dirs(directory)

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from icechunk_lib.errors import ObjectExistsError, ObjectNotFoundError
-from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage, Storage
+from icechunk_lib.errors import InvalidKeyError, ObjectExistsError, ObjectNotFoundError
+from icechunk_lib.storage import (
+    InMemoryStorage,
+    LocalFileSystemStorage,
+    Storage,
+    check_key,
+)
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -49,3 +54,12 @@ async def test_missing_keys_alike(storage: Storage) -> None:
         with pytest.raises(ObjectNotFoundError, match=r"'(nope|a/b)' not found"):
             await call
     assert not await storage.exists("nope")
+
+
+@pytest.mark.parametrize("key", [".ick-locks/x", "a/.ick-tmp-123", ".ick-anything"])
+async def test_reserved_segments_are_refused_alike(storage: Storage, key: str) -> None:
+    with pytest.raises(InvalidKeyError, match="reserved"):
+        check_key(key)
+    with pytest.raises(InvalidKeyError, match="reserved"):
+        await storage.put(key, b"x")
+    assert not any([info async for info in storage.list("")])
