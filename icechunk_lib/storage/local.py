@@ -245,7 +245,11 @@ class LocalFileSystemStorage(Storage):
 
         def make() -> None:
             with self._os_errors("create", "."):
+                missing = [p for p in (self._root, *self._root.parents) if not p.exists()]
                 self._root.mkdir(parents=True, exist_ok=True)
+                if self._fsync:
+                    for made in reversed(missing):  # each new directory's name is durable
+                        _sync_directory(made.parent)
 
         await asyncio.to_thread(make)
 

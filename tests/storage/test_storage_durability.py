@@ -66,6 +66,17 @@ async def test_every_write_flushes_the_names_it_made(
     assert seen[-1] == ("a/b", True), "the name is flushed after the bytes, before returning"
 
 
+async def test_create_root_flushes_every_directory_it_made(
+    tmp_path: Path, flushes: list[Flush]
+) -> None:
+    storage = LocalFileSystemStorage(tmp_path / "a" / "b" / "repo", fsync=True)
+    await storage.create_root()
+    assert relative(flushes, tmp_path) == [("", True), ("a", True), ("a/b", True)]
+    flushes.clear()
+    await storage.create_root()  # nothing new, nothing to flush
+    assert flushes == []
+
+
 async def test_delete_flushes_the_directory(tmp_path: Path, flushes: list[Flush]) -> None:
     root = tmp_path / "repo"
     root.mkdir()
