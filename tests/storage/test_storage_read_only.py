@@ -6,36 +6,18 @@ tmpfs remounted read-only (the tests skip where mounting is not allowed).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from _mounts import mount
 
 import icechunk_lib as ic
 from icechunk_lib.errors import ReadOnlyStorageError
-
-
-def _mount(*args: str) -> bool:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True)
-    return done.returncode == 0
-
-
-@pytest.fixture
-def mount_point(tmp_path: Path) -> Iterator[Path]:
-    """A fresh tmpfs (writable until the test remounts it read-only), unmounted afterwards."""
-    point = tmp_path / "mnt"
-    point.mkdir()
-    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)):
-        pytest.skip("needs root and a mountable tmpfs to make a read-only file system")
-    try:
-        yield point
-    finally:
-        subprocess.run(["umount", str(point)], check=True)
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -71,7 +53,7 @@ def test_writes_on_a_read_only_file_system_are_read_only_errors(
     session = repo.writable_session("main")
     zarr.open_array(session.store, path="x")[:] = np.arange(4.0)
     before = files_under(root)
-    assert _mount("-o", "remount,ro", str(mount_point))
+    assert mount("-o", "remount,ro", str(mount_point))
     with pytest.raises(ReadOnlyStorageError, match=f"{root}.*read-only file system"):
         WRITES[action](repo, session, first)
     assert files_under(root) == before
@@ -83,7 +65,7 @@ def test_writes_on_a_read_only_file_system_are_read_only_errors(
 def test_cli_on_a_read_only_file_system_says_so_in_one_line(mount_point: Path) -> None:
     root = mount_point / "repo"
     ic.Repository.create(ic.local_filesystem_storage(root))
-    assert _mount("-o", "remount,ro", str(mount_point))
+    assert mount("-o", "remount,ro", str(mount_point))
     ick = Path(sys.executable).with_name("ick")
     done = subprocess.run(
         [ick, "-R", str(root), "branch", "create", "dev"], capture_output=True, text=True
