@@ -208,6 +208,11 @@ class LocalFileSystemStorage(Storage):
         except FileNotFoundError:
             self._make_dirs(lock_dir, durable=False)  # locks need not survive a reboot
             fd = os.open(lock_path, flags, 0o666)
+        except NotADirectoryError:
+            raise StorageError(
+                f"{_LOCK_DIR!r} in {self._root} is a file, not the directory of ick's locks; "
+                "move it out of the repository"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -71,3 +71,14 @@ def test_config_that_is_a_directory_is_reported_as_such(tmp_path: Path) -> None:
     repo.config.compression.level = 4
     with pytest.raises(StorageError, match=NOT_A_FILE):
         repo.save_config()
+
+
+async def test_a_file_where_the_lock_directory_belongs_is_named(
+    local_storage: LocalFileSystemStorage,
+) -> None:
+    await local_storage.put("config", b"v1")
+    _, token = await local_storage.get_versioned("config")
+    (local_storage.root / ".ick-locks").write_bytes(b"in the way")
+    with pytest.raises(StorageError, match=f"'.ick-locks' in {local_storage.root} is "):
+        await local_storage.put_if_match("config", b"v2", token)
+    assert await local_storage.get("config") == b"v1"
