@@ -163,6 +163,22 @@ class LocalFileSystemStorage(Storage):
             "move it out of the repository"
         )
 
+    def _blocked(self, key: str) -> StorageError:
+        """The error for a write whose directories run into a file: name that file."""
+        parts = key.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            name = "/".join(parts[:depth])
+            try:
+                mode = os.lstat(self._prefix + name.replace("/", os.sep)).st_mode
+            except OSError:
+                break
+            if not stat.S_ISDIR(mode):
+                return StorageError(
+                    f"{name!r} in {self._root} is a file, not a directory as ick makes; "
+                    "move it out of the repository"
+                )
+        return StorageError(f"cannot write {key!r} in {self._root}: not a directory")
+
     def _linked(self, name: str) -> StorageError:
         """The error for a symbolic link met at ``name`` (a key or a directory of keys)."""
         return StorageError(
@@ -182,6 +198,10 @@ class LocalFileSystemStorage(Storage):
             if action == "write" or action == "delete":
                 raise ReadOnlyStorageError(f"{message}; the location is not writable") from exc
             raise StorageError(message) from exc
+        except NotADirectoryError as exc:
+            if action == "write":
+                raise self._blocked(key) from exc
+            raise StorageError(f"cannot {action} {key!r} in {self._root}: not a directory") from exc
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise ReadOnlyStorageError(

@@ -1,4 +1,5 @@
-"""A directory, FIFO or device where the local backend keeps an object.
+"""A directory, FIFO or device where the local backend keeps an object, or a file where it
+keeps a directory.
 
 Reads treat anything but a regular file as no object, and return at once (opening a FIFO
 used to block until a writer came, hanging ``ick log`` on a FIFO ``config``). A create
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import zarr
 
 import icechunk_lib as ic
 from icechunk_lib.errors import ObjectNotFoundError, StorageError
@@ -82,3 +84,24 @@ async def test_a_file_where_the_lock_directory_belongs_is_named(
     with pytest.raises(StorageError, match=f"'.ick-locks' in {local_storage.root} is "):
         await local_storage.put_if_match("config", b"v2", token)
     assert await local_storage.get("config") == b"v1"
+
+
+@pytest.mark.parametrize("write", ["put", "put_new", "put_if_absent"])
+async def test_a_file_where_a_key_directory_belongs_is_named(
+    local_storage: LocalFileSystemStorage, write: str
+) -> None:
+    (local_storage.root / "refs").mkdir()
+    (local_storage.root / "refs" / "branch").write_bytes(b"in the way")
+    with pytest.raises(StorageError, match=f"'refs/branch' in {local_storage.root} is a file"):
+        await getattr(local_storage, write)("refs/branch/dev/ref", b"x")
+    assert (local_storage.root / "refs" / "branch").read_bytes() == b"in the way"
+
+
+def test_a_commit_into_a_file_named_like_a_directory_names_it(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    repo = ic.Repository.create(ic.local_filesystem_storage(root))
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="x", shape=(2,), chunks=(1,), dtype="i1")
+    (root / "transactions").write_bytes(b"in the way")
+    with pytest.raises(StorageError, match=f"'transactions' in {root} is a file"):
+        session.commit("blocked")
