@@ -27,6 +27,7 @@ from typing import Any
 import xxhash
 
 from icechunk_lib.errors import (
+    InvalidStorageURLError,
     LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -82,7 +83,17 @@ class LocalFileSystemStorage(Storage):
         directory after, so a committed snapshot survives power loss too; that costs two
         disk flushes per object.
         """
-        self._root = Path(root).expanduser().resolve()
+        text = os.fspath(root)
+        if not text.strip():
+            raise InvalidStorageURLError(text, "it is empty; pass a path such as ./repo")
+        try:
+            self._root = Path(text).expanduser().resolve()
+        except RuntimeError:  # "~name" of no known user
+            raise InvalidStorageURLError(
+                text, f"could not determine the home directory of {text.split('/')[0]!r}"
+            ) from None
+        except ValueError as exc:  # an embedded null byte
+            raise InvalidStorageURLError(text, str(exc)) from None
         self._prefix = str(self._root) + os.sep
         self._fsync = fsync
         # Key directories checked to be real directories, not links (see ``_check_dirs``).

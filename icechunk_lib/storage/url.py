@@ -89,10 +89,7 @@ def _redact(url: str) -> str:
 def _open_path(path: str) -> Storage:
     from icechunk_lib.storage.local import LocalFileSystemStorage
 
-    try:
-        return LocalFileSystemStorage(path)
-    except ValueError as exc:  # e.g. an embedded NUL byte
-        raise InvalidStorageURLError(path, str(exc)) from None
+    return LocalFileSystemStorage(path)  # an unusable path is an InvalidStorageURLError
 
 
 def _open_file(url: str, parts: SplitResult) -> Storage:

@@ -1,4 +1,6 @@
-"""No secret in a storage URL reaches an error: not in user info, a query or a malformed URL.
+"""Hostile storage URLs and paths: no secret reaches an error, no unusable path a traceback.
+
+No secret in a storage URL reaches an error: not in user info, a query or a malformed URL.
 
 Presigned and SAS URLs carry their credentials in the query (``?X-Amz-Signature=``,
 ``?sig=``); a URL typed without ``//`` (``s3:key:secret@bucket``) still has user info.
@@ -48,3 +50,26 @@ def test_no_secret_on_the_command_line_error(tmp_path: Path) -> None:
         assert done.returncode != 0
         assert SECRET not in done.stdout + done.stderr
         assert "https://host/repo" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("", "empty"), ("~nouser-ick-test/repo", "home directory"), ("a\x00b", "null byte")],
+)
+def test_unusable_local_paths_are_url_errors(path: str, reason: str) -> None:
+    from icechunk_lib.storage import local_filesystem_storage
+
+    for make in (local_filesystem_storage, storage_from_url):
+        with pytest.raises(InvalidStorageURLError, match=reason) as info:
+            make(path)
+        assert str(info.value).count("cannot use") == 1
+
+
+def test_unknown_home_directory_on_the_command_line(tmp_path: Path) -> None:
+    ick = Path(sys.executable).with_name("ick")
+    done = subprocess.run(
+        [ick, "-R", "~nouser-ick-test/repo", "log"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "~nouser-ick-test" in done.stderr
