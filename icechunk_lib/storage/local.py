@@ -390,7 +390,7 @@ class LocalFileSystemStorage(Storage):
                         except FileNotFoundError:
                             continue  # deleted while we walked
                     if stat.S_ISREG(st.st_mode):
-                        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                        modified = _modified(st.st_mtime)
                         yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
 
     async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
@@ -582,6 +582,19 @@ def _is_key_segment(name: str) -> bool:
     if name.isascii() and name.isprintable() and "\\" not in name:
         return name not in (".", "..")  # the common case, without a regex
     return is_key_segment(name)
+
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _modified(mtime: float) -> datetime:
+    """A file's modification time as a UTC datetime, clamped to what ``datetime`` holds
+    (file systems with 64-bit times can hold years past 9999 or before 1)."""
+    try:
+        return datetime.fromtimestamp(mtime, UTC)
+    except (ValueError, OverflowError, OSError):
+        return _LATEST if mtime > 0 else _EARLIEST
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
