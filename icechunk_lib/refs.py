@@ -13,6 +13,7 @@ from icechunk_lib.errors import (
     BranchAlreadyExistsError,
     BranchNotFoundError,
     ConflictError,
+    InvalidNameError,
     MissingObjectError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -231,9 +232,15 @@ class RefStore:
         return live - dead
 
     async def _list_names(self, prefix: str, suffix: str) -> set[str]:
+        """Names with a ``<prefix><name><suffix>`` object; a directory no valid name could
+        have made (``.hidden``, `` padded``) is something else's, not a ref."""
         names = set()
         async for info in self.storage.list(prefix):
             key = info.key
             if key.endswith(suffix):
-                names.add(key[len(prefix) : -len(suffix)])
+                name = key[len(prefix) : -len(suffix)]
+                try:
+                    names.add(validate_ref_name(name))
+                except InvalidNameError:
+                    continue
         return names

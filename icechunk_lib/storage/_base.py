@@ -15,17 +15,29 @@ from datetime import datetime
 from icechunk_lib.errors import InvalidKeyError
 
 __all__ = [
+    "RESERVED_PREFIX",
     "ObjectInfo",
     "Storage",
     "StorageCapabilities",
     "check_byte_range",
     "check_key",
     "check_prefix",
+    "is_key_segment",
 ]
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
-_SEGMENT = r"(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f\\]+"
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+RESERVED_PREFIX = ".ick-"
+"""Segments starting with this are reserved for a backend's own files (locks, temporaries)."""
+_SEGMENT = r"(?!\.\.?(?:/|$))(?!\.ick-)[^/\x00-\x1f\x7f\\\ud800-\udfff]+"
+MAX_SEGMENT_BYTES = 255
+"""Longest key segment in UTF-8 bytes: a file name on common file systems (``NAME_MAX``)."""
+MAX_KEY_BYTES = 1024
+"""Longest key in UTF-8 bytes, as on S3, so a key valid on one backend is valid on all."""
+# A key of at most this many characters cannot exceed either limit (4 UTF-8 bytes each).
+_SHORT_KEY = MAX_SEGMENT_BYTES // 4
 _VALID_KEY = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_ONE_SEGMENT = re.compile(_SEGMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +66,42 @@ def check_key(key: str) -> str:
     """Return ``key`` if it is a safe relative key, else raise ``InvalidKeyError``.
 
     Keys are ``/``-separated, relative, with no empty, ``.`` or ``..`` segments, so no key can
-    name anything outside the storage root.
+    name anything outside the storage root; they are valid Unicode, with segments of at most
+    ``MAX_SEGMENT_BYTES`` and keys of at most ``MAX_KEY_BYTES`` in UTF-8, so every backend
+    can hold every valid key.
     """
-    if type(key) is str and _VALID_KEY.fullmatch(key):  # fast path: one regex match
-        return key
+    if type(key) is str and _VALID_KEY.fullmatch(key) and (len(key) <= _SHORT_KEY or _fits(key)):
+        return key  # fast path: one regex match (and a length check for long keys)
     if not isinstance(key, str) or not key:
         raise InvalidKeyError(str(key), "keys must be non-empty strings")
     if key.startswith("/") or key.endswith("/"):
         raise InvalidKeyError(key, "keys must not start or end with '/'")
     if _BAD_CHARS.search(key):
         raise InvalidKeyError(key, "control characters and backslashes are not allowed")
+    if _SURROGATES.search(key):
+        raise InvalidKeyError(key, "keys must be valid Unicode (no lone surrogates)")
     for part in key.split("/"):
         if part in ("", ".", ".."):
             raise InvalidKeyError(key, "empty, '.' and '..' segments are not allowed")
+        if part.startswith(RESERVED_PREFIX):
+            raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
+        if len(part.encode()) > MAX_SEGMENT_BYTES:
+            raise InvalidKeyError(key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise InvalidKeyError(key, f"keys must be at most {MAX_KEY_BYTES} bytes")
     return key
+
+
+def is_key_segment(name: str) -> bool:
+    """Whether ``name`` can be one segment of a valid key (backends check names they list)."""
+    return _ONE_SEGMENT.fullmatch(name) is not None and len(name.encode()) <= MAX_SEGMENT_BYTES
+
+
+def _fits(key: str) -> bool:
+    """Whether a key without surrogates is within both byte limits."""
+    if len(key.encode()) > MAX_KEY_BYTES:
+        return False
+    return all(len(part.encode()) <= MAX_SEGMENT_BYTES for part in key.split("/"))
 
 
 def check_prefix(prefix: str) -> str:
@@ -81,6 +115,8 @@ def check_prefix(prefix: str) -> str:
         raise InvalidKeyError(prefix, "prefixes must not start with '/'")
     if _BAD_CHARS.search(prefix):
         raise InvalidKeyError(prefix, "control characters and backslashes are not allowed")
+    if _SURROGATES.search(prefix):
+        raise InvalidKeyError(prefix, "keys must be valid Unicode (no lone surrogates)")
     # Only complete segments are checked: the last one may still grow into a valid name.
     for part in prefix.split("/")[:-1]:
         if part in ("", ".", ".."):
@@ -107,7 +143,8 @@ class Storage(ABC):
       ``capabilities.create_if_absent``), atomically across processes.
     * ``put_if_match`` replaces the object only if its current version token equals
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
-    * ``delete`` of a missing key is not an error.
+    * ``delete`` of a missing key is not an error; a delete is ordered with ``put_if_match``,
+      so a swap against the version read before the delete fails instead of restoring it.
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
     * writes never create the location itself (see ``create_root``); a write to a location
       that is gone raises ``LocationNotFoundError``.
@@ -147,7 +184,9 @@ class Storage(ABC):
 
         For chunks and manifests: the caller publishes the key (in a snapshot) only after
         this returns. A backend may therefore skip its atomic-publish step; a crash midway
-        can leave a partial object that nothing points to. Defaults to ``put``.
+        can leave a partial object that nothing points to. Backends with ``create_if_absent``
+        never replace an existing key here: they raise ``ObjectExistsError``. The default,
+        for backends without it, is ``put``.
         """
         await self.put(key, data)
 

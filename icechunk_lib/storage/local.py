@@ -3,6 +3,8 @@
 Atomicity comes from POSIX primitives: every write goes to a temporary file in the target
 directory first, then ``os.replace`` publishes it (readers see old or new bytes, never a mix),
 ``os.link`` creates-if-absent, and compare-and-swap holds an ``flock`` on a per-key lock file.
+Symbolic links below the root are never followed (every operation through one fails naming
+it), so no key reaches a file outside the repository; the root itself is resolved once.
 Internal files (``.ick-locks/``, ``.ick-tmp-*``) use the reserved ``.ick-`` segment prefix, which
 keys may not use, so ``list`` never shows them.
 """
@@ -25,7 +27,7 @@ from typing import Any
 import xxhash
 
 from icechunk_lib.errors import (
-    InvalidKeyError,
+    InvalidStorageURLError,
     LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -34,17 +36,18 @@ from icechunk_lib.errors import (
     StorageError,
 )
 from icechunk_lib.storage._base import (
+    RESERVED_PREFIX,
     ObjectInfo,
     Storage,
     StorageCapabilities,
     check_byte_range,
     check_key,
     check_prefix,
+    is_key_segment,
 )
 
 __all__ = ["LocalFileSystemStorage", "version_token"]
 
-RESERVED_PREFIX = ".ick-"
 _LOCK_DIR = ".ick-locks"
 _TMP_PREFIX = ".ick-tmp-"
 _LIST_BATCH = 1000
@@ -76,12 +79,28 @@ class LocalFileSystemStorage(Storage):
         """Use ``root`` (``~`` expanded, resolved to an absolute path) as the storage root.
 
         Writes are atomic and survive a crash of the writing process either way. With
-        ``fsync=True`` every file is also flushed to disk before it is published, so a
-        committed snapshot survives power loss too; that costs a disk flush per object.
+        ``fsync=True`` every file is also flushed to disk before it is published, and its
+        directory after, so a committed snapshot survives power loss too; that costs two
+        disk flushes per object.
         """
-        self._root = Path(root).expanduser().resolve()
+        text = os.fspath(root)
+        if not text.strip():
+            raise InvalidStorageURLError(text, "it is empty; pass a path such as ./repo")
+        try:
+            self._root = Path(text).expanduser().resolve()
+        except RuntimeError as exc:  # "~name" of no known user, or a symlink loop
+            reason = (
+                f"could not determine the home directory of {text.split('/')[0]!r}"
+                if text[:1] == "~"
+                else str(exc)
+            )
+            raise InvalidStorageURLError(text, reason) from None
+        except ValueError as exc:  # an embedded null byte
+            raise InvalidStorageURLError(text, str(exc)) from None
         self._prefix = str(self._root) + os.sep
         self._fsync = fsync
+        # Key directories checked to be real directories, not links (see ``_check_dirs``).
+        self._real_dirs: set[str] = set()
 
     @property
     def root(self) -> Path:
@@ -115,10 +134,71 @@ class LocalFileSystemStorage(Storage):
 
     def _file(self, key: str) -> str:
         """``_path`` as a string, without building a ``Path`` (the per-chunk hot path)."""
-        check_key(key)
-        if key.startswith(RESERVED_PREFIX) or "/" + RESERVED_PREFIX in key:
-            raise InvalidKeyError(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
+        check_key(key)  # also refuses the reserved ``.ick-`` segments of our own files
+        directory = key.rpartition("/")[0]
+        if directory and directory not in self._real_dirs:
+            self._check_dirs(directory)
         return self._prefix + key if os.sep == "/" else self._prefix + key.replace("/", os.sep)
+
+    def _check_dirs(self, directory: str) -> None:
+        """Refuse a key directory (``"refs/branch/x"``) that is or passes through a link.
+
+        One ``lstat`` per level, once per directory and storage: a directory found real is
+        remembered; a missing one is checked again next time (writes make it a real one).
+        """
+        current = self._prefix
+        parts = directory.split("/")
+        for depth, part in enumerate(parts, 1):
+            current += part
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return  # missing (or unreadable): the operation itself reports it
+            if stat.S_ISLNK(mode):
+                raise self._linked("/".join(parts[:depth]))
+            current += os.sep
+        self._real_dirs.add(directory)
+
+    def _exists_error(self, key: str, path: Path) -> StorageError:
+        """``ObjectExistsError`` if a file holds ``key``, else an error naming what is there
+        (reads call a directory or FIFO no object, so "already exists" would contradict them).
+        """
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return ObjectExistsError(key)
+        if stat.S_ISREG(mode):
+            return ObjectExistsError(key)
+        if stat.S_ISLNK(mode):
+            return self._linked(key)
+        what = "a directory" if stat.S_ISDIR(mode) else "a special file"
+        return StorageError(
+            f"{key!r} in {self._root} is {what}, not a regular file as ick writes; "
+            "move it out of the repository"
+        )
+
+    def _blocked(self, key: str) -> StorageError:
+        """The error for a write whose directories run into a file: name that file."""
+        parts = key.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            name = "/".join(parts[:depth])
+            try:
+                mode = os.lstat(self._prefix + name.replace("/", os.sep)).st_mode
+            except OSError:
+                break
+            if not stat.S_ISDIR(mode):
+                return StorageError(
+                    f"{name!r} in {self._root} is a file, not a directory as ick makes; "
+                    "move it out of the repository"
+                )
+        return StorageError(f"cannot write {key!r} in {self._root}: not a directory")
+
+    def _linked(self, name: str) -> StorageError:
+        """The error for a symbolic link met at ``name`` (a key or a directory of keys)."""
+        return StorageError(
+            f"{name!r} in {self._root} is a symbolic link; links inside a repository are "
+            "never followed (link the repository directory itself instead)"
+        )
 
     @contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -132,7 +212,16 @@ class LocalFileSystemStorage(Storage):
             if action == "write" or action == "delete":
                 raise ReadOnlyStorageError(f"{message}; the location is not writable") from exc
             raise StorageError(message) from exc
+        except NotADirectoryError as exc:
+            if action == "write":
+                raise self._blocked(key) from exc
+            raise StorageError(f"cannot {action} {key!r} in {self._root}: not a directory") from exc
         except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise ReadOnlyStorageError(
+                    f"cannot {action} {key!r} in {self._root}: read-only file system; "
+                    "the location is not writable"
+                ) from exc
             reason = exc.strerror or str(exc)
             raise StorageError(f"cannot {action} {key!r} in {self._root}: {reason}") from exc
 
@@ -145,19 +234,26 @@ class LocalFileSystemStorage(Storage):
         """
         lock_dir = self._root / _LOCK_DIR
         lock_path = lock_dir / f"{version_token(key.encode())}.lock"
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        if _LOCK_DIR not in self._real_dirs:
+            self._check_dirs(_LOCK_DIR)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             fd = os.open(lock_path, flags, 0o666)
         except FileNotFoundError:
-            self._make_dirs(lock_dir)
+            self._make_dirs(lock_dir, durable=False)  # locks need not survive a reboot
             fd = os.open(lock_path, flags, 0o666)
+        except NotADirectoryError:
+            raise StorageError(
+                f"{_LOCK_DIR!r} in {self._root} is a file, not the directory of ick's locks; "
+                "move it out of the repository"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _make_dirs(self, directory: Path) -> None:
+    def _make_dirs(self, directory: Path, *, durable: bool = True) -> None:
         """Create ``directory`` and its missing parents below the root, never the root itself.
 
         Each level is one ``mkdir`` without ``parents``, so a root deleted at any moment
@@ -175,6 +271,8 @@ class LocalFileSystemStorage(Storage):
                 continue
             except FileNotFoundError:
                 raise LocationNotFoundError(self.url) from None
+            if self._fsync and durable:
+                _sync_directory(current.parent)  # the new directory's name is durable too
 
     def _check_root(self) -> None:
         """Raise ``LocationNotFoundError`` if the root directory is gone."""
@@ -186,7 +284,11 @@ class LocalFileSystemStorage(Storage):
 
         def make() -> None:
             with self._os_errors("create", "."):
+                missing = [p for p in (self._root, *self._root.parents) if not p.exists()]
                 self._root.mkdir(parents=True, exist_ok=True)
+                if self._fsync:
+                    for made in reversed(missing):  # each new directory's name is durable
+                        _sync_directory(made.parent)
 
         await asyncio.to_thread(make)
 
@@ -195,11 +297,19 @@ class LocalFileSystemStorage(Storage):
     def _read(self, key: str, path: str | Path, byte_range: tuple[int, int | None] | None) -> bytes:
         with self._os_errors("read", key):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                # O_NONBLOCK: opening a FIFO must not wait for a writer (no effect on files).
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except _MISSING:
                 raise ObjectNotFoundError(key, self.url) from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._linked(key) from None
+                raise
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise ObjectNotFoundError(key, self.url)  # a directory, FIFO or device
+                size = st.st_size
                 if byte_range is None:
                     start, end = 0, size
                 else:
@@ -228,9 +338,11 @@ class LocalFileSystemStorage(Storage):
     def _stat(self, key: str, path: Path) -> os.stat_result | None:
         with self._os_errors("stat", key):
             try:
-                st = path.stat()
+                st = os.lstat(path)
             except _MISSING:
                 return None
+            if stat.S_ISLNK(st.st_mode):
+                raise self._linked(key)
         return st if stat.S_ISREG(st.st_mode) else None
 
     async def exists(self, key: str) -> bool:
@@ -251,6 +363,9 @@ class LocalFileSystemStorage(Storage):
         dir_key, _, name_prefix = prefix.rpartition("/")
         if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
             return  # internal directories hold no objects
+        if dir_key:
+            with self._os_errors("list", prefix):
+                self._check_dirs(dir_key)
         start = self._root.joinpath(*dir_key.split("/")) if dir_key else self._root
         pending = [(start, f"{dir_key}/" if dir_key else "", name_prefix)]
         while pending:
@@ -265,16 +380,20 @@ class LocalFileSystemStorage(Storage):
                     name = entry.name
                     if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
                         continue
+                    if not _is_key_segment(name):
+                        continue  # no valid key has this segment: not an object of ours
                     with self._os_errors("list", prefix):
                         try:
+                            if entry.is_symlink():
+                                raise self._linked(f"{key_base}{name}")
                             if entry.is_dir(follow_symlinks=False):
                                 pending.append((Path(entry.path), f"{key_base}{name}/", ""))
                                 continue
-                            st = entry.stat()
+                            st = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue  # deleted while we walked
                     if stat.S_ISREG(st.st_mode):
-                        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                        modified = _modified(st.st_mtime)
                         yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
 
     async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
@@ -338,6 +457,8 @@ class LocalFileSystemStorage(Storage):
             except BaseException:
                 _unlink_quietly(tmp)
                 raise
+            if self._fsync:
+                _sync_directory(path.parent)
 
     def _create(self, key: str, path: Path, data: bytes) -> None:
         with self._os_errors("write", key):
@@ -345,21 +466,23 @@ class LocalFileSystemStorage(Storage):
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise ObjectExistsError(key) from None
+                raise self._exists_error(key, path) from None
             except OSError as exc:
                 if exc.errno not in _NO_HARD_LINKS:
                     raise
                 # No hard links here: check and publish under the key lock instead.
                 with self._key_lock(key):
                     if os.path.lexists(path):
-                        raise ObjectExistsError(key) from None
+                        raise self._exists_error(key, path) from None
                     tmp.replace(path)
             finally:
                 _unlink_quietly(tmp)
+            if self._fsync:
+                _sync_directory(path.parent)  # the name, not just the bytes, survives
 
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
-            if not path.is_file():
+            if self._stat(key, path) is None:
                 self._check_root()
                 raise PreconditionFailedError(key)  # nothing to swap: take no lock, make no dirs
             with self._key_lock(key):
@@ -388,7 +511,7 @@ class LocalFileSystemStorage(Storage):
                 self._make_dirs(Path(path).parent)
                 fd = os.open(path, flags, 0o666)
             except FileExistsError:
-                raise ObjectExistsError(key) from None
+                raise self._exists_error(key, Path(path)) from None
             try:
                 view = memoryview(data)
                 while view:
@@ -400,6 +523,8 @@ class LocalFileSystemStorage(Storage):
                 _unlink_quietly(Path(path))
                 raise
             os.close(fd)
+            if self._fsync:
+                _sync_directory(path.rpartition(os.sep)[0])
 
     async def put_new(self, key: str, data: bytes) -> None:
         """Write a fresh key in place: one exclusive create, no temporary file or rename.
@@ -422,13 +547,27 @@ class LocalFileSystemStorage(Storage):
         # Empty directories stay: removing them could race with a writer creating a file.
         with self._os_errors("delete", key), suppress(*_MISSING):
             path.unlink()
+            if self._fsync:
+                _sync_directory(path.parent)
+
+    def _unlink_locked(self, key: str, path: Path) -> None:
+        with self._os_errors("delete", key):
+            if not os.path.lexists(path):
+                return  # nothing to delete: take no lock, make no lock file
+            with self._key_lock(key):
+                self._unlink(key, path)
 
     async def delete(self, key: str) -> None:
-        """Delete the file if present."""
-        await asyncio.to_thread(self._unlink, key, self._path(key))
+        """Delete the file if present, under the key's lock: a ``put_if_match`` that read the
+        file before the delete cannot bring it back by replacing it after."""
+        await asyncio.to_thread(self._unlink_locked, key, self._path(key))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete every key in one worker thread; all keys are checked first."""
+        """Delete every key in one worker thread; all keys are checked first.
+
+        No locks: this is for immutable objects (chunks, snapshots) that no compare-and-swap
+        ever replaces; delete refs and config one at a time with ``delete``.
+        """
         targets = [(key, self._path(key)) for key in keys]
 
         def unlink_all() -> None:
@@ -437,6 +576,28 @@ class LocalFileSystemStorage(Storage):
 
         await asyncio.to_thread(unlink_all)
         return len(targets)
+
+
+def _is_key_segment(name: str) -> bool:
+    """Whether a file name read from disk can be a key segment (see ``check_key``): no
+    control characters or backslashes, and valid Unicode (undecodable bytes come back from
+    the OS as lone surrogates)."""
+    if name.isascii() and name.isprintable() and "\\" not in name:
+        return name not in (".", "..")  # the common case, without a regex
+    return is_key_segment(name)
+
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _modified(mtime: float) -> datetime:
+    """A file's modification time as a UTC datetime, clamped to what ``datetime`` holds
+    (file systems with 64-bit times can hold years past 9999 or before 1)."""
+    try:
+        return datetime.fromtimestamp(mtime, UTC)
+    except (ValueError, OverflowError, OSError):
+        return _LATEST if mtime > 0 else _EARLIEST
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
@@ -457,6 +618,15 @@ def _read_fully(fd: int, offset: int, count: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+def _sync_directory(directory: str | Path) -> None:
+    """Flush a directory's entries, so names published in it survive power loss."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink_quietly(path: Path) -> None:

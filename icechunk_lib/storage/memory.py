@@ -190,6 +190,11 @@ class InMemoryStorage(Storage):
         with self._lock:
             self._store(key, data)
 
+    async def put_new(self, key: str, data: bytes) -> None:
+        """Write a fresh key; ``ObjectExistsError`` if present, as on the local file system
+        (overrides ``Storage.put_new``, whose default would replace it)."""
+        await self.put_if_absent(key, data)
+
     async def put_if_absent(self, key: str, data: bytes) -> None:
         """Create ``key``; ``ObjectExistsError`` if present."""
         check_key(key)

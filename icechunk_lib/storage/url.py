@@ -63,25 +63,33 @@ def supported_schemes() -> list[str]:
 
 
 def _error(url: str, reason: str) -> InvalidStorageURLError:
-    """An ``InvalidStorageURLError`` whose message never shows a password from the URL."""
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        authority, slash, path = rest.partition("/")
-        if "@" in authority:
-            url = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
-    return InvalidStorageURLError(url, reason)
+    """An ``InvalidStorageURLError`` whose message never shows a secret from the URL."""
+    return InvalidStorageURLError(_redact(url), reason)
+
+
+def _redact(url: str) -> str:
+    """``url`` as it may be shown: user info and any query or fragment become ``***``.
+
+    Presigned and SAS URLs carry credentials in the query, and a secret key may contain
+    ``/``, so everything up to the last ``@`` goes, with or without ``//`` after the scheme.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return url
+    rest = url[match.end() :]
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    tail = f"{rest[cut]}***" if cut < len(rest) else ""
+    rest = rest[:cut]
+    body = rest.lstrip("/")
+    if "@" in body:
+        body = "***@" + body.rpartition("@")[2]
+    return f"{url[: match.end()]}{rest[: len(rest) - len(rest.lstrip('/'))]}{body}{tail}"
 
 
 def _open_path(path: str) -> Storage:
     from icechunk_lib.storage.local import LocalFileSystemStorage
 
-    try:
-        return LocalFileSystemStorage(path)
-    except ValueError as exc:  # e.g. an embedded NUL byte
-        raise InvalidStorageURLError(path, str(exc)) from None
-    except RuntimeError as exc:  # "~nosuchuser/repo", or a symlink loop
-        reason = "its '~' names no user with a home directory" if path[:1] == "~" else str(exc)
-        raise InvalidStorageURLError(path, reason) from None
+    return LocalFileSystemStorage(path)  # an unusable path is an InvalidStorageURLError
 
 
 def _open_file(url: str, parts: SplitResult) -> Storage:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from _mounts import mount
 
 if TYPE_CHECKING:
     from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage
@@ -45,3 +48,20 @@ def memory_name() -> Iterator[str]:
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
     InMemoryStorage.drop_named(name)
+
+
+@pytest.fixture
+def mount_point(tmp_path: Path) -> Iterator[Path]:
+    """A fresh 4 MiB tmpfs (to fill up, or remount read-only), unmounted afterwards.
+
+    Tests run as root, for whom permissions change nothing: a small or read-only file
+    system is the real way to make writes fail. Skipped where mounting is not allowed.
+    """
+    point = tmp_path / "mnt"
+    point.mkdir()
+    if os.geteuid() != 0 or not mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)):
+        pytest.skip("needs root and a mountable tmpfs")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", str(point)], check=True)

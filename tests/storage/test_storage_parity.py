@@ -1,0 +1,65 @@
+"""The memory backend behaves exactly like the local one where the contract leaves room.
+
+Tests run on memory often stand in for the local file system, so every difference is a
+test that passes on one and would fail on the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from icechunk_lib.errors import InvalidKeyError, ObjectExistsError, ObjectNotFoundError
+from icechunk_lib.storage import (
+    InMemoryStorage,
+    LocalFileSystemStorage,
+    Storage,
+    check_key,
+)
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "memory":
+        return InMemoryStorage()
+    (tmp_path / "repo").mkdir()
+    return LocalFileSystemStorage(tmp_path / "repo")
+
+
+async def test_put_new_never_replaces_an_existing_object(storage: Storage) -> None:
+    await storage.put_new("chunks/A", b"first")
+    with pytest.raises(ObjectExistsError):
+        await storage.put_new("chunks/A", b"second")
+    assert await storage.get("chunks/A") == b"first"
+    await storage.put("config", b"c")
+    with pytest.raises(ObjectExistsError):
+        await storage.put_new("config", b"other")
+    assert await storage.get("config") == b"c"
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "expected"),
+    [((3, 100), b"3456789"), ((10, 20), b""), ((50, None), b""), ((7, 2), b""), ((0, 0), b"")],
+)
+async def test_ranges_past_the_end_clip_alike(
+    storage: Storage, byte_range: tuple[int, int | None], expected: bytes
+) -> None:
+    await storage.put("k", b"0123456789")
+    assert await storage.get("k", byte_range) == expected
+
+
+async def test_missing_keys_alike(storage: Storage) -> None:
+    for call in (storage.size("nope"), storage.get("nope", (0, 1)), storage.get_versioned("a/b")):
+        with pytest.raises(ObjectNotFoundError, match=r"'(nope|a/b)' not found"):
+            await call
+    assert not await storage.exists("nope")
+
+
+@pytest.mark.parametrize("key", [".ick-locks/x", "a/.ick-tmp-123", ".ick-anything"])
+async def test_reserved_segments_are_refused_alike(storage: Storage, key: str) -> None:
+    with pytest.raises(InvalidKeyError, match="reserved"):
+        check_key(key)
+    with pytest.raises(InvalidKeyError, match="reserved"):
+        await storage.put(key, b"x")
+    assert not any([info async for info in storage.list("")])
