@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from icechunk_lib.changes import NodeChanges
 from icechunk_lib.errors import RebaseFailedError
-from icechunk_lib.format.snapshot import ARRAY, ExtraObject, NodeSnapshot
+from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
 from icechunk_lib.format.txlog import TransactionLog
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class ConflictType(enum.Enum):
     DeleteOfUpdatedGroup = 8
     MoveOperationCannotBeRebased = 9
     BaseNotInHistory = 10
+    NewNodeInInvalidGroup = 11
 
 
 class VersionSelection(enum.Enum):
@@ -200,12 +202,18 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
     tip_by_id = {n.id: n for n in tip.nodes}
     for n in ours.deleted:
         tip_by_id.pop(n.id, None)
+    moved = {n.id for _, n in ours.moved}
     for _, n in [*ours.updated, *ours.moved]:
         current = tip_by_id.get(n.id)
         if current is not None:
-            tip_by_id[n.id] = NodeSnapshot(n.id, n.path, n.kind, n.meta, current.manifests)
+            # Our path only where we moved the node: a metadata change keeps their rename.
+            path = n.path if n.id in moved else current.path
+            tip_by_id[n.id] = NodeSnapshot(n.id, path, n.kind, n.meta, current.manifests)
     for n in ours.new:
         tip_by_id[n.id] = n
+    clashes = _tree_conflicts(list(tip_by_id.values()), ours, tip.nodes, session._nodes or {})
+    if clashes:
+        raise RebaseFailedError(tip_id, clashes, branch=session.branch, expected_parent=base.id)
     nodes = {n.path: n for n in tip_by_id.values()}
     extras: dict[str, ExtraObject] = {e.key: e for e in tip.extras}
     mine = session._extras
@@ -215,3 +223,41 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         else:
             extras.pop(key, None)
     session._adopt_base(tip, nodes, extras)
+
+
+def _tree_conflicts(
+    merged: list[NodeSnapshot],
+    ours: NodeChanges,
+    tip_nodes: tuple[NodeSnapshot, ...],
+    working: dict[str, NodeSnapshot],
+) -> list[Conflict]:
+    """What the replayed tree cannot hold: two nodes on one path (one would be dropped), or a
+    node whose group one side deleted, moved or replaced (it would hang in no group)."""
+    new_ids = {n.id for n in ours.new}
+    moved_from = {n.id: old.path for old, n in ours.moved}
+    by_path: dict[str, list[NodeSnapshot]] = {}
+    for n in merged:
+        by_path.setdefault(n.path, []).append(n)
+    conflicts: list[Conflict] = []
+    for path, same in by_path.items():
+        if len(same) < 2:
+            continue
+        mover = next((n for n in same if n.id in moved_from), None)
+        if mover is not None and not any(n.id in new_ids for n in same):
+            conflicts.append(
+                Conflict(ConflictType.MoveOperationCannotBeRebased, moved_from[mover.id])
+            )
+        else:
+            conflicts.append(Conflict(ConflictType.NewNodeConflictsWithExistingNode, path))
+    groups = {p for p, same in by_path.items() if any(n.kind == GROUP for n in same)}
+    # Only groups that existed on either side count: a tree may hold nodes whose parent
+    # was never written (a raw store write), and that is not the rebase's doing.
+    known = {n.path for n in tip_nodes if n.kind == GROUP}
+    known.update(p for p, n in working.items() if n.kind == GROUP)
+    for n in merged:
+        if n.path == "/":
+            continue
+        parent = n.path.rsplit("/", 1)[0] or "/"
+        if parent not in groups and parent in known:
+            conflicts.append(Conflict(ConflictType.NewNodeInInvalidGroup, n.path))
+    return conflicts
