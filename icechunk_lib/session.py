@@ -591,16 +591,11 @@ class Session:
 
     async def merge_async(self, *others: Session) -> None:
         self._check_writable("merge")
+        for other in others:  # all checked first: a refused one leaves nothing half merged
+            self._check_mergeable(other)
         base = await self.base_snapshot()
         nodes = await self.nodes()
         for other in others:
-            if other._base_id != self._base_id:
-                from icechunk_lib.errors import SessionError
-
-                raise SessionError(
-                    f"cannot merge a session based on {other._base_id} into one based on "
-                    f"{self._base_id}"
-                )
             if not other._dirty:
                 continue
             await other.nodes()
@@ -631,6 +626,28 @@ class Session:
                     self._extra_changes.add(key)
                 self._dirty = True
                 self.key_cache.clear()
+
+    def _check_mergeable(self, other: object) -> None:
+        """Refuse a session whose changes do not belong here: its chunks live in its own
+        repository, and its changes were made for its own branch and snapshot."""
+        if not isinstance(other, Session):
+            raise SessionError(f"can only merge sessions, not a {type(other).__name__}")
+        mine, theirs = self._objects.storage, other._objects.storage
+        if not (mine == theirs or (type(mine) is type(theirs) and mine.url == theirs.url)):
+            raise SessionError(
+                f"cannot merge a session of another repository ({theirs.url}) into one of "
+                f"{mine.url}: its chunks are not in this repository"
+            )
+        if other._branch != self._branch:
+            raise SessionError(
+                f"cannot merge a session of branch {other._branch!r} into one of branch "
+                f"{self._branch!r}"
+            )
+        if other._base_id != self._base_id:
+            raise SessionError(
+                f"cannot merge a session based on {other._base_id} into one based on "
+                f"{self._base_id}"
+            )
 
     # --- status, discard, commit ---------------------------------------------------------------
 
