@@ -23,6 +23,7 @@ from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import (
     ConflictError,
+    InvalidNameError,
     NodeNotFoundError,
     ReadOnlySessionError,
     RebaseFailedError,
@@ -59,6 +60,18 @@ class ChangeSetView:
     chunks: dict[str, ChunkChanges]
     extras: dict[str, ExtraObject]
     extra_changes: set[str]
+
+
+def _array_above(nodes: Mapping[str, NodeSnapshot], path: str) -> str | None:
+    """The array among the ancestors of ``path``, if any: only groups may have children (a
+    node inside an array would take over part of its chunk keys and hide its data)."""
+    i = path.find("/", 1)
+    while i > 0:
+        above = nodes.get(path[:i])
+        if above is not None and above.kind == ARRAY:
+            return above.path
+        i = path.find("/", i + 1)
+    return None
 
 
 def _shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
@@ -283,6 +296,11 @@ class Session:
         info = parse_array_meta(meta)
         kind = ARRAY if info is not None else GROUP
         with self._mutation():
+            above = _array_above(nodes, path)
+            if above is not None:
+                raise InvalidNameError(
+                    "node", path, f"it is inside array {above}; only groups have children"
+                )
             old = nodes.get(path)
             old_info = self.array_info(old) if old is not None else None
             if (
@@ -361,12 +379,17 @@ class Session:
         src = validate_node_path(from_path)
         dst = validate_node_path(to_path)
         nodes = await self.nodes()
+        if src == "/":
+            raise InvalidNameError("node", src, "the root group cannot be moved")
         if src not in nodes:
             raise NodeNotFoundError(src)
         if dst in nodes or dst.startswith(src + "/"):
-            from icechunk_lib.errors import InvalidNameError
-
             raise InvalidNameError("node", dst, "the destination exists or is inside the source")
+        above = _array_above(nodes, dst)
+        if above is not None:
+            raise InvalidNameError(
+                "node", dst, f"it is inside array {above}; only groups have children"
+            )
         with self._mutation("move"):
             moving = [p for p in nodes if p == src or p.startswith(src + "/")]
             for p in moving:
