@@ -409,13 +409,20 @@ class ConflictError(IcechunkError):
     branch's current tip. Rebase the session (``session.rebase``) and commit again.
     """
 
-    def __init__(self, branch: str, expected_parent: str | None, actual_parent: str | None) -> None:
+    def __init__(
+        self,
+        branch: str,
+        expected_parent: str | None,
+        actual_parent: str | None,
+        *,
+        next_step: str = "rebase the session and commit again",
+    ) -> None:
         self.branch = branch
         self.expected_parent = expected_parent
         self.actual_parent = actual_parent
         super().__init__(
             f"branch {branch!r} moved: expected it at {expected_parent}, found {actual_parent}; "
-            "rebase the session and commit again"
+            + next_step
         )
 
 
