@@ -47,6 +47,7 @@ __all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
+_MERGE_CHECKS_IN_FLIGHT = 64
 UNLOADED = ChunkRef(kind=-1)
 """Returned by ``Session.cached_chunk_ref`` when the answer needs a manifest read (compare
 with ``is``; it is a ``ChunkRef`` only so the hot path needs no casts)."""
@@ -616,13 +617,15 @@ class Session:
         self._check_writable("merge")
         for other in others:  # all checked first: a refused one leaves nothing half merged
             self._check_mergeable(other)
+        views = []
+        for other in others:
+            if other._dirty:
+                await other.nodes()
+                views.append(other.capture())
+        await self._check_chunks_present(views)
         base = await self.base_snapshot()
         nodes = await self.nodes()
-        for other in others:
-            if not other._dirty:
-                continue
-            await other.nodes()
-            view = other.capture()
+        for view in views:
             theirs = node_changes(base.nodes, view.nodes)
             with self._mutation("merge"):
                 for n in theirs.deleted:
@@ -649,6 +652,35 @@ class Session:
                     self._extra_changes.add(key)
                 self._dirty = True
                 self.key_cache.clear()
+
+    async def _check_chunks_present(self, views: Iterable[ChangeSetView]) -> None:
+        """Refuse forks whose chunks this repository's storage does not hold (written where
+        this process cannot see: another host's disk, an in-memory storage copied into a
+        worker process); committing them would publish references to missing objects."""
+        keys: set[str] = set()
+        for view in views:
+            changed = (view.extras.get(k) for k in view.extra_changes)
+            keys.update(chunk_key(e.chunk_id) for e in changed if e is not None and e.chunk_id)
+            for changes in view.chunks.values():
+                cols = changes.columns(copy=False)
+                ids = cols.ids[cols.kinds == NATIVE]
+                keys.update(chunk_key(bytes(row)) for row in ids)
+        storage = self._objects.storage
+        limit = asyncio.Semaphore(_MERGE_CHECKS_IN_FLIGHT)
+
+        async def present(key: str) -> bool:
+            async with limit:
+                return await storage.exists(key)
+
+        ordered = sorted(keys)
+        found = await asyncio.gather(*(present(k) for k in ordered))
+        missing = [k for k, ok in zip(ordered, found, strict=True) if not ok]
+        if missing:
+            raise SessionError(
+                f"cannot merge: {len(missing)} chunk(s) the sessions wrote are not in "
+                f"{storage.url} (first: {missing[0]}); they were written to storage this "
+                "process does not see. Nothing was merged"
+            )
 
     def _check_mergeable(self, other: object) -> None:
         """Refuse a session whose changes do not belong here: its chunks live in its own

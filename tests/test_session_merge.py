@@ -3,6 +3,8 @@ commit never refers to chunks another repository holds or lands on a branch it w
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import pickle
 import shutil
 from pathlib import Path
@@ -71,3 +73,40 @@ def test_pickled_forks_of_the_same_session_merge_and_commit(tmp_path: Path) -> N
     sid = session.commit("merged")
     read = zarr.open_array(repo.readonly_session(snapshot_id=sid).store, path="a", mode="r")
     assert read[:].tolist() == [1] * 500 + [2] * 500
+
+
+def test_a_fork_whose_chunks_this_storage_lacks_is_refused(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    session = repo.writable_session("main")
+    before = {p.name for p in (tmp_path / "r" / "chunks").iterdir()}
+    fork = pickle.loads(pickle.dumps(session.fork()))
+    zarr.open_array(fork.store, path="a")[:] = np.random.default_rng(0).integers(0, 2**40, 1000)
+    # As if the worker wrote to a disk this process does not see: its chunk files are absent.
+    for path in (tmp_path / "r" / "chunks").iterdir():
+        if path.name not in before:
+            path.unlink()
+    with pytest.raises(ic.SessionError, match="not in"):
+        session.merge(pickle.loads(pickle.dumps(fork)))
+    assert not session.has_uncommitted_changes
+    assert repo.lookup_branch("main") == session.snapshot_id
+
+
+def _write_in_worker(pickled_fork: bytes) -> bytes:
+    fork = pickle.loads(pickled_fork)
+    zarr.open_array(fork.store, path="a")[:] = np.random.default_rng(1).integers(0, 2**40, 1000)
+    return pickle.dumps(fork)
+
+
+def test_a_fork_of_an_in_memory_repository_written_in_another_process_is_refused() -> None:
+    repo = ic.Repository.create(ic.in_memory_storage())
+    session = repo.writable_session("main")
+    zarr.group(session.store).create_array("a", shape=(1000,), chunks=(500,), dtype="i8")
+    session.commit("base")
+    session = repo.writable_session("main")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        returned = pool.submit(_write_in_worker, pickle.dumps(session.fork())).result(120)
+    # The worker wrote its chunks into its own copy of the in-memory storage.
+    with pytest.raises(ic.SessionError, match="not in"):
+        session.merge(pickle.loads(returned))
+    assert not session.has_uncommitted_changes
