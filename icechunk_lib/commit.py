@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from icechunk_lib.changes import node_changes
+from icechunk_lib.chunk_changes import ChunkChanges as SessionChunkChanges
 from icechunk_lib.chunk_changes import Columns
 from icechunk_lib.errors import NoChangesToCommitError, SessionError
 from icechunk_lib.format import new_object_id
@@ -30,6 +31,7 @@ from icechunk_lib.format.snapshot import (
 from icechunk_lib.format.txlog import ChunkChanges, NodeChange, TransactionLog
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import now_us
+from icechunk_lib.zarr_keys import grid_shrinks, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -209,6 +211,43 @@ def _json_problem(value: object, where: str) -> str:
     return f"{where} is a {type(value).__name__}"
 
 
+async def _drop_outside_grid(
+    objects: ObjectStore,
+    old: NodeSnapshot,
+    node: NodeSnapshot,
+    chunk_changes: dict[str, SessionChunkChanges],
+) -> None:
+    """Delete the chunks an array's shrunk grid cannot index, from its manifests and from the
+    changes (``chunk_changes`` is the commit's own copy).
+
+    The session drops them when it shrinks the grid, but only those it could see: chunks
+    another writer added beyond the new grid reach the tree by a rebase or a merge, and kept,
+    they would reappear if the array grew again (zarr's resize deletes them).
+    """
+    if node.kind != ARRAY:
+        return
+    info = parse_array_meta(node.meta)
+    if not grid_shrinks(parse_array_meta(old.meta), info):
+        return
+    assert info is not None and info.grid is not None
+    limit = np.array(info.grid, dtype=np.int64)
+    outside: list[tuple[int, ...]] = []
+    for mref in node.manifests:
+        table = (await objects.manifest(mref.manifest_id)).tables.get(node.id)
+        if table is not None and len(table):
+            matrix = table.coords()
+            outside.extend(map(tuple, matrix[(matrix >= limit).any(axis=1)].tolist()))
+    changes = chunk_changes.get(node.id)
+    if changes is not None:
+        outside.extend(c for c in changes if any(x >= n for x, n in zip(c, info.grid, strict=True)))
+    if not outside:
+        return
+    if changes is None:
+        changes = chunk_changes[node.id] = SessionChunkChanges(info.ndim)
+    for coords in outside:
+        changes[coords] = None
+
+
 def _encode_coords(coords: np.ndarray[Any, Any]) -> bytes:
     return np.ascontiguousarray(coords, dtype="<i8").tobytes()
 
@@ -230,6 +269,8 @@ async def commit_session(
     if not (changes or chunk_changes or extra_changes or allow_empty):
         raise NoChangesToCommitError()
     check_commit_info(message, metadata)
+    for old, updated in changes.updated:
+        await _drop_outside_grid(objects, old, updated, chunk_changes)
 
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}

@@ -35,7 +35,7 @@ from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key, chunk_mismatch
 from icechunk_lib.refs import RefStore
-from icechunk_lib.zarr_keys import ArrayInfo, parse_array_meta
+from icechunk_lib.zarr_keys import ArrayInfo, grid_shrinks, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
@@ -73,15 +73,6 @@ def _array_above(nodes: Mapping[str, NodeSnapshot], path: str) -> str | None:
             return above.path
         i = path.find("/", i + 1)
     return None
-
-
-def _shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
-    """Whether an array's chunk grid lost chunks from ``old`` to ``new`` metadata."""
-    if old is None or new is None or new.grid is None or old.ndim != new.ndim:
-        return False
-    if old.grid is None:
-        return True
-    return any(n < o for n, o in zip(new.grid, old.grid, strict=True))
 
 
 class Session:
@@ -319,7 +310,7 @@ class Session:
             nodes[path] = node
             self._dirty = True
             self.key_cache.clear()
-        if node.id == getattr(old, "id", None) and _shrinks(old_info, info):
+        if node.id == getattr(old, "id", None) and grid_shrinks(old_info, info):
             assert info is not None and info.grid is not None
             await self._drop_outside(node, info.grid)
         return node
