@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from icechunk_lib.changes import NodeChanges
 from icechunk_lib.errors import RebaseFailedError
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
 from icechunk_lib.format.txlog import TransactionLog
+from icechunk_lib.zarr_keys import parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -41,6 +43,7 @@ class ConflictType(enum.Enum):
     MoveOperationCannotBeRebased = 9
     BaseNotInHistory = 10
     NewNodeInInvalidGroup = 11
+    ChunksUpdatedInUpdatedArray = 12
 
 
 class VersionSelection(enum.Enum):
@@ -212,6 +215,7 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
     for n in ours.new:
         tip_by_id[n.id] = n
     clashes = _tree_conflicts(list(tip_by_id.values()), ours, tip.nodes, session._nodes or {})
+    clashes += _layout_conflicts(session, base.nodes, tip.nodes)
     if clashes:
         raise RebaseFailedError(tip_id, clashes, branch=session.branch, expected_parent=base.id)
     nodes = {n.path: n for n in tip_by_id.values()}
@@ -261,3 +265,44 @@ def _tree_conflicts(
         if parent not in groups and parent in known:
             conflicts.append(Conflict(ConflictType.NewNodeInInvalidGroup, n.path))
     return conflicts
+
+
+def _layout_conflicts(
+    session: Session, base_nodes: tuple[NodeSnapshot, ...], tip_nodes: tuple[NodeSnapshot, ...]
+) -> list[Conflict]:
+    """Arrays we wrote chunks to whose chunk layout they changed (data type, codecs, chunk
+    grid or key encoding), or whose grid they shrank below a chunk we wrote: our chunk bytes
+    would be read with their metadata, or hidden until the array grew again."""
+    before = {n.id: n for n in base_nodes}
+    after = {n.id: n for n in tip_nodes}
+    conflicts: list[Conflict] = []
+    for nid, changes in session.changed_chunks().items():
+        old, new = before.get(nid), after.get(nid)
+        if not changes or old is None or new is None or old.meta == new.meta:
+            continue
+        if _layout(old.meta) != _layout(new.meta):
+            conflicts.append(Conflict(ConflictType.ChunksUpdatedInUpdatedArray, new.path))
+            continue
+        info = parse_array_meta(new.meta)
+        outside = [
+            list(c)
+            for c, ref in changes.items()
+            if ref is not None and (info is None or not info.contains(c))
+        ]
+        if outside:
+            conflicts.append(
+                Conflict(ConflictType.ChunksUpdatedInUpdatedArray, new.path, sorted(outside))
+            )
+    return conflicts
+
+
+def _layout(meta: bytes) -> object:
+    """An array's ``zarr.json`` without what leaves its chunk bytes' meaning alone."""
+    try:
+        doc = json.loads(meta)
+    except ValueError:
+        return meta
+    if isinstance(doc, dict):
+        for key in ("attributes", "shape", "dimension_names"):
+            doc.pop(key, None)
+    return doc
