@@ -8,6 +8,7 @@ precedence over an id prefix it happens to spell (git's rule), so every name is 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ class SnapshotInfo:
 
     @classmethod
     def _from(cls, s: Any) -> SnapshotInfo:
-        return cls(s.id, s.parent_id, to_datetime(s.written_at), s.message, dict(s.metadata))
+        # A deep copy: the header is cached, and a caller's change must not reach the cache.
+        metadata = copy.deepcopy(s.metadata) if s.metadata else {}
+        return cls(s.id, s.parent_id, to_datetime(s.written_at), s.message, metadata)
 
 
 @dataclass(frozen=True)
