@@ -294,6 +294,14 @@ class Session:
                     "node", path, f"it is inside array {above}; only groups have children"
                 )
             old = nodes.get(path)
+            if kind == ARRAY and old is not None and old.kind == GROUP:
+                below = path.rstrip("/") + "/"
+                if any(p != path and p.startswith(below) for p in nodes):
+                    raise InvalidNameError(
+                        "node",
+                        path,
+                        "it has children and only groups have children; delete them first",
+                    )
             old_info = self.array_info(old) if old is not None else None
             if (
                 old is not None

@@ -62,3 +62,16 @@ def test_a_move_path_that_is_not_text_is_a_clear_error(storage: ic.Storage, bad:
     with pytest.raises(ic.InvalidNameError):
         session.move("/a", bad)  # type: ignore[arg-type]
     assert _paths(session) == ["/a", "/b"]
+
+
+def test_turning_a_group_with_children_into_an_array_is_refused(storage: ic.Storage) -> None:
+    repo = ic.Repository.create(storage)
+    session = repo.writable_session("main")
+    root = zarr.group(session.store)
+    root.create_group("g").create_array("c", shape=(2,), chunks=(1,), dtype="i4")[:] = [5, 6]
+    array_meta = run(session.store.get("g/c/zarr.json", default_buffer_prototype()))
+    assert array_meta is not None
+    with pytest.raises(ic.InvalidNameError, match="children"):
+        run(session.store.set("g/zarr.json", array_meta))
+    assert _paths(session) == ["/g", "/g/c"]
+    assert zarr.open_array(session.store, path="g/c")[:].tolist() == [5, 6]
