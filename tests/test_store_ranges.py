@@ -13,12 +13,21 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
 import icechunk_lib as ic
+from icechunk_lib._sync import run
 from icechunk_lib.objects import RANGE_VERIFY_LIMIT
 
 PROTO = default_buffer_prototype()
 SMALL = bytes(range(10))  # inlined in the manifest
 MEDIUM = bytes(range(256)) * 20  # a chunk file
 LARGE = bytes(range(251)) * (RANGE_VERIFY_LIMIT // 251 + 8)  # read by range, not whole
+
+_VALUES = {
+    "a/c/0": SMALL,
+    "a/c/1": MEDIUM,
+    "a/c/2": LARGE,
+    "extra/small": SMALL,
+    "extra/large": LARGE,
+}
 
 
 def _requests(size: int) -> list[ByteRequest | None]:
@@ -61,24 +70,11 @@ def stores() -> tuple[ic.IcechunkStore, ic.IcechunkStore, MemoryStore]:
     return writable, committed, memory
 
 
-_VALUES = {
-    "a/c/0": SMALL,
-    "a/c/1": MEDIUM,
-    "a/c/2": LARGE,
-    "extra/small": SMALL,
-    "extra/large": LARGE,
-}
-
-
 def _set(store: object, key: str, value: bytes) -> None:
-    from icechunk_lib._sync import run
-
     run(store.set(key, PROTO.buffer.from_bytes(value)))  # type: ignore[attr-defined]
 
 
 def _get(store: object, key: str, req: ByteRequest | None) -> bytes | None:
-    from icechunk_lib._sync import run
-
     buf = run(store.get(key, PROTO, req))  # type: ignore[attr-defined]
     return None if buf is None else buf.to_bytes()
 
@@ -103,8 +99,6 @@ def test_ranges_read_as_slices_of_the_whole_value(
 def test_partial_values_match_single_reads(
     stores: tuple[ic.IcechunkStore, ic.IcechunkStore, MemoryStore],
 ) -> None:
-    from icechunk_lib._sync import run
-
     _, committed, _ = stores
     pairs = [(k, r) for k in _VALUES for r in _requests(len(_VALUES[k]))[:12]]
     pairs.append(("missing", RangeByteRequest(0, 3)))
