@@ -75,6 +75,19 @@ def _array_above(nodes: Mapping[str, NodeSnapshot], path: str) -> str | None:
     return None
 
 
+def _check_solver(solver: object) -> None:
+    """Refuse what is not a solver instance (a class, with the parentheses forgotten) before
+    anything is written, not deep inside the rebase."""
+    from icechunk_lib.conflicts import ConflictSolver
+
+    if not isinstance(solver, ConflictSolver):
+        what = f"the class {solver.__name__}" if isinstance(solver, type) else repr(solver)
+        raise SessionError(
+            f"a conflict solver must be a ConflictSolver instance such as "
+            f"BasicConflictSolver(), not {what}"
+        )
+
+
 class Session:
     """A read-only or writable view of a repository at one snapshot.
 
@@ -763,6 +776,8 @@ class Session:
     ) -> str:
         from icechunk_lib.commit import commit_session
 
+        if rebase_with is not None:
+            _check_solver(rebase_with)
         with self._mutation("commit"):
             if self._branch is None:
                 raise ReadOnlySessionError("commit from a detached session")
@@ -802,6 +817,7 @@ class Session:
     async def rebase_async(self, solver: ConflictSolver) -> None:
         from icechunk_lib.conflicts import rebase_session
 
+        _check_solver(solver)
         self._check_writable("rebase")
         if self._branch is None:
             raise ReadOnlySessionError("rebase a detached session")
