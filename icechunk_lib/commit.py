@@ -7,15 +7,16 @@ crash at any point leaves the repository at its previous commit (leftovers are g
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import numpy as np
 
 from icechunk_lib.changes import node_changes
+from icechunk_lib.chunk_changes import ChunkChanges as SessionChunkChanges
 from icechunk_lib.chunk_changes import Columns
-from icechunk_lib.errors import NoChangesToCommitError
+from icechunk_lib.errors import NoChangesToCommitError, SessionError
 from icechunk_lib.format import new_object_id
 from icechunk_lib.format.manifest import ChunkTable, ManifestFile, fold_keys
 from icechunk_lib.format.snapshot import (
@@ -30,11 +31,12 @@ from icechunk_lib.format.snapshot import (
 from icechunk_lib.format.txlog import ChunkChanges, NodeChange, TransactionLog
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import now_us
+from icechunk_lib.zarr_keys import grid_shrinks, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
 
-__all__ = ["changes_to_columns", "commit_session", "rebuild_array"]
+__all__ = ["changes_to_columns", "check_commit_info", "commit_session", "rebuild_array"]
 
 Coords = tuple[int, ...]
 _PIECES_IN_FLIGHT = 2
@@ -145,6 +147,107 @@ def _pack(tables: Sequence[ChunkTable], max_refs: int) -> list[ManifestFile]:
     return files
 
 
+_INT_RANGE = (-(2**63), 2**64 - 1)
+"""The integers msgpack stores."""
+
+
+def check_commit_info(message: object, metadata: object) -> None:
+    """Refuse a message or metadata the snapshot and reflog could not give back as given.
+
+    Checked before anything is written: the encoder takes values the decoder refuses (a
+    ``None`` message, an ``int`` key), and such a commit would leave a branch whose tip
+    cannot be read. Metadata is JSON-like (str keys; None, bool, int, float, str, list,
+    dict), plus bytes and timezone-aware datetimes.
+    """
+    if type(message) is not str:
+        raise SessionError(f"the commit message must be a string, not {type(message).__name__}")
+    if not _is_text(message):
+        raise SessionError("the commit message is not valid Unicode text (lone surrogate)")
+    if type(metadata) is not dict:
+        raise SessionError(f"commit metadata must be a dict, not {type(metadata).__name__}")
+    try:
+        problem = _json_problem(metadata, "metadata")
+    except RecursionError:
+        problem = "metadata is nested too deeply"
+    if problem:
+        raise SessionError(f"commit metadata must be JSON-like values: {problem}")
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_problem(value: object, where: str) -> str:
+    """Why ``value`` is not JSON-like (empty if it is). Exact types: the encoder refuses
+    subclasses (numpy scalars, ``str`` subclasses)."""
+    if value is None or type(value) is bool or type(value) is float or type(value) is bytes:
+        return ""
+    if type(value) is dt.datetime:
+        # Stored as an instant: a naive one would come back as text.
+        return "" if value.utcoffset() is not None else f"{where} is a naive datetime (no tzinfo)"
+    if type(value) is int:
+        lo, hi = _INT_RANGE
+        return "" if lo <= value <= hi else f"{where} is an integer out of range {lo}..{hi}"
+    if type(value) is str:
+        return "" if _is_text(value) else f"{where} is not valid Unicode text"
+    if type(value) is list or type(value) is tuple:
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return ""
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _is_text(key):
+                return f"{where} has a key that is not text: {key!r}"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return ""
+    return f"{where} is a {type(value).__name__}"
+
+
+async def _drop_outside_grid(
+    objects: ObjectStore,
+    old: NodeSnapshot,
+    node: NodeSnapshot,
+    chunk_changes: dict[str, SessionChunkChanges],
+) -> None:
+    """Delete the chunks an array's shrunk grid cannot index, from its manifests and from the
+    changes (``chunk_changes`` is the commit's own copy).
+
+    The session drops them when it shrinks the grid, but only those it could see: chunks
+    another writer added beyond the new grid reach the tree by a rebase or a merge, and kept,
+    they would reappear if the array grew again (zarr's resize deletes them).
+    """
+    if node.kind != ARRAY:
+        return
+    info = parse_array_meta(node.meta)
+    if not grid_shrinks(parse_array_meta(old.meta), info):
+        return
+    assert info is not None and info.grid is not None
+    limit = np.array(info.grid, dtype=np.int64)
+    outside: list[tuple[int, ...]] = []
+    for mref in node.manifests:
+        table = (await objects.manifest(mref.manifest_id)).tables.get(node.id)
+        if table is not None and len(table):
+            matrix = table.coords()
+            outside.extend(map(tuple, matrix[(matrix >= limit).any(axis=1)].tolist()))
+    changes = chunk_changes.get(node.id)
+    if changes is not None:
+        outside.extend(c for c in changes if any(x >= n for x, n in zip(c, info.grid, strict=True)))
+    if not outside:
+        return
+    if changes is None:
+        changes = chunk_changes[node.id] = SessionChunkChanges(info.ndim)
+    for coords in outside:
+        changes[coords] = None
+
+
 def _encode_coords(coords: np.ndarray[Any, Any]) -> bytes:
     return np.ascontiguousarray(coords, dtype="<i8").tobytes()
 
@@ -165,12 +268,9 @@ async def commit_session(
     extra_changes = view.extra_changes
     if not (changes or chunk_changes or extra_changes or allow_empty):
         raise NoChangesToCommitError()
-    try:
-        msgspec.msgpack.encode(metadata)
-    except (TypeError, msgspec.EncodeError) as exc:
-        from icechunk_lib.errors import SessionError
-
-        raise SessionError(f"commit metadata must be JSON-like values: {exc}") from None
+    check_commit_info(message, metadata)
+    for old, updated in changes.updated:
+        await _drop_outside_grid(objects, old, updated, chunk_changes)
 
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from icechunk_lib.changes import NodeChanges
 from icechunk_lib.errors import RebaseFailedError
-from icechunk_lib.format.snapshot import ARRAY, ExtraObject, NodeSnapshot
+from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
 from icechunk_lib.format.txlog import TransactionLog
+from icechunk_lib.zarr_keys import parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -39,6 +42,8 @@ class ConflictType(enum.Enum):
     DeleteOfUpdatedGroup = 8
     MoveOperationCannotBeRebased = 9
     BaseNotInHistory = 10
+    NewNodeInInvalidGroup = 11
+    ChunksUpdatedInUpdatedArray = 12
 
 
 class VersionSelection(enum.Enum):
@@ -200,12 +205,19 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
     tip_by_id = {n.id: n for n in tip.nodes}
     for n in ours.deleted:
         tip_by_id.pop(n.id, None)
+    moved = {n.id for _, n in ours.moved}
     for _, n in [*ours.updated, *ours.moved]:
         current = tip_by_id.get(n.id)
         if current is not None:
-            tip_by_id[n.id] = NodeSnapshot(n.id, n.path, n.kind, n.meta, current.manifests)
+            # Our path only where we moved the node: a metadata change keeps their rename.
+            path = n.path if n.id in moved else current.path
+            tip_by_id[n.id] = NodeSnapshot(n.id, path, n.kind, n.meta, current.manifests)
     for n in ours.new:
         tip_by_id[n.id] = n
+    clashes = _tree_conflicts(list(tip_by_id.values()), ours, tip.nodes, session._nodes or {})
+    clashes += _layout_conflicts(session, base.nodes, tip.nodes)
+    if clashes:
+        raise RebaseFailedError(tip_id, clashes, branch=session.branch, expected_parent=base.id)
     nodes = {n.path: n for n in tip_by_id.values()}
     extras: dict[str, ExtraObject] = {e.key: e for e in tip.extras}
     mine = session._extras
@@ -215,3 +227,82 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         else:
             extras.pop(key, None)
     session._adopt_base(tip, nodes, extras)
+
+
+def _tree_conflicts(
+    merged: list[NodeSnapshot],
+    ours: NodeChanges,
+    tip_nodes: tuple[NodeSnapshot, ...],
+    working: dict[str, NodeSnapshot],
+) -> list[Conflict]:
+    """What the replayed tree cannot hold: two nodes on one path (one would be dropped), or a
+    node whose group one side deleted, moved or replaced (it would hang in no group)."""
+    new_ids = {n.id for n in ours.new}
+    moved_from = {n.id: old.path for old, n in ours.moved}
+    by_path: dict[str, list[NodeSnapshot]] = {}
+    for n in merged:
+        by_path.setdefault(n.path, []).append(n)
+    conflicts: list[Conflict] = []
+    for path, same in by_path.items():
+        if len(same) < 2:
+            continue
+        mover = next((n for n in same if n.id in moved_from), None)
+        if mover is not None and not any(n.id in new_ids for n in same):
+            conflicts.append(
+                Conflict(ConflictType.MoveOperationCannotBeRebased, moved_from[mover.id])
+            )
+        else:
+            conflicts.append(Conflict(ConflictType.NewNodeConflictsWithExistingNode, path))
+    groups = {p for p, same in by_path.items() if any(n.kind == GROUP for n in same)}
+    # Only groups that existed on either side count: a tree may hold nodes whose parent
+    # was never written (a raw store write), and that is not the rebase's doing.
+    known = {n.path for n in tip_nodes if n.kind == GROUP}
+    known.update(p for p, n in working.items() if n.kind == GROUP)
+    for n in merged:
+        if n.path == "/":
+            continue
+        parent = n.path.rsplit("/", 1)[0] or "/"
+        if parent not in groups and parent in known:
+            conflicts.append(Conflict(ConflictType.NewNodeInInvalidGroup, n.path))
+    return conflicts
+
+
+def _layout_conflicts(
+    session: Session, base_nodes: tuple[NodeSnapshot, ...], tip_nodes: tuple[NodeSnapshot, ...]
+) -> list[Conflict]:
+    """Arrays we wrote chunks to whose chunk layout they changed (data type, codecs, chunk
+    grid or key encoding), or whose grid they shrank below a chunk we wrote: our chunk bytes
+    would be read with their metadata, or hidden until the array grew again."""
+    before = {n.id: n for n in base_nodes}
+    after = {n.id: n for n in tip_nodes}
+    conflicts: list[Conflict] = []
+    for nid, changes in session.changed_chunks().items():
+        old, new = before.get(nid), after.get(nid)
+        if not changes or old is None or new is None or old.meta == new.meta:
+            continue
+        if _layout(old.meta) != _layout(new.meta):
+            conflicts.append(Conflict(ConflictType.ChunksUpdatedInUpdatedArray, new.path))
+            continue
+        info = parse_array_meta(new.meta)
+        outside = [
+            list(c)
+            for c, ref in changes.items()
+            if ref is not None and (info is None or not info.contains(c))
+        ]
+        if outside:
+            conflicts.append(
+                Conflict(ConflictType.ChunksUpdatedInUpdatedArray, new.path, sorted(outside))
+            )
+    return conflicts
+
+
+def _layout(meta: bytes) -> object:
+    """An array's ``zarr.json`` without what leaves its chunk bytes' meaning alone."""
+    try:
+        doc = json.loads(meta)
+    except ValueError:
+        return meta
+    if isinstance(doc, dict):
+        for key in ("attributes", "shape", "dimension_names"):
+            doc.pop(key, None)
+    return doc

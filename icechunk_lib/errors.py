@@ -98,6 +98,21 @@ class IcechunkError(Exception):
         # KeyError subclasses would otherwise repr() their message with quotes.
         return str(self.args[0]) if self.args else self.__class__.__name__
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as message and attributes, not through ``__init__`` (whose arguments are not
+        # ``args``), so an error raised in a worker process reaches the caller as itself.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[IcechunkError], args: tuple[Any, ...], state: dict[str, Any]
+) -> IcechunkError:
+    """An unpickled error: ``args`` and attributes restored without calling ``__init__``."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
 
 # --- storage ---------------------------------------------------------------------------------
 
@@ -409,13 +424,20 @@ class ConflictError(IcechunkError):
     branch's current tip. Rebase the session (``session.rebase``) and commit again.
     """
 
-    def __init__(self, branch: str, expected_parent: str | None, actual_parent: str | None) -> None:
+    def __init__(
+        self,
+        branch: str,
+        expected_parent: str | None,
+        actual_parent: str | None,
+        *,
+        next_step: str = "rebase the session and commit again",
+    ) -> None:
         self.branch = branch
         self.expected_parent = expected_parent
         self.actual_parent = actual_parent
         super().__init__(
             f"branch {branch!r} moved: expected it at {expected_parent}, found {actual_parent}; "
-            "rebase the session and commit again"
+            + next_step
         )
 
 

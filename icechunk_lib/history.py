@@ -8,6 +8,7 @@ precedence over an id prefix it happens to spell (git's rule), so every name is 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from icechunk_lib.refs import RefStore
 __all__ = ["MIN_PREFIX", "ReflogEntry", "SnapshotInfo", "resolve_revision", "to_datetime"]
 
 MIN_PREFIX = 4
+_MAX_STEP_DIGITS = 18
 _REV = re.compile(r"^(?P<base>.*?)(?P<steps>(?:~[0-9]*)*)\Z", re.DOTALL)
-_ID_CHARS = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
+_ID_CHARS = re.compile(r"[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+")
 
 
 def to_datetime(us: int) -> dt.datetime:
@@ -51,7 +53,9 @@ class SnapshotInfo:
 
     @classmethod
     def _from(cls, s: Any) -> SnapshotInfo:
-        return cls(s.id, s.parent_id, to_datetime(s.written_at), s.message, dict(s.metadata))
+        # A deep copy: the header is cached, and a caller's change must not reach the cache.
+        metadata = copy.deepcopy(s.metadata) if s.metadata else {}
+        return cls(s.id, s.parent_id, to_datetime(s.written_at), s.message, metadata)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,10 @@ def _parse(rev: str) -> tuple[str, int]:
     assert match is not None
     steps = 0
     for part in match.group("steps").split("~")[1:]:
-        steps += int(part) if part else 1
+        # Past any history (and past int()'s 4300-digit limit): the walk says how far it got.
+        steps += (
+            (int(part) if len(part) <= _MAX_STEP_DIGITS else 10**_MAX_STEP_DIGITS) if part else 1
+        )
     return match.group("base"), steps
 
 
@@ -97,7 +104,7 @@ async def _named(refs: RefStore, name: str) -> list[tuple[str, str]]:
 
 async def _by_id(objects: ObjectStore, text: str) -> list[str]:
     """Snapshot ids equal to, or starting with, ``text`` (case-insensitive)."""
-    if len(text) < MIN_PREFIX or not _ID_CHARS.match(text):
+    if len(text) < MIN_PREFIX or not _ID_CHARS.fullmatch(text):
         return []
     text = text.upper()
     if is_object_id(text):

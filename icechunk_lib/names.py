@@ -64,6 +64,8 @@ def validate_new_ref_name(name: object, kind: str = "branch") -> str:
 
 def validate_node_path(path: str) -> str:
     """Return a normalised node path (``/`` or ``/a/b``) or raise ``InvalidNameError``."""
+    if not isinstance(path, str):
+        raise InvalidNameError("node", path, "paths must be strings")
     if path in ("", "/"):
         return "/"
     parts = (path[1:] if path.startswith("/") else path).split("/")

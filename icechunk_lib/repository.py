@@ -11,6 +11,7 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import (
     BranchAlreadyExistsError,
     ConfigChangedError,
+    ConflictError,
     MissingObjectError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -335,13 +336,21 @@ class Repository:
     ) -> None:
         _require_writable(self._storage)
         await self._check_snapshot(snapshot_id)
-        await self._refs.update_branch(
-            branch,
-            snapshot_id,
-            from_snapshot_id,
-            check=from_snapshot_id is not None,
-            action="reset",
-        )
+        try:
+            await self._refs.update_branch(
+                branch,
+                snapshot_id,
+                from_snapshot_id,
+                check=from_snapshot_id is not None,
+                action="reset",
+            )
+        except ConflictError as exc:
+            raise ConflictError(
+                branch,
+                exc.expected_parent,
+                exc.actual_parent,
+                next_step="it was not reset; look at where it is now and reset again",
+            ) from None
 
     def delete_branch(self, branch: str) -> None:
         _sync.run(self.delete_branch_async(branch))
@@ -457,8 +466,11 @@ class Repository:
         return Session(self._objects, sid, branch=None, read_only=True, refs=self._refs)
 
     async def _as_of(self, start: str, when: dt.datetime, name: str) -> str:
-        if when.tzinfo is None:
-            raise ValueError("as_of must be timezone-aware (for example datetime.now(UTC))")
+        if not isinstance(when, dt.datetime) or when.utcoffset() is None:
+            raise ValueError(
+                "as_of must be a timezone-aware datetime (for example datetime.now(UTC)), "
+                f"not {when!r}"
+            )
         limit = int(when.timestamp() * 1_000_000)
         cursor: str | None = start
         while cursor is not None:

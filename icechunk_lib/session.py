@@ -23,6 +23,7 @@ from icechunk_lib.changes import NodeChanges, node_changes
 from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import (
     ConflictError,
+    InvalidNameError,
     NodeNotFoundError,
     ReadOnlySessionError,
     RebaseFailedError,
@@ -34,7 +35,7 @@ from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key, chunk_mismatch
 from icechunk_lib.refs import RefStore
-from icechunk_lib.zarr_keys import ArrayInfo, parse_array_meta
+from icechunk_lib.zarr_keys import ArrayInfo, grid_shrinks, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
@@ -46,6 +47,7 @@ __all__ = ["ChangeSetView", "Session"]
 
 Coords = tuple[int, ...]
 _SESSION_TABLES = 32
+_MERGE_CHECKS_IN_FLIGHT = 64
 UNLOADED = ChunkRef(kind=-1)
 """Returned by ``Session.cached_chunk_ref`` when the answer needs a manifest read (compare
 with ``is``; it is a ``ChunkRef`` only so the hot path needs no casts)."""
@@ -61,13 +63,29 @@ class ChangeSetView:
     extra_changes: set[str]
 
 
-def _shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
-    """Whether an array's chunk grid lost chunks from ``old`` to ``new`` metadata."""
-    if old is None or new is None or new.grid is None or old.ndim != new.ndim:
-        return False
-    if old.grid is None:
-        return True
-    return any(n < o for n, o in zip(new.grid, old.grid, strict=True))
+def _array_above(nodes: Mapping[str, NodeSnapshot], path: str) -> str | None:
+    """The array among the ancestors of ``path``, if any: only groups may have children (a
+    node inside an array would take over part of its chunk keys and hide its data)."""
+    i = path.find("/", 1)
+    while i > 0:
+        above = nodes.get(path[:i])
+        if above is not None and above.kind == ARRAY:
+            return above.path
+        i = path.find("/", i + 1)
+    return None
+
+
+def _check_solver(solver: object) -> None:
+    """Refuse what is not a solver instance (a class, with the parentheses forgotten) before
+    anything is written, not deep inside the rebase."""
+    from icechunk_lib.conflicts import ConflictSolver
+
+    if not isinstance(solver, ConflictSolver):
+        what = f"the class {solver.__name__}" if isinstance(solver, type) else repr(solver)
+        raise SessionError(
+            f"a conflict solver must be a ConflictSolver instance such as "
+            f"BasicConflictSolver(), not {what}"
+        )
 
 
 class Session:
@@ -283,7 +301,20 @@ class Session:
         info = parse_array_meta(meta)
         kind = ARRAY if info is not None else GROUP
         with self._mutation():
+            above = _array_above(nodes, path)
+            if above is not None:
+                raise InvalidNameError(
+                    "node", path, f"it is inside array {above}; only groups have children"
+                )
             old = nodes.get(path)
+            if kind == ARRAY and old is not None and old.kind == GROUP:
+                below = path.rstrip("/") + "/"
+                if any(p != path and p.startswith(below) for p in nodes):
+                    raise InvalidNameError(
+                        "node",
+                        path,
+                        "it has children and only groups have children; delete them first",
+                    )
             old_info = self.array_info(old) if old is not None else None
             if (
                 old is not None
@@ -300,7 +331,7 @@ class Session:
             nodes[path] = node
             self._dirty = True
             self.key_cache.clear()
-        if node.id == getattr(old, "id", None) and _shrinks(old_info, info):
+        if node.id == getattr(old, "id", None) and grid_shrinks(old_info, info):
             assert info is not None and info.grid is not None
             await self._drop_outside(node, info.grid)
         return node
@@ -361,12 +392,17 @@ class Session:
         src = validate_node_path(from_path)
         dst = validate_node_path(to_path)
         nodes = await self.nodes()
+        if src == "/":
+            raise InvalidNameError("node", src, "the root group cannot be moved")
         if src not in nodes:
             raise NodeNotFoundError(src)
         if dst in nodes or dst.startswith(src + "/"):
-            from icechunk_lib.errors import InvalidNameError
-
             raise InvalidNameError("node", dst, "the destination exists or is inside the source")
+        above = _array_above(nodes, dst)
+        if above is not None:
+            raise InvalidNameError(
+                "node", dst, f"it is inside array {above}; only groups have children"
+            )
         with self._mutation("move"):
             moving = [p for p in nodes if p == src or p.startswith(src + "/")]
             for p in moving:
@@ -591,20 +627,17 @@ class Session:
 
     async def merge_async(self, *others: Session) -> None:
         self._check_writable("merge")
+        for other in others:  # all checked first: a refused one leaves nothing half merged
+            self._check_mergeable(other)
+        views = []
+        for other in others:
+            if other._dirty:
+                await other.nodes()
+                views.append(other.capture())
+        await self._check_chunks_present(views)
         base = await self.base_snapshot()
         nodes = await self.nodes()
-        for other in others:
-            if other._base_id != self._base_id:
-                from icechunk_lib.errors import SessionError
-
-                raise SessionError(
-                    f"cannot merge a session based on {other._base_id} into one based on "
-                    f"{self._base_id}"
-                )
-            if not other._dirty:
-                continue
-            await other.nodes()
-            view = other.capture()
+        for view in views:
             theirs = node_changes(base.nodes, view.nodes)
             with self._mutation("merge"):
                 for n in theirs.deleted:
@@ -631,6 +664,57 @@ class Session:
                     self._extra_changes.add(key)
                 self._dirty = True
                 self.key_cache.clear()
+
+    async def _check_chunks_present(self, views: Iterable[ChangeSetView]) -> None:
+        """Refuse forks whose chunks this repository's storage does not hold (written where
+        this process cannot see: another host's disk, an in-memory storage copied into a
+        worker process); committing them would publish references to missing objects."""
+        keys: set[str] = set()
+        for view in views:
+            changed = (view.extras.get(k) for k in view.extra_changes)
+            keys.update(chunk_key(e.chunk_id) for e in changed if e is not None and e.chunk_id)
+            for changes in view.chunks.values():
+                cols = changes.columns(copy=False)
+                ids = cols.ids[cols.kinds == NATIVE]
+                keys.update(chunk_key(bytes(row)) for row in ids)
+        storage = self._objects.storage
+        limit = asyncio.Semaphore(_MERGE_CHECKS_IN_FLIGHT)
+
+        async def present(key: str) -> bool:
+            async with limit:
+                return await storage.exists(key)
+
+        ordered = sorted(keys)
+        found = await asyncio.gather(*(present(k) for k in ordered))
+        missing = [k for k, ok in zip(ordered, found, strict=True) if not ok]
+        if missing:
+            raise SessionError(
+                f"cannot merge: {len(missing)} chunk(s) the sessions wrote are not in "
+                f"{storage.url} (first: {missing[0]}); they were written to storage this "
+                "process does not see. Nothing was merged"
+            )
+
+    def _check_mergeable(self, other: object) -> None:
+        """Refuse a session whose changes do not belong here: its chunks live in its own
+        repository, and its changes were made for its own branch and snapshot."""
+        if not isinstance(other, Session):
+            raise SessionError(f"can only merge sessions, not a {type(other).__name__}")
+        mine, theirs = self._objects.storage, other._objects.storage
+        if not (mine == theirs or (type(mine) is type(theirs) and mine.url == theirs.url)):
+            raise SessionError(
+                f"cannot merge a session of another repository ({theirs.url}) into one of "
+                f"{mine.url}: its chunks are not in this repository"
+            )
+        if other._branch != self._branch:
+            raise SessionError(
+                f"cannot merge a session of branch {other._branch!r} into one of branch "
+                f"{self._branch!r}"
+            )
+        if other._base_id != self._base_id:
+            raise SessionError(
+                f"cannot merge a session based on {other._base_id} into one based on "
+                f"{self._base_id}"
+            )
 
     # --- status, discard, commit ---------------------------------------------------------------
 
@@ -692,6 +776,8 @@ class Session:
     ) -> str:
         from icechunk_lib.commit import commit_session
 
+        if rebase_with is not None:
+            _check_solver(rebase_with)
         with self._mutation("commit"):
             if self._branch is None:
                 raise ReadOnlySessionError("commit from a detached session")
@@ -731,6 +817,7 @@ class Session:
     async def rebase_async(self, solver: ConflictSolver) -> None:
         from icechunk_lib.conflicts import rebase_session
 
+        _check_solver(solver)
         self._check_writable("rebase")
         if self._branch is None:
             raise ReadOnlySessionError("rebase a detached session")

@@ -34,17 +34,26 @@ _META_SUFFIX = "/" + META_KEY
 _KEY_CACHE_SIZE = 100_000
 
 
-def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int | None]:
-    """``[start, end)`` of a zarr byte request on an object of ``size`` bytes."""
+def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` of a zarr byte request on an object of ``size`` bytes, with
+    ``0 <= start <= end <= size``.
+
+    Read as a Python slice of the whole value, as zarr's ``MemoryStore`` reads it (negative
+    offsets count from the end), so every kind of key answers alike whatever its size or
+    where its bytes live; a suffix longer than the value is all of it.
+    """
     if byte_range is None:
-        return 0, None
+        return 0, size
     if isinstance(byte_range, RangeByteRequest):
-        return byte_range.start, byte_range.end
-    if isinstance(byte_range, OffsetByteRequest):
-        return byte_range.offset, None
-    if isinstance(byte_range, SuffixByteRequest):
-        return max(size - byte_range.suffix, 0), None
-    raise TypeError(f"Unexpected byte_range, got {byte_range}.")
+        start, end = byte_range.start, byte_range.end
+    elif isinstance(byte_range, OffsetByteRequest):
+        start, end = byte_range.offset, size
+    elif isinstance(byte_range, SuffixByteRequest):
+        start, end = max(size - byte_range.suffix, 0), size
+    else:
+        raise TypeError(f"Unexpected byte_range, got {byte_range}.")
+    start, end, _ = slice(start, end).indices(size)
+    return start, max(start, end)
 
 
 class IcechunkStore(Store):

@@ -12,6 +12,7 @@ __all__ = [
     "MAX_GRID_CHUNKS",
     "META_KEY",
     "ArrayInfo",
+    "grid_shrinks",
     "key_to_path",
     "parse_array_meta",
     "path_to_prefix",
@@ -109,6 +110,15 @@ def _grid(shape: tuple[int, ...], chunk_shape: Any) -> tuple[tuple[int, ...] | N
     if math.prod(grid) > MAX_GRID_CHUNKS:
         return None, f"the chunk grid {grid} has more than 2**63-1 chunks, which ick cannot index"
     return grid, ""
+
+
+def grid_shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
+    """Whether an array's chunk grid lost chunks from ``old`` to ``new`` metadata."""
+    if old is None or new is None or new.grid is None or old.ndim != new.ndim:
+        return False
+    if old.grid is None:
+        return True
+    return any(n < o for n, o in zip(new.grid, old.grid, strict=True))
 
 
 def parse_array_meta(meta: bytes) -> ArrayInfo | None:

@@ -64,6 +64,8 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
 
         Raises ``ConfigError`` naming the key for an unknown key or a value of the wrong type.
         """
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigError(f"config keys and values are given as text, got {key!r} = {value!r}")
         data = self.to_dict()
         parts = key.split(".")
         target: Any = data
@@ -87,7 +89,13 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         return updated.validate()
 
     def validate(self) -> RepositoryConfig:
-        """Return ``self`` if every value is in range, else raise ``ConfigError``."""
+        """Return ``self`` if every value has its type and is in range, else raise
+        ``ConfigError``. Structs do not check types when built or assigned, and a mistyped
+        value saved would fail to decode on every later open."""
+        try:
+            msgspec.convert(msgspec.to_builtins(self), RepositoryConfig)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise ConfigError(f"invalid repository config: {exc}") from None
         for key, value in _leaves(self.to_dict()):
             if type(value) is int and not 0 <= value <= MAX_INT:
                 raise ConfigError(f"{key} must be between 0 and {MAX_INT}, got {value}")

@@ -27,7 +27,7 @@ _RFC = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TO_CROCKFORD = bytes.maketrans(_RFC, _CROCKFORD)
 _FROM_CROCKFORD = bytes.maketrans(_CROCKFORD, _RFC)
-_OBJECT_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{20}$")
+_OBJECT_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{20}")
 _CROCKFORD_RE = re.compile(r"[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]*", re.ASCII)
 
 
@@ -91,7 +91,7 @@ def decode_id(text: str) -> bytes:
 
 def is_object_id(text: str) -> bool:
     """Whether ``text`` looks like a full 12-byte object id (20 characters)."""
-    return bool(_OBJECT_ID_RE.match(text))
+    return bool(_OBJECT_ID_RE.fullmatch(text))  # not ``match``: ``$`` allows a final newline
 
 
 def new_object_id() -> str:
