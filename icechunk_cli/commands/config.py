@@ -13,14 +13,24 @@ from icechunk_cli.render import Column, Output
 
 __all__ = ["app", "flatten"]
 
-app = typer.Typer(help="Show or change the repository configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show or change the repository configuration.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    subcommand_metavar="[COMMAND [ARGS]...]",
+)
 
 
 @app.callback()
 def configuration(
-    repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False
+    ctx: typer.Context,
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
 ) -> None:
-    """Show or change the repository configuration."""
+    """Show the repository configuration (same as `ick config show`); `set` changes it."""
+    if ctx.invoked_subcommand is None:
+        show(repo, json, no_color)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,14 @@ def test_init_takes_a_file_url_or_r(bare_ick: Ick, tmp_path: Path) -> None:
 
 
 # --- config --------------------------------------------------------------------------------------
+
+
+def test_config_alone_shows_like_tag_and_branch_list(ick: Ick, sample: Sample) -> None:
+    """`ick config` is `ick config show`, with --json before or after the group."""
+    assert ick.ok("config").stdout == ick.ok("config", "show").stdout
+    shown = ick.json("config", "show")
+    assert json.loads(ick.ok("--json", "config").stdout) == shown
+    assert json.loads(ick.ok("config", "--json").stdout) == shown
 
 
 def test_config_show_and_set(ick: Ick, sample: Sample) -> None:
