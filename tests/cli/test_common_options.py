@@ -53,6 +53,7 @@ class Case:
 SOURCE = "{source}"  # replaced by a Zarr store's path
 CASES: dict[tuple[str, ...], Case] = {
     ("init",): Case(writes=True),
+    ("config",): Case(),
     ("config", "show"): Case(),
     ("config", "set"): Case(("compression.level", "7"), writes=True),
     ("log",): Case(("--all",)),
