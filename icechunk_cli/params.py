@@ -32,10 +32,23 @@ __all__ = [
     "RepoOpt",
     "TagArg",
     "YesOpt",
+    "command_group",
     "complete_branches",
     "complete_refs",
     "complete_tags",
 ]
+
+
+def command_group(help: str) -> typer.Typer:
+    """A verb with subcommands that does its most common one when given none (`ick tag`
+    lists tags, `ick config` shows the settings), so options alone never just print help."""
+    return typer.Typer(
+        help=help,
+        invoke_without_command=True,
+        no_args_is_help=False,
+        subcommand_metavar="[COMMAND [ARGS]...]",
+    )
+
 
 COMMON = "Common options"
 """Help panel of the options every command takes."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import BranchArg, JsonOpt, NoColorOpt, RefArg, RepoOpt
+from icechunk_cli.params import BranchArg, JsonOpt, NoColorOpt, RefArg, RepoOpt, command_group
 from icechunk_cli.render import Cell, Column, Output, command_hint, snapshot_doc
 
 if TYPE_CHECKING:
@@ -15,12 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "ref_rows", "render_refs", "report_ref"]
 
-app = typer.Typer(
-    help="List branches; create or delete one.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-    subcommand_metavar="[COMMAND [ARGS]...]",
-)
+app = command_group("List branches; create or delete one.")
 
 
 @app.callback()

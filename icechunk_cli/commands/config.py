@@ -8,17 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, command_group
 from icechunk_cli.render import Column, Output
 
 __all__ = ["app", "flatten"]
 
-app = typer.Typer(
-    help="Show or change the repository configuration.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-    subcommand_metavar="[COMMAND [ARGS]...]",
-)
+app = command_group("Show or change the repository configuration.")
 
 
 @app.callback()

@@ -6,17 +6,12 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.commands.branch import render_refs, report_ref
-from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg, YesOpt
+from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg, YesOpt, command_group
 from icechunk_cli.render import Output, ask, can_ask
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="List tags; create or delete one.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-    subcommand_metavar="[COMMAND [ARGS]...]",
-)
+app = command_group("List tags; create or delete one.")
 
 
 @app.callback()
