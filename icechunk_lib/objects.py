@@ -39,6 +39,7 @@ __all__ = [
     "ObjectStore",
     "chunk_key",
     "chunk_mismatch",
+    "fetch_referenced",
 ]
 
 CONFIG = "config"
@@ -71,6 +72,20 @@ def chunk_mismatch(ref: ChunkRef, where: str, found: str = "") -> CorruptObjectE
         f"checksum {ref.checksum:016x}{found}): the file was damaged, truncated, or "
         "replaced by another file",
     )
+
+
+async def fetch_referenced(
+    storage: Storage, key: str, byte_range: tuple[int, int] | None = None
+) -> bytes:
+    """Read an object the repository refers to; missing, it is ``MissingObjectError``.
+
+    Everything read through here was named by a ref, a snapshot or a manifest, so a missing
+    object means damage, not an absent key (zarr would read a ``FileNotFoundError`` as one).
+    """
+    try:
+        return await storage.get(key, byte_range)
+    except ObjectNotFoundError:
+        raise MissingObjectError(key, storage.url) from None
 
 
 class _LRU(Generic[V]):
@@ -145,16 +160,9 @@ class ObjectStore:
     # --- snapshots -----------------------------------------------------------------------------
 
     async def fetch(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
-        """Read an object the repository refers to; missing, it is ``MissingObjectError``.
-
-        Everything read through here was named by a ref, a snapshot or a manifest, so a
-        missing object means damage. Ids a caller names are checked first (Repository) and
-        reported as ``SnapshotNotFoundError``.
-        """
-        try:
-            return await self.storage.get(key, byte_range)
-        except ObjectNotFoundError:
-            raise MissingObjectError(key, self.storage.url) from None
+        """``fetch_referenced`` from this repository's storage. Ids a caller names are checked
+        first (Repository) and reported as ``SnapshotNotFoundError``."""
+        return await fetch_referenced(self.storage, key, byte_range)
 
     async def _get_snapshot_bytes(self, snapshot_id: str) -> bytes:
         return await self.fetch(SNAPSHOTS + snapshot_id)
@@ -237,6 +245,16 @@ class ObjectStore:
 
     # --- chunks --------------------------------------------------------------------------------
 
+    async def chunk(self, ref: ChunkRef) -> bytes:
+        """All of native chunk ``ref``, its length and checksum checked against the manifest."""
+        key = chunk_key(ref.chunk_id)
+        # A whole-object read needs no range (no slicing copy).
+        rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
+        data = await self.fetch(key, rng)
+        if len(data) != ref.length or (ref.checksum and content_checksum(data) != ref.checksum):
+            raise chunk_mismatch(ref, self._where(key))
+        return data
+
     async def chunk_range(self, ref: ChunkRef, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` of native chunk ``ref``, a strict part of it, checked as far
         as the chunk's size allows (see ``RANGE_VERIFY_LIMIT``)."""
@@ -247,12 +265,7 @@ class ObjectStore:
             if whole is None:
 
                 async def load() -> bytes:
-                    rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
-                    data = await self.fetch(key, rng)
-                    if len(data) != ref.length or (
-                        ref.checksum and content_checksum(data) != ref.checksum
-                    ):
-                        raise chunk_mismatch(ref, self._where(key))
+                    data = await self.chunk(ref)
                     self._verified.put(tag, data)
                     return data
 

@@ -14,7 +14,6 @@ from icechunk_lib.errors import (
     BranchNotFoundError,
     ConflictError,
     InvalidNameError,
-    MissingObjectError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -39,6 +38,7 @@ from icechunk_lib.format.refs import (
     encode_tombstone,
 )
 from icechunk_lib.names import validate_new_ref_name, validate_ref_name
+from icechunk_lib.objects import fetch_referenced
 from icechunk_lib.storage import Storage
 
 __all__ = ["BRANCHES", "MAIN_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
@@ -172,10 +172,7 @@ class RefStore:
         older = rec.older
         while older is not None:
             key = REFLOGS + older
-            try:
-                data = await self.storage.get(key)
-            except ObjectNotFoundError:
-                raise MissingObjectError(key, self.storage.url) from None
+            data = await fetch_referenced(self.storage, key)
             page = decode_reflog_page(data, older, path=self._where(key))
             items.extend(page.items)
             older = page.older

@@ -524,7 +524,7 @@ async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, str |
     return decode_config(data, path=f"{CONFIG} in {storage.url}"), version
 
 
-async def _write_new_config(storage: Storage, data: bytes) -> str | None:
+async def _write_new_config(storage: Storage, data: bytes) -> str:
     """Create the config file; return its version token, as if this writer had read it."""
     await storage.put_if_absent(CONFIG, data)
     current, version = await storage.get_versioned(CONFIG)
@@ -541,9 +541,7 @@ async def _swap_config(storage: Storage, data: bytes, version: str | None) -> st
     new version token, or raise ``ConfigChangedError``."""
     try:
         if version is None:
-            await storage.put_if_absent(CONFIG, data)
-            current, token = await storage.get_versioned(CONFIG)
-            return token if current == data else _NO_VERSION
+            return await _write_new_config(storage, data)
         return await storage.put_if_match(CONFIG, data, version)
     except (PreconditionFailedError, ObjectExistsError):
         raise ConfigChangedError(

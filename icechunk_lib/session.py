@@ -33,7 +33,7 @@ from icechunk_lib.format import content_checksum, new_chunk_id, new_node_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
-from icechunk_lib.objects import ObjectStore, chunk_key, chunk_mismatch
+from icechunk_lib.objects import ObjectStore, chunk_key
 from icechunk_lib.refs import RefStore
 from icechunk_lib.zarr_keys import ArrayInfo, grid_shrinks, parse_array_meta
 
@@ -473,13 +473,7 @@ class Session:
                 return b""
             if start != 0 or stop != ref.length:  # a part: checked as far as it can be
                 return await self._objects.chunk_range(ref, start, stop)
-            key = chunk_key(ref.chunk_id)
-            # A whole-object read needs no range (no slicing copy); length and checksum follow.
-            rng = None if ref.offset == 0 else (ref.offset, ref.offset + ref.length)
-            data = await self._objects.fetch(key, rng)
-            if len(data) != ref.length or (ref.checksum and content_checksum(data) != ref.checksum):
-                raise chunk_mismatch(ref, f"{key} in {self._objects.storage.url}")
-            return data
+            return await self._objects.chunk(ref)
         raise SessionError(
             f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "
             "is not supported by this version of ick"
