@@ -103,16 +103,13 @@ def _stdout_is_terminal() -> bool:
     forced = os.environ.get(TERMINAL_ENV, "")
     if forced in ("0", "1"):
         return forced == "1"
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):  # closed or replaced streams
-        return False
+    return _stream_is_terminal(sys.stdout)
 
 
 def _stream_is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
-    except (AttributeError, ValueError):
+    except (AttributeError, ValueError):  # closed or replaced streams
         return False
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -20,7 +19,7 @@ import typer
 from icechunk_cli import addressing
 from icechunk_cli.errors import Interrupted, NotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
-from icechunk_cli.render import Column, Output, ask, format_bytes
+from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -204,7 +203,7 @@ def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bo
             return import_zarr(session, source, dest, progress=bar.update, allow_deletes=yes)
     except ImportWouldDeleteError as refused:
         # Scripts (and --json) get the error and its hint; only a person can be asked.
-        if out.json or not _stream_is_tty(sys.stdin):
+        if out.json or not can_ask():
             raise
         out.note(f"{source} lacks {len(refused.paths)} group(s) or array(s) under {dest}:")
         trees = _trees(refused.paths)
@@ -238,13 +237,6 @@ def _trees(paths: list[str]) -> list[tuple[str, int]]:
 
 def _some(items: list[str]) -> str:
     return ", ".join(items[:_SHOWN]) + (", ..." if len(items) > _SHOWN else "")
-
-
-def _stream_is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def _count(name: str, n: int, out: Output) -> str:
