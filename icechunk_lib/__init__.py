@@ -3,206 +3,141 @@
 The public names follow Icechunk 1.1, so ``import icechunk_lib as icechunk`` runs code
 written for Icechunk. Names load on first use: ``import icechunk_lib`` stays cheap for code
 (like the ``ick`` command) that never touches array data.
+
+``_EXPORTS`` is the one list of public names, by module: ``__all__``, ``__getattr__`` and
+``__dir__`` come from it. The ``TYPE_CHECKING`` imports repeat it for type checkers and
+editors, and tests/test_public_api.py fails if the two ever differ.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from icechunk_lib._lazy import LazyExports
 
 if TYPE_CHECKING:
-    from icechunk_lib.conflicts import (
-        BasicConflictSolver,
-        Conflict,
-        ConflictDetector,
-        ConflictSolver,
-        ConflictType,
-        VersionSelection,
-    )
-    from icechunk_lib.discover import (
-        find_repository,
-    )
-    from icechunk_lib.errors import (
-        AmbiguousRefError,
-        BranchAlreadyExistsError,
-        BranchNotFoundError,
-        ConfigChangedError,
-        ConfigError,
-        ConflictError,
-        CorruptObjectError,
-        IcechunkError,
-        ImportSourceError,
-        ImportSourceNotFoundError,
-        InvalidNameError,
-        NoChangesToCommitError,
-        NodeNotFoundError,
-        ProtectedBranchError,
-        ReadOnlySessionError,
-        ReadOnlyStorageError,
-        RebaseFailedError,
-        RefNotFoundError,
-        RepositoryAlreadyExistsError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-        SessionError,
-        SnapshotNotFoundError,
-        StorageError,
-        TagAlreadyExistsError,
-        TagNotFoundError,
-        UnsupportedFormatError,
-    )
-    from icechunk_lib.format.config import (
-        CachingConfig,
-        CompressionConfig,
-        ManifestConfig,
-        RepositoryConfig,
-    )
-    from icechunk_lib.history import (
-        ReflogEntry,
-        SnapshotInfo,
-    )
-    from icechunk_lib.ops.diff import Diff
-    from icechunk_lib.ops.importer import ImportStats, import_zarr, import_zarr_async
-    from icechunk_lib.ops.tree import (
-        NodeInfo,
-    )
-    from icechunk_lib.repository import Repository
-    from icechunk_lib.session import Session
-    from icechunk_lib.storage import (
-        Storage,
-        in_memory_storage,
-        local_filesystem_storage,
-        storage_from_url,
-    )
-    from icechunk_lib.store import IcechunkStore
+    from icechunk_lib.conflicts import BasicConflictSolver as BasicConflictSolver
+    from icechunk_lib.conflicts import Conflict as Conflict
+    from icechunk_lib.conflicts import ConflictDetector as ConflictDetector
+    from icechunk_lib.conflicts import ConflictSolver as ConflictSolver
+    from icechunk_lib.conflicts import ConflictType as ConflictType
+    from icechunk_lib.conflicts import VersionSelection as VersionSelection
+    from icechunk_lib.discover import find_repository as find_repository
+    from icechunk_lib.errors import AmbiguousRefError as AmbiguousRefError
+    from icechunk_lib.errors import BranchAlreadyExistsError as BranchAlreadyExistsError
+    from icechunk_lib.errors import BranchNotFoundError as BranchNotFoundError
+    from icechunk_lib.errors import ConfigChangedError as ConfigChangedError
+    from icechunk_lib.errors import ConfigError as ConfigError
+    from icechunk_lib.errors import ConflictError as ConflictError
+    from icechunk_lib.errors import CorruptObjectError as CorruptObjectError
+    from icechunk_lib.errors import IcechunkError as IcechunkError
+    from icechunk_lib.errors import ImportSourceError as ImportSourceError
+    from icechunk_lib.errors import ImportSourceNotFoundError as ImportSourceNotFoundError
+    from icechunk_lib.errors import ImportWouldDeleteError as ImportWouldDeleteError
+    from icechunk_lib.errors import InvalidImportSourceError as InvalidImportSourceError
+    from icechunk_lib.errors import InvalidNameError as InvalidNameError
+    from icechunk_lib.errors import NoChangesToCommitError as NoChangesToCommitError
+    from icechunk_lib.errors import NodeNotFoundError as NodeNotFoundError
+    from icechunk_lib.errors import ProtectedBranchError as ProtectedBranchError
+    from icechunk_lib.errors import ReadOnlySessionError as ReadOnlySessionError
+    from icechunk_lib.errors import ReadOnlyStorageError as ReadOnlyStorageError
+    from icechunk_lib.errors import RebaseFailedError as RebaseFailedError
+    from icechunk_lib.errors import RefNotFoundError as RefNotFoundError
+    from icechunk_lib.errors import RepositoryAlreadyExistsError as RepositoryAlreadyExistsError
+    from icechunk_lib.errors import RepositoryNotFoundError as RepositoryNotFoundError
+    from icechunk_lib.errors import RevisionNotFoundError as RevisionNotFoundError
+    from icechunk_lib.errors import SessionError as SessionError
+    from icechunk_lib.errors import SnapshotNotFoundError as SnapshotNotFoundError
+    from icechunk_lib.errors import StorageError as StorageError
+    from icechunk_lib.errors import TagAlreadyExistsError as TagAlreadyExistsError
+    from icechunk_lib.errors import TagNotFoundError as TagNotFoundError
+    from icechunk_lib.errors import UnsupportedFormatError as UnsupportedFormatError
+    from icechunk_lib.format.config import CachingConfig as CachingConfig
+    from icechunk_lib.format.config import CompressionConfig as CompressionConfig
+    from icechunk_lib.format.config import ManifestConfig as ManifestConfig
+    from icechunk_lib.format.config import RepositoryConfig as RepositoryConfig
+    from icechunk_lib.history import ReflogEntry as ReflogEntry
+    from icechunk_lib.history import SnapshotInfo as SnapshotInfo
+    from icechunk_lib.ops.diff import Diff as Diff
+    from icechunk_lib.ops.importer import ImportStats as ImportStats
+    from icechunk_lib.ops.importer import import_zarr as import_zarr
+    from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
+    from icechunk_lib.ops.tree import NodeInfo as NodeInfo
+    from icechunk_lib.repository import Repository as Repository
+    from icechunk_lib.session import Session as Session
+    from icechunk_lib.storage import Storage as Storage
+    from icechunk_lib.storage import in_memory_storage as in_memory_storage
+    from icechunk_lib.storage import local_filesystem_storage as local_filesystem_storage
+    from icechunk_lib.storage import storage_from_url as storage_from_url
+    from icechunk_lib.store import IcechunkStore as IcechunkStore
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "ConfigChangedError": "icechunk_lib.errors",
-    "ImportSourceNotFoundError": "icechunk_lib.errors",
-    "ImportSourceError": "icechunk_lib.errors",
-    "ImportWouldDeleteError": "icechunk_lib.errors",
-    "InvalidImportSourceError": "icechunk_lib.errors",
-    "import_zarr_async": "icechunk_lib.ops.importer",
-    "import_zarr": "icechunk_lib.ops.importer",
-    "ImportStats": "icechunk_lib.ops.importer",
-    "IcechunkStore": "icechunk_lib.store",
-    "Session": "icechunk_lib.session",
-    "Diff": "icechunk_lib.ops.diff",
-    "Repository": "icechunk_lib.repository",
-    "AmbiguousRefError": "icechunk_lib.errors",
-    "BasicConflictSolver": "icechunk_lib.conflicts",
-    "BranchAlreadyExistsError": "icechunk_lib.errors",
-    "BranchNotFoundError": "icechunk_lib.errors",
-    "CachingConfig": "icechunk_lib.format.config",
-    "CompressionConfig": "icechunk_lib.format.config",
-    "ConfigError": "icechunk_lib.errors",
-    "Conflict": "icechunk_lib.conflicts",
-    "ConflictDetector": "icechunk_lib.conflicts",
-    "ConflictError": "icechunk_lib.errors",
-    "ConflictSolver": "icechunk_lib.conflicts",
-    "ConflictType": "icechunk_lib.conflicts",
-    "CorruptObjectError": "icechunk_lib.errors",
-    "IcechunkError": "icechunk_lib.errors",
-    "InvalidNameError": "icechunk_lib.errors",
-    "ManifestConfig": "icechunk_lib.format.config",
-    "NoChangesToCommitError": "icechunk_lib.errors",
-    "NodeInfo": "icechunk_lib.ops.tree",
-    "NodeNotFoundError": "icechunk_lib.errors",
-    "ProtectedBranchError": "icechunk_lib.errors",
-    "ReadOnlySessionError": "icechunk_lib.errors",
-    "ReadOnlyStorageError": "icechunk_lib.errors",
-    "RebaseFailedError": "icechunk_lib.errors",
-    "RefNotFoundError": "icechunk_lib.errors",
-    "ReflogEntry": "icechunk_lib.history",
-    "RepositoryAlreadyExistsError": "icechunk_lib.errors",
-    "RepositoryConfig": "icechunk_lib.format.config",
-    "RepositoryNotFoundError": "icechunk_lib.errors",
-    "RevisionNotFoundError": "icechunk_lib.errors",
-    "SessionError": "icechunk_lib.errors",
-    "SnapshotInfo": "icechunk_lib.history",
-    "SnapshotNotFoundError": "icechunk_lib.errors",
-    "Storage": "icechunk_lib.storage",
-    "StorageError": "icechunk_lib.errors",
-    "TagAlreadyExistsError": "icechunk_lib.errors",
-    "TagNotFoundError": "icechunk_lib.errors",
-    "UnsupportedFormatError": "icechunk_lib.errors",
-    "VersionSelection": "icechunk_lib.conflicts",
-    "find_repository": "icechunk_lib.discover",
-    "in_memory_storage": "icechunk_lib.storage",
-    "local_filesystem_storage": "icechunk_lib.storage",
-    "storage_from_url": "icechunk_lib.storage",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-__all__ = [
-    "AmbiguousRefError",
-    "BasicConflictSolver",
-    "BranchAlreadyExistsError",
-    "BranchNotFoundError",
-    "CachingConfig",
-    "CompressionConfig",
-    "ConfigChangedError",
-    "ConfigError",
-    "Conflict",
-    "ConflictDetector",
-    "ConflictError",
-    "ConflictSolver",
-    "ConflictType",
-    "CorruptObjectError",
-    "Diff",
-    "IcechunkError",
-    "IcechunkStore",
-    "ImportSourceError",
-    "ImportSourceNotFoundError",
-    "ImportStats",
-    "ImportWouldDeleteError",
-    "InvalidImportSourceError",
-    "InvalidNameError",
-    "ManifestConfig",
-    "NoChangesToCommitError",
-    "NodeInfo",
-    "NodeNotFoundError",
-    "ProtectedBranchError",
-    "ReadOnlySessionError",
-    "ReadOnlyStorageError",
-    "RebaseFailedError",
-    "RefNotFoundError",
-    "ReflogEntry",
-    "Repository",
-    "RepositoryAlreadyExistsError",
-    "RepositoryConfig",
-    "RepositoryNotFoundError",
-    "RevisionNotFoundError",
-    "Session",
-    "SessionError",
-    "SnapshotInfo",
-    "SnapshotNotFoundError",
-    "Storage",
-    "StorageError",
-    "TagAlreadyExistsError",
-    "TagNotFoundError",
-    "UnsupportedFormatError",
-    "VersionSelection",
-    "__version__",
-    "find_repository",
-    "import_zarr",
-    "import_zarr_async",
-    "in_memory_storage",
-    "local_filesystem_storage",
-    "storage_from_url",
-]
+_EXPORTS = LazyExports(
+    globals(),
+    {
+        "icechunk_lib.conflicts": (
+            "BasicConflictSolver",
+            "Conflict",
+            "ConflictDetector",
+            "ConflictSolver",
+            "ConflictType",
+            "VersionSelection",
+        ),
+        "icechunk_lib.discover": ("find_repository",),
+        "icechunk_lib.errors": (
+            "AmbiguousRefError",
+            "BranchAlreadyExistsError",
+            "BranchNotFoundError",
+            "ConfigChangedError",
+            "ConfigError",
+            "ConflictError",
+            "CorruptObjectError",
+            "IcechunkError",
+            "ImportSourceError",
+            "ImportSourceNotFoundError",
+            "ImportWouldDeleteError",
+            "InvalidImportSourceError",
+            "InvalidNameError",
+            "NoChangesToCommitError",
+            "NodeNotFoundError",
+            "ProtectedBranchError",
+            "ReadOnlySessionError",
+            "ReadOnlyStorageError",
+            "RebaseFailedError",
+            "RefNotFoundError",
+            "RepositoryAlreadyExistsError",
+            "RepositoryNotFoundError",
+            "RevisionNotFoundError",
+            "SessionError",
+            "SnapshotNotFoundError",
+            "StorageError",
+            "TagAlreadyExistsError",
+            "TagNotFoundError",
+            "UnsupportedFormatError",
+        ),
+        "icechunk_lib.format.config": (
+            "CachingConfig",
+            "CompressionConfig",
+            "ManifestConfig",
+            "RepositoryConfig",
+        ),
+        "icechunk_lib.history": ("ReflogEntry", "SnapshotInfo"),
+        "icechunk_lib.ops.diff": ("Diff",),
+        "icechunk_lib.ops.importer": ("ImportStats", "import_zarr", "import_zarr_async"),
+        "icechunk_lib.ops.tree": ("NodeInfo",),
+        "icechunk_lib.repository": ("Repository",),
+        "icechunk_lib.session": ("Session",),
+        "icechunk_lib.storage": (
+            "Storage",
+            "in_memory_storage",
+            "local_filesystem_storage",
+            "storage_from_url",
+        ),
+        "icechunk_lib.store": ("IcechunkStore",),
+    },
+    eager=("__version__",),
+)
+__all__ = _EXPORTS.names
+__getattr__ = _EXPORTS.getattr
+__dir__ = _EXPORTS.dir

@@ -15,18 +15,11 @@ from types import ModuleType
 import pytest
 
 import icechunk_lib as ic
+import icechunk_lib.format
 from icechunk_lib import errors
+from icechunk_lib._lazy import export_order as _ruff_order
 
 PACKAGE_DIR = Path(ic.__file__).parent
-
-
-def _ruff_order(name: str) -> tuple[int, str]:
-    """The order ruff's RUF022 keeps ``__all__`` in: CONSTANTS, then Classes, then the rest."""
-    if len(name) > 1 and name.isupper():
-        return 0, name
-    if name[0].isupper():
-        return 1, name
-    return 2, name
 
 
 def _modules() -> list[ModuleType]:
@@ -61,6 +54,58 @@ def test_every_module_all_is_sorted_and_resolves(module: ModuleType) -> None:
     assert len(set(names)) == len(names)
     missing = [n for n in names if not hasattr(module, n)]
     assert not missing, missing
+
+
+def _type_checking_imports(package: ModuleType) -> dict[str, str]:
+    """name -> module of the ``if TYPE_CHECKING:`` imports in ``package``'s ``__init__.py``."""
+    assert package.__file__ is not None
+    found: dict[str, str] = {}
+    for node in ast.parse(Path(package.__file__).read_text()).body:
+        if not (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"):
+            continue
+        for stmt in node.body:
+            assert isinstance(stmt, ast.ImportFrom) and stmt.module, ast.unparse(stmt)
+            for alias in stmt.names:
+                # "import X as X" marks a re-export for type checkers; a bare import is private.
+                assert alias.asname == alias.name, ast.unparse(stmt)
+                assert alias.name not in found, alias.name
+                found[alias.name] = stmt.module
+    return found
+
+
+LAZY_PACKAGES = [ic, icechunk_lib.format]
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES, ids=lambda m: m.__name__)
+def test_typing_imports_match_the_export_table(package: ModuleType) -> None:
+    # The export table feeds __all__ and the lazy loader; type checkers and editors read the
+    # TYPE_CHECKING imports instead, so a name in one list only is a name half exported.
+    table = package._EXPORTS.targets
+    typing = _type_checking_imports(package)
+    assert typing, f"{package.__name__} has no TYPE_CHECKING imports"
+    only_typing = sorted(set(typing) - set(table))
+    only_table = sorted(set(table) - set(typing))
+    assert (only_typing, only_table) == ([], []), "names missing from one list"
+    moved = {n: (typing[n], table[n]) for n in table if typing[n] != table[n]}
+    assert not moved, moved
+    for name, module in table.items():
+        assert hasattr(importlib.import_module(module), name), f"{module} has no {name}"
+    assert set(package.__all__) - set(table) <= {"__version__"}
+    assert dir(package) == sorted(package.__all__)
+
+
+_LAZY_PROBE = """
+import json, sys
+import icechunk_lib, icechunk_lib.format
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("icechunk_lib"))))
+"""
+
+
+def test_importing_the_packages_loads_none_of_their_exports() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _LAZY_PROBE], check=True, capture_output=True, text=True
+    )
+    assert json.loads(out.stdout) == ["icechunk_lib", "icechunk_lib._lazy", "icechunk_lib.format"]
 
 
 ICECHUNK_NAMES = {
@@ -243,7 +288,15 @@ def _imports(path: Path) -> set[str]:
 
 
 ALLOWED = {
-    "format": {"msgspec", "numpy", "xxhash", "zstandard", "icechunk_lib.errors"},
+    # icechunk_lib._lazy is the stdlib-only lazy-export helper both packages share.
+    "format": {
+        "msgspec",
+        "numpy",
+        "xxhash",
+        "zstandard",
+        "icechunk_lib.errors",
+        "icechunk_lib._lazy",
+    },
     "storage": {"fsspec", "s3fs", "xxhash", "icechunk_lib.errors"},
 }
 
