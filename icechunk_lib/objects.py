@@ -210,7 +210,7 @@ class ObjectStore:
         if cached is not None:
             return cached
 
-        from icechunk_lib.format.manifest import decode_manifest
+        from icechunk_lib.format.manifest_codec import decode_manifest
 
         async def load() -> ManifestFile:
             key = MANIFESTS + manifest_id
@@ -223,7 +223,7 @@ class ObjectStore:
 
     async def write_manifest(self, manifest: ManifestFile) -> int:
         """Write a manifest and return its size in bytes."""
-        from icechunk_lib.format.manifest import encode_manifest
+        from icechunk_lib.format.manifest_codec import encode_manifest
 
         data = encode_manifest(manifest, compression_level=self.config.compression.level)
         # Only a snapshot written after this returns can name the manifest: no partial

@@ -229,7 +229,7 @@ parent.__path__ = [sys.argv[1]]
 sys.modules["icechunk_lib"] = parent
 import icechunk_lib.format
 import icechunk_lib.format.refs, icechunk_lib.format.snapshot, icechunk_lib.format.txlog
-import icechunk_lib.format.manifest
+import icechunk_lib.format.manifest, icechunk_lib.format.manifest_codec
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from icechunk_lib.format.manifest import ChunkRef as ChunkRef
     from icechunk_lib.format.manifest import ChunkTable as ChunkTable
     from icechunk_lib.format.manifest import ManifestFile as ManifestFile
-    from icechunk_lib.format.manifest import decode_manifest as decode_manifest
-    from icechunk_lib.format.manifest import encode_manifest as encode_manifest
+    from icechunk_lib.format.manifest_codec import decode_manifest as decode_manifest
+    from icechunk_lib.format.manifest_codec import encode_manifest as encode_manifest
 
 _EXPORTS = LazyExports(
     globals(),
@@ -74,9 +74,8 @@ _EXPORTS = LazyExports(
             "ChunkRef",
             "ChunkTable",
             "ManifestFile",
-            "decode_manifest",
-            "encode_manifest",
         ),
+        "icechunk_lib.format.manifest_codec": ("decode_manifest", "encode_manifest"),
     },
 )
 __all__ = _EXPORTS.names

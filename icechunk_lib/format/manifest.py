@@ -3,7 +3,8 @@
 A ``ChunkTable`` holds the chunk references of one array (or one coordinate range of it).
 Chunk coordinates are folded into one int64 key with ``key_shape`` (row-major), so sorting
 by key is sorting by coordinates and a lookup is ``searchsorted``. A ``ManifestFile`` packs
-tables of several arrays into one object; big arrays span several files.
+tables of several arrays into one object; big arrays span several files. Their bytes on disk
+are written and checked by ``manifest_codec``.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
-
 __all__ = [
     "INLINE",
+    "MAX_KEY",
     "NATIVE",
     "VIRTUAL",
     "ChunkRef",
     "ChunkTable",
     "ManifestFile",
-    "decode_manifest",
-    "encode_manifest",
     "fold_keys",
 ]
 
@@ -46,7 +44,8 @@ _OFFSET = attrgetter("offset")
 _LENGTH = attrgetter("length")
 _CHECKSUM = attrgetter("checksum")
 _CHUNK_ID = attrgetter("chunk_id")
-_MAX_KEY = 2**63 - 1
+MAX_KEY = 2**63 - 1
+"""The largest folded chunk key: a chunk grid must have fewer cells than this."""
 
 Int64 = npt.NDArray[np.int64]
 
@@ -67,29 +66,11 @@ class ChunkRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """URL of the containing object for virtual chunks."""
 
 
-class _EncodedTable(msgspec.Struct, array_like=True, gc=False):
-    node_id: str
-    key_shape: list[int]
-    keys: bytes
-    kinds: bytes
-    chunk_ids: bytes
-    offsets: bytes
-    lengths: bytes
-    checksums: bytes
-    inline_data: bytes
-    location_index: bytes
-    locations: list[str]
-
-
-class _EncodedManifest(msgspec.Struct, array_like=True, gc=False):
-    tables: list[_EncodedTable]
-
-
 def fold_keys(coords: npt.NDArray[Any], key_shape: Sequence[int]) -> Int64:
     """Fold an (n, ndim) coordinate matrix into row-major int64 keys."""
     if not key_shape:
         return np.zeros(len(coords), dtype=np.int64)
-    if math.prod(key_shape) > _MAX_KEY:
+    if math.prod(key_shape) > MAX_KEY:
         raise ValueError(f"chunk grid {tuple(key_shape)} is too large to index")
     keys: Int64 = np.ravel_multi_index(tuple(coords.T), tuple(key_shape)).astype(
         np.int64, copy=False
@@ -432,77 +413,6 @@ class ChunkTable:
             + self.location_index.nbytes
         )
 
-    def _encode(self) -> _EncodedTable:
-        return _EncodedTable(
-            node_id=self.node_id,
-            key_shape=list(self.key_shape),
-            keys=self.keys.astype("<i8", copy=False).tobytes(),
-            kinds=self.kinds.tobytes(),
-            chunk_ids=self.chunk_ids.tobytes(),
-            offsets=self.offsets.astype("<u8", copy=False).tobytes(),
-            lengths=self.lengths.astype("<u8", copy=False).tobytes(),
-            checksums=self.checksums.astype("<u8", copy=False).tobytes(),
-            inline_data=self.inline_data,
-            location_index=self.location_index.astype("<i4", copy=False).tobytes(),
-            locations=self.locations,
-        )
-
-    @classmethod
-    def _decode(cls, enc: _EncodedTable) -> ChunkTable:
-        n = len(enc.keys) // 8
-        ids = np.frombuffer(enc.chunk_ids, dtype=np.uint8)
-        table = cls(
-            node_id=enc.node_id,
-            key_shape=tuple(enc.key_shape),
-            keys=np.frombuffer(enc.keys, dtype="<i8").astype(np.int64, copy=False),
-            kinds=np.frombuffer(enc.kinds, dtype=np.uint8),
-            chunk_ids=ids.reshape(n, _ID),
-            offsets=np.frombuffer(enc.offsets, dtype="<u8").astype(np.uint64, copy=False),
-            lengths=np.frombuffer(enc.lengths, dtype="<u8").astype(np.uint64, copy=False),
-            checksums=np.frombuffer(enc.checksums, dtype="<u8").astype(np.uint64, copy=False),
-            inline_data=enc.inline_data,
-            location_index=np.frombuffer(enc.location_index, dtype="<i4").astype(
-                np.int32, copy=False
-            ),
-            locations=enc.locations,
-        )
-        sizes = {
-            len(table.kinds),
-            len(table.chunk_ids),
-            len(table.offsets),
-            len(table.lengths),
-            len(table.checksums),
-            len(table.location_index),
-        }
-        if sizes != {n} or len(enc.keys) % 8 or len(enc.chunk_ids) != n * _ID:
-            raise ValueError(f"columns of node {enc.node_id} have inconsistent lengths")
-        table._check_rows()
-        return table
-
-    def _check_rows(self) -> None:
-        """Reject rows a correct writer never produces (vectorised; runs on every decode)."""
-        where = f"node {self.node_id}"
-        if any(int(s) < 1 for s in self.key_shape) or math.prod(self.key_shape) > _MAX_KEY:
-            raise ValueError(f"{where}: invalid key shape {self.key_shape}")
-        keys = self.keys
-        if len(keys) and (int(keys[0]) < 0 or int(keys[-1]) >= math.prod(self.key_shape)):
-            raise ValueError(f"{where}: chunk keys outside the key shape")
-        if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
-            raise ValueError(f"{where}: chunk keys are not strictly increasing")
-        kinds = self.kinds
-        if not bool(np.isin(kinds, (NATIVE, INLINE, VIRTUAL)).all()):
-            raise ValueError(f"{where}: unknown chunk reference kind")
-        inline = kinds == INLINE
-        if inline.any():
-            ends = self.offsets[inline] + self.lengths[inline]
-            if int(ends.max()) > len(self.inline_data):
-                raise ValueError(f"{where}: inline chunk past the end of the inline data")
-        virtual = kinds == VIRTUAL
-        if virtual.any():
-            idx = self.location_index[virtual]
-            if int(idx.min()) < 0 or int(idx.max()) >= len(self.locations):
-                raise ValueError(f"{where}: virtual chunk with an unknown location")
-
 
 @dataclass(eq=False)
 class ManifestFile:
@@ -516,26 +426,3 @@ class ManifestFile:
 
     def num_refs(self) -> int:
         return sum(len(t) for t in self.tables.values())
-
-
-def encode_manifest(manifest: ManifestFile, *, compression_level: int = 3) -> bytes:
-    """Encode a manifest file (framed, checksummed, compressed)."""
-    enc = _EncodedManifest(tables=[t._encode() for t in manifest.tables.values()])
-    return encode_object(
-        ObjectKind.MANIFEST, enc, object_id=manifest.id, compression_level=compression_level
-    )
-
-
-def decode_manifest(data: bytes, manifest_id: str, *, path: str) -> ManifestFile:
-    """Decode and check ``manifests/<manifest_id>`` (another manifest is refused); errors
-    name ``path``."""
-    from icechunk_lib.errors import CorruptObjectError
-
-    enc = decode_object(
-        data, ObjectKind.MANIFEST, _EncodedManifest, object_id=manifest_id, path=path
-    )
-    try:
-        tables = {t.node_id: ChunkTable._decode(t) for t in enc.tables}
-    except ValueError as exc:
-        raise CorruptObjectError(path, str(exc)) from None
-    return ManifestFile(id=manifest_id, tables=tables)
