@@ -75,7 +75,7 @@ def _group(repo: ic.Repository, rev: str) -> zarr.Group:
 
 
 def test_rich_refs_and_history_read_back_exactly(tmp_path: Path) -> None:
-    repo, _ = _open_rich(tmp_path)
+    repo, root = _open_rich(tmp_path)
     assert repo.list_branches() == {"main", "dev"}
     assert repo.list_tags() == {"v1", "v2"}
     assert (repo.lookup_tag("v1"), repo.lookup_tag("v2")) == (FIRST_R, GRID)
@@ -106,6 +106,9 @@ def test_rich_refs_and_history_read_back_exactly(tmp_path: Path) -> None:
     assert [e.snapshot_id for e in resets] == [DEV_WORK, GRID] * (len(resets) // 2)
     assert [e.at for e in reflog] == sorted((e.at for e in reflog), reverse=True)
     assert [e.action for e in repo.reflog("main")] == ["commit", "commit", "commit", "create"]
+    assert sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(RICH) for p in RICH.rglob("*") if p.is_file()
+    )
 
 
 def test_rich_data_reads_back_exactly(tmp_path: Path) -> None:
