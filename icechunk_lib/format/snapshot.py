@@ -93,15 +93,13 @@ class SnapshotHeader(msgspec.Struct, frozen=True, gc=False):
     ancestry: tuple[AncestorSummary, ...] = ()
 
 
-class Snapshot(msgspec.Struct, frozen=True, gc=False):
-    """A full snapshot: history fields plus nodes (sorted by path) and extra keys."""
+class Snapshot(SnapshotHeader, frozen=True, gc=False):
+    """A full snapshot: the history fields, then nodes (sorted by path) and extra keys.
 
-    id: str
-    parent_id: str | None
-    written_at: int
-    message: str
-    metadata: dict[str, Any]
-    ancestry: tuple[AncestorSummary, ...] = ()
+    Subclassing keeps the header's fields first and in the same order, so
+    ``decode_snapshot_header`` reads the same file (a map: it skips what it does not name).
+    """
+
     nodes: tuple[NodeSnapshot, ...] = ()
     manifest_files: tuple[ManifestFileInfo, ...] = ()
     extras: tuple[ExtraObject, ...] = ()
