@@ -1,10 +1,10 @@
-"""Lazy exports: a package lists its public names by module once and loads each on first use.
+"""Lazy exports: a package maps each public name to its module once, and loads it on first use.
 
 ``icechunk_lib`` and ``icechunk_lib.format`` both export names from modules that are costly to
 import (numpy, zarr); PEP 562's module ``__getattr__`` lets ``import icechunk_lib`` stay cheap.
-A package builds one ``LazyExports`` from its table and takes ``__all__``, ``__getattr__`` and
-``__dir__`` from it, so the table is the only list of names to keep. This module imports
-nothing but the standard library, so every layer (``format`` included) may use it.
+A package builds one ``LazyExports`` from its table (name -> module) and takes ``__all__``,
+``__getattr__`` and ``__dir__`` from it, so the table is the only list of names to keep. This
+module imports nothing but the standard library, so every layer (``format`` included) may use it.
 """
 
 from __future__ import annotations
@@ -28,25 +28,16 @@ def export_order(name: str) -> tuple[int, str]:
 class LazyExports:
     """The public names of one package, each loaded from its module when first asked for.
 
-    ``table`` maps a module to the names the package re-exports from it; ``eager`` names
-    values the package defines itself (such as ``__version__``), listed in ``__all__`` only.
+    ``targets`` maps each public name to the module that defines it; ``eager`` names values
+    the package defines itself (such as ``__version__``), listed in ``__all__`` only.
     """
 
     def __init__(
-        self,
-        namespace: dict[str, Any],
-        table: Mapping[str, Iterable[str]],
-        *,
-        eager: Iterable[str] = (),
+        self, namespace: dict[str, Any], targets: Mapping[str, str], *, eager: Iterable[str] = ()
     ) -> None:
         self._namespace = namespace
         self._package = str(namespace["__name__"])
-        self.targets: dict[str, str] = {}
-        for module, names in table.items():
-            for name in names:
-                if name in self.targets:
-                    raise ValueError(f"{self._package} exports {name!r} twice")
-                self.targets[name] = module
+        self.targets = dict(targets)
         self.names: list[str] = sorted([*self.targets, *eager], key=export_order)
 
     def getattr(self, name: str) -> Any:

@@ -1,7 +1,7 @@
 """Pure encoding and decoding of ick's on-disk objects: bytes in, structs out, no I/O.
 
 Names are imported on first use, so reading refs or snapshots never loads numpy (only
-manifests need it). ``_EXPORTS`` lists them by module, as in ``icechunk_lib/__init__.py``.
+manifests need it). ``_EXPORTS`` maps each to its module, as in ``icechunk_lib/__init__.py``.
 """
 
 from __future__ import annotations
@@ -42,40 +42,33 @@ if TYPE_CHECKING:
 _EXPORTS = LazyExports(
     globals(),
     {
-        "icechunk_lib.format._framing": (
-            "FORMAT_VERSION",
-            "HEADER_SIZE",
-            "MAGIC",
-            "ObjectKind",
-            "content_checksum",
-            "decode_object",
-            "encode_object",
-        ),
-        "icechunk_lib.format.config": (
-            "CachingConfig",
-            "CompressionConfig",
-            "ManifestConfig",
-            "RepositoryConfig",
-            "decode_config",
-            "encode_config",
-        ),
-        "icechunk_lib.format.ids": (
-            "decode_id",
-            "encode_id",
-            "is_object_id",
-            "new_chunk_id",
-            "new_node_id",
-            "new_object_id",
-        ),
-        "icechunk_lib.format.manifest": (
-            "INLINE",
-            "NATIVE",
-            "VIRTUAL",
-            "ChunkRef",
-            "ChunkTable",
-            "ManifestFile",
-        ),
-        "icechunk_lib.format.manifest_codec": ("decode_manifest", "encode_manifest"),
+        "FORMAT_VERSION": "icechunk_lib.format._framing",
+        "HEADER_SIZE": "icechunk_lib.format._framing",
+        "INLINE": "icechunk_lib.format.manifest",
+        "MAGIC": "icechunk_lib.format._framing",
+        "NATIVE": "icechunk_lib.format.manifest",
+        "VIRTUAL": "icechunk_lib.format.manifest",
+        "CachingConfig": "icechunk_lib.format.config",
+        "ChunkRef": "icechunk_lib.format.manifest",
+        "ChunkTable": "icechunk_lib.format.manifest",
+        "CompressionConfig": "icechunk_lib.format.config",
+        "ManifestConfig": "icechunk_lib.format.config",
+        "ManifestFile": "icechunk_lib.format.manifest",
+        "ObjectKind": "icechunk_lib.format._framing",
+        "RepositoryConfig": "icechunk_lib.format.config",
+        "content_checksum": "icechunk_lib.format._framing",
+        "decode_config": "icechunk_lib.format.config",
+        "decode_id": "icechunk_lib.format.ids",
+        "decode_manifest": "icechunk_lib.format.manifest_codec",
+        "decode_object": "icechunk_lib.format._framing",
+        "encode_config": "icechunk_lib.format.config",
+        "encode_id": "icechunk_lib.format.ids",
+        "encode_manifest": "icechunk_lib.format.manifest_codec",
+        "encode_object": "icechunk_lib.format._framing",
+        "is_object_id": "icechunk_lib.format.ids",
+        "new_chunk_id": "icechunk_lib.format.ids",
+        "new_node_id": "icechunk_lib.format.ids",
+        "new_object_id": "icechunk_lib.format.ids",
     },
 )
 __all__ = _EXPORTS.names
