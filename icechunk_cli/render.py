@@ -99,11 +99,12 @@ def reset_state() -> None:
     _json_errors = False
 
 
-def _stdout_is_terminal() -> bool:
+def _layout_is_terminal(stream: Any) -> bool:
+    """Whether to lay ``stream``'s output out for a terminal; ``ICK_TERMINAL`` can force it."""
     forced = os.environ.get(TERMINAL_ENV, "")
     if forced in ("0", "1"):
         return forced == "1"
-    return _stream_is_terminal(sys.stdout)
+    return _stream_is_terminal(stream)
 
 
 def _stream_is_terminal(stream: Any) -> bool:
@@ -185,7 +186,7 @@ class Output:
         if json:
             want_json_errors()
         self.json = json
-        self.terminal = not json and _stdout_is_terminal()
+        self.terminal = not json and _layout_is_terminal(sys.stdout)
         self.color = self.terminal and not color_disabled(no_color)
         self._no_color_flag = no_color
 
@@ -229,10 +230,7 @@ class Output:
     @property
     def stderr_is_terminal(self) -> bool:
         """Whether to draw progress bars (``ICK_TERMINAL`` forces the answer, as for stdout)."""
-        forced = os.environ.get(TERMINAL_ENV, "")
-        if forced in ("0", "1"):
-            return forced == "1"
-        return _stream_is_terminal(sys.stderr)
+        return _layout_is_terminal(sys.stderr)
 
     # --- writing -------------------------------------------------------------------------------
 
