@@ -134,6 +134,8 @@ class LocalFileSystemStorage(Storage):
 
     def _file(self, key: str) -> str:
         """``_path`` as a string, without building a ``Path`` (the per-chunk hot path)."""
+        if self._closed:  # every keyed operation passes here: the closed check for them all
+            raise self._closed_error()
         check_key(key)  # also refuses the reserved ``.ick-`` segments of our own files
         directory = key.rpartition("/")[0]
         if directory and directory not in self._real_dirs:
@@ -281,6 +283,7 @@ class LocalFileSystemStorage(Storage):
 
     async def create_root(self) -> None:
         """Create the root directory and its parents if missing (overrides ``Storage``)."""
+        self._check_open()
 
         def make() -> None:
             with self._os_errors("create", "."):
@@ -412,10 +415,12 @@ class LocalFileSystemStorage(Storage):
 
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Yield the objects under ``prefix`` in batches walked in a worker thread."""
+        self._check_open()
         return self._list(check_prefix(prefix))
 
     async def is_empty(self) -> bool:
         """True when the root holds no object (a missing root is empty)."""
+        self._check_open()
 
         def probe() -> bool:
             walker = self._walk("")

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 from _storage_workers import claim, increment
-from storage_contract import StorageTests
 
 from icechunk_lib.errors import InvalidNameError, ObjectExistsError
 from icechunk_lib.storage import InMemoryStorage, Storage
+from icechunk_lib.testing.storage import StorageTests
 
 T = TypeVar("T")
 
