@@ -18,12 +18,10 @@ import collections
 import contextlib
 import dataclasses
 import os
-import re
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
@@ -44,6 +42,7 @@ from icechunk_lib.format import content_checksum
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.ops.source_meta import check_source_meta, source_file
+from icechunk_lib.storage.url import file_url_path, redact_url, url_scheme
 from icechunk_lib.zarr_keys import META_KEY, ArrayInfo
 
 if TYPE_CHECKING:
@@ -67,8 +66,6 @@ DEFAULT_CONCURRENCY = 32
 Coords = tuple[int, ...]
 
 _META_SUFFIX = "/" + META_KEY
-# Two or more letters so a Windows drive ("C:\\data") still reads as a path.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # Minimal Zarr v3 group metadata, for ancestors of ``dest`` that do not exist yet.
 _GROUP_META = b'{"zarr_format":3,"node_type":"group","attributes":{}}'
 _V2_KEYS = (".zarray", ".zgroup", ".zattrs")
@@ -197,28 +194,36 @@ async def import_zarr_async(
 
 
 def _open_source(source: ZarrSource) -> tuple[Store, str, bool]:
-    """The zarr store to read, a credential-free name for messages, and whether we opened it."""
+    """The zarr store to read, a credential-free name for messages, and whether we opened it.
+
+    A string is a URL or a directory by the storage's rule (``url_scheme``): ``s3:x`` is a
+    malformed URL, not a directory; ``./s3:x`` is a directory.
+    """
     if isinstance(source, Store):
-        return source, str(source), False
+        return source, redact_url(str(source)), False
     if isinstance(source, os.PathLike):
         return _open_directory(Path(os.fspath(source)))
     if not isinstance(source, str) or not source.strip():
         raise InvalidStorageURLError(str(source), "pass a directory path, a URL or a zarr Store")
-    match = _SCHEME.match(source)
-    if match is None:
+    scheme = url_scheme(source)
+    if scheme is None:
         return _open_directory(Path(source))
-    shown = _redact(source)
-    if match.group(1).lower() == "file":
-        parts = urlsplit(source)
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidStorageURLError(shown, "file URLs take an absolute path (file:///data)")
-        return _open_directory(Path(unquote(parts.path)))
+    if scheme == "file":
+        return _open_directory(Path(file_url_path(source)))
+    shown = redact_url(source)
+    if "://" not in source:  # fsspec would read "s3:x" as a local file name
+        raise InvalidStorageURLError(
+            shown,
+            f"write {scheme}://...; for a relative path containing ':', start it with './'",
+        )
     from zarr.storage import FsspecStore
 
     try:
         store = FsspecStore.from_url(source, read_only=True)
     except (ImportError, ValueError, TypeError) as exc:
-        raise InvalidStorageURLError(shown, f"fsspec cannot open it ({exc})") from exc
+        # Not chained: the original may quote the URL, secrets and all.
+        reason = str(exc).replace(source, shown)
+        raise InvalidStorageURLError(shown, f"fsspec cannot open it ({reason})") from None
     return store, shown, True
 
 
@@ -232,15 +237,6 @@ def _open_directory(path: Path) -> tuple[Store, str, bool]:
     if not path.is_dir():
         raise InvalidImportSourceError(str(path), "not a directory (a Zarr v3 store is one)")
     return LocalStore(path, read_only=True), str(path), True
-
-
-def _redact(url: str) -> str:
-    """``url`` without user info or query string, so no credential reaches a message."""
-    scheme, _, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}://{authority}{slash}{path.partition('?')[0]}"
 
 
 # --- the import --------------------------------------------------------------------------------

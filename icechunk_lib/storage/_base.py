@@ -170,7 +170,8 @@ class Storage(ABC):
     @property
     @abstractmethod
     def url(self) -> str:
-        """A printable location for messages (never contains credentials)."""
+        """A printable location for messages and reprs; it never contains credentials (a
+        backend whose location can carry them shows it through ``url.redact_url``)."""
 
     async def create_root(self) -> None:
         """Create the location itself (a directory, a bucket prefix) if the backend has one
