@@ -271,6 +271,7 @@ class Storage(ABC):
             raise self._closed_error()
 
     def _closed_error(self) -> StorageError:
+        """The error for any use of a closed handle (hot paths test ``_closed`` inline)."""
         return StorageError(f"the storage {self.url} is closed; open a new one to use it again")
 
     async def __aenter__(self) -> Self:
