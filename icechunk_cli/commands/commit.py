@@ -7,7 +7,6 @@ progress bar, the question before deleting groups or arrays, the commit and the 
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 from pathlib import Path
@@ -31,8 +30,6 @@ __all__ = ["commit", "parse_metadata"]
 
 _SHOWN = 10
 """Paths listed in a question or warning before "..."."""
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 def parse_metadata(pairs: list[str]) -> dict[str, str]:
@@ -102,19 +99,23 @@ def commit(
         raise typer.BadParameter("DEST is empty; the root group is /", param_hint="--path")
     if not source.strip():  # "$UNSET" is not the current directory
         raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
-    if not _URL.match(source) and not _local(source).exists():
+    from icechunk_lib.storage.url import redact_url, url_scheme
+
+    if url_scheme(source) is None and not _local(source).exists():
         raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
+
+    shown = redact_url(source)  # SOURCE as messages show it: no credentials
 
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
     try:
-        stats = _import(out, session, source, dest, yes=yes)
+        stats = _import(out, session, source, shown, dest, yes=yes)
         if stats.skipped_v2:
             out.note(
                 f"ick: warning: skipped {len(stats.skipped_v2)} Zarr v2 group(s) or array(s) "
-                f"in {source} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
+                f"in {shown} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
             )
         # From here Ctrl-C waits until the commit and its report are done: the output then
         # says truly whether the commit landed.
@@ -123,7 +124,7 @@ def commit(
                 snapshot_id: str | None = session.commit(message, meta)
             except NoChangesToCommitError:
                 snapshot_id = None
-            _report(out, branch, source, previous, snapshot_id, stats)
+            _report(out, branch, shown, previous, snapshot_id, stats)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; nothing was committed, {branch!r} stays at {previous}"
@@ -189,8 +190,11 @@ def _report(
         out.line(out.text(("deleted", "deleted"), f" {path}{extra}"))
 
 
-def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bool) -> ImportStats:
-    """Import SOURCE into the session; deleting nodes takes --yes or a yes at the terminal.
+def _import(
+    out: Output, session: ic.Session, source: str, shown: str, dest: str, *, yes: bool
+) -> ImportStats:
+    """Import SOURCE (``shown`` in messages) into the session; deleting nodes takes --yes or
+    a yes at the terminal.
 
     Without --yes the importer refuses to delete before it changes anything; at a terminal
     the deletions are listed and, if confirmed, the import runs again allowing them.
@@ -205,7 +209,7 @@ def _import(out: Output, session: ic.Session, source: str, dest: str, *, yes: bo
         # Scripts (and --json) get the error and its hint; only a person can be asked.
         if out.json or not can_ask():
             raise
-        out.note(f"{source} lacks {len(refused.paths)} group(s) or array(s) under {dest}:")
+        out.note(f"{shown} lacks {len(refused.paths)} group(s) or array(s) under {dest}:")
         trees = _trees(refused.paths)
         for path, below in trees[:_SHOWN]:
             out.note(f"  {path}" + (f" (and {below} below it)" if below else ""))

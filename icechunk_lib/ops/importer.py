@@ -8,42 +8,31 @@ deleted, so afterwards the destination tree mirrors the source exactly.
 The source must be the root of a Zarr v3 store (a ``zarr.json`` at its top) and every
 ``zarr.json`` in it must be metadata zarr can open; otherwise the import refuses before it
 changes anything, so a mistyped path cannot replace a branch's tree with whatever lies below it.
+Opening and reading the source live in ``import_source``; this module changes the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import collections
 import contextlib
 import dataclasses
-import os
-import re
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
-
-from zarr.abc.store import Store
-from zarr.core.buffer import default_buffer_prototype
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
-    IcechunkError,
     ImportSourceError,
-    ImportSourceNotFoundError,
     ImportWouldDeleteError,
-    InvalidImportSourceError,
     InvalidNameError,
-    InvalidStorageURLError,
     ReadOnlySessionError,
-    StorageError,
 )
 from icechunk_lib.format import content_checksum
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
-from icechunk_lib.ops.source_meta import check_source_meta, source_file
+from icechunk_lib.ops.import_source import V2_NODE_KEYS, SourceReader, ZarrSource, open_source
+from icechunk_lib.ops.source_meta import check_source_meta
 from icechunk_lib.zarr_keys import META_KEY, ArrayInfo
 
 if TYPE_CHECKING:
@@ -60,24 +49,14 @@ __all__ = [
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; ``total`` is 0 while still unknown."""
-ZarrSource = str | os.PathLike[str] | Store
-"""A directory path, a ``file://`` or other fsspec URL, or an open zarr ``Store``."""
 
 DEFAULT_CONCURRENCY = 32
 Coords = tuple[int, ...]
 
 _META_SUFFIX = "/" + META_KEY
-# Two or more letters so a Windows drive ("C:\\data") still reads as a path.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # Minimal Zarr v3 group metadata, for ancestors of ``dest`` that do not exist yet.
 _GROUP_META = b'{"zarr_format":3,"node_type":"group","attributes":{}}'
-_V2_KEYS = (".zarray", ".zgroup", ".zattrs")
-_V2_NODE_KEYS = (".zarray", ".zgroup")
 _SCAN_REPORT_EVERY = 256
-# Looking for store roots below a source that is not one: how far, and how many to name.
-_ROOT_SEARCH_DIRS = 256
-_ROOT_SEARCH_NAMES = 1000
-_ROOT_HINTS = 5
 
 
 @dataclass
@@ -184,63 +163,21 @@ async def import_zarr_async(
         raise ReadOnlySessionError("import a Zarr store")
     # A trailing slash is how people write a directory-like destination; accept it.
     dest = validate_node_path(dest.rstrip("/") or "/")
-    store, name, owned = _open_source(source)
+    store, name, owned = open_source(source)
     try:
-        importer = _Importer(session, store, name, dest, progress, concurrency, allow_deletes)
+        importer = _Importer(
+            store=store,
+            name=name,
+            session=session,
+            dest=dest,
+            progress=progress,
+            concurrency=concurrency,
+            allow_deletes=allow_deletes,
+        )
         return await importer.run()
     finally:
         if owned:
             store.close()
-
-
-# --- opening the source ------------------------------------------------------------------------
-
-
-def _open_source(source: ZarrSource) -> tuple[Store, str, bool]:
-    """The zarr store to read, a credential-free name for messages, and whether we opened it."""
-    if isinstance(source, Store):
-        return source, str(source), False
-    if isinstance(source, os.PathLike):
-        return _open_directory(Path(os.fspath(source)))
-    if not isinstance(source, str) or not source.strip():
-        raise InvalidStorageURLError(str(source), "pass a directory path, a URL or a zarr Store")
-    match = _SCHEME.match(source)
-    if match is None:
-        return _open_directory(Path(source))
-    shown = _redact(source)
-    if match.group(1).lower() == "file":
-        parts = urlsplit(source)
-        if parts.netloc not in ("", "localhost"):
-            raise InvalidStorageURLError(shown, "file URLs take an absolute path (file:///data)")
-        return _open_directory(Path(unquote(parts.path)))
-    from zarr.storage import FsspecStore
-
-    try:
-        store = FsspecStore.from_url(source, read_only=True)
-    except (ImportError, ValueError, TypeError) as exc:
-        raise InvalidStorageURLError(shown, f"fsspec cannot open it ({exc})") from exc
-    return store, shown, True
-
-
-def _open_directory(path: Path) -> tuple[Store, str, bool]:
-    """A read-only ``LocalStore`` over an existing directory."""
-    from zarr.storage import LocalStore
-
-    path = path.expanduser()
-    if not path.exists():
-        raise ImportSourceNotFoundError(str(path), "no such file or directory")
-    if not path.is_dir():
-        raise InvalidImportSourceError(str(path), "not a directory (a Zarr v3 store is one)")
-    return LocalStore(path, read_only=True), str(path), True
-
-
-def _redact(url: str) -> str:
-    """``url`` without user info or query string, so no credential reaches a message."""
-    scheme, _, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}://{authority}{slash}{path.partition('?')[0]}"
 
 
 # --- the import --------------------------------------------------------------------------------
@@ -325,13 +262,10 @@ def _ancestors(path: str) -> list[str]:
 
 
 @dataclass
-class _Importer:
-    """State of one import: the source, the destination, counters and progress."""
+class _Importer(SourceReader):
+    """State of one import: the source it reads, the destination, counters and progress."""
 
     session: Session
-    store: Store
-    name: str
-    """The source as messages show it (never with credentials)."""
     dest: str
     progress: ProgressCallback | None
     concurrency: int
@@ -348,91 +282,6 @@ class _Importer:
         if self.progress is not None:
             self.progress(phase, done, total)
 
-    # --- reading the source -----------------------------------------------------------------
-
-    def _source_error(self, what: str, exc: Exception) -> StorageError:
-        return StorageError(f"cannot {what} from {self.name}: {type(exc).__name__}: {exc}")
-
-    async def _keys(self, prefix: str) -> AsyncGenerator[str, None]:
-        """Source keys below ``prefix``; listing failures become ``StorageError``."""
-        if not self.store.supports_listing:
-            raise ImportSourceError(self.name, "the store cannot list its keys")
-        it = self.store.list_prefix(prefix)
-        try:
-            while True:
-                try:
-                    key = await anext(it)
-                except StopAsyncIteration:
-                    return
-                except IcechunkError:
-                    raise
-                except Exception as exc:
-                    raise self._source_error(f"list keys below {prefix!r}", exc) from exc
-                yield key
-        finally:
-            aclose = getattr(it, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _read(self, key: str) -> bytes | None:
-        """Bytes of a source key, None if it vanished; read failures become ``StorageError``."""
-        try:
-            buf = await self.store.get(key, prototype=default_buffer_prototype())
-        except IcechunkError:
-            raise
-        except Exception as exc:
-            raise self._source_error(f"read {key!r}", exc) from exc
-        return None if buf is None else buf.to_bytes()
-
-    async def _check_root(self) -> None:
-        """Refuse a source without a root ``zarr.json`` before listing it (it may be a disk)."""
-        try:
-            found = await self.store.exists(META_KEY)
-        except IcechunkError:
-            raise
-        except Exception as exc:
-            raise self._source_error(f"read {META_KEY!r}", exc) from exc
-        if found:
-            return
-        roots, looks_v2 = await self._nearby_roots()
-        reason = "no zarr.json at its top, so it is not the root of a Zarr v3 store"
-        if looks_v2:
-            reason += "; it looks like Zarr v2: convert it to v3 first"
-        elif roots:
-            shown = [source_file(self.name, r.rstrip("/")) for r in roots[:_ROOT_HINTS]]
-            more = ", ..." if len(roots) > _ROOT_HINTS else ""
-            reason += f"; Zarr v3 stores below it: {', '.join(shown)}{more}"
-        raise InvalidImportSourceError(self.name, reason, key=META_KEY)
-
-    async def _nearby_roots(self) -> tuple[list[str], bool]:
-        """Prefixes of the nearest store roots below the source, and whether it is Zarr v2.
-
-        Only for the hint of an error, so bounded: a breadth-first walk of at most
-        ``_ROOT_SEARCH_DIRS`` directories and ``_ROOT_SEARCH_NAMES`` names in each, skipping
-        what cannot be listed.
-        """
-        roots: list[str] = []
-        looks_v2 = False
-        queue, visited = collections.deque([""]), 0
-        while queue and visited < _ROOT_SEARCH_DIRS and len(roots) <= _ROOT_HINTS:
-            prefix = queue.popleft()
-            visited += 1
-            names: list[str] = []
-            try:
-                async for name in self.store.list_dir(prefix):
-                    names.append(name)
-                    if len(names) >= _ROOT_SEARCH_NAMES:
-                        break
-            except Exception:  # the error being reported is the missing zarr.json
-                continue
-            if prefix and META_KEY in names:
-                roots.append(prefix)
-                continue
-            if not prefix:
-                looks_v2 = any(n in _V2_NODE_KEYS for n in names)
-            queue.extend(f"{prefix}{n}/" for n in sorted(names) if n not in _V2_KEYS)
-        return roots, looks_v2
-
     async def _scan(self) -> list[str]:
         """Keys of every ``zarr.json``; counts the other keys for progress and stats."""
         metas: list[str] = []
@@ -446,7 +295,7 @@ class _Importer:
                 else:
                     others += 1
                     base, _, leaf = key.rpartition("/")
-                    if leaf in _V2_NODE_KEYS:
+                    if leaf in V2_NODE_KEYS:
                         v2_nodes.add(base)
                 if listed % _SCAN_REPORT_EVERY == 0:
                     self._report("scan", listed, 0)

@@ -11,8 +11,9 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Self
 
-from icechunk_lib.errors import InvalidKeyError
+from icechunk_lib.errors import InvalidKeyError, StorageError
 
 __all__ = [
     "RESERVED_PREFIX",
@@ -135,12 +136,16 @@ def check_byte_range(byte_range: tuple[int, int | None]) -> tuple[int, int | Non
 class Storage(ABC):
     """Async object storage addressed by relative keys.
 
-    Contract every backend honours (``tests/storage`` checks it for each one):
+    Contract every backend honours (``icechunk_lib.testing.StorageTests`` checks it; each
+    backend's tests subclass it):
 
     * ``get`` of a missing key raises ``ObjectNotFoundError``.
-    * every write is atomic for readers: they see the old bytes or the new, never a mix.
+    * every write is atomic for readers: they see the old bytes or the new, never a mix
+      (``put_new`` excepted: nothing names its key until it returns).
     * ``put_if_absent`` raises ``ObjectExistsError`` if the key exists (when
       ``capabilities.create_if_absent``), atomically across processes.
+    * ``put_new`` never replaces an object: a key that exists raises ``ObjectExistsError``
+      and keeps its bytes, as ``put_if_absent`` does (on S3, ``If-None-Match: *``).
     * ``put_if_match`` replaces the object only if its current version token equals
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
     * ``delete`` of a missing key is not an error; a delete is ordered with ``put_if_match``,
@@ -148,20 +153,31 @@ class Storage(ABC):
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
     * writes never create the location itself (see ``create_root``); a write to a location
       that is gone raises ``LocationNotFoundError``.
+    * ``close`` (or leaving ``async with storage:``) ends the use of this handle: it releases
+      what the backend holds (connections), is idempotent, and every later operation raises
+      ``StorageError`` saying the storage is closed. The stored objects stay; a pickled or
+      newly opened handle on the same location is open.
+
+    A backend starts each operation with ``self._check_open()``; one that holds connections
+    overrides ``close`` to release them once and calls ``super().close()``.
     """
+
+    _closed: bool = False
+    """Set by ``close``; a class default so backends need not call ``super().__init__``."""
 
     capabilities: StorageCapabilities
 
     @property
     @abstractmethod
     def url(self) -> str:
-        """A printable location for messages (never contains credentials)."""
+        """A printable location for messages and reprs; it never contains credentials (a
+        backend whose location can carry them shows it through ``url.redact_url``)."""
 
     async def create_root(self) -> None:
         """Create the location itself (a directory, a bucket prefix) if the backend has one
         to create; ``Repository.create`` calls it once. Writes never create it. The default
         does nothing."""
-        return  # an optional hook: most backends have no location to create
+        self._check_open()  # an optional hook: most backends have no location to create
 
     @abstractmethod
     async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
@@ -183,12 +199,12 @@ class Storage(ABC):
         """Write an object under a fresh random key that nothing references yet.
 
         For chunks and manifests: the caller publishes the key (in a snapshot) only after
-        this returns. A backend may therefore skip its atomic-publish step; a crash midway
-        can leave a partial object that nothing points to. Backends with ``create_if_absent``
-        never replace an existing key here: they raise ``ObjectExistsError``. The default,
-        for backends without it, is ``put``.
+        this returns, so a backend may skip its atomic-publish step; a crash midway can
+        leave a partial object that nothing points to. A key that already exists is never
+        replaced: ``ObjectExistsError``, the object unchanged (a fresh id that collides is a
+        bug to report, not data to overwrite). The default is ``put_if_absent``.
         """
-        await self.put(key, data)
+        await self.put_if_absent(key, data)
 
     @abstractmethod
     async def put_if_absent(self, key: str, data: bytes) -> None:
@@ -211,12 +227,14 @@ class Storage(ABC):
         """Delete ``key``; a missing key is not an error."""
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete every key; return how many were given. Backends may batch this."""
-        count = 0
-        for key in keys:
+        """Delete every key; return how many were given. Backends may batch this.
+
+        Every key is checked before anything is deleted, so an invalid one deletes nothing.
+        """
+        checked = [check_key(key) for key in keys]
+        for key in checked:
             await self.delete(key)
-            count += 1
-        return count
+        return len(checked)
 
     @abstractmethod
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
@@ -231,3 +249,35 @@ class Storage(ABC):
         async for _ in self.list(""):
             return False
         return True
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called on this handle."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Stop using this handle; idempotent. Later operations raise ``StorageError``.
+
+        Backends that hold connections override it to release them (once) and call
+        ``super().close()``; the stored objects are not touched.
+        """
+        self._closed = True
+
+    def _check_open(self) -> None:
+        """Raise ``StorageError`` if this handle is closed (every operation calls it)."""
+        if self._closed:
+            raise self._closed_error()
+
+    def _closed_error(self) -> StorageError:
+        """The error for any use of a closed handle (hot paths test ``_closed`` inline)."""
+        return StorageError(f"the storage {self.url} is closed; open a new one to use it again")
+
+    async def __aenter__(self) -> Self:
+        """``async with storage:`` closes the storage when the block ends."""
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

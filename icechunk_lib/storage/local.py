@@ -13,27 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import itertools
 import os
 import secrets
 import stat
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import xxhash
-
 from icechunk_lib.errors import (
     InvalidStorageURLError,
-    LocationNotFoundError,
-    ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReadOnlyStorageError,
-    StorageError,
 )
 from icechunk_lib.storage._base import (
     RESERVED_PREFIX,
@@ -45,10 +38,16 @@ from icechunk_lib.storage._base import (
     check_prefix,
     is_key_segment,
 )
+from icechunk_lib.storage._local_root import (
+    LocalRoot,
+    read_fully,
+    sync_directory,
+    unlink_quietly,
+    version_token,
+)
 
 __all__ = ["LocalFileSystemStorage", "version_token"]
 
-_LOCK_DIR = ".ick-locks"
 _TMP_PREFIX = ".ick-tmp-"
 _LIST_BATCH = 1000
 # link(2) errors meaning "this filesystem has no hard links", not "the key exists".
@@ -60,12 +59,7 @@ def _rebuild(url: str, fsync: bool) -> LocalFileSystemStorage:
     return LocalFileSystemStorage(url, fsync=fsync)
 
 
-def version_token(data: bytes) -> str:
-    """The version token of ``data``: hex xxh3-128 of the content (equal bytes, equal token)."""
-    return xxhash.xxh3_128_hexdigest(data)
-
-
-class LocalFileSystemStorage(Storage):
+class LocalFileSystemStorage(LocalRoot, Storage):
     """Objects as files under a root directory that ``create_root`` makes.
 
     Writes create the directories they need below the root, never the root itself: a
@@ -99,8 +93,7 @@ class LocalFileSystemStorage(Storage):
             raise InvalidStorageURLError(text, str(exc)) from None
         self._prefix = str(self._root) + os.sep
         self._fsync = fsync
-        # Key directories checked to be real directories, not links (see ``_check_dirs``).
-        self._real_dirs: set[str] = set()
+        self._real_dirs = set()
 
     @property
     def root(self) -> Path:
@@ -134,153 +127,17 @@ class LocalFileSystemStorage(Storage):
 
     def _file(self, key: str) -> str:
         """``_path`` as a string, without building a ``Path`` (the per-chunk hot path)."""
+        if self._closed:  # every keyed operation passes here: the closed check for them all
+            raise self._closed_error()
         check_key(key)  # also refuses the reserved ``.ick-`` segments of our own files
         directory = key.rpartition("/")[0]
         if directory and directory not in self._real_dirs:
             self._check_dirs(directory)
         return self._prefix + key if os.sep == "/" else self._prefix + key.replace("/", os.sep)
 
-    def _check_dirs(self, directory: str) -> None:
-        """Refuse a key directory (``"refs/branch/x"``) that is or passes through a link.
-
-        One ``lstat`` per level, once per directory and storage: a directory found real is
-        remembered; a missing one is checked again next time (writes make it a real one).
-        """
-        current = self._prefix
-        parts = directory.split("/")
-        for depth, part in enumerate(parts, 1):
-            current += part
-            try:
-                mode = os.lstat(current).st_mode
-            except OSError:
-                return  # missing (or unreadable): the operation itself reports it
-            if stat.S_ISLNK(mode):
-                raise self._linked("/".join(parts[:depth]))
-            current += os.sep
-        self._real_dirs.add(directory)
-
-    def _exists_error(self, key: str, path: Path) -> StorageError:
-        """``ObjectExistsError`` if a file holds ``key``, else an error naming what is there
-        (reads call a directory or FIFO no object, so "already exists" would contradict them).
-        """
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            return ObjectExistsError(key)
-        if stat.S_ISREG(mode):
-            return ObjectExistsError(key)
-        if stat.S_ISLNK(mode):
-            return self._linked(key)
-        what = "a directory" if stat.S_ISDIR(mode) else "a special file"
-        return StorageError(
-            f"{key!r} in {self._root} is {what}, not a regular file as ick writes; "
-            "move it out of the repository"
-        )
-
-    def _blocked(self, key: str) -> StorageError:
-        """The error for a write whose directories run into a file: name that file."""
-        parts = key.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            name = "/".join(parts[:depth])
-            try:
-                mode = os.lstat(self._prefix + name.replace("/", os.sep)).st_mode
-            except OSError:
-                break
-            if not stat.S_ISDIR(mode):
-                return StorageError(
-                    f"{name!r} in {self._root} is a file, not a directory as ick makes; "
-                    "move it out of the repository"
-                )
-        return StorageError(f"cannot write {key!r} in {self._root}: not a directory")
-
-    def _linked(self, name: str) -> StorageError:
-        """The error for a symbolic link met at ``name`` (a key or a directory of keys)."""
-        return StorageError(
-            f"{name!r} in {self._root} is a symbolic link; links inside a repository are "
-            "never followed (link the repository directory itself instead)"
-        )
-
-    @contextmanager
-    def _os_errors(self, action: str, key: str) -> Iterator[None]:
-        """Turn stray ``OSError``s into ``StorageError``s that name the key and the root."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except PermissionError as exc:
-            message = f"cannot {action} {key!r} in {self._root}: permission denied"
-            if action == "write" or action == "delete":
-                raise ReadOnlyStorageError(f"{message}; the location is not writable") from exc
-            raise StorageError(message) from exc
-        except NotADirectoryError as exc:
-            if action == "write":
-                raise self._blocked(key) from exc
-            raise StorageError(f"cannot {action} {key!r} in {self._root}: not a directory") from exc
-        except OSError as exc:
-            if exc.errno == errno.EROFS:
-                raise ReadOnlyStorageError(
-                    f"cannot {action} {key!r} in {self._root}: read-only file system; "
-                    "the location is not writable"
-                ) from exc
-            reason = exc.strerror or str(exc)
-            raise StorageError(f"cannot {action} {key!r} in {self._root}: {reason}") from exc
-
-    @contextmanager
-    def _key_lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive ``flock`` on the key's lock file (excludes threads and processes).
-
-        Lock files are named by a hash of the key and never deleted: unlinking a lock file
-        while another process waits on it would let two writers in at once.
-        """
-        lock_dir = self._root / _LOCK_DIR
-        lock_path = lock_dir / f"{version_token(key.encode())}.lock"
-        if _LOCK_DIR not in self._real_dirs:
-            self._check_dirs(_LOCK_DIR)
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        try:
-            fd = os.open(lock_path, flags, 0o666)
-        except FileNotFoundError:
-            self._make_dirs(lock_dir, durable=False)  # locks need not survive a reboot
-            fd = os.open(lock_path, flags, 0o666)
-        except NotADirectoryError:
-            raise StorageError(
-                f"{_LOCK_DIR!r} in {self._root} is a file, not the directory of ick's locks; "
-                "move it out of the repository"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
-    def _make_dirs(self, directory: Path, *, durable: bool = True) -> None:
-        """Create ``directory`` and its missing parents below the root, never the root itself.
-
-        Each level is one ``mkdir`` without ``parents``, so a root deleted at any moment
-        makes the write fail instead of coming back as a fragment of a repository.
-        """
-        current = self._root
-        parts = directory.relative_to(self._root).parts
-        if not parts:
-            self._check_root()
-        for part in parts:
-            current = current / part
-            try:
-                current.mkdir()
-            except FileExistsError:
-                continue
-            except FileNotFoundError:
-                raise LocationNotFoundError(self.url) from None
-            if self._fsync and durable:
-                _sync_directory(current.parent)  # the new directory's name is durable too
-
-    def _check_root(self) -> None:
-        """Raise ``LocationNotFoundError`` if the root directory is gone."""
-        if not self._root.is_dir():
-            raise LocationNotFoundError(self.url)
-
     async def create_root(self) -> None:
         """Create the root directory and its parents if missing (overrides ``Storage``)."""
+        self._check_open()
 
         def make() -> None:
             with self._os_errors("create", "."):
@@ -288,7 +145,7 @@ class LocalFileSystemStorage(Storage):
                 self._root.mkdir(parents=True, exist_ok=True)
                 if self._fsync:
                     for made in reversed(missing):  # each new directory's name is durable
-                        _sync_directory(made.parent)
+                        sync_directory(made.parent)
 
         await asyncio.to_thread(make)
 
@@ -317,7 +174,7 @@ class LocalFileSystemStorage(Storage):
                     end = size if stop is None else min(stop, size)
                     if start >= end:
                         return b""
-                return _read_fully(fd, start, end - start)
+                return read_fully(fd, start, end - start)
             except IsADirectoryError:
                 raise ObjectNotFoundError(key, self.url) from None
             finally:
@@ -412,10 +269,12 @@ class LocalFileSystemStorage(Storage):
 
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Yield the objects under ``prefix`` in batches walked in a worker thread."""
+        self._check_open()
         return self._list(check_prefix(prefix))
 
     async def is_empty(self) -> bool:
         """True when the root holds no object (a missing root is empty)."""
+        self._check_open()
 
         def probe() -> bool:
             walker = self._walk("")
@@ -445,7 +304,7 @@ class LocalFileSystemStorage(Storage):
                     file.flush()
                     os.fsync(file.fileno())
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         return tmp
 
@@ -455,10 +314,10 @@ class LocalFileSystemStorage(Storage):
             try:
                 tmp.replace(path)
             except BaseException:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
             if self._fsync:
-                _sync_directory(path.parent)
+                sync_directory(path.parent)
 
     def _create(self, key: str, path: Path, data: bytes) -> None:
         with self._os_errors("write", key):
@@ -476,9 +335,9 @@ class LocalFileSystemStorage(Storage):
                         raise self._exists_error(key, path) from None
                     tmp.replace(path)
             finally:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
             if self._fsync:
-                _sync_directory(path.parent)  # the name, not just the bytes, survives
+                sync_directory(path.parent)  # the name, not just the bytes, survives
 
     def _swap(self, key: str, path: Path, data: bytes, version: str) -> str:
         with self._os_errors("write", key):
@@ -520,11 +379,11 @@ class LocalFileSystemStorage(Storage):
                     os.fsync(fd)
             except BaseException:
                 os.close(fd)
-                _unlink_quietly(Path(path))
+                unlink_quietly(Path(path))
                 raise
             os.close(fd)
             if self._fsync:
-                _sync_directory(path.rpartition(os.sep)[0])
+                sync_directory(path.rpartition(os.sep)[0])
 
     async def put_new(self, key: str, data: bytes) -> None:
         """Write a fresh key in place: one exclusive create, no temporary file or rename.
@@ -548,7 +407,7 @@ class LocalFileSystemStorage(Storage):
         with self._os_errors("delete", key), suppress(*_MISSING):
             path.unlink()
             if self._fsync:
-                _sync_directory(path.parent)
+                sync_directory(path.parent)
 
     def _unlink_locked(self, key: str, path: Path) -> None:
         with self._os_errors("delete", key):
@@ -602,33 +461,3 @@ def _modified(mtime: float) -> datetime:
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
     return list(itertools.islice(items, count))
-
-
-def _read_fully(fd: int, offset: int, count: int) -> bytes:
-    """``count`` bytes at ``offset`` (fewer only at end of file), with as few calls as possible."""
-    data = os.pread(fd, count, offset)
-    if len(data) == count or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < count:
-        more = os.pread(fd, count - got, offset + got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-def _sync_directory(directory: str | Path) -> None:
-    """Flush a directory's entries, so names published in it survive power loss."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    with suppress(OSError):
-        path.unlink()

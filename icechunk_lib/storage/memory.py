@@ -2,7 +2,8 @@
 
 Pickling keeps identity: a storage unpickled in the process that still holds the original is
 that original (a pickled read-only session keeps seeing new commits); elsewhere it is rebuilt
-from the pickled objects.
+from the pickled objects. Closing a handle leaves the objects: the name, or unpickling, then
+gives a new open handle on them (as reopening a bucket would).
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ class _Object(NamedTuple):
         return datetime.fromtimestamp(self.mtime, UTC)
 
 
+class _Shelf:
+    """The objects of one storage and the lock and counter that guard them, shared by the
+    handles on it (a closed handle and the one that replaces it)."""
+
+    __slots__ = ("__weakref__", "clock", "lock", "objects")
+
+    def __init__(self, objects: dict[str, _Object], clock: int) -> None:
+        self.objects = objects
+        self.clock = clock
+        self.lock = threading.Lock()
+
+
 class InMemoryStorage(Storage):
     """Objects in a dict guarded by a lock; version tokens come from a per-storage counter."""
 
@@ -64,16 +77,42 @@ class InMemoryStorage(Storage):
 
     def __init__(self) -> None:
         """Create a fresh, empty, anonymous storage."""
-        self._setup(uuid.uuid4().hex, None, {}, 0)
+        self._setup(uuid.uuid4().hex, None, _Shelf({}, 0))
         with InMemoryStorage._registry_lock:
             InMemoryStorage._live[self._uid] = self
 
-    def _setup(self, uid: str, name: str | None, objects: dict[str, _Object], clock: int) -> None:
+    def _setup(self, uid: str, name: str | None, shelf: _Shelf) -> None:
         self._uid = uid
         self._name = name
-        self._objects = objects
-        self._clock = clock
-        self._lock = threading.Lock()
+        self._shelf = shelf
+        self._objects = shelf.objects
+        self._lock = shelf.lock
+
+    @classmethod
+    def _handle(cls, uid: str, name: str | None, shelf: _Shelf) -> InMemoryStorage:
+        """A new handle on ``shelf``, registered as the live one of ``uid`` and, unless the
+        name is taken, of ``name``; the caller holds ``_registry_lock``."""
+        storage = cls.__new__(cls)
+        storage._setup(uid, name, shelf)
+        cls._live[uid] = storage
+        if name is not None:
+            cls._named.setdefault(name, storage)
+        return storage
+
+    def _open_handle(self) -> InMemoryStorage:
+        """This handle, or if closed its open successor on the same objects (made now if
+        needed, taking its place in the registries); the caller holds ``_registry_lock``."""
+        if not self._closed:
+            return self
+        live = InMemoryStorage._live.get(self._uid)
+        if live is not None and not live._closed:
+            return live
+        successor = InMemoryStorage.__new__(InMemoryStorage)
+        successor._setup(self._uid, self._name, self._shelf)
+        InMemoryStorage._live[self._uid] = successor
+        if self._name is not None and InMemoryStorage._named.get(self._name) is self:
+            InMemoryStorage._named[self._name] = successor
+        return successor
 
     @classmethod
     def named(cls, name: str) -> InMemoryStorage:
@@ -88,11 +127,8 @@ class InMemoryStorage(Storage):
         with cls._registry_lock:
             storage = cls._named.get(name)
             if storage is None:
-                storage = cls.__new__(cls)
-                storage._setup(uuid.uuid4().hex, name, {}, 0)
-                cls._live[storage._uid] = storage
-                cls._named[name] = storage
-            return storage
+                return cls._handle(uuid.uuid4().hex, name, _Shelf({}, 0))
+            return storage._open_handle()
 
     @classmethod
     def drop_named(cls, name: str) -> None:
@@ -126,12 +162,14 @@ class InMemoryStorage(Storage):
     ) -> tuple[object, tuple[str, str | None, dict[str, _PickledObject], int]]:
         with self._lock:
             objects = {k: (o.data, o.version, o.modified) for k, o in self._objects.items()}
-            clock = self._clock
+            clock = self._shelf.clock
         return (_restore, (self._uid, self._name, objects, clock))
 
     # --- reads ---------------------------------------------------------------------------
 
     def _lookup(self, key: str) -> _Object:
+        if self._closed:
+            raise self._closed_error()
         obj = self._objects.get(key)  # one dict read is atomic; the value is immutable
         if obj is None:
             check_key(key)  # only valid keys are ever stored: check on a miss alone
@@ -152,6 +190,7 @@ class InMemoryStorage(Storage):
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
+        self._check_open()
         return check_key(key) in self._objects
 
     async def size(self, key: str) -> int:
@@ -166,18 +205,21 @@ class InMemoryStorage(Storage):
 
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Yield a snapshot of the objects under ``prefix`` taken when iteration starts."""
+        self._check_open()
         return self._list(check_prefix(prefix))
 
     async def is_empty(self) -> bool:
         """True when no object is stored."""
+        self._check_open()
         return not self._objects
 
     # --- writes --------------------------------------------------------------------------
 
     def _store(self, key: str, data: bytes) -> str:
         """Store ``data`` under a fresh version; the caller holds ``self._lock``."""
-        self._clock += 1
-        version = str(self._clock)
+        shelf = self._shelf
+        shelf.clock += 1
+        version = str(shelf.clock)
         # bytes() copies a bytearray/memoryview so later caller mutations cannot leak in.
         if type(data) is not bytes:
             data = bytes(data)
@@ -186,17 +228,14 @@ class InMemoryStorage(Storage):
 
     async def put(self, key: str, data: bytes) -> None:
         """Write ``data`` unconditionally."""
+        self._check_open()
         check_key(key)
         with self._lock:
             self._store(key, data)
 
-    async def put_new(self, key: str, data: bytes) -> None:
-        """Write a fresh key; ``ObjectExistsError`` if present, as on the local file system
-        (overrides ``Storage.put_new``, whose default would replace it)."""
-        await self.put_if_absent(key, data)
-
     async def put_if_absent(self, key: str, data: bytes) -> None:
         """Create ``key``; ``ObjectExistsError`` if present."""
+        self._check_open()
         check_key(key)
         with self._lock:
             if key in self._objects:
@@ -205,6 +244,7 @@ class InMemoryStorage(Storage):
 
     async def put_if_match(self, key: str, data: bytes, version: str) -> str:
         """Replace ``key`` if its version token is ``version``; return the new token."""
+        self._check_open()
         check_key(key)
         with self._lock:
             current = self._objects.get(key)
@@ -214,12 +254,14 @@ class InMemoryStorage(Storage):
 
     async def delete(self, key: str) -> None:
         """Delete ``key`` if present."""
+        self._check_open()
         check_key(key)
         with self._lock:
             self._objects.pop(key, None)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete every key under one lock; all keys are checked before anything is deleted."""
+        self._check_open()
         checked = [check_key(key) for key in keys]
         with self._lock:
             for key in checked:
@@ -230,18 +272,14 @@ class InMemoryStorage(Storage):
 def _restore(
     uid: str, name: str | None, objects: dict[str, _PickledObject], clock: int
 ) -> InMemoryStorage:
-    """Unpickle: the live storage with this id if this process has one, else a rebuilt copy."""
+    """Unpickle: the live storage with this id if this process has one (a new open handle on
+    its objects if it was closed), else a rebuilt copy."""
     with InMemoryStorage._registry_lock:
         live = InMemoryStorage._live.get(uid)
         if live is not None:
-            return live
-        storage = InMemoryStorage.__new__(InMemoryStorage)
+            return live._open_handle()
         rebuilt = {
             k: _Object(data, version, when.timestamp())
             for k, (data, version, when) in objects.items()
         }
-        storage._setup(uid, name, rebuilt, clock)
-        InMemoryStorage._live[uid] = storage
-        if name is not None:
-            InMemoryStorage._named.setdefault(name, storage)
-        return storage
+        return InMemoryStorage._handle(uid, name, _Shelf(rebuilt, clock))

@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from storage_contract import collect
 
 import icechunk_lib as ic
 from icechunk_lib.errors import InvalidKeyError
 from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage, Storage, check_key
 from icechunk_lib.storage._base import check_prefix
+from icechunk_lib.testing.storage import collect
 
 
 @pytest.fixture(params=["memory", "local"])

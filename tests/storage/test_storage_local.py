@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import xxhash
-from storage_contract import StorageTests, collect
 
 from icechunk_lib.errors import (
     InvalidKeyError,
@@ -23,6 +22,7 @@ from icechunk_lib.errors import (
 )
 from icechunk_lib.storage import LocalFileSystemStorage, Storage
 from icechunk_lib.storage import local as local_module
+from icechunk_lib.testing.storage import StorageTests, collect
 
 
 class TestLocalFileSystemStorage(StorageTests):

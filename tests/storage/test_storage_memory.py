@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 from _storage_workers import claim, increment
-from storage_contract import StorageTests
 
 from icechunk_lib.errors import InvalidNameError, ObjectExistsError
-from icechunk_lib.storage import InMemoryStorage, Storage
+from icechunk_lib.storage import InMemoryStorage, Storage, storage_from_url
+from icechunk_lib.testing.storage import StorageTests
 
 T = TypeVar("T")
 
@@ -147,3 +147,20 @@ async def test_put_if_absent_error_is_file_exists(memory_storage: InMemoryStorag
         await memory_storage.put_if_absent("k", b"2")
     with pytest.raises(ObjectExistsError):
         await memory_storage.put_if_absent("k", b"2")
+
+
+async def test_closed_named_storage_reopens_by_name(memory_name: str) -> None:
+    first = InMemoryStorage.named(memory_name)
+    await first.put("k", b"v")
+    held = storage_from_url(f"memory://{memory_name}")
+    assert held is first
+    await first.close()
+    again = InMemoryStorage.named(memory_name)
+    assert again is not first and again == first
+    assert not again.closed and held.closed
+    assert await again.get("k") == b"v"
+    await again.put("k2", b"w")  # the same objects, one version counter
+    _, token = await again.get_versioned("k2")
+    assert int(token) > int((await again.get_versioned("k"))[1])
+    assert InMemoryStorage.named(memory_name) is again
+    assert pickle.loads(pickle.dumps(first)) is again

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from storage_contract import collect
 
 import icechunk_lib as ic
 from icechunk_lib.storage import LocalFileSystemStorage
+from icechunk_lib.testing.storage import collect
 
 
 @pytest.mark.parametrize(("seconds", "expected"), [(2**40, datetime.max), (-(2**40), datetime.min)])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from icechunk_lib.errors import InvalidKeyError, ObjectExistsError, ObjectNotFoundError
+from icechunk_lib.errors import InvalidKeyError, ObjectNotFoundError
 from icechunk_lib.storage import (
     InMemoryStorage,
     LocalFileSystemStorage,
@@ -25,17 +25,6 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
         return InMemoryStorage()
     (tmp_path / "repo").mkdir()
     return LocalFileSystemStorage(tmp_path / "repo")
-
-
-async def test_put_new_never_replaces_an_existing_object(storage: Storage) -> None:
-    await storage.put_new("chunks/A", b"first")
-    with pytest.raises(ObjectExistsError):
-        await storage.put_new("chunks/A", b"second")
-    assert await storage.get("chunks/A") == b"first"
-    await storage.put("config", b"c")
-    with pytest.raises(ObjectExistsError):
-        await storage.put_new("config", b"other")
-    assert await storage.get("config") == b"c"
 
 
 @pytest.mark.parametrize(

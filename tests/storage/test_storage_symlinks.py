@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from storage_contract import collect
 
 from icechunk_lib.errors import StorageError
 from icechunk_lib.storage import LocalFileSystemStorage
+from icechunk_lib.testing.storage import collect
 
 LINKED = "is a symbolic link"
 

@@ -1,6 +1,20 @@
 """``StorageTests``: the ``Storage`` contract, run against every backend that subclasses it.
 
-A subclass only provides a ``storage`` fixture returning an empty storage of its backend.
+A subclass provides a ``storage`` fixture giving an empty, open storage of its backend (an
+async generator fixture can close it afterwards), and pytest collects the inherited tests::
+
+    import pytest
+    from icechunk_lib.testing import StorageTests
+
+    class TestMyStorage(StorageTests):
+        @pytest.fixture
+        async def storage(self, tmp_path):
+            async with MyStorage(tmp_path / "repo") as storage:
+                yield storage
+
+The tests are coroutines: run them with pytest-asyncio in auto mode (``asyncio_mode =
+"auto"``). A backend must declare both atomic capabilities, and pickle to an equal handle
+on the same objects.
 """
 
 from __future__ import annotations
@@ -17,8 +31,11 @@ from icechunk_lib.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StorageError,
 )
 from icechunk_lib.storage import ObjectInfo, Storage
+
+__all__ = ["BAD_KEYS", "BAD_PREFIXES", "KEYED_METHODS", "StorageTests", "collect"]
 
 DATA = b"0123456789"
 
@@ -49,6 +66,7 @@ KEYED_METHODS: dict[str, KeyedCall] = {
     "get_range": lambda s, k: s.get(k, (0, 1)),
     "get_versioned": lambda s, k: s.get_versioned(k),
     "put": lambda s, k: s.put(k, b"x"),
+    "put_new": lambda s, k: s.put_new(k, b"x"),
     "put_if_absent": lambda s, k: s.put_if_absent(k, b"x"),
     "put_if_match": lambda s, k: s.put_if_match(k, b"x", "token"),
     "exists": lambda s, k: s.exists(k),
@@ -187,6 +205,43 @@ class StorageTests:
         assert len(winners) == 1
         assert all(isinstance(r, ObjectExistsError) for r in results if r is not None)
         assert await storage.get("race") == f"writer {winners[0]}".encode()
+
+    # --- fresh objects (put_new) -----------------------------------------------------
+
+    async def test_put_new_creates(self, storage: Storage) -> None:
+        await storage.put_new("chunks/A1", DATA)
+        assert await storage.get("chunks/A1") == DATA
+        assert await storage.get("chunks/A1", (2, 4)) == b"23"
+        await storage.put_new("chunks/empty", b"")
+        assert await storage.size("chunks/empty") == 0
+
+    async def test_put_new_never_replaces(self, storage: Storage) -> None:
+        await storage.put_new("chunks/A1", b"first")
+        with pytest.raises(ObjectExistsError) as info:
+            await storage.put_new("chunks/A1", b"second, longer")
+        assert info.value.key == "chunks/A1"
+        assert isinstance(info.value, FileExistsError)
+        assert await storage.get("chunks/A1") == b"first"
+        for write in (storage.put, storage.put_if_absent):  # nor an object written otherwise
+            await write("manifests/M", b"kept")
+            with pytest.raises(ObjectExistsError):
+                await storage.put_new("manifests/M", b"other")
+            assert await storage.get("manifests/M") == b"kept"
+            await storage.delete("manifests/M")
+
+    async def test_put_new_after_delete(self, storage: Storage) -> None:
+        await storage.put_new("chunks/A1", b"1")
+        await storage.delete("chunks/A1")
+        await storage.put_new("chunks/A1", b"2")
+        assert await storage.get("chunks/A1") == b"2"
+
+    async def test_put_new_is_listed_and_versioned(self, storage: Storage) -> None:
+        await storage.put_new("chunks/A1", b"abc")
+        assert {k: i.size for k, i in (await collect(storage)).items()} == {"chunks/A1": 3}
+        data, token = await storage.get_versioned("chunks/A1")
+        assert data == b"abc"
+        await storage.put_if_match("chunks/A1", b"swapped", token)
+        assert await storage.get("chunks/A1") == b"swapped"
 
     # --- versions and compare-and-swap -----------------------------------------------
 
@@ -391,6 +446,43 @@ class StorageTests:
     async def test_bad_prefixes_rejected(self, storage: Storage, prefix: str) -> None:
         with pytest.raises(InvalidKeyError):
             await collect(storage, prefix)
+
+    # --- closing -------------------------------------------------------------------
+
+    async def test_close_is_idempotent_and_refuses_later_use(self, storage: Storage) -> None:
+        await storage.put("config", b"cfg")
+        assert not storage.closed
+        await storage.close()
+        await storage.close()
+        assert storage.closed
+        for name, call in KEYED_METHODS.items():
+            with pytest.raises(StorageError, match="closed") as info:
+                await call(storage, "config")
+            assert storage.url in str(info.value), name
+        for other in (collect(storage), storage.is_empty(), storage.create_root()):
+            with pytest.raises(StorageError, match="closed"):
+                await other
+
+    async def test_async_with_closes(self, storage: Storage) -> None:
+        async with storage as entered:
+            assert entered is storage
+            await storage.put("k", b"v")
+        assert storage.closed
+        with pytest.raises(StorageError, match="closed"):
+            await storage.get("k")
+        with pytest.raises(StorageError, match="closed"):
+            async with storage:
+                pass
+
+    async def test_close_keeps_the_objects(self, storage: Storage) -> None:
+        await storage.put("config", b"cfg")
+        payload = pickle.dumps(storage)
+        await storage.close()
+        reopened = pickle.loads(payload)
+        assert not reopened.closed
+        assert reopened == storage
+        assert await reopened.get("config") == b"cfg"
+        assert pickle.loads(pickle.dumps(storage)).closed is False  # a closed one pickles open
 
     # --- pickling --------------------------------------------------------------------
 
