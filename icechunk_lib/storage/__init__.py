@@ -6,47 +6,39 @@ Backends load on first use (``from icechunk_lib.storage import InMemoryStorage``
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from icechunk_lib.storage._base import ObjectInfo, Storage, StorageCapabilities, check_key
-from icechunk_lib.storage.url import storage_from_url
+from icechunk_lib._lazy import LazyExports
+from icechunk_lib.storage._base import ObjectInfo as ObjectInfo
+from icechunk_lib.storage._base import Storage as Storage
+from icechunk_lib.storage._base import StorageCapabilities as StorageCapabilities
+from icechunk_lib.storage._base import check_key as check_key
+from icechunk_lib.storage.url import storage_from_url as storage_from_url
 
 if TYPE_CHECKING:
-    from icechunk_lib.storage.local import LocalFileSystemStorage
-    from icechunk_lib.storage.memory import InMemoryStorage
+    from icechunk_lib.storage.local import LocalFileSystemStorage as LocalFileSystemStorage
+    from icechunk_lib.storage.memory import InMemoryStorage as InMemoryStorage
 
-__all__ = [
-    "InMemoryStorage",
-    "LocalFileSystemStorage",
-    "ObjectInfo",
-    "Storage",
-    "StorageCapabilities",
-    "check_key",
-    "in_memory_storage",
-    "local_filesystem_storage",
-    "storage_from_url",
-]
-
-_BACKENDS = {
-    "InMemoryStorage": "icechunk_lib.storage.memory",
-    "LocalFileSystemStorage": "icechunk_lib.storage.local",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import a backend class the first time it is asked for."""
-    module = _BACKENDS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+_EXPORTS = LazyExports(
+    globals(),
+    {
+        "InMemoryStorage": "icechunk_lib.storage.memory",
+        "LocalFileSystemStorage": "icechunk_lib.storage.local",
+    },
+    eager=[
+        "ObjectInfo",
+        "Storage",
+        "StorageCapabilities",
+        "check_key",
+        "in_memory_storage",
+        "local_filesystem_storage",
+        "storage_from_url",
+    ],
+)
+__all__ = _EXPORTS.names
+__getattr__ = _EXPORTS.getattr
+__dir__ = _EXPORTS.dir
 
 
 def local_filesystem_storage(path: str | os.PathLike[str], *, fsync: bool = False) -> Storage:
