@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from icechunk_cli.errors import NoRepositoryError, NotFoundError
+from icechunk_cli.errors import NoRepositoryError, PathNotFoundError
 
 if TYPE_CHECKING:
     import icechunk_lib as ic
@@ -35,11 +35,11 @@ def repository_url(repo: str | None) -> str:
 
 
 def current_directory() -> Path:
-    """The current directory; raises ``NotFoundError`` if it was deleted meanwhile."""
+    """The current directory; raises ``PathNotFoundError`` if it was deleted meanwhile."""
     try:
         return Path.cwd()
     except FileNotFoundError:
-        raise NotFoundError(
+        raise PathNotFoundError(
             "the current directory was deleted",
             "change to a directory that exists, or pass -R/--repo URL",
         ) from None

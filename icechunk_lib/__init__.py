@@ -23,9 +23,11 @@ if TYPE_CHECKING:
         find_repository,
     )
     from icechunk_lib.errors import (
+        AlreadyExistsError,
         AmbiguousRefError,
         BranchAlreadyExistsError,
         BranchNotFoundError,
+        ConcurrentUpdateError,
         ConfigChangedError,
         ConfigError,
         ConflictError,
@@ -33,9 +35,12 @@ if TYPE_CHECKING:
         IcechunkError,
         ImportSourceError,
         ImportSourceNotFoundError,
+        IntegrityError,
+        InvalidInputError,
         InvalidNameError,
         NoChangesToCommitError,
         NodeNotFoundError,
+        NotFoundError,
         ProtectedBranchError,
         ReadOnlySessionError,
         ReadOnlyStorageError,
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
         StorageError,
         TagAlreadyExistsError,
         TagNotFoundError,
+        UnsupportedError,
         UnsupportedFormatError,
     )
     from icechunk_lib.format.config import (
@@ -79,6 +85,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AlreadyExistsError": "icechunk_lib.errors",
+    "ConcurrentUpdateError": "icechunk_lib.errors",
+    "IntegrityError": "icechunk_lib.errors",
+    "InvalidInputError": "icechunk_lib.errors",
+    "NotFoundError": "icechunk_lib.errors",
+    "UnsupportedError": "icechunk_lib.errors",
     "ConfigChangedError": "icechunk_lib.errors",
     "ImportSourceNotFoundError": "icechunk_lib.errors",
     "ImportSourceError": "icechunk_lib.errors",
@@ -150,12 +162,14 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousRefError",
     "BasicConflictSolver",
     "BranchAlreadyExistsError",
     "BranchNotFoundError",
     "CachingConfig",
     "CompressionConfig",
+    "ConcurrentUpdateError",
     "ConfigChangedError",
     "ConfigError",
     "Conflict",
@@ -171,12 +185,15 @@ __all__ = [
     "ImportSourceNotFoundError",
     "ImportStats",
     "ImportWouldDeleteError",
+    "IntegrityError",
     "InvalidImportSourceError",
+    "InvalidInputError",
     "InvalidNameError",
     "ManifestConfig",
     "NoChangesToCommitError",
     "NodeInfo",
     "NodeNotFoundError",
+    "NotFoundError",
     "ProtectedBranchError",
     "ReadOnlySessionError",
     "ReadOnlyStorageError",
@@ -196,6 +213,7 @@ __all__ = [
     "StorageError",
     "TagAlreadyExistsError",
     "TagNotFoundError",
+    "UnsupportedError",
     "UnsupportedFormatError",
     "VersionSelection",
     "__version__",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.errors import Interrupted, NotFoundError
+from icechunk_cli.errors import Interrupted, PathNotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
 from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
 
@@ -103,7 +103,7 @@ def commit(
     if not source.strip():  # "$UNSET" is not the current directory
         raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
     if not _URL.match(source) and not _local(source).exists():
-        raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
+        raise PathNotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     from icechunk_lib.errors import NoChangesToCommitError
 
     repository = addressing.open_repository(repo)
