@@ -16,9 +16,7 @@ from icechunk_cli.errors import NoRepositoryError, PathNotFoundError
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["DEFAULT_BRANCH", "current_directory", "open_repository", "repository_url", "resolve"]
-
-DEFAULT_BRANCH = "main"
+__all__ = ["current_directory", "open_repository", "repository_url", "resolve"]
 
 
 def repository_url(repo: str | None) -> str:
@@ -53,5 +51,7 @@ def open_repository(repo: str | None) -> ic.Repository:
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:
-    """The snapshot id of ``rev`` (``main`` when not given; an empty one is refused)."""
+    """The snapshot id of ``rev`` (the default branch when not given; an empty one is refused)."""
+    from icechunk_lib import DEFAULT_BRANCH
+
     return repository.resolve(DEFAULT_BRANCH if rev is None else rev)

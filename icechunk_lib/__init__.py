@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from icechunk_lib.ops.tree import (
         NodeInfo,
     )
+    from icechunk_lib.refs import DEFAULT_BRANCH
     from icechunk_lib.repository import Repository
     from icechunk_lib.session import Session
     from icechunk_lib.storage import (
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "DEFAULT_BRANCH": "icechunk_lib.refs",
     "AlreadyExistsError": "icechunk_lib.errors",
     "ConcurrentUpdateError": "icechunk_lib.errors",
     "IntegrityError": "icechunk_lib.errors",
@@ -162,6 +164,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_BRANCH",
     "AlreadyExistsError",
     "AmbiguousRefError",
     "BasicConflictSolver",

@@ -27,7 +27,7 @@ from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.format.snapshot import Snapshot
 from icechunk_lib.history import ReflogEntry, SnapshotInfo, resolve_revision
 from icechunk_lib.objects import CONFIG, SNAPSHOTS, ObjectStore
-from icechunk_lib.refs import MAIN_BRANCH, RefStore, branch_key, now_us
+from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, branch_key, now_us
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Repository:
         # Creating main is the claim on the location: only one of two racing creators wins,
         # and only the winner writes the config.
         try:
-            await repo._refs.create_branch(MAIN_BRANCH, initial.id)
+            await repo._refs.create_branch(DEFAULT_BRANCH, initial.id)
         except BranchAlreadyExistsError:
             raise RepositoryAlreadyExistsError(storage.url) from None
         repo._config_version = await _write_new_config(storage, encode_config(config))
@@ -454,7 +454,7 @@ class Repository:
         as_of: dt.datetime | None = None,
     ) -> Session:
         if branch is None and tag is None and snapshot_id is None:
-            branch = MAIN_BRANCH
+            branch = DEFAULT_BRANCH
         sid = await self._resolve(branch, tag, snapshot_id)
         if as_of is not None:
             sid = await self._as_of(sid, as_of, branch or tag or snapshot_id or "")
@@ -566,7 +566,7 @@ async def _empty_or_unfinished(storage: Storage) -> bool:
 
 
 async def _repository_exists(storage: Storage) -> bool:
-    return await storage.exists(branch_key(MAIN_BRANCH))
+    return await storage.exists(branch_key(DEFAULT_BRANCH))
 
 
 def _require_writable(storage: Storage) -> None:

@@ -57,15 +57,15 @@ def commit(
         ),
     ],
     branch: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--branch",
             "-b",
             metavar="BRANCH",
-            help="Branch to commit to.",
+            help="Branch to commit to (default: main).",
             autocompletion=complete_branches,
         ),
-    ] = addressing.DEFAULT_BRANCH,
+    ] = None,
     dest: Annotated[
         str, typer.Option("--path", metavar="DEST", help="Group in the repository to fill.")
     ] = "/",
@@ -104,8 +104,10 @@ def commit(
         raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
     if not _URL.match(source) and not _local(source).exists():
         raise PathNotFoundError(f"no such directory: {source}", "give the Zarr store's path")
+    from icechunk_lib import DEFAULT_BRANCH
     from icechunk_lib.errors import NoChangesToCommitError
 
+    branch = DEFAULT_BRANCH if branch is None else branch
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
