@@ -11,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from icechunk_cli.errors import NoRepositoryError, NotFoundError
+from icechunk_cli.errors import NoRepositoryError, PathNotFoundError
 
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["DEFAULT_BRANCH", "current_directory", "open_repository", "repository_url", "resolve"]
-
-DEFAULT_BRANCH = "main"
+__all__ = ["current_directory", "open_repository", "repository_url", "resolve"]
 
 
 def repository_url(repo: str | None) -> str:
@@ -35,11 +33,11 @@ def repository_url(repo: str | None) -> str:
 
 
 def current_directory() -> Path:
-    """The current directory; raises ``NotFoundError`` if it was deleted meanwhile."""
+    """The current directory; raises ``PathNotFoundError`` if it was deleted meanwhile."""
     try:
         return Path.cwd()
     except FileNotFoundError:
-        raise NotFoundError(
+        raise PathNotFoundError(
             "the current directory was deleted",
             "change to a directory that exists, or pass -R/--repo URL",
         ) from None
@@ -53,5 +51,7 @@ def open_repository(repo: str | None) -> ic.Repository:
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:
-    """The snapshot id of ``rev`` (``main`` when not given; an empty one is refused)."""
+    """The snapshot id of ``rev`` (the default branch when not given; an empty one is refused)."""
+    from icechunk_lib import DEFAULT_BRANCH
+
     return repository.resolve(DEFAULT_BRANCH if rev is None else rev)

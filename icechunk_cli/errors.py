@@ -1,14 +1,16 @@
-"""How a failure ends: exception type -> (exit code, message, hint), in this one place.
+"""How a failure ends: exception -> (exit code, message, hint), in this one place.
 
 ``main`` (through the app's top-level group) turns any exception a command raises into one
-line on stderr and the exit code below; ``ICK_DEBUG=1`` adds the traceback. Library errors
-are recognised by class name along the exception's MRO, so this module imports nothing from
-``icechunk_lib`` and ``ick --help`` stays fast. ``EXIT_CODES`` is the documented table of exit
-codes; the reference in docs/cli.md is generated from it.
+line on stderr and an exit code; ``ICK_DEBUG=1`` adds the traceback. A library error's exit
+code is that of its category (``CATEGORIES``: not found, already exists, ...), so a new or
+renamed error class needs no entry here; ``_words`` adds hints for some classes. The library
+is imported only when a command fails, so ``ick --help`` stays fast. ``EXIT_CODES`` is the
+documented table of exit codes; the reference in docs/cli.md is generated from it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -21,6 +23,7 @@ from typing import Any
 from typer._click.exceptions import ClickException
 
 __all__ = [
+    "CATEGORIES",
     "EXIT_CODES",
     "EXIT_CONFLICT",
     "EXIT_ERROR",
@@ -34,7 +37,7 @@ __all__ = [
     "Interrupted",
     "LocationTakenError",
     "NoRepositoryError",
-    "NotFoundError",
+    "PathNotFoundError",
     "classify",
     "report",
 ]
@@ -49,17 +52,35 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success (also: nothing to commit, branch already there)",
-    EXIT_ERROR: "error: anything not listed below, e.g. deleting `main`, a read-only location, "
-    "a repository in a format version this ick does not read",
-    EXIT_USAGE: "usage: bad option or argument, invalid name or URL, ambiguous revision, "
-    "unknown config key or bad value",
-    EXIT_NOT_FOUND: "not found: repository, branch, tag, snapshot, revision or path",
-    EXIT_CONFLICT: "conflict: the branch moved meanwhile, the branch or tag exists, "
-    "the location already holds data",
-    EXIT_INTEGRITY: "the repository is damaged: a repository object is corrupt, missing, "
-    "or stored under another object's name",
+    EXIT_ERROR: "error: a failure with no category below, e.g. deleting `main` or writing to a "
+    "read-only location; also what this ick does not support (`UnsupportedError`), e.g. a "
+    "repository written in a newer format version",
+    EXIT_USAGE: "usage: bad option or argument; invalid input (`InvalidInputError`): an invalid "
+    "name, key or URL, an ambiguous revision, an unknown config key or bad value, an import "
+    "source that is not a Zarr v3 store",
+    EXIT_NOT_FOUND: "not found (`NotFoundError`): repository, branch, tag, snapshot, revision, "
+    "path or import source",
+    EXIT_CONFLICT: "conflict: the name or location is taken (`AlreadyExistsError`: the branch or "
+    "tag exists, the location already holds data), or someone else changed it meanwhile "
+    "(`ConcurrentUpdateError`: the branch moved, the config was saved)",
+    EXIT_INTEGRITY: "the repository is damaged (`IntegrityError`): a repository object is "
+    "corrupt, missing, or stored under another object's name",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
+
+CATEGORIES: dict[str, int] = {
+    "InvalidInputError": EXIT_USAGE,
+    "NotFoundError": EXIT_NOT_FOUND,
+    "AlreadyExistsError": EXIT_CONFLICT,
+    "ConcurrentUpdateError": EXIT_CONFLICT,
+    "IntegrityError": EXIT_INTEGRITY,
+    "UnsupportedError": EXIT_ERROR,
+}
+"""The exit code of each category of ``icechunk_lib.errors``; a library error in none exits 1.
+
+Every library error is in at most one category, so the order does not matter. Names, not
+classes, so that this module imports nothing from the library; ``classify`` looks them up.
+"""
 
 DEBUG_ENV = "ICK_DEBUG"
 
@@ -81,8 +102,8 @@ class Interrupted(CliError):
     exit_code = EXIT_INTERRUPTED
 
 
-class NotFoundError(CliError):
-    """Something named on the command line does not exist."""
+class PathNotFoundError(CliError):
+    """A directory named on the command line (or the current one) does not exist."""
 
     exit_code = EXIT_NOT_FOUND
 
@@ -93,7 +114,7 @@ class LocationTakenError(CliError):
     exit_code = EXIT_CONFLICT
 
 
-class NoRepositoryError(NotFoundError):
+class NoRepositoryError(PathNotFoundError):
     """No -R/--repo, no $ICK_REPO, and no repository at or above the current directory."""
 
     def __init__(self, start: Path) -> None:
@@ -132,8 +153,9 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class _Rule:
-    exit_code: int
+class _Words:
+    """What the command line says of one library error class, beside its exit code."""
+
     hint: str = ""
     message: Callable[[Any], str] | None = None
     """Replaces the library's message (for ones that speak of the Python API)."""
@@ -141,83 +163,78 @@ class _Rule:
 
 _REFS_HINT = "`ick log --all --oneline` shows branches, tags and snapshot ids"
 
-# Keyed by class name; looked up along the exception's MRO, so the most specific rule wins.
-_RULES: dict[str, _Rule] = {
-    # 3: not found
-    "RepositoryNotFoundError": _Rule(
-        EXIT_NOT_FOUND,
-        "check -R/--repo or $ICK_REPO, or create one with `ick init`",
-        lambda e: f"no ick repository at {e.location}",
-    ),
-    "BranchNotFoundError": _Rule(EXIT_NOT_FOUND, "`ick branch` lists the branches"),
-    "TagNotFoundError": _Rule(EXIT_NOT_FOUND, "`ick tag` lists the tags"),
-    "RevisionNotFoundError": _Rule(EXIT_NOT_FOUND, _REFS_HINT),
-    "RefNotFoundError": _Rule(EXIT_NOT_FOUND, _REFS_HINT),
-    "SnapshotNotFoundError": _Rule(EXIT_NOT_FOUND, _REFS_HINT),
-    "NodeNotFoundError": _Rule(EXIT_NOT_FOUND, "`ick ls -r` lists the groups and arrays"),
-    "ImportSourceNotFoundError": _Rule(EXIT_NOT_FOUND, "check the --from path or URL"),
-    "LocationNotFoundError": _Rule(
-        EXIT_NOT_FOUND, "the repository was deleted or moved; check -R/--repo or $ICK_REPO"
-    ),
-    "FileNotFoundError": _Rule(EXIT_NOT_FOUND, "check the path"),
-    # 2: usage
-    "AmbiguousRefError": _Rule(EXIT_USAGE),
-    "InvalidNameError": _Rule(
-        EXIT_USAGE,
-        "names are 1-255 bytes without '/', '\\', control characters or surrounding spaces, "
-        "do not start with '.', do not end in '~' or '~' and digits, and are not a snapshot id",
-    ),
-    "InvalidStorageURLError": _Rule(EXIT_USAGE),
-    "InvalidImportSourceError": _Rule(
-        EXIT_USAGE,
-        "nothing was imported; --from takes the top directory of a valid Zarr v3 store",
-    ),
-    "ConfigError": _Rule(EXIT_USAGE, "`ick config show` lists the keys and their values"),
-    # 4: conflict
-    "ConflictError": _Rule(
-        EXIT_CONFLICT,
-        "look at `ick log --all` and run the command again",
-        lambda e: (
-            f"branch {e.branch!r} moved meanwhile: expected it at {e.expected_parent}, "
-            f"found it at {e.actual_parent}"
+
+@functools.cache
+def _words() -> dict[type[BaseException], _Words]:
+    """Hints (and a few messages) per library error; the most specific class on the MRO wins.
+
+    Built on the first failure, so that importing this module imports nothing from the library.
+    """
+    from icechunk_lib import errors as lib
+
+    return {
+        lib.RepositoryNotFoundError: _Words(
+            "check -R/--repo or $ICK_REPO, or create one with `ick init`",
+            lambda e: f"no ick repository at {e.location}",
         ),
-    ),
-    "RebaseFailedError": _Rule(EXIT_CONFLICT),
-    "ConfigChangedError": _Rule(EXIT_CONFLICT, "run the command again"),
-    "BranchAlreadyExistsError": _Rule(EXIT_CONFLICT),
-    "TagAlreadyExistsError": _Rule(EXIT_CONFLICT),
-    "RepositoryAlreadyExistsError": _Rule(
-        EXIT_CONFLICT, "use it with -R/--repo, or choose an empty location"
-    ),
-    "FileExistsError": _Rule(EXIT_CONFLICT),
-    # 1: a format this ick does not read. The checksum covers the version, so a damaged
-    # version field is reported as damage (5), and these are genuinely other formats.
-    "RetiredFormatError": _Rule(
-        EXIT_ERROR,
-        "read it with the ick that wrote it and copy the data into a new repository",
-    ),
-    "UnsupportedFormatError": _Rule(EXIT_ERROR),  # its message says "upgrade ick"
-    # 5: integrity
-    "CorruptObjectError": _Rule(
-        EXIT_INTEGRITY, "the repository is damaged; restore the object from a backup"
-    ),
-    "ObjectNotFoundError": _Rule(
-        EXIT_INTEGRITY, "the repository refers to an object that is missing; it is damaged"
-    ),
-    # 1: everything else the library reports
-    "ImportWouldDeleteError": _Rule(
-        EXIT_ERROR,
-        "nothing was committed; pass --yes to delete them, or import into another --path",
-        lambda e: (
-            f"{e.source} lacks {len(e.paths)} group(s) or array(s) under {e.dest}, which the "
-            f"import would delete: {', '.join(e.paths[:10])}{', ...' if len(e.paths) > 10 else ''}"
+        lib.BranchNotFoundError: _Words("`ick branch` lists the branches"),
+        lib.TagNotFoundError: _Words("`ick tag` lists the tags"),
+        lib.RefNotFoundError: _Words(_REFS_HINT),
+        lib.SnapshotNotFoundError: _Words(_REFS_HINT),
+        lib.NodeNotFoundError: _Words("`ick ls -r` lists the groups and arrays"),
+        lib.ImportSourceNotFoundError: _Words("check the --from path or URL"),
+        lib.LocationNotFoundError: _Words(
+            "the repository was deleted or moved; check -R/--repo or $ICK_REPO"
         ),
-    ),
-    "ReadOnlyStorageError": _Rule(EXIT_ERROR),
-    "IcechunkError": _Rule(EXIT_ERROR),
-    # 1: the system refused (a full disk for the output, a closed terminal, ...): not a bug
-    "OSError": _Rule(EXIT_ERROR, "", lambda e: _os_message(e)),
-}
+        lib.InvalidNameError: _Words(
+            "names are 1-255 bytes without '/', '\\', control characters or surrounding spaces, "
+            "do not start with '.', do not end in '~' or '~' and digits, and are not a snapshot id"
+        ),
+        lib.InvalidImportSourceError: _Words(
+            "nothing was imported; --from takes the top directory of a valid Zarr v3 store"
+        ),
+        lib.ConfigError: _Words("`ick config show` lists the keys and their values"),
+        lib.ConflictError: _Words(
+            "look at `ick log --all` and run the command again",
+            lambda e: (
+                f"branch {e.branch!r} moved meanwhile: expected it at {e.expected_parent}, "
+                f"found it at {e.actual_parent}"
+            ),
+        ),
+        lib.RebaseFailedError: _Words(),  # its own message lists the conflicts
+        lib.ConfigChangedError: _Words("run the command again"),
+        lib.RepositoryAlreadyExistsError: _Words(
+            "use it with -R/--repo, or choose an empty location"
+        ),
+        lib.RetiredFormatError: _Words(
+            "read it with the ick that wrote it and copy the data into a new repository"
+        ),
+        lib.CorruptObjectError: _Words(
+            "the repository is damaged; restore the object from a backup"
+        ),
+        lib.ImportWouldDeleteError: _Words(
+            "nothing was committed; pass --yes to delete them, or import into another --path",
+            lambda e: (
+                f"{e.source} lacks {len(e.paths)} group(s) or array(s) under {e.dest}, which the "
+                f"import would delete: {', '.join(e.paths[:10])}"
+                f"{', ...' if len(e.paths) > 10 else ''}"
+            ),
+        ),
+    }
+
+
+def _library_failure(exc: BaseException) -> Failure | None:
+    """The failure for an error of ``icechunk_lib``: its category's exit code, its words."""
+    from icechunk_lib import errors as lib
+
+    if not isinstance(exc, lib.IcechunkError):
+        return None
+    codes = [code for name, code in CATEGORIES.items() if isinstance(exc, getattr(lib, name))]
+    exit_code = codes[0] if codes else EXIT_ERROR
+    table = _words()
+    words = next((table[cls] for cls in type(exc).__mro__ if cls in table), _Words())
+    message = words.message(exc) if words.message is not None else str(exc)
+    return Failure(exit_code, type(exc).__name__, message, words.hint)
 
 
 def _os_message(exc: OSError) -> str:
@@ -236,17 +253,22 @@ def classify(exc: BaseException) -> Failure:
         ctx = getattr(exc, "ctx", None)
         hint = f"`{ctx.command_path} --help` shows the usage" if ctx is not None else ""
         return Failure(exc.exit_code, type(exc).__name__, exc.format_message(), hint)
-    for cls in type(exc).__mro__:
-        if not (cls.__module__.startswith("icechunk_lib") or cls.__module__ == "builtins"):
-            continue
-        rule = _RULES.get(cls.__name__)
-        if rule is not None:
-            message = rule.message(exc) if rule.message is not None else str(exc)
-            return Failure(rule.exit_code, type(exc).__name__, message, rule.hint)
+    failure = _library_failure(exc)
+    if failure is not None:
+        return failure
+    kind = type(exc).__name__
+    # The system refused (a missing file, a full disk for the output, a closed terminal): not
+    # a bug, so no "report it".
+    if isinstance(exc, FileNotFoundError):
+        return Failure(EXIT_NOT_FOUND, kind, str(exc), "check the path")
+    if isinstance(exc, FileExistsError):
+        return Failure(EXIT_CONFLICT, kind, str(exc))
+    if isinstance(exc, OSError):
+        return Failure(EXIT_ERROR, kind, _os_message(exc))
     return Failure(
         EXIT_ERROR,
-        type(exc).__name__,
-        f"unexpected {type(exc).__name__}: {exc}",
+        kind,
+        f"unexpected {kind}: {exc}",
         f"run again with {DEBUG_ENV}=1 for the traceback, and report it",
     )
 

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictType as ConflictType
     from icechunk_lib.conflicts import VersionSelection as VersionSelection
     from icechunk_lib.discover import find_repository as find_repository
+    from icechunk_lib.errors import AlreadyExistsError as AlreadyExistsError
     from icechunk_lib.errors import AmbiguousRefError as AmbiguousRefError
     from icechunk_lib.errors import BranchAlreadyExistsError as BranchAlreadyExistsError
     from icechunk_lib.errors import BranchNotFoundError as BranchNotFoundError
+    from icechunk_lib.errors import ConcurrentUpdateError as ConcurrentUpdateError
     from icechunk_lib.errors import ConfigChangedError as ConfigChangedError
     from icechunk_lib.errors import ConfigError as ConfigError
     from icechunk_lib.errors import ConflictError as ConflictError
@@ -34,10 +36,13 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import ImportSourceError as ImportSourceError
     from icechunk_lib.errors import ImportSourceNotFoundError as ImportSourceNotFoundError
     from icechunk_lib.errors import ImportWouldDeleteError as ImportWouldDeleteError
+    from icechunk_lib.errors import IntegrityError as IntegrityError
     from icechunk_lib.errors import InvalidImportSourceError as InvalidImportSourceError
+    from icechunk_lib.errors import InvalidInputError as InvalidInputError
     from icechunk_lib.errors import InvalidNameError as InvalidNameError
     from icechunk_lib.errors import NoChangesToCommitError as NoChangesToCommitError
     from icechunk_lib.errors import NodeNotFoundError as NodeNotFoundError
+    from icechunk_lib.errors import NotFoundError as NotFoundError
     from icechunk_lib.errors import ProtectedBranchError as ProtectedBranchError
     from icechunk_lib.errors import ReadOnlySessionError as ReadOnlySessionError
     from icechunk_lib.errors import ReadOnlyStorageError as ReadOnlyStorageError
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import StorageError as StorageError
     from icechunk_lib.errors import TagAlreadyExistsError as TagAlreadyExistsError
     from icechunk_lib.errors import TagNotFoundError as TagNotFoundError
+    from icechunk_lib.errors import UnsupportedError as UnsupportedError
     from icechunk_lib.errors import UnsupportedFormatError as UnsupportedFormatError
     from icechunk_lib.format.config import CachingConfig as CachingConfig
     from icechunk_lib.format.config import CompressionConfig as CompressionConfig
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
     from icechunk_lib.ops.importer import import_zarr as import_zarr
     from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
     from icechunk_lib.ops.tree import NodeInfo as NodeInfo
+    from icechunk_lib.refs import DEFAULT_BRANCH as DEFAULT_BRANCH
     from icechunk_lib.repository import Repository as Repository
     from icechunk_lib.session import Session as Session
     from icechunk_lib.storage import Storage as Storage
@@ -76,6 +83,13 @@ __version__ = "0.1.0"
 _EXPORTS = LazyExports(
     globals(),
     {
+        "AlreadyExistsError": "icechunk_lib.errors",
+        "ConcurrentUpdateError": "icechunk_lib.errors",
+        "IntegrityError": "icechunk_lib.errors",
+        "InvalidInputError": "icechunk_lib.errors",
+        "NotFoundError": "icechunk_lib.errors",
+        "UnsupportedError": "icechunk_lib.errors",
+        "DEFAULT_BRANCH": "icechunk_lib.refs",
         "AmbiguousRefError": "icechunk_lib.errors",
         "BasicConflictSolver": "icechunk_lib.conflicts",
         "BranchAlreadyExistsError": "icechunk_lib.errors",

@@ -1,46 +1,63 @@
 """The one exception tree of ick; every error a user can see is an ``IcechunkError``.
 
-Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` code works::
+Leaf errors also inherit the matching built-in so idiomatic ``except KeyError`` code works,
+and at most one *category*: a base class saying what a caller does about the error (the
+``ick`` command maps categories, not classes, to its exit codes)::
+
+    NotFoundError          the thing named does not exist: check the name or location
+    AlreadyExistsError     the name or location is taken: choose another
+    ConcurrentUpdateError  someone else changed it meanwhile: look again and retry (or rebase)
+    InvalidInputError      an argument breaks the rules: fix it
+    IntegrityError         the repository is damaged: restore the object from a backup
+    UnsupportedError       another version of ick wrote it: use that version
+
+Errors without a category (``ProtectedBranchError``, ``ReadOnlyStorageError``, ...) are
+refusals or failures the message explains. The tree, each error's category in brackets::
 
     IcechunkError
     ├── StorageError (OSError)
-    │   ├── ObjectNotFoundError (FileNotFoundError)
-    │   ├── ObjectExistsError (FileExistsError)
-    │   ├── LocationNotFoundError (FileNotFoundError)
-    │   ├── PreconditionFailedError
-    │   ├── InvalidKeyError (ValueError)
+    │   ├── ObjectNotFoundError (FileNotFoundError)       [not found]
+    │   ├── ObjectExistsError (FileExistsError)           [already exists]
+    │   ├── LocationNotFoundError (FileNotFoundError)     [not found]
+    │   ├── PreconditionFailedError                       [concurrent update]
+    │   ├── InvalidKeyError (ValueError)                  [invalid input]
     │   ├── ReadOnlyStorageError (PermissionError)
-    │   ├── InvalidStorageURLError (ValueError)
+    │   ├── InvalidStorageURLError (ValueError)           [invalid input]
     │   └── ImportSourceError
-    │       ├── ImportSourceNotFoundError (FileNotFoundError)
-    │       └── InvalidImportSourceError (ValueError)
-    ├── RepositoryNotFoundError (FileNotFoundError)
-    ├── RepositoryAlreadyExistsError (FileExistsError)
+    │       ├── ImportSourceNotFoundError (FileNotFoundError)  [not found]
+    │       └── InvalidImportSourceError (ValueError)     [invalid input]
+    ├── RepositoryNotFoundError (FileNotFoundError)       [not found]
+    ├── RepositoryAlreadyExistsError (FileExistsError)    [already exists]
     ├── RefError
-    │   ├── RefNotFoundError (KeyError)
+    │   ├── RefNotFoundError (KeyError)                   [not found]
     │   │   ├── BranchNotFoundError
     │   │   ├── TagNotFoundError
     │   │   └── RevisionNotFoundError
-    │   ├── AmbiguousRefError (ValueError)
-    │   ├── SnapshotNotFoundError (KeyError)
-    │   ├── BranchAlreadyExistsError (FileExistsError)
-    │   ├── TagAlreadyExistsError (FileExistsError)
+    │   ├── AmbiguousRefError (ValueError)                [invalid input]
+    │   ├── SnapshotNotFoundError (KeyError)              [not found]
+    │   ├── BranchAlreadyExistsError (FileExistsError)    [already exists]
+    │   ├── TagAlreadyExistsError (FileExistsError)       [already exists]
     │   └── ProtectedBranchError (PermissionError)
-    ├── InvalidNameError (ValueError)
-    ├── CorruptObjectError (ValueError)
+    ├── InvalidNameError (ValueError)                     [invalid input]
+    ├── CorruptObjectError (ValueError)                   [integrity]
     │   ├── ObjectIdMismatchError
-    │   ├── MissingObjectError
-    │   └── UnsupportedFormatError
-    │       └── RetiredFormatError
+    │   └── MissingObjectError
+    ├── UnsupportedFormatError (ValueError)               [unsupported]
+    │   └── RetiredFormatError
     ├── SessionError
     │   ├── ReadOnlySessionError (ValueError)
     │   ├── NoChangesToCommitError
-    │   ├── NodeNotFoundError (KeyError)
+    │   ├── NodeNotFoundError (KeyError)                  [not found]
     │   └── ImportWouldDeleteError
-    ├── ConflictError
+    ├── ConflictError                                     [concurrent update]
     │   └── RebaseFailedError
-    └── ConfigError (ValueError)
-        └── ConfigChangedError
+    ├── ConfigError (ValueError)                          [invalid input]
+    └── ConfigChangedError                                [concurrent update]
+
+An unknown format version is not damage (``UnsupportedFormatError`` is no longer a
+``CorruptObjectError``), and a config saved meanwhile is not an invalid value
+(``ConfigChangedError`` is no longer a ``ConfigError``): each error has one category, so
+``except IntegrityError`` or ``except InvalidInputError`` catches exactly what it says.
 """
 
 from __future__ import annotations
@@ -49,9 +66,11 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousRefError",
     "BranchAlreadyExistsError",
     "BranchNotFoundError",
+    "ConcurrentUpdateError",
     "ConfigChangedError",
     "ConfigError",
     "ConflictError",
@@ -60,7 +79,9 @@ __all__ = [
     "ImportSourceError",
     "ImportSourceNotFoundError",
     "ImportWouldDeleteError",
+    "IntegrityError",
     "InvalidImportSourceError",
+    "InvalidInputError",
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidStorageURLError",
@@ -68,6 +89,7 @@ __all__ = [
     "MissingObjectError",
     "NoChangesToCommitError",
     "NodeNotFoundError",
+    "NotFoundError",
     "ObjectExistsError",
     "ObjectIdMismatchError",
     "ObjectNotFoundError",
@@ -87,6 +109,7 @@ __all__ = [
     "StorageError",
     "TagAlreadyExistsError",
     "TagNotFoundError",
+    "UnsupportedError",
     "UnsupportedFormatError",
 ]
 
@@ -114,6 +137,36 @@ def _rebuild_error(
     return exc
 
 
+# --- categories: what a caller does about an error ------------------------------------------
+
+
+class NotFoundError(IcechunkError):
+    """The repository, ref, snapshot, node, object or source named does not exist."""
+
+
+class AlreadyExistsError(IcechunkError):
+    """The name or location to create is already taken; nothing was changed."""
+
+
+class ConcurrentUpdateError(IcechunkError):
+    """Someone else changed what this operation read before it wrote; nothing was written.
+
+    Look at the new state and retry (a session: rebase and commit again).
+    """
+
+
+class InvalidInputError(IcechunkError):
+    """An argument (name, key, URL, revision, config value, import source) breaks the rules."""
+
+
+class IntegrityError(IcechunkError):
+    """The repository is damaged: an object it refers to is corrupt, misnamed or missing."""
+
+
+class UnsupportedError(IcechunkError):
+    """The repository holds something this version of ick cannot read (e.g. a newer format)."""
+
+
 # --- storage ---------------------------------------------------------------------------------
 
 
@@ -121,7 +174,7 @@ class StorageError(IcechunkError, OSError):
     """A storage backend failed or refused an operation."""
 
 
-class ObjectNotFoundError(StorageError, FileNotFoundError):
+class ObjectNotFoundError(StorageError, NotFoundError, FileNotFoundError):
     """The object ``key`` does not exist in the storage."""
 
     def __init__(self, key: str, where: str = "") -> None:
@@ -130,7 +183,7 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
         super().__init__(f"object {key!r} not found{suffix}")
 
 
-class ObjectExistsError(StorageError, FileExistsError):
+class ObjectExistsError(StorageError, AlreadyExistsError, FileExistsError):
     """A create-if-absent write found ``key`` already present."""
 
     def __init__(self, key: str) -> None:
@@ -138,7 +191,7 @@ class ObjectExistsError(StorageError, FileExistsError):
         super().__init__(f"object {key!r} already exists")
 
 
-class LocationNotFoundError(StorageError, FileNotFoundError):
+class LocationNotFoundError(StorageError, NotFoundError, FileNotFoundError):
     """A write found the storage location itself gone (a deleted repository directory)."""
 
     def __init__(self, location: str) -> None:
@@ -149,7 +202,7 @@ class LocationNotFoundError(StorageError, FileNotFoundError):
         )
 
 
-class PreconditionFailedError(StorageError):
+class PreconditionFailedError(StorageError, ConcurrentUpdateError):
     """A compare-and-swap write found a different version of ``key`` than expected."""
 
     def __init__(self, key: str) -> None:
@@ -157,7 +210,7 @@ class PreconditionFailedError(StorageError):
         super().__init__(f"object {key!r} changed since it was read (compare-and-swap failed)")
 
 
-class InvalidKeyError(StorageError, ValueError):
+class InvalidKeyError(StorageError, InvalidInputError, ValueError):
     """A storage key is malformed or would escape the storage prefix."""
 
     def __init__(self, key: str, reason: str) -> None:
@@ -169,7 +222,7 @@ class ReadOnlyStorageError(StorageError, PermissionError):
     """A write was attempted on storage that cannot write safely."""
 
 
-class InvalidStorageURLError(StorageError, ValueError):
+class InvalidStorageURLError(StorageError, InvalidInputError, ValueError):
     """A storage URL could not be understood."""
 
     def __init__(self, url: str, reason: str) -> None:
@@ -185,11 +238,11 @@ class ImportSourceError(StorageError):
         super().__init__(f"cannot import {source}: {reason}")
 
 
-class ImportSourceNotFoundError(ImportSourceError, FileNotFoundError):
+class ImportSourceNotFoundError(ImportSourceError, NotFoundError, FileNotFoundError):
     """An import source does not exist."""
 
 
-class InvalidImportSourceError(ImportSourceError, ValueError):
+class InvalidImportSourceError(ImportSourceError, InvalidInputError, ValueError):
     """An import source is not a valid Zarr v3 store: no root ``zarr.json``, or bad metadata.
 
     ``key`` is the source key at fault (``"grp/zarr.json"``) and ``field`` the metadata field
@@ -205,7 +258,7 @@ class InvalidImportSourceError(ImportSourceError, ValueError):
 # --- repository ------------------------------------------------------------------------------
 
 
-class RepositoryNotFoundError(IcechunkError, FileNotFoundError):
+class RepositoryNotFoundError(NotFoundError, FileNotFoundError):
     """No repository exists at the location."""
 
     def __init__(self, location: str) -> None:
@@ -215,7 +268,7 @@ class RepositoryNotFoundError(IcechunkError, FileNotFoundError):
         )
 
 
-class RepositoryAlreadyExistsError(IcechunkError, FileExistsError):
+class RepositoryAlreadyExistsError(AlreadyExistsError, FileExistsError):
     """Refused to create a repository where one (or other data) already exists."""
 
     def __init__(self, location: str, reason: str = "a repository already exists there") -> None:
@@ -227,7 +280,7 @@ class RefError(IcechunkError):
     """A branch, tag or snapshot reference problem."""
 
 
-class RefNotFoundError(RefError, KeyError):
+class RefNotFoundError(RefError, NotFoundError, KeyError):
     """A branch or tag does not exist."""
 
     kind = "ref"
@@ -258,7 +311,7 @@ class RevisionNotFoundError(RefNotFoundError):
         RefError.__init__(self, f"no branch, tag or snapshot matches {name!r}{tail}")
 
 
-class AmbiguousRefError(RefError, ValueError):
+class AmbiguousRefError(RefError, InvalidInputError, ValueError):
     """A revision matches more than one thing; ``candidates`` lists them."""
 
     def __init__(self, rev: str, candidates: Sequence[str]) -> None:
@@ -270,7 +323,7 @@ class AmbiguousRefError(RefError, ValueError):
         )
 
 
-class SnapshotNotFoundError(RefError, KeyError):
+class SnapshotNotFoundError(RefError, NotFoundError, KeyError):
     """No snapshot with this id (or matching this request) exists."""
 
     def __init__(self, snapshot_id: str, detail: str = "") -> None:
@@ -279,7 +332,7 @@ class SnapshotNotFoundError(RefError, KeyError):
         super().__init__(f"snapshot {snapshot_id!r} not found{tail}")
 
 
-class BranchAlreadyExistsError(RefError, FileExistsError):
+class BranchAlreadyExistsError(RefError, AlreadyExistsError, FileExistsError):
     """A branch with this name already exists."""
 
     def __init__(self, name: str) -> None:
@@ -287,7 +340,7 @@ class BranchAlreadyExistsError(RefError, FileExistsError):
         super().__init__(f"branch {name!r} already exists; delete it or choose another name")
 
 
-class TagAlreadyExistsError(RefError, FileExistsError):
+class TagAlreadyExistsError(RefError, AlreadyExistsError, FileExistsError):
     """A tag with this name exists or existed (tag names are never reused)."""
 
     def __init__(self, name: str, deleted: bool = False) -> None:
@@ -305,7 +358,7 @@ class ProtectedBranchError(RefError, PermissionError):
         super().__init__(f"cannot {action} branch {name!r}: it is the repository's main branch")
 
 
-class InvalidNameError(IcechunkError, ValueError):
+class InvalidNameError(InvalidInputError, ValueError):
     """A branch, tag or node name breaks the naming rules."""
 
     def __init__(self, kind: str, name: object, reason: str) -> None:
@@ -314,7 +367,7 @@ class InvalidNameError(IcechunkError, ValueError):
         super().__init__(f"invalid {kind} name {name!r}: {reason}")
 
 
-class CorruptObjectError(IcechunkError, ValueError):
+class CorruptObjectError(IntegrityError, ValueError):
     """A metadata object failed its integrity checks."""
 
     def __init__(self, path: str, reason: str) -> None:
@@ -353,19 +406,27 @@ class MissingObjectError(CorruptObjectError):
         )
 
 
-class UnsupportedFormatError(CorruptObjectError):
-    """A metadata object was written by an unknown (newer) format version."""
+class UnsupportedFormatError(UnsupportedError, ValueError):
+    """A metadata object was written by an unknown (newer) format version.
+
+    Not a ``CorruptObjectError``: the checksum covers the version, so the file is intact and
+    written by another ick (a damaged version field is reported as corruption instead).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot read {path}: {reason}")
 
 
 class RetiredFormatError(UnsupportedFormatError):
     """A metadata object was written by a pre-release format version this ick no longer reads."""
 
 
-class ConfigError(IcechunkError, ValueError):
-    """The repository configuration is invalid."""
+class ConfigError(InvalidInputError, ValueError):
+    """A repository configuration value is invalid (unknown key, wrong type, out of range)."""
 
 
-class ConfigChangedError(ConfigError):
+class ConfigChangedError(ConcurrentUpdateError):
     """Someone else saved the repository config between our read and our write."""
 
 
@@ -392,7 +453,7 @@ class NoChangesToCommitError(SessionError):
         super().__init__("no changes to commit; pass allow_empty=True to commit anyway")
 
 
-class NodeNotFoundError(SessionError, KeyError):
+class NodeNotFoundError(SessionError, NotFoundError, KeyError):
     """No group or array at the path."""
 
     def __init__(self, path: str) -> None:
@@ -417,7 +478,7 @@ class ImportWouldDeleteError(SessionError):
         )
 
 
-class ConflictError(IcechunkError):
+class ConflictError(ConcurrentUpdateError):
     """A commit lost the race: the branch moved since the session started.
 
     ``expected_parent`` is the snapshot the session was based on, ``actual_parent`` the

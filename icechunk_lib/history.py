@@ -28,7 +28,15 @@ from icechunk_lib.names import validate_ref_name
 from icechunk_lib.objects import SNAPSHOTS, ObjectStore
 from icechunk_lib.refs import RefStore
 
-__all__ = ["MIN_PREFIX", "ReflogEntry", "SnapshotInfo", "resolve_revision", "to_datetime"]
+__all__ = [
+    "MIN_PREFIX",
+    "ReflogEntry",
+    "SnapshotInfo",
+    "history_page",
+    "resolve_revision",
+    "snapshot_as_of",
+    "to_datetime",
+]
 
 MIN_PREFIX = 4
 _MAX_STEP_DIGITS = 18
@@ -74,6 +82,36 @@ class ReflogEntry:
         return cls(
             item.snapshot_id, item.previous_id, to_datetime(item.at), item.action, item.message
         )
+
+
+async def history_page(objects: ObjectStore, snapshot_id: str) -> list[SnapshotInfo]:
+    """A snapshot followed by the ancestors it summarises: one read for many entries."""
+    header = await objects.snapshot_header(snapshot_id)
+    return [SnapshotInfo._from(header), *(SnapshotInfo._from(a) for a in header.ancestry)]
+
+
+async def snapshot_as_of(objects: ObjectStore, start: str, when: dt.datetime, name: str) -> str:
+    """The newest snapshot from ``start`` back that was written at or before ``when``.
+
+    Raises:
+        ValueError: ``when`` is not a timezone-aware datetime.
+        SnapshotNotFoundError: nothing was committed by then (``name`` names the start).
+    """
+    if not isinstance(when, dt.datetime) or when.utcoffset() is None:
+        raise ValueError(
+            f"as_of must be a timezone-aware datetime (for example datetime.now(UTC)), not {when!r}"
+        )
+    limit = int(when.timestamp() * 1_000_000)
+    cursor: str | None = start
+    while cursor is not None:
+        header = await objects.snapshot_header(cursor)
+        if header.written_at <= limit:
+            return header.id
+        for entry in header.ancestry:
+            if entry.written_at <= limit:
+                return entry.id
+        cursor = header.ancestry[-1].parent_id if header.ancestry else header.parent_id
+    raise SnapshotNotFoundError(name, f"nothing was committed at or before {when.isoformat()}")
 
 
 def _parse(rev: str) -> tuple[str, int]:

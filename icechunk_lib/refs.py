@@ -41,9 +41,10 @@ from icechunk_lib.names import validate_new_ref_name, validate_ref_name
 from icechunk_lib.objects import fetch_referenced
 from icechunk_lib.storage import Storage
 
-__all__ = ["BRANCHES", "MAIN_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
+__all__ = ["BRANCHES", "DEFAULT_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
 
-MAIN_BRANCH = "main"
+DEFAULT_BRANCH = "main"
+"""The branch a repository is created with, and the default of every command; never deleted."""
 BRANCHES = "refs/branch/"
 TAGS = "refs/tag/"
 REFLOGS = "reflogs/"
@@ -180,7 +181,7 @@ class RefStore:
 
     async def delete_branch(self, name: str) -> None:
         validate_ref_name(name, "branch")
-        if name == MAIN_BRANCH:
+        if name == DEFAULT_BRANCH:
             raise ProtectedBranchError(name, "delete")
         key = branch_key(name)
         self._known.pop(name, None)

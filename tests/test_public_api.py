@@ -179,7 +179,9 @@ def test_error_tree_docstring_lists_every_error() -> None:
 
 def _async_methods(cls: type) -> list[tuple[str, str]]:
     pairs = []
-    for name in sorted(vars(cls)):
+    # Inherited ones too: Repository takes its branch and tag methods from a base class.
+    names = {n for klass in cls.__mro__ if klass is not object for n in vars(klass)}
+    for name in sorted(names):
         if name.endswith("_async"):
             pairs.append((name, name.removesuffix("_async")))
         elif name.startswith("async_"):  # Icechunk's spelling for async iterators

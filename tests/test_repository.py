@@ -70,6 +70,16 @@ def test_invalid_config_rejected(storage: ic.Storage) -> None:
     assert not ic.Repository.exists(storage)
 
 
+def test_one_default_branch(repo: ic.Repository) -> None:
+    # The branch a repository starts with, that a session opens by default and that stays.
+    assert ic.DEFAULT_BRANCH == "main"
+    assert repo.list_branches() == {ic.DEFAULT_BRANCH}
+    tip = repo.lookup_branch(ic.DEFAULT_BRANCH)
+    assert repo.readonly_session().snapshot_id == tip
+    with pytest.raises(ic.ProtectedBranchError):
+        repo.delete_branch(ic.DEFAULT_BRANCH)
+
+
 def test_branches(repo: ic.Repository) -> None:
     first = _write(repo, "main", 1.0, "one")
     repo.create_branch("dev", first)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.errors import Interrupted, NotFoundError
+from icechunk_cli.errors import Interrupted, PathNotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
 from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
 
@@ -54,15 +54,15 @@ def commit(
         ),
     ],
     branch: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--branch",
             "-b",
             metavar="BRANCH",
-            help="Branch to commit to.",
+            help="Branch to commit to (default: main).",
             autocompletion=complete_branches,
         ),
-    ] = addressing.DEFAULT_BRANCH,
+    ] = None,
     dest: Annotated[
         str, typer.Option("--path", metavar="DEST", help="Group in the repository to fill.")
     ] = "/",
@@ -99,14 +99,14 @@ def commit(
         raise typer.BadParameter("DEST is empty; the root group is /", param_hint="--path")
     if not source.strip():  # "$UNSET" is not the current directory
         raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
+    from icechunk_lib import DEFAULT_BRANCH
+    from icechunk_lib.errors import NoChangesToCommitError
     from icechunk_lib.storage.url import redact_url, url_scheme
 
     if url_scheme(source) is None and not _local(source).exists():
-        raise NotFoundError(f"no such directory: {source}", "give the Zarr store's path")
-    from icechunk_lib.errors import NoChangesToCommitError
-
+        raise PathNotFoundError(f"no such directory: {source}", "give the Zarr store's path")
     shown = redact_url(source)  # SOURCE as messages show it: no credentials
-
+    branch = DEFAULT_BRANCH if branch is None else branch
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id

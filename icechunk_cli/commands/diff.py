@@ -63,7 +63,7 @@ def diff(
 def parent_changes(repository: ic.Repository, parent: str | None, snapshot_id: str) -> ic.Diff:
     """What ``snapshot_id`` changed relative to its ``parent`` (the first snapshot: nothing)."""
     import icechunk_lib as ic
-    from icechunk_lib.errors import ObjectNotFoundError
+    from icechunk_lib.errors import MissingObjectError
 
     if parent is None:
         return ic.Diff()  # the first snapshot is empty
@@ -73,7 +73,7 @@ def parent_changes(repository: ic.Repository, parent: str | None, snapshot_id: s
         if exc.snapshot_id != parent:
             raise
         # The repository named this parent, not the user: its absence is damage.
-        raise ObjectNotFoundError(f"snapshots/{parent}", repository.storage.url) from None
+        raise MissingObjectError(f"snapshots/{parent}", repository.storage.url) from None
 
 
 def diff_doc(old: str | None, new: str, changes: ic.Diff, *, stat: bool = False) -> dict[str, Any]:

@@ -45,10 +45,10 @@ def init(
     if isinstance(root, Path):
         _refuse_taken(root)
     created = ic.Repository.create(storage)
-    tip = created.lookup_branch("main")
+    tip = created.lookup_branch(ic.DEFAULT_BRANCH)
     shown = created.storage.url
     if out.json:
-        out.emit({"url": shown, "branch": "main", "snapshot_id": tip})
+        out.emit({"url": shown, "branch": ic.DEFAULT_BRANCH, "snapshot_id": tip})
         return
     out.line(
         out.text(

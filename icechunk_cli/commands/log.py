@@ -94,7 +94,7 @@ def decorations(
     does not fail a command that does not need it. With ``strict`` (``log --all``, which needs
     every ref) it fails the command.
     """
-    from icechunk_lib.errors import CorruptObjectError, RefNotFoundError
+    from icechunk_lib.errors import CorruptObjectError, RefNotFoundError, UnsupportedFormatError
 
     found: Decorations = {}
     refs = [(n, "branch") for n in sorted(repository.list_branches())]
@@ -106,7 +106,7 @@ def decorations(
             )
         except RefNotFoundError:
             continue  # deleted meanwhile
-        except CorruptObjectError:
+        except (CorruptObjectError, UnsupportedFormatError):  # a ref this ick cannot read
             if strict:
                 raise
             if damaged is not None:

@@ -13,9 +13,14 @@ from icechunk_cli.render import Cell, Column, Output
 
 def reflog(
     branch: Annotated[
-        str,
-        typer.Argument(metavar="BRANCH", help="Branch name.", autocompletion=complete_branches),
-    ] = addressing.DEFAULT_BRANCH,
+        str | None,
+        typer.Argument(
+            metavar="BRANCH",
+            help="Branch name (default: main).",
+            autocompletion=complete_branches,
+            show_default=False,
+        ),
+    ] = None,
     max_count: LimitOpt = None,
     repo: RepoOpt = None,
     json: JsonOpt = False,
@@ -26,7 +31,10 @@ def reflog(
     For each move of BRANCH (default main): when, why (create, commit, reset), from where and
     to where. `ick reset BRANCH SNAPSHOT` goes back to any of them.
     """
+    from icechunk_lib import DEFAULT_BRANCH
+
     out = Output(json=json, no_color=no_color)
+    branch = DEFAULT_BRANCH if branch is None else branch
     repository = addressing.open_repository(repo)
     entries = repository.reflog(branch)[:max_count]
     if out.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import icechunk_lib.errors as ic_errors
 from icechunk_cli import errors
 
 from .conftest import Ick, Sample
+from .test_e2e import ICK, run
 
 
 def test_the_documented_codes() -> None:
@@ -123,46 +125,130 @@ def test_json_errors_are_one_json_line_on_stderr(ick: Ick) -> None:
     }
 
 
+# Every exception class the library and the command line export, built with its real
+# constructor arguments, and the exit code docs/cli.md documents for it. A class added
+# without an entry here fails test_every_exported_error_has_an_expected_exit_code.
+_CONFLICT = ic.Conflict(ic.ConflictType.ChunkDoubleUpdate, "/a", [[0, 1]])
+EVERY_ERROR: list[tuple[BaseException, int]] = [
+    # no category: 1
+    (ic.IcechunkError("something failed"), 1),
+    (ic.StorageError("the disk is full"), 1),
+    (ic.ReadOnlyStorageError("http://example.com/r lacks compare-and-swap; it can be read"), 1),
+    (ic.ImportSourceError("/src", "the store cannot list its keys"), 1),
+    (ic_errors.RefError("a ref problem"), 1),
+    (ic.ProtectedBranchError("main", "delete"), 1),
+    (ic.SessionError("bad commit metadata"), 1),
+    (ic.ReadOnlySessionError("commit"), 1),
+    (ic.NoChangesToCommitError(), 1),
+    (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
+    # unsupported: 1
+    (ic.UnsupportedError("written by a newer ick"), 1),
+    (ic.UnsupportedFormatError("snapshots/X", "format version 9"), 1),
+    (ic_errors.RetiredFormatError("snapshots/X", "format version 1"), 1),
+    # invalid input: 2
+    (ic.InvalidInputError("bad argument"), 2),
+    (ic_errors.InvalidKeyError("a/../b", "empty, '.' and '..' segments are not allowed"), 2),
+    (ic_errors.InvalidStorageURLError("ftp://example.com/r", "unsupported scheme"), 2),
+    (ic.InvalidImportSourceError("/src", "bad zarr.json", key="zarr.json", field="shape"), 2),
+    (ic.AmbiguousRefError("ab", ["branch ab", "snapshot ABCD"]), 2),
+    (ic.InvalidNameError("branch", "a/b", "no slashes"), 2),
+    (ic.ConfigError("unknown config key 'x'"), 2),
+    # not found: 3
+    (ic.NotFoundError("no such thing"), 3),
+    (ic_errors.ObjectNotFoundError("chunks/X", "/repo"), 3),
+    (ic_errors.LocationNotFoundError("/repo"), 3),
+    (ic.ImportSourceNotFoundError("/src", "no such file or directory"), 3),
+    (ic.RepositoryNotFoundError("/x"), 3),
+    (ic.RefNotFoundError("r"), 3),
+    (ic.BranchNotFoundError("b"), 3),
+    (ic.TagNotFoundError("t"), 3),
+    (ic.RevisionNotFoundError("main~9", "main has 3 ancestors"), 3),
+    (ic.SnapshotNotFoundError("S"), 3),
+    (ic.NodeNotFoundError("/p"), 3),
+    # already exists: 4
+    (ic.AlreadyExistsError("taken"), 4),
+    (ic_errors.ObjectExistsError("refs/branch/main/ref"), 4),
+    (ic.RepositoryAlreadyExistsError("/x"), 4),
+    (ic.BranchAlreadyExistsError("b"), 4),
+    (ic.TagAlreadyExistsError("t", deleted=True), 4),
+    # concurrent update: 4
+    (ic.ConcurrentUpdateError("changed meanwhile"), 4),
+    (ic_errors.PreconditionFailedError("config"), 4),
+    (ic.ConflictError("main", "A", "B"), 4),
+    (ic.RebaseFailedError("S", [_CONFLICT], branch="main", expected_parent="A"), 4),
+    (ic.ConfigChangedError("saved meanwhile"), 4),
+    # integrity: 5
+    (ic.IntegrityError("damaged"), 5),
+    (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),
+    (ic_errors.ObjectIdMismatchError("snapshots/X", "snapshot", "X", "Y"), 5),
+    (ic_errors.MissingObjectError("manifests/X", "/repo"), 5),
+    # the command line's own
+    (errors.CliError("no such file: out.json"), 1),
+    (errors.PathNotFoundError("no such directory: /src"), 3),
+    (errors.NoRepositoryError(Path("/")), 3),
+    (errors.LocationTakenError("/r is inside the repository /"), 4),
+    (errors.Interrupted("interrupted; the commit landed"), 130),
+]
+
+
+def _exported_errors() -> set[type[BaseException]]:
+    found = set()
+    for module in (ic_errors, errors):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                found.add(obj)
+    return found
+
+
+def test_every_exported_error_has_an_expected_exit_code() -> None:
+    listed = [type(exc) for exc, _ in EVERY_ERROR]
+    assert len(listed) == len(set(listed)), "a class is listed twice"
+    missing = _exported_errors() - set(listed)
+    assert not missing, f"add these to EVERY_ERROR with their exit code: {missing}"
+    assert set(listed) <= _exported_errors()
+
+
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
-        (ic.RepositoryNotFoundError("/x"), 3),
-        (ic.BranchNotFoundError("b"), 3),
-        (ic.TagNotFoundError("t"), 3),
-        (ic.SnapshotNotFoundError("S"), 3),
-        (ic.RevisionNotFoundError("r"), 3),
-        (ic.NodeNotFoundError("/p"), 3),
-        (ic.AmbiguousRefError("ab", ["branch ab", "snapshot ABCD"]), 2),
-        (ic.InvalidNameError("branch", "a/b", "no slashes"), 2),
-        (ic.ConfigError("bad"), 2),
-        (ic.ConfigChangedError("saved meanwhile"), 4),
-        (ic.ImportSourceNotFoundError("/src", "no such file or directory"), 3),
-        (ic.ImportSourceError("/src", "no zarr.json found in it"), 1),
-        (ic.ConflictError("main", "A", "B"), 4),
-        (ic.BranchAlreadyExistsError("b"), 4),
-        (ic.TagAlreadyExistsError("t", deleted=True), 4),
-        (ic.RepositoryAlreadyExistsError("/x"), 4),
-        (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),
-        (ic.UnsupportedFormatError("snapshots/X", "version 9"), 1),
-        (ic_errors.RetiredFormatError("snapshots/X", "format version 1"), 1),
-        (ic_errors.ObjectIdMismatchError("snapshots/X", "snapshot", "X", "Y"), 5),
-        (ic_errors.MissingObjectError("manifests/X", "/repo"), 5),
-        (ic_errors.LocationNotFoundError("/repo"), 3),
-        (ic_errors.InvalidImportSourceError("/src", "bad zarr.json"), 2),
-        (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
-        (ic.ProtectedBranchError("main", "delete"), 1),
-        (ic.IcechunkError("other"), 1),
-        (errors.NoRepositoryError(Path("/")), 3),
-        (errors.NotFoundError("x"), 3),
+        *EVERY_ERROR,
         (ValueError("bug"), 1),
+        (FileNotFoundError(2, "No such file or directory", "out.json"), 3),
+        (FileExistsError(17, "File exists", "out.json"), 4),
+        (OSError(28, "No space left on device", "out.json"), 1),
         (KeyboardInterrupt(), 130),
     ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
 def test_classify(exc: BaseException, code: int) -> None:
     failure = errors.classify(exc)
     assert failure.exit_code == code
+    assert failure.kind == type(exc).__name__
     assert "\n" not in failure.line()
     assert failure.line().startswith("ick: error: ")
+
+
+def test_each_category_has_one_documented_exit_code() -> None:
+    for name, code in errors.CATEGORIES.items():
+        category = getattr(ic_errors, name)
+        assert getattr(ic, name) is category  # public, for ``except ic.NotFoundError``
+        assert f"`{name}`" in errors.EXIT_CODES[code], (name, code)
+    # Every library error is in at most one category: its exit code cannot depend on order.
+    for cls in _exported_errors():
+        if issubclass(cls, ic.IcechunkError):
+            found = [n for n in errors.CATEGORIES if issubclass(cls, getattr(ic_errors, n))]
+            assert len(found) <= 1, (cls, found)
+
+
+def test_hints_survive_the_category_table() -> None:
+    # Hints stay per class, the most specific one winning, and the message overrides too.
+    assert errors.classify(ic.BranchNotFoundError("b")).hint == "`ick branch` lists the branches"
+    assert "ick log --all" in errors.classify(ic.RevisionNotFoundError("r")).hint
+    assert "backup" in errors.classify(ic_errors.MissingObjectError("chunks/X", "/r")).hint
+    assert errors.classify(ic.RebaseFailedError("S", [_CONFLICT])).hint == ""
+    repo = errors.classify(ic.RepositoryNotFoundError("/x"))
+    assert repo.message == "no ick repository at /x" and "ick init" in repo.hint
 
 
 def test_conflict_message_names_the_branch_and_both_snapshots() -> None:
@@ -325,3 +411,58 @@ def test_hints_with_names_that_look_like_options_run_as_printed(
     ick.ok(*undo[1:], repo=False)
     reflog = json.loads(ick.ok("reflog", "--json", "--", name).stdout)
     assert reflog["entries"][0]["snapshot_id"] == sample.ids["first"]
+
+
+# --- the real executable: one failure per category ---------------------------------------------
+
+
+def _newer_format(sample: Sample) -> None:
+    """Rewrite the tip's snapshot as a well-formed file of a format version 9."""
+    import struct
+
+    import xxhash
+
+    snapshot = sample.path / "snapshots" / sample.ids["day4"]
+    data = bytearray(snapshot.read_bytes())
+    data[4:6] = struct.pack("<H", 9)
+    data[28:36] = struct.pack("<Q", xxhash.xxh3_64_intdigest(bytes(data[:28] + data[36:])))
+    snapshot.write_bytes(bytes(data))
+
+
+def _damaged(sample: Sample) -> None:
+    snapshot = sample.path / "snapshots" / sample.ids["day4"]
+    data = bytearray(snapshot.read_bytes())
+    data[-8:] = bytes(8)
+    snapshot.write_bytes(bytes(data))
+
+
+@pytest.mark.skipif(not ICK.exists(), reason="the ick script is not installed")
+@pytest.mark.parametrize(
+    ("args", "damage", "code", "kind"),
+    [
+        (["branch", "delete", "nope"], None, 3, "BranchNotFoundError"),
+        (["branch", "create", "main"], None, 4, "BranchAlreadyExistsError"),
+        (["tag", "create", ".hidden"], None, 2, "InvalidNameError"),
+        (["config", "set", "no.such.key", "1"], None, 2, "ConfigError"),
+        (["log"], _damaged, 5, "CorruptObjectError"),
+        (["log"], _newer_format, 1, "UnsupportedFormatError"),
+        (["branch", "delete", "main"], None, 1, "ProtectedBranchError"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "__name__", str(v)),
+)
+def test_categories_through_the_real_executable(
+    sample: Sample,
+    args: list[str],
+    damage: Callable[[Sample], None] | None,
+    code: int,
+    kind: str,
+) -> None:
+    if damage is not None:
+        damage(sample)
+    text = run(*args, "-R", str(sample.path))
+    assert text.returncode == code, text.stderr
+    assert text.stdout == ""
+    assert text.stderr.startswith("ick: error: ") and text.stderr.count("\n") == 1
+    doc = json.loads(run(*args, "-R", str(sample.path), "--json").stderr)
+    assert doc["error"]["exit_code"] == code
+    assert doc["error"]["type"] == kind
