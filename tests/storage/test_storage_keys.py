@@ -17,7 +17,9 @@ _SAFE_CHARS = st.characters(
     exclude_categories=["Cs"],  # lone surrogates cannot be file names
     exclude_characters="/\\\x7f" + "".join(map(chr, range(0x20))),
 )
-segments = st.text(_SAFE_CHARS, min_size=1, max_size=12).filter(lambda s: s not in (".", ".."))
+segments = st.text(_SAFE_CHARS, min_size=1, max_size=12).filter(
+    lambda s: s not in (".", "..") and not s.startswith(".ick-")  # reserved for temporaries
+)
 valid_keys = st.lists(segments, min_size=1, max_size=6).map("/".join)
 bad_segments = st.one_of(
     st.sampled_from(["", ".", ".."]),
