@@ -8,6 +8,8 @@ object (so the store honours the full ``zarr.abc.store.Store`` contract).
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -24,7 +26,7 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.session import UNLOADED, Session
-from icechunk_lib.zarr_keys import META_KEY, path_to_prefix
+from icechunk_lib.zarr_keys import META_KEY, parse_array_meta, path_to_prefix
 
 __all__ = ["IcechunkStore"]
 
@@ -32,6 +34,24 @@ _META, _CHUNK, _EXTRA, _OUTSIDE = 0, 1, 2, 3
 """Key kinds; ``_OUTSIDE``: in an array's chunk key space but no chunk of its grid."""
 _META_SUFFIX = "/" + META_KEY
 _KEY_CACHE_SIZE = 100_000
+
+_set_locks: dict[int, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+_set_locks_guard = threading.Lock()
+
+
+def _check_then_set_lock(session: Session) -> asyncio.Lock:
+    """The lock (one per session and event loop) that makes ``set_if_not_exists`` atomic
+    across every store of the session; dropped with the session."""
+    loop = asyncio.get_running_loop()
+    with _set_locks_guard:
+        locks = _set_locks.get(id(session))
+        if locks is None:
+            locks = _set_locks[id(session)] = weakref.WeakKeyDictionary()
+            weakref.finalize(session, _set_locks.pop, id(session), None)
+        lock = locks.get(loop)
+        if lock is None:
+            lock = locks[loop] = asyncio.Lock()
+        return lock
 
 
 def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
@@ -139,7 +159,7 @@ class IcechunkStore(Store):
             i = key.rfind("/", 0, i)
             node = nodes.get("/" + key[:i] if i > 0 else "/")
             if node is not None and node.kind == ARRAY:
-                info = self._session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if info is not None:
                     suffix = key[i + 1 :]
                     coords = info.parse_chunk_key(suffix)
@@ -285,7 +305,7 @@ class IcechunkStore(Store):
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""
         self._check_writable()
-        async with self._session.check_then_set_lock():
+        async with _check_then_set_lock(self._session):
             if not await self.exists(key):
                 await self.set(key, value)
 
@@ -316,7 +336,7 @@ class IcechunkStore(Store):
         for path, node in list(nodes.items()):
             kp = path_to_prefix(path)
             if node.kind == ARRAY and base.startswith(kp) and base != kp:
-                info = session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if info is None:
                     continue
                 async for coords, _ in session.iter_chunks(node):
@@ -330,7 +350,7 @@ class IcechunkStore(Store):
     # --- listing -------------------------------------------------------------------------------
 
     async def _chunk_keys(self, node: NodeSnapshot, kp: str) -> AsyncIterator[str]:
-        info = self._session.array_info(node)
+        info = parse_array_meta(node.meta)
         if info is None:
             return
         async for coords, _ in self._session.iter_chunks(node):
@@ -379,7 +399,7 @@ class IcechunkStore(Store):
                     seen.add(name)
                 continue
             if node.kind == ARRAY and base.startswith(kp):
-                info = self._session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if kp == base and info is not None and info.prefix:
                     # Every chunk key of the default encoding starts with the same name.
                     async for _ in self._session.iter_chunks(node):

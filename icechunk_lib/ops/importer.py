@@ -44,7 +44,7 @@ from icechunk_lib.format import content_checksum
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.ops.source_meta import check_source_meta, source_file
-from icechunk_lib.zarr_keys import META_KEY, ArrayInfo
+from icechunk_lib.zarr_keys import META_KEY, ArrayInfo, Coords, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -64,7 +64,6 @@ ZarrSource = str | os.PathLike[str] | Store
 """A directory path, a ``file://`` or other fsspec URL, or an open zarr ``Store``."""
 
 DEFAULT_CONCURRENCY = 32
-Coords = tuple[int, ...]
 
 _META_SUFFIX = "/" + META_KEY
 # Two or more letters so a Windows drive ("C:\\data") still reads as a path.
@@ -522,7 +521,7 @@ class _Importer:
                 if old is not None and fresh:
                     self._count(old.kind, "deleted")
                 self._count(node.kind, "created" if fresh else "updated")
-            info = session.array_info(node)
+            info = parse_array_meta(node.meta)
             if info is not None:
                 # Sorted, so the prefixes below this one follow it directly.
                 start = end = bisect.bisect_right(prefixes, prefix)
