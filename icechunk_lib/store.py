@@ -25,7 +25,8 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from icechunk_lib import _sync
 from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
-from icechunk_lib.session import UNLOADED, Session
+from icechunk_lib.session import Session
+from icechunk_lib.workspace import UNLOADED
 from icechunk_lib.zarr_keys import META_KEY, parse_array_meta, path_to_prefix
 
 __all__ = ["IcechunkStore"]
@@ -94,10 +95,12 @@ class IcechunkStore(Store):
 
     @property
     def session(self) -> Session:
+        """The session this store reads and writes through."""
         return self._session
 
     @property
     def supports_consolidated_metadata(self) -> bool:
+        """False: zarr must not write consolidated metadata here (overrides ``Store``)."""
         # Consolidated metadata would be a second, stale copy; the snapshot already is one.
         return False
 
@@ -180,7 +183,12 @@ class IcechunkStore(Store):
         prototype: BufferPrototype,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        """Read a key, or a byte range of it; None if absent (overrides ``Store.get``)."""
+        """Read a key, or a byte range of it; None if absent (overrides ``Store.get``).
+
+        Raises:
+            CorruptObjectError: stored bytes do not match what the snapshot records (a
+                ``MissingObjectError`` if they are gone).
+        """
         session = self._session
         hit = session.key_cache.get(key)
         if hit is None:
@@ -233,6 +241,7 @@ class IcechunkStore(Store):
         return list(await asyncio.gather(*(one(k, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a value (overrides ``Store``); no bytes are read."""
         session = self._session
         hit = session.key_cache.get(key)
         kind, a, b = hit if hit is not None else await self._resolve(key)
@@ -248,7 +257,11 @@ class IcechunkStore(Store):
         return await self._session.get_extra(key) is not None
 
     async def getsize(self, key: str) -> int:
-        """Size in bytes from metadata alone, without reading the object (overrides ``Store``)."""
+        """Size in bytes from metadata alone, without reading the object (overrides ``Store``).
+
+        Raises:
+            FileNotFoundError: nothing is stored at ``key``.
+        """
         kind, a, b = await self._resolve(key)
         size: int | None = None
         if kind == _CHUNK:
@@ -286,7 +299,14 @@ class IcechunkStore(Store):
     # --- writes --------------------------------------------------------------------------------
 
     async def set(self, key: str, value: Buffer) -> None:
-        """Write a key (overrides ``Store.set``): metadata, chunk, or extra object."""
+        """Write a key (overrides ``Store.set``): metadata, chunk, or extra object.
+
+        Raises:
+            ValueError: the store is read-only (``ReadOnlySessionError`` if its session is).
+            InvalidKeyError: a key in an array's chunk key space naming no chunk of its grid.
+            InvalidNameError: metadata the node tree cannot hold (a node inside an array).
+            TypeError: ``value`` is not a zarr ``Buffer``.
+        """
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
@@ -303,14 +323,22 @@ class IcechunkStore(Store):
             await self._session.set_extra(key, value.to_bytes())
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
-        """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""
+        """Write only if ``key`` is absent; atomic within the session (overrides ``Store``).
+
+        Raises:
+            ValueError: the store is read-only (see ``set`` for the rest).
+        """
         self._check_writable()
         async with _check_then_set_lock(self._session):
             if not await self.exists(key):
                 await self.set(key, value)
 
     async def delete(self, key: str) -> None:
-        """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node."""
+        """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node.
+
+        Raises:
+            ValueError: the store is read-only.
+        """
         self._check_writable()
         kind, a, b = await self._resolve(key)
         if kind == _CHUNK:
@@ -324,7 +352,11 @@ class IcechunkStore(Store):
         # _OUTSIDE: no such chunk exists (a grid that shrank dropped its chunks), nothing to do
 
     async def delete_dir(self, prefix: str) -> None:
-        """Delete everything below ``prefix``; whole nodes cost metadata only (overrides)."""
+        """Delete everything below ``prefix``; whole nodes cost metadata only (overrides).
+
+        Raises:
+            ValueError: the store is read-only.
+        """
         self._check_writable()
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
@@ -359,6 +391,7 @@ class IcechunkStore(Store):
                 yield kp + info.chunk_key(coords)
 
     def list(self) -> AsyncIterator[str]:
+        """Every key of the session (overrides ``Store``)."""
         return self.list_prefix("")
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:

@@ -156,7 +156,12 @@ class Workspace:
         return node
 
     async def delete_node(self, path: str) -> bool:
-        """Delete the node at ``path`` (not its children); False if there is none."""
+        """Delete the node at ``path`` (not its children); False if there is none.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+            InvalidNameError: ``path`` is not a node path.
+        """
         self._check_writable("delete")
         changes = await self._changeset()
         with self._mutation("delete"):
@@ -166,7 +171,12 @@ class Workspace:
             return True
 
     async def delete_tree(self, path: str) -> int:
-        """Delete the node at ``path`` and every node below it (metadata only); how many."""
+        """Delete the node at ``path`` and every node below it (metadata only); how many.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+            InvalidNameError: ``path`` is not a node path.
+        """
         self._check_writable("delete")
         path = validate_node_path(path)
         changes = await self._changeset()
@@ -211,7 +221,11 @@ class Workspace:
         return mrefs[i] if i >= 0 else None
 
     async def chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
-        """The reference of the chunk at ``coords`` of array ``node``, or None."""
+        """The reference of the chunk at ``coords`` of array ``node``, or None.
+
+        Raises:
+            MissingObjectError: the manifest that holds it is gone from storage.
+        """
         ref = self.cached_chunk_ref(node, coords)
         if ref is not UNLOADED:
             return ref
@@ -281,7 +295,11 @@ class Workspace:
         return digest, cid
 
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
-        """Delete the chunk at ``coords`` of array ``node`` (it reads as the fill value)."""
+        """Delete the chunk at ``coords`` of array ``node`` (it reads as the fill value).
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
         self._check_writable("delete")
         changes = await self._changeset()
         with self._mutation("delete"):
@@ -312,7 +330,11 @@ class Workspace:
         return await self.read_ref(ref, start, end)
 
     async def set_extra(self, key: str, data: bytes) -> None:
-        """Store ``data`` under the non-Zarr key ``key`` (inline if small, like chunks)."""
+        """Store ``data`` under the non-Zarr key ``key`` (inline if small, like chunks).
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
         self._check_writable()
         changes = await self._changeset()
         digest, cid = await self._write_bytes(data, None)
@@ -321,7 +343,11 @@ class Workspace:
             changes.set_extra(extra)
 
     async def delete_extras(self, keys: Iterable[str]) -> None:
-        """Delete the extra objects under ``keys`` (absent ones are skipped)."""
+        """Delete the extra objects under ``keys`` (absent ones are skipped).
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
         self._check_writable("delete")
         changes = await self._changeset()
         with self._mutation("delete"):
