@@ -19,6 +19,7 @@ __all__ = [
     "ArrayInfo",
     "Coords",
     "ZarrJson",
+    "data_type_name",
     "grid_shrinks",
     "key_to_path",
     "parse_array_meta",
@@ -170,6 +171,12 @@ class ZarrJson:
         shape = conf.get("chunk_shape") if isinstance(conf, dict) else None
         return tuple(shape) if isinstance(shape, list) else None
 
+    @property
+    def data_type_name(self) -> str | None:
+        """The data type as people read it (see ``data_type_name``); None if absent."""
+        spec = self.data_type
+        return None if spec is None else data_type_name(spec)
+
     def without(self, *fields: str) -> dict[str, Any]:
         """A copy of the document without ``fields`` (to compare what is left)."""
         return {k: v for k, v in self.doc.items() if k not in fields}
@@ -177,6 +184,38 @@ class ZarrJson:
     def error_text(self, node: str) -> str:
         """The message for a document that must be a JSON object and is not, naming ``node``."""
         return f"the zarr.json of {node} is not valid Zarr v3 metadata: {self.problem}"
+
+
+def data_type_name(spec: Any) -> str:
+    """A Zarr v3 ``data_type`` as people read it: ``int32``, ``struct{a:int32,b:float64}``,
+    ``bytes[5]``, ``str[7]``, ``datetime64[ns]``; a spec it cannot read comes back as JSON."""
+    try:
+        return _data_type_name(spec)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return json.dumps(spec)
+
+
+def _data_type_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    name = str(spec["name"])
+    config = spec.get("configuration") or {}
+    short = name.removeprefix("numpy.")
+    if short in ("datetime64", "timedelta64"):
+        scale = config.get("scale_factor", 1)
+        return f"{short}[{'' if scale == 1 else scale}{config.get('unit', '')}]"
+    if name == "structured":
+        fields = ",".join(f"{f}:{_data_type_name(t)}" for f, t in config.get("fields", []))
+        return f"struct{{{fields}}}"
+    if name == "null_terminated_bytes":
+        return f"bytes[{config['length_bytes']}]"
+    if name == "raw_bytes":
+        return f"raw[{config['length_bytes']}]"
+    if name == "fixed_length_utf32":
+        return f"str[{config['length_bytes'] // 4}]"
+    if not config:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(config.items()))}]"
 
 
 def read_zarr_json(meta: bytes) -> ZarrJson:

@@ -17,7 +17,6 @@ from icechunk_lib.errors import InvalidNameError, NodeNotFoundError
 from icechunk_lib.format.manifest import INLINE, ChunkRef
 from icechunk_lib.format.snapshot import ExtraObject
 from icechunk_lib.ops.diff import diff_changes
-from icechunk_lib.zarr_keys import read_zarr_json
 
 
 def _array_meta(shape: list[int], chunks: list[int]) -> bytes:
@@ -189,19 +188,3 @@ def test_writes_during_a_rebase_are_refused_not_lost(storage: ic.Storage) -> Non
     assert "cannot discard changes: a rebase of this session is in progress" in str(refused[0])
     assert ours.snapshot_id == repo.lookup_branch("main")
     assert zarr.open_array(ours.store, path="a", mode="r")[:].tolist() == [1, 1]
-
-
-def test_one_reader_names_what_is_wrong_with_a_zarr_json() -> None:
-    good = read_zarr_json(_array_meta([4], [2]))
-    assert not good.problem and good.node_type == "array"
-    assert good.chunk_shape == (2,) and good.data_type == "int32" and good.attributes == {}
-    assert "shape" not in good.without("shape", "attributes")
-    bad = read_zarr_json(b"{not json")
-    assert bad.problem.startswith("not JSON (") and bad.doc == {}
-    assert bad.error_text("/a/b") == (
-        f"the zarr.json of /a/b is not valid Zarr v3 metadata: {bad.problem}"
-    )
-    listed = read_zarr_json(b"[1, 2]")
-    assert listed.problem == "expected a JSON object, got list"
-    odd = read_zarr_json(b'{"attributes": [1], "chunk_grid": "regular"}')
-    assert odd.attributes == {} and odd.chunk_shape is None

@@ -7,6 +7,7 @@ object store its manifests live in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class NodeInfo:
     """Chunks stored for the array (with ``stats``); chunks never written read as fill."""
     bytes_written: int | None = None
     """Stored bytes of those chunks (compressed, as written)."""
+    dtype_name: str | None = None
+    """The data type as people read it: ``int32``, ``struct{a:int32,b:float64}``, ..."""
 
 
 def _describe(node: NodeSnapshot) -> NodeInfo:
@@ -51,6 +54,7 @@ def _describe(node: NodeSnapshot) -> NodeInfo:
         dtype=dtype if isinstance(dtype, str) else json.dumps(dtype),
         chunk_shape=meta.chunk_shape,
         attributes=meta.attributes,
+        dtype_name=meta.data_type_name,
     )
 
 
@@ -108,15 +112,5 @@ async def list_nodes(
             *(_stats(objects, n, chunks.get(n.id)) for _, n in arrays if n is not None)
         )
         for (i, _), (count, size) in zip(arrays, sums, strict=True):
-            info = infos[i]
-            infos[i] = NodeInfo(
-                info.path,
-                info.kind,
-                info.shape,
-                info.dtype,
-                info.chunk_shape,
-                info.attributes,
-                count,
-                size,
-            )
+            infos[i] = dataclasses.replace(infos[i], chunks_written=count, bytes_written=size)
     return infos
