@@ -223,11 +223,16 @@ class ChangeSet:
             changes[coords] = None
         self.dirty = True
 
-    def drop_chunk_changes(self, path: str, coords: Iterable[Iterable[int]]) -> None:
-        """Take back our changes of these chunks of the array at ``path`` (as if never made:
-        the base's, or another writer's, chunks show through)."""
+    def drop_chunk_changes(self, path: str, coords: Iterable[Iterable[int]] | None = None) -> None:
+        """Take back our changes of these chunks (all of them if ``coords`` is None) of the
+        array at ``path``, as if never made: the base's, or another writer's, chunks show."""
         node = self.nodes.get(path)
-        changes = self.chunks.get(node.id) if node is not None else None
+        if node is None:
+            return
+        if coords is None:
+            self.chunks.pop(node.id, None)
+            return
+        changes = self.chunks.get(node.id)
         if changes is not None:
             for c in coords:
                 changes.pop(tuple(c), None)

@@ -21,12 +21,12 @@ from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.ops.diff import Diff, diff_changes
 from icechunk_lib.ops.tree import NodeInfo, list_nodes
-from icechunk_lib.workspace import UNLOADED, Workspace
+from icechunk_lib.workspace import Workspace
 
 if TYPE_CHECKING:
     from icechunk_lib.store import IcechunkStore
 
-__all__ = ["UNLOADED", "Session"]
+__all__ = ["Session"]
 
 
 def _check_solver(solver: object) -> None:

@@ -92,9 +92,12 @@ def test_chunk_changes_are_taken_back_or_deleted_outside_a_grid() -> None:
         changes.put_native(arr.id, (i,), bytes(12), 10, i)
     changes.drop_chunk_changes("/a", [[1]])
     assert sorted(changes.chunks[arr.id]) == [(0,), (2,)]
+    changes.drop_chunk_changes("/nowhere", [[0]])  # no such node: nothing to take back
     changes.delete_outside(arr.id, (2,), committed=[(5,)])
     record = changes.chunks[arr.id]
     assert record[(2,)] is None and record[(5,)] is None and record[(0,)] is not None
+    changes.drop_chunk_changes("/a")
+    assert changes.live_chunks() == {}
 
 
 def test_a_copy_is_independent_and_a_merge_folds_another_change_set_in() -> None:
