@@ -38,7 +38,6 @@ __all__ = [
     "chunk_grid_size",
     "color_disabled",
     "command_hint",
-    "dtype_name",
     "fit_widths",
     "format_bytes",
     "format_shape",
@@ -434,43 +433,6 @@ def format_bytes(n: int) -> str:
         if value < 1024 or unit == "PiB":
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
-
-
-def dtype_name(dtype: str | None) -> str:
-    """A data type as people read it: ``int32``, ``struct{a:int32,b:float64}``, ``bytes[5]``,
-    ``str[7]``, ``datetime64[ns]``; the library gives the Zarr v3 ``data_type``, a name or a
-    JSON object."""
-    if dtype is None:
-        return "-"
-    if not dtype.startswith("{"):
-        return dtype
-    try:
-        return _dtype_name(json.loads(dtype))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return dtype
-
-
-def _dtype_name(spec: Any) -> str:
-    if isinstance(spec, str):
-        return spec
-    name = str(spec["name"])
-    config = spec.get("configuration") or {}
-    short = name.removeprefix("numpy.")
-    if short in ("datetime64", "timedelta64"):
-        scale = config.get("scale_factor", 1)
-        return f"{short}[{'' if scale == 1 else scale}{config.get('unit', '')}]"
-    if name == "structured":
-        fields = ",".join(f"{f}:{_dtype_name(t)}" for f, t in config.get("fields", []))
-        return f"struct{{{fields}}}"
-    if name == "null_terminated_bytes":
-        return f"bytes[{config['length_bytes']}]"
-    if name == "raw_bytes":
-        return f"raw[{config['length_bytes']}]"
-    if name == "fixed_length_utf32":
-        return f"str[{config['length_bytes'] // 4}]"
-    if not config:
-        return name
-    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(config.items()))}]"
 
 
 def format_shape(shape: Sequence[int] | None, sep: str = "x") -> str:

@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from icechunk_lib.format.manifest import NATIVE, ChunkRef, ChunkTable
+from icechunk_lib.zarr_keys import Coords
 
 __all__ = ["ChunkChanges", "Columns"]
 
-Coords = tuple[int, ...]
 _ID = 12
 _NO_ID = bytes(_ID)
 _DELETED = 0

@@ -2,6 +2,8 @@
 
 Nothing written before the compare-and-swap of the branch ref is reachable from any ref, so a
 crash at any point leaves the repository at its previous commit (leftovers are garbage).
+``write_commit`` takes a change set and its base snapshot, writes steps 1 and 2 and returns
+the new snapshot id; the session makes the swap (step 3).
 """
 
 from __future__ import annotations
@@ -9,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from icechunk_lib.changes import node_changes
-from icechunk_lib.chunk_changes import ChunkChanges as SessionChunkChanges
+from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.chunk_changes import Columns
 from icechunk_lib.errors import NoChangesToCommitError, SessionError
 from icechunk_lib.format import new_object_id
@@ -28,17 +29,19 @@ from icechunk_lib.format.snapshot import (
     NodeSnapshot,
     Snapshot,
 )
-from icechunk_lib.format.txlog import ChunkChanges, NodeChange, TransactionLog
+from icechunk_lib.format.txlog import NodeChange, TransactionLog, UpdatedChunks
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import now_us
-from icechunk_lib.zarr_keys import grid_shrinks, parse_array_meta
+from icechunk_lib.zarr_keys import Coords, grid_shrinks, parse_array_meta
 
-if TYPE_CHECKING:
-    from icechunk_lib.session import Session
+__all__ = [
+    "changes_to_columns",
+    "check_commit_info",
+    "committed_outside",
+    "rebuild_array",
+    "write_commit",
+]
 
-__all__ = ["changes_to_columns", "check_commit_info", "commit_session", "rebuild_array"]
-
-Coords = tuple[int, ...]
 _PIECES_IN_FLIGHT = 2
 """Manifest pieces of existing arrays a commit rewrites at once (bounds its memory)."""
 
@@ -211,14 +214,23 @@ def _json_problem(value: object, where: str) -> str:
     return f"{where} is a {type(value).__name__}"
 
 
+async def committed_outside(objects: ObjectStore, node: NodeSnapshot, grid: Coords) -> list[Coords]:
+    """Coordinates of the committed chunks of array ``node`` beyond ``grid``."""
+    limit = np.array(grid, dtype=np.int64)
+    outside: list[Coords] = []
+    for mref in node.manifests:
+        table = (await objects.manifest(mref.manifest_id)).tables.get(node.id)
+        if table is not None and len(table):
+            matrix = table.coords()
+            outside.extend(map(tuple, matrix[(matrix >= limit).any(axis=1)].tolist()))
+    return outside
+
+
 async def _drop_outside_grid(
-    objects: ObjectStore,
-    old: NodeSnapshot,
-    node: NodeSnapshot,
-    chunk_changes: dict[str, SessionChunkChanges],
+    objects: ObjectStore, old: NodeSnapshot, node: NodeSnapshot, changes: ChangeSet
 ) -> None:
     """Delete the chunks an array's shrunk grid cannot index, from its manifests and from the
-    changes (``chunk_changes`` is the commit's own copy).
+    changes (``changes`` is the commit's own copy).
 
     The session drops them when it shrinks the grid, but only those it could see: chunks
     another writer added beyond the new grid reach the tree by a rebase or a merge, and kept,
@@ -230,47 +242,43 @@ async def _drop_outside_grid(
     if not grid_shrinks(parse_array_meta(old.meta), info):
         return
     assert info is not None and info.grid is not None
-    limit = np.array(info.grid, dtype=np.int64)
-    outside: list[tuple[int, ...]] = []
-    for mref in node.manifests:
-        table = (await objects.manifest(mref.manifest_id)).tables.get(node.id)
-        if table is not None and len(table):
-            matrix = table.coords()
-            outside.extend(map(tuple, matrix[(matrix >= limit).any(axis=1)].tolist()))
-    changes = chunk_changes.get(node.id)
-    if changes is not None:
-        outside.extend(c for c in changes if any(x >= n for x, n in zip(c, info.grid, strict=True)))
-    if not outside:
-        return
-    if changes is None:
-        changes = chunk_changes[node.id] = SessionChunkChanges(info.ndim)
-    for coords in outside:
-        changes[coords] = None
+    changes.delete_outside(node.id, info.grid, await committed_outside(objects, node, info.grid))
 
 
 def _encode_coords(coords: np.ndarray[Any, Any]) -> bytes:
     return np.ascontiguousarray(coords, dtype="<i8").tobytes()
 
 
-async def commit_session(
-    session: Session, message: str, metadata: dict[str, Any], allow_empty: bool
+async def write_commit(
+    objects: ObjectStore,
+    base: Snapshot,
+    changes: ChangeSet,
+    message: str,
+    metadata: dict[str, Any],
+    *,
+    allow_empty: bool = False,
 ) -> str:
-    """Write the session's changes as a new snapshot and move the branch to it."""
-    objects = session._objects
+    """Write ``changes`` over ``base`` as manifests, a snapshot and its transaction log.
+
+    Returns the new snapshot's id. Nothing is reachable until the caller swaps the branch ref
+    from ``base`` to it. ``changes`` must be the commit's own copy: it is patched (chunks
+    beyond a grid that shrank are deleted).
+
+    Raises:
+        NoChangesToCommitError: nothing changed and not ``allow_empty``.
+        SessionError: the message or metadata cannot be stored as given.
+    """
     config = objects.config
     max_refs = config.manifest.max_refs_per_manifest
-    base = await session.base_snapshot()
-    await session.nodes()
-    view = session.capture()
-    nodes = view.nodes
-    changes = node_changes(base.nodes, nodes)
-    chunk_changes = view.chunks
-    extra_changes = view.extra_changes
-    if not (changes or chunk_changes or extra_changes or allow_empty):
+    nodes = changes.nodes
+    node_diff = changes.node_changes(base.nodes)
+    extra_changes = changes.extra_changes
+    if not (node_diff or changes.live_chunks() or extra_changes or allow_empty):
         raise NoChangesToCommitError()
     check_commit_info(message, metadata)
-    for old, updated in changes.updated:
-        await _drop_outside_grid(objects, old, updated, chunk_changes)
+    for old, updated in node_diff.updated:
+        await _drop_outside_grid(objects, old, updated, changes)
+    chunk_changes = changes.live_chunks()
 
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}
@@ -281,7 +289,7 @@ async def commit_session(
     coords_of: dict[str, tuple[int, np.ndarray[Any, Any]]] = {}
     for nid, ch in chunk_changes.items():
         node = live.get(nid)
-        info = session.array_info(node) if node is not None else None
+        info = parse_array_meta(node.meta) if node is not None else None
         if node is None or info is None or ch.ndim != info.ndim:
             continue
         cols = ch.columns(copy=False)  # ``ch`` is the commit's own capture
@@ -320,7 +328,7 @@ async def commit_session(
     for mid in sorted({m.manifest_id for n in out_nodes for m in n.manifests}):
         found = infos.get(mid) or base_infos.get(mid)
         used.append(found if found is not None else ManifestFileInfo(mid, 0, 0))
-    extras: list[ExtraObject] = sorted(view.extras.values(), key=lambda e: e.key)
+    extras: list[ExtraObject] = sorted(changes.extras.values(), key=lambda e: e.key)
     snapshot = Snapshot(
         id=new_object_id(),
         parent_id=base.id,
@@ -334,28 +342,27 @@ async def commit_session(
     )
     log = TransactionLog(
         snapshot_id=snapshot.id,
-        new_groups=tuple(NodeChange(n.id, n.path) for n in changes.new if n.kind != ARRAY),
-        new_arrays=tuple(NodeChange(n.id, n.path) for n in changes.new if n.kind == ARRAY),
-        deleted_groups=tuple(NodeChange(n.id, n.path) for n in changes.deleted if n.kind != ARRAY),
-        deleted_arrays=tuple(NodeChange(n.id, n.path) for n in changes.deleted if n.kind == ARRAY),
+        new_groups=tuple(NodeChange(n.id, n.path) for n in node_diff.new if n.kind != ARRAY),
+        new_arrays=tuple(NodeChange(n.id, n.path) for n in node_diff.new if n.kind == ARRAY),
+        deleted_groups=tuple(
+            NodeChange(n.id, n.path) for n in node_diff.deleted if n.kind != ARRAY
+        ),
+        deleted_arrays=tuple(
+            NodeChange(n.id, n.path) for n in node_diff.deleted if n.kind == ARRAY
+        ),
         updated_groups=tuple(
-            NodeChange(n.id, n.path) for _, n in changes.updated if n.kind != ARRAY
+            NodeChange(n.id, n.path) for _, n in node_diff.updated if n.kind != ARRAY
         ),
         updated_arrays=tuple(
-            NodeChange(n.id, n.path) for _, n in changes.updated if n.kind == ARRAY
+            NodeChange(n.id, n.path) for _, n in node_diff.updated if n.kind == ARRAY
         ),
-        moved=tuple((n.id, old.path, n.path) for old, n in changes.moved),
+        moved=tuple((n.id, old.path, n.path) for old, n in node_diff.moved),
         updated_chunks=tuple(
-            ChunkChanges(nid, live[nid].path, ndim, _encode_coords(coords))
+            UpdatedChunks(nid, live[nid].path, ndim, _encode_coords(coords))
             for nid, (ndim, coords) in coords_of.items()
         ),
         extra_keys=tuple(sorted(extra_changes)),
     )
-    # 3. Snapshot and log, then the commit point: the branch compare-and-swap.
+    # Snapshot and log; the caller's branch compare-and-swap is the commit point.
     await asyncio.gather(objects.write_snapshot(snapshot), objects.write_transaction_log(log))
-    assert session.branch is not None
-    session._pending_commit = snapshot.id
-    await session._refs.update_branch(
-        session.branch, snapshot.id, base.id, action="commit", message=message
-    )
     return snapshot.id

@@ -1,22 +1,25 @@
-"""Conflict detection and solving for rebasing a session onto a branch that moved."""
+"""Conflict detection and solving for rebasing a change set onto a branch that moved.
+
+``rebase_changes`` takes a change set, its base snapshot and the branch tip, reads the
+transaction logs of the commits in between, lets a ``ConflictSolver`` patch the change set,
+and returns the tip with the change set replayed over it. Nothing here touches a session.
+"""
 
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
 from icechunk_lib.changes import NodeChanges
+from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.errors import RebaseFailedError
-from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot
+from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.format.txlog import TransactionLog
-from icechunk_lib.zarr_keys import parse_array_meta
-
-if TYPE_CHECKING:
-    from icechunk_lib.session import Session
+from icechunk_lib.objects import ObjectStore
+from icechunk_lib.zarr_keys import Coords, parse_array_meta, read_zarr_json
 
 __all__ = [
     "BasicConflictSolver",
@@ -24,11 +27,11 @@ __all__ = [
     "ConflictDetector",
     "ConflictSolver",
     "ConflictType",
+    "Resolution",
     "VersionSelection",
-    "rebase_session",
+    "detect",
+    "rebase_changes",
 ]
-
-Coords = tuple[int, ...]
 
 
 class ConflictType(enum.Enum):
@@ -67,12 +70,26 @@ class Conflict:
         return f"{self.conflict_type.name} at {self.path}{extra}"
 
 
-class ConflictSolver:
-    """Decides, for each conflict, whether the rebase may proceed (and how)."""
+class Resolution(NamedTuple):
+    """What a ``ConflictSolver`` returns: the patched change set and what it left unresolved."""
 
-    def resolve(self, session: Session, conflicts: list[Conflict]) -> list[Conflict]:
-        """Apply resolutions to ``session``; return the conflicts left unresolved."""
-        return conflicts
+    changes: ChangeSet
+    unresolved: list[Conflict]
+
+
+class ConflictSolver:
+    """Decides, for each conflict, whether the rebase may proceed (and how).
+
+    Subclass it and override ``resolve`` for a solver of your own.
+    """
+
+    def resolve(self, changes: ChangeSet, conflicts: list[Conflict]) -> Resolution:
+        """Patch ``changes`` to resolve what it can; return it with the conflicts left.
+
+        ``changes`` is the rebase's own copy: change it in place (``drop_chunk_changes``, ...)
+        or return another change set. This base version resolves nothing.
+        """
+        return Resolution(changes, conflicts)
 
 
 class ConflictDetector(ConflictSolver):
@@ -93,7 +110,9 @@ class BasicConflictSolver(ConflictSolver):
         self.fail_on_delete_of_updated_array = fail_on_delete_of_updated_array
         self.fail_on_delete_of_updated_group = fail_on_delete_of_updated_group
 
-    def resolve(self, session: Session, conflicts: list[Conflict]) -> list[Conflict]:
+    def resolve(self, changes: ChangeSet, conflicts: list[Conflict]) -> Resolution:
+        """Keep our chunks or theirs (``on_chunk_conflict``); let our deletes win unless told
+        to fail (overrides ``ConflictSolver.resolve``)."""
         left = []
         for c in conflicts:
             t = c.conflict_type
@@ -101,14 +120,14 @@ class BasicConflictSolver(ConflictSolver):
                 VersionSelection.Fail
             ):
                 if self.on_chunk_conflict is VersionSelection.UseTheirs:
-                    session._drop_chunk_changes(c.path, c.conflicted_chunks)
+                    changes.drop_chunk_changes(c.path, c.conflicted_chunks)
                 continue
             if t is ConflictType.DeleteOfUpdatedArray and not self.fail_on_delete_of_updated_array:
                 continue
             if t is ConflictType.DeleteOfUpdatedGroup and not self.fail_on_delete_of_updated_group:
                 continue
             left.append(c)
-        return left
+        return Resolution(changes, left)
 
 
 def _coords_of(log: TransactionLog) -> dict[str, set[Coords]]:
@@ -124,10 +143,11 @@ def _coords_of(log: TransactionLog) -> dict[str, set[Coords]]:
 
 
 def detect(
-    session: Session, base_nodes: tuple[NodeSnapshot, ...], log: TransactionLog
+    changes: ChangeSet, base_nodes: tuple[NodeSnapshot, ...], log: TransactionLog
 ) -> list[Conflict]:
-    """Conflicts between the session's changes and one commit that landed before it."""
-    ours = session._node_changes_from(base_nodes)
+    """Conflicts between ``changes`` (made over ``base_nodes``) and one commit that landed
+    before them, described by its transaction log."""
+    ours = changes.node_changes(base_nodes)
     conflicts: list[Conflict] = []
     their_new_paths = {n.path for n in (*log.new_groups, *log.new_arrays)}
     their_deleted = {n.id: n for n in (*log.deleted_groups, *log.deleted_arrays)}
@@ -159,30 +179,39 @@ def detect(
     for old, n in ours.moved:
         if n.id in their_updated or n.id in their_chunks or n.id in their_moved:
             conflicts.append(Conflict(ConflictType.MoveOperationCannotBeRebased, old.path))
-    nodes = session._nodes or {}
-    path_of = {n.id: n.path for n in nodes.values()}
-    for nid, changes in session.changed_chunks().items():
-        if nid not in path_of or not changes:
+    path_of = {n.id: n.path for n in changes.nodes.values()}
+    for nid, chunks in changes.chunks.items():
+        if nid not in path_of or not chunks:
             continue
         if nid in deleted_arrays:
             conflicts.append(Conflict(ConflictType.ChunksUpdatedInDeletedArray, path_of[nid]))
             continue
         theirs = their_chunks.get(nid)
         if theirs:
-            both = sorted(list(c) for c in theirs.intersection(changes))
+            both = sorted(list(c) for c in theirs.intersection(chunks))
             if both:
                 conflicts.append(Conflict(ConflictType.ChunkDoubleUpdate, path_of[nid], both))
     return conflicts
 
 
-async def rebase_session(session: Session, solver: ConflictSolver) -> None:
-    """Move the session's base to the branch tip, replaying its changes on top."""
-    assert session.branch is not None
-    objects = session._objects
-    tip_id = await session._refs.lookup_branch(session.branch)
-    base = await session.base_snapshot()
-    if tip_id == base.id:
-        return
+async def rebase_changes(
+    objects: ObjectStore,
+    branch: str,
+    base: Snapshot,
+    tip_id: str,
+    changes: ChangeSet,
+    solver: ConflictSolver,
+) -> tuple[Snapshot, ChangeSet]:
+    """Replay ``changes`` (made over ``base``) on ``tip_id``, the tip of ``branch``.
+
+    Checks them against the transaction log of every commit since ``base``, oldest first,
+    letting ``solver`` patch them. Returns the tip snapshot and the change set over it (which
+    may share chunk records with ``changes``, the caller's own copy).
+
+    Raises:
+        RebaseFailedError: conflicts the solver left, or ``base`` is not in the branch's
+            history any more.
+    """
     # The commits that landed since our base, oldest first.
     landed: list[str] = []
     cursor: str | None = tip_id
@@ -191,17 +220,16 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
         landed.append(cursor)
         cursor = header.parent_id
     if cursor is None:
-        raise RebaseFailedError(tip_id, [Conflict(ConflictType.BaseNotInHistory, session.branch)])
+        raise RebaseFailedError(tip_id, [Conflict(ConflictType.BaseNotInHistory, branch)])
     for snap_id in reversed(landed):
         log = await objects.transaction_log(snap_id)
-        conflicts = detect(session, base.nodes, log)
-        unresolved = solver.resolve(session, conflicts) if conflicts else []
-        if unresolved:
-            raise RebaseFailedError(
-                snap_id, unresolved, branch=session.branch, expected_parent=base.id
-            )
+        conflicts = detect(changes, base.nodes, log)
+        if conflicts:
+            changes, unresolved = solver.resolve(changes, conflicts)
+            if unresolved:
+                raise RebaseFailedError(snap_id, unresolved, branch=branch, expected_parent=base.id)
     tip = await objects.snapshot(tip_id)
-    ours = session._node_changes_from(base.nodes)
+    ours = changes.node_changes(base.nodes)
     tip_by_id = {n.id: n for n in tip.nodes}
     for n in ours.deleted:
         tip_by_id.pop(n.id, None)
@@ -214,19 +242,19 @@ async def rebase_session(session: Session, solver: ConflictSolver) -> None:
             tip_by_id[n.id] = NodeSnapshot(n.id, path, n.kind, n.meta, current.manifests)
     for n in ours.new:
         tip_by_id[n.id] = n
-    clashes = _tree_conflicts(list(tip_by_id.values()), ours, tip.nodes, session._nodes or {})
-    clashes += _layout_conflicts(session, base.nodes, tip.nodes)
+    clashes = _tree_conflicts(list(tip_by_id.values()), ours, tip.nodes, changes.nodes)
+    clashes += _layout_conflicts(changes, base.nodes, tip.nodes)
     if clashes:
-        raise RebaseFailedError(tip_id, clashes, branch=session.branch, expected_parent=base.id)
+        raise RebaseFailedError(tip_id, clashes, branch=branch, expected_parent=base.id)
     nodes = {n.path: n for n in tip_by_id.values()}
     extras: dict[str, ExtraObject] = {e.key: e for e in tip.extras}
-    mine = session._extras
-    for key in session.changed_extras():
-        if key in mine:
-            extras[key] = mine[key]
+    for key in changes.extra_changes:
+        extra = changes.extras.get(key)
+        if extra is not None:
+            extras[key] = extra
         else:
             extras.pop(key, None)
-    session._adopt_base(tip, nodes, extras)
+    return tip, changes.with_tree(nodes, extras)
 
 
 def _tree_conflicts(
@@ -268,7 +296,7 @@ def _tree_conflicts(
 
 
 def _layout_conflicts(
-    session: Session, base_nodes: tuple[NodeSnapshot, ...], tip_nodes: tuple[NodeSnapshot, ...]
+    changes: ChangeSet, base_nodes: tuple[NodeSnapshot, ...], tip_nodes: tuple[NodeSnapshot, ...]
 ) -> list[Conflict]:
     """Arrays we wrote chunks to whose chunk layout they changed (data type, codecs, chunk
     grid or key encoding), or whose grid they shrank below a chunk we wrote: our chunk bytes
@@ -276,9 +304,9 @@ def _layout_conflicts(
     before = {n.id: n for n in base_nodes}
     after = {n.id: n for n in tip_nodes}
     conflicts: list[Conflict] = []
-    for nid, changes in session.changed_chunks().items():
+    for nid, chunks in changes.chunks.items():
         old, new = before.get(nid), after.get(nid)
-        if not changes or old is None or new is None or old.meta == new.meta:
+        if not chunks or old is None or new is None or old.meta == new.meta:
             continue
         if _layout(old.meta) != _layout(new.meta):
             conflicts.append(Conflict(ConflictType.ChunksUpdatedInUpdatedArray, new.path))
@@ -286,7 +314,7 @@ def _layout_conflicts(
         info = parse_array_meta(new.meta)
         outside = [
             list(c)
-            for c, ref in changes.items()
+            for c, ref in chunks.items()
             if ref is not None and (info is None or not info.contains(c))
         ]
         if outside:
@@ -298,11 +326,7 @@ def _layout_conflicts(
 
 def _layout(meta: bytes) -> object:
     """An array's ``zarr.json`` without what leaves its chunk bytes' meaning alone."""
-    try:
-        doc = json.loads(meta)
-    except ValueError:
+    read = read_zarr_json(meta)
+    if read.problem:
         return meta
-    if isinstance(doc, dict):
-        for key in ("attributes", "shape", "dimension_names"):
-            doc.pop(key, None)
-    return doc
+    return read.without("attributes", "shape", "dimension_names")

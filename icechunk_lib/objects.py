@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from icechunk_lib.errors import CorruptObjectError, MissingObjectError, ObjectNotFoundError
 from icechunk_lib.format import RepositoryConfig, content_checksum, encode_id
 from icechunk_lib.format.snapshot import (
+    NodeSnapshot,
     Snapshot,
     SnapshotHeader,
     decode_snapshot,
@@ -24,6 +25,7 @@ from icechunk_lib.format.snapshot import (
 )
 from icechunk_lib.format.txlog import TransactionLog, decode_txlog, encode_txlog
 from icechunk_lib.storage import Storage
+from icechunk_lib.zarr_keys import Coords
 
 if TYPE_CHECKING:
     from icechunk_lib.format.manifest import ChunkRef, ManifestFile
@@ -54,6 +56,7 @@ RANGE_VERIFY_LIMIT = 4 << 20
 it against the manifest and keeps it for the next ranges (a zarr shard is read as its index,
 then one range per inner chunk). Bigger chunks are read by range and only their size checked."""
 _VERIFIED_CACHE_BYTES = 64 << 20
+_EXISTS_IN_FLIGHT = 64
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -282,6 +285,36 @@ class ObjectStore:
                 raise chunk_mismatch(ref, self._where(key), f", the file has {size}")
             self._sizes.put(key, size)
         return data
+
+    async def chunk_refs(
+        self, node: NodeSnapshot, changes: Mapping[Coords, ChunkRef | None] | None = None
+    ) -> AsyncIterator[tuple[Coords, ChunkRef]]:
+        """Every chunk of array ``node``: its committed refs overlaid with ``changes`` (a
+        session's, ``None`` meaning deleted), in no particular order."""
+        changes = changes or {}
+        for mref in node.manifests:
+            table = (await self.manifest(mref.manifest_id)).tables.get(node.id)
+            if table is None:
+                continue
+            for row, c in enumerate(table.coords().tolist()):
+                coords = tuple(c)
+                if coords not in changes:
+                    yield coords, table.ref(row)
+        for coords, ref in list(changes.items()):
+            if ref is not None:
+                yield coords, ref
+
+    async def missing(self, keys: Iterable[str]) -> list[str]:
+        """Those of ``keys`` the storage does not hold, sorted (checked concurrently)."""
+        limit = asyncio.Semaphore(_EXISTS_IN_FLIGHT)
+
+        async def present(key: str) -> bool:
+            async with limit:
+                return await self.storage.exists(key)
+
+        ordered = sorted(keys)
+        found = await asyncio.gather(*(present(k) for k in ordered))
+        return [k for k, ok in zip(ordered, found, strict=True) if not ok]
 
     def _where(self, key: str) -> str:
         return f"{key} in {self.storage.url}"

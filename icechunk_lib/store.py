@@ -8,6 +8,8 @@ object (so the store honours the full ``zarr.abc.store.Store`` contract).
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -23,8 +25,9 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from icechunk_lib import _sync
 from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
-from icechunk_lib.session import UNLOADED, Session
-from icechunk_lib.zarr_keys import META_KEY, path_to_prefix
+from icechunk_lib.session import Session
+from icechunk_lib.workspace import UNLOADED
+from icechunk_lib.zarr_keys import META_KEY, parse_array_meta, path_to_prefix
 
 __all__ = ["IcechunkStore"]
 
@@ -32,6 +35,24 @@ _META, _CHUNK, _EXTRA, _OUTSIDE = 0, 1, 2, 3
 """Key kinds; ``_OUTSIDE``: in an array's chunk key space but no chunk of its grid."""
 _META_SUFFIX = "/" + META_KEY
 _KEY_CACHE_SIZE = 100_000
+
+_set_locks: dict[int, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+_set_locks_guard = threading.Lock()
+
+
+def _check_then_set_lock(session: Session) -> asyncio.Lock:
+    """The lock (one per session and event loop) that makes ``set_if_not_exists`` atomic
+    across every store of the session; dropped with the session."""
+    loop = asyncio.get_running_loop()
+    with _set_locks_guard:
+        locks = _set_locks.get(id(session))
+        if locks is None:
+            locks = _set_locks[id(session)] = weakref.WeakKeyDictionary()
+            weakref.finalize(session, _set_locks.pop, id(session), None)
+        lock = locks.get(loop)
+        if lock is None:
+            lock = locks[loop] = asyncio.Lock()
+        return lock
 
 
 def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
@@ -74,10 +95,12 @@ class IcechunkStore(Store):
 
     @property
     def session(self) -> Session:
+        """The session this store reads and writes through."""
         return self._session
 
     @property
     def supports_consolidated_metadata(self) -> bool:
+        """False: zarr must not write consolidated metadata here (overrides ``Store``)."""
         # Consolidated metadata would be a second, stale copy; the snapshot already is one.
         return False
 
@@ -139,7 +162,7 @@ class IcechunkStore(Store):
             i = key.rfind("/", 0, i)
             node = nodes.get("/" + key[:i] if i > 0 else "/")
             if node is not None and node.kind == ARRAY:
-                info = self._session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if info is not None:
                     suffix = key[i + 1 :]
                     coords = info.parse_chunk_key(suffix)
@@ -160,7 +183,12 @@ class IcechunkStore(Store):
         prototype: BufferPrototype,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        """Read a key, or a byte range of it; None if absent (overrides ``Store.get``)."""
+        """Read a key, or a byte range of it; None if absent (overrides ``Store.get``).
+
+        Raises:
+            CorruptObjectError: stored bytes do not match what the snapshot records (a
+                ``MissingObjectError`` if they are gone).
+        """
         session = self._session
         hit = session.key_cache.get(key)
         if hit is None:
@@ -213,6 +241,7 @@ class IcechunkStore(Store):
         return list(await asyncio.gather(*(one(k, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a value (overrides ``Store``); no bytes are read."""
         session = self._session
         hit = session.key_cache.get(key)
         kind, a, b = hit if hit is not None else await self._resolve(key)
@@ -228,7 +257,11 @@ class IcechunkStore(Store):
         return await self._session.get_extra(key) is not None
 
     async def getsize(self, key: str) -> int:
-        """Size in bytes from metadata alone, without reading the object (overrides ``Store``)."""
+        """Size in bytes from metadata alone, without reading the object (overrides ``Store``).
+
+        Raises:
+            FileNotFoundError: nothing is stored at ``key``.
+        """
         kind, a, b = await self._resolve(key)
         size: int | None = None
         if kind == _CHUNK:
@@ -266,7 +299,14 @@ class IcechunkStore(Store):
     # --- writes --------------------------------------------------------------------------------
 
     async def set(self, key: str, value: Buffer) -> None:
-        """Write a key (overrides ``Store.set``): metadata, chunk, or extra object."""
+        """Write a key (overrides ``Store.set``): metadata, chunk, or extra object.
+
+        Raises:
+            ValueError: the store is read-only (``ReadOnlySessionError`` if its session is).
+            InvalidKeyError: a key in an array's chunk key space naming no chunk of its grid.
+            InvalidNameError: metadata the node tree cannot hold (a node inside an array).
+            TypeError: ``value`` is not a zarr ``Buffer``.
+        """
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
@@ -283,14 +323,22 @@ class IcechunkStore(Store):
             await self._session.set_extra(key, value.to_bytes())
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
-        """Write only if ``key`` is absent; atomic within the session (overrides ``Store``)."""
+        """Write only if ``key`` is absent; atomic within the session (overrides ``Store``).
+
+        Raises:
+            ValueError: the store is read-only (see ``set`` for the rest).
+        """
         self._check_writable()
-        async with self._session.check_then_set_lock():
+        async with _check_then_set_lock(self._session):
             if not await self.exists(key):
                 await self.set(key, value)
 
     async def delete(self, key: str) -> None:
-        """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node."""
+        """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node.
+
+        Raises:
+            ValueError: the store is read-only.
+        """
         self._check_writable()
         kind, a, b = await self._resolve(key)
         if kind == _CHUNK:
@@ -304,7 +352,11 @@ class IcechunkStore(Store):
         # _OUTSIDE: no such chunk exists (a grid that shrank dropped its chunks), nothing to do
 
     async def delete_dir(self, prefix: str) -> None:
-        """Delete everything below ``prefix``; whole nodes cost metadata only (overrides)."""
+        """Delete everything below ``prefix``; whole nodes cost metadata only (overrides).
+
+        Raises:
+            ValueError: the store is read-only.
+        """
         self._check_writable()
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
@@ -316,7 +368,7 @@ class IcechunkStore(Store):
         for path, node in list(nodes.items()):
             kp = path_to_prefix(path)
             if node.kind == ARRAY and base.startswith(kp) and base != kp:
-                info = session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if info is None:
                     continue
                 async for coords, _ in session.iter_chunks(node):
@@ -330,7 +382,7 @@ class IcechunkStore(Store):
     # --- listing -------------------------------------------------------------------------------
 
     async def _chunk_keys(self, node: NodeSnapshot, kp: str) -> AsyncIterator[str]:
-        info = self._session.array_info(node)
+        info = parse_array_meta(node.meta)
         if info is None:
             return
         async for coords, _ in self._session.iter_chunks(node):
@@ -339,6 +391,7 @@ class IcechunkStore(Store):
                 yield kp + info.chunk_key(coords)
 
     def list(self) -> AsyncIterator[str]:
+        """Every key of the session (overrides ``Store``)."""
         return self.list_prefix("")
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
@@ -379,7 +432,7 @@ class IcechunkStore(Store):
                     seen.add(name)
                 continue
             if node.kind == ARRAY and base.startswith(kp):
-                info = self._session.array_info(node)
+                info = parse_array_meta(node.meta)
                 if kp == base and info is not None and info.prefix:
                     # Every chunk key of the default encoding starts with the same name.
                     async for _ in self._session.iter_chunks(node):

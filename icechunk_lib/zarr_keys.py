@@ -1,7 +1,12 @@
-"""Mapping between Zarr store keys and the engine's nodes and chunk coordinates."""
+"""Mapping between Zarr store keys and the engine's nodes and chunk coordinates.
+
+Also the one reader of ``zarr.json`` bytes (``read_zarr_json``): every module that needs a
+field of a node's metadata reads it through the typed view it returns.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -12,13 +17,20 @@ __all__ = [
     "MAX_GRID_CHUNKS",
     "META_KEY",
     "ArrayInfo",
+    "Coords",
+    "ZarrJson",
+    "data_type_name",
     "grid_shrinks",
     "key_to_path",
     "parse_array_meta",
     "path_to_prefix",
+    "read_zarr_json",
 ]
 
 META_KEY = "zarr.json"
+
+Coords = tuple[int, ...]
+"""The coordinates of a chunk in its array's chunk grid (``()`` for a 0-d array)."""
 
 
 MAX_GRID_CHUNKS = 2**63 - 1
@@ -39,7 +51,7 @@ class ArrayInfo:
     """Chunks along each dimension; None when the grid is unusable (see ``grid_problem``)."""
     grid_problem: str = ""
 
-    def parse_chunk_key(self, suffix: str) -> tuple[int, ...] | None:
+    def parse_chunk_key(self, suffix: str) -> Coords | None:
         """Coordinates of the chunk of this array's grid named ``suffix`` (the key below the
         array), or None: not a chunk key, not canonical decimal, or outside the grid."""
         grid = self.grid
@@ -75,7 +87,7 @@ class ArrayInfo:
             return suffix == self.prefix or suffix.startswith(self.prefix + self.separator)
         return all(_NUMBER.fullmatch(p) for p in suffix.split(self.separator))
 
-    def contains(self, coords: tuple[int, ...]) -> bool:
+    def contains(self, coords: Coords) -> bool:
         """Whether ``coords`` is a chunk of the grid (committed chunks may predate a shrink)."""
         grid = self.grid
         if grid is None or len(coords) != len(grid):
@@ -88,7 +100,7 @@ class ArrayInfo:
             return self.grid_problem
         return f"chunk grid {self.grid} (shape {self.shape}, chunks {self.chunk_shape})"
 
-    def chunk_key(self, coords: tuple[int, ...]) -> str:
+    def chunk_key(self, coords: Coords) -> str:
         """The key suffix of the chunk at ``coords``."""
         if self.prefix:
             return self.separator.join((self.prefix, *map(str, coords)))
@@ -121,13 +133,113 @@ def grid_shrinks(old: ArrayInfo | None, new: ArrayInfo | None) -> bool:
     return any(n < o for n, o in zip(new.grid, old.grid, strict=True))
 
 
-def parse_array_meta(meta: bytes) -> ArrayInfo | None:
-    """Parse a ``zarr.json`` document; None unless it describes a Zarr v3 array we can index."""
+@dataclass(frozen=True, slots=True)
+class ZarrJson:
+    """A node's ``zarr.json`` as read: its JSON object, or why it is none.
+
+    Writes through the store keep whatever bytes zarr gave, so a document may be no JSON
+    object at all; readers that must refuse it raise with ``problem``, the others read the
+    fields of an empty document.
+    """
+
+    doc: dict[str, Any]
+    """The document (empty when ``problem`` is set)."""
+    problem: str = ""
+    """Why the bytes are no JSON object (``not JSON (...)``), or ``""``."""
+
+    @property
+    def node_type(self) -> Any:
+        """``"group"``, ``"array"``, or whatever else the document says (None if absent)."""
+        return self.doc.get("node_type")
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The user attributes; an empty dict when absent or not an object."""
+        attributes = self.doc.get("attributes")
+        return attributes if isinstance(attributes, dict) else {}
+
+    @property
+    def data_type(self) -> Any:
+        """The Zarr v3 ``data_type``: a name, or a JSON object for parametrised types."""
+        return self.doc.get("data_type")
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...] | None:
+        """The regular grid's chunk shape as written, or None if it is not a list."""
+        grid = self.doc.get("chunk_grid")
+        conf = (grid.get("configuration") if isinstance(grid, dict) else None) or {}
+        shape = conf.get("chunk_shape") if isinstance(conf, dict) else None
+        return tuple(shape) if isinstance(shape, list) else None
+
+    @property
+    def data_type_name(self) -> str | None:
+        """The data type as people read it (see ``data_type_name``); None if absent."""
+        spec = self.data_type
+        return None if spec is None else data_type_name(spec)
+
+    def without(self, *fields: str) -> dict[str, Any]:
+        """A copy of the document without ``fields`` (to compare what is left)."""
+        return {k: v for k, v in self.doc.items() if k not in fields}
+
+    def error_text(self, node: str) -> str:
+        """The message for a document that must be a JSON object and is not, naming ``node``."""
+        return f"the zarr.json of {node} is not valid Zarr v3 metadata: {self.problem}"
+
+
+def data_type_name(spec: Any) -> str:
+    """A Zarr v3 ``data_type`` as people read it: ``int32``, ``struct{a:int32,b:float64}``,
+    ``bytes[5]``, ``str[7]``, ``datetime64[ns]``; a spec it cannot read comes back as JSON."""
+    try:
+        return _data_type_name(spec)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return json.dumps(spec)
+
+
+def _data_type_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    name = str(spec["name"])
+    config = spec.get("configuration") or {}
+    short = name.removeprefix("numpy.")
+    if short in ("datetime64", "timedelta64"):
+        scale = config.get("scale_factor", 1)
+        return f"{short}[{'' if scale == 1 else scale}{config.get('unit', '')}]"
+    if name == "structured":
+        fields = ",".join(f"{f}:{_data_type_name(t)}" for f, t in config.get("fields", []))
+        return f"struct{{{fields}}}"
+    if name == "null_terminated_bytes":
+        return f"bytes[{config['length_bytes']}]"
+    if name == "raw_bytes":
+        return f"raw[{config['length_bytes']}]"
+    if name == "fixed_length_utf32":
+        return f"str[{config['length_bytes'] // 4}]"
+    if not config:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(config.items()))}]"
+
+
+def read_zarr_json(meta: bytes) -> ZarrJson:
+    """Parse ``zarr.json`` bytes; never raises (see ``ZarrJson.problem``)."""
     try:
         doc: Any = json.loads(meta)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ZarrJson({}, f"not JSON ({exc})")
+    if not isinstance(doc, dict):
+        return ZarrJson({}, f"expected a JSON object, got {type(doc).__name__}")
+    return ZarrJson(doc)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_array_meta(meta: bytes) -> ArrayInfo | None:
+    """What the engine needs from an array's ``zarr.json``; None unless it describes a Zarr v3
+    array it can index.
+
+    Cached by document: the store asks on every key it classifies and the commit for every
+    array it writes, and the bytes of a node's metadata are one object for its lifetime
+    (``bytes`` keep their hash, so a hit costs no hashing of the document).
+    """
+    doc = read_zarr_json(meta).doc
+    if doc.get("node_type") != "array":
         return None
     shape = doc.get("shape")
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):

@@ -91,7 +91,7 @@ def test_dask_tokens_are_cheap_and_distinct(repo: ic.Repository) -> None:
     assert tokenize(ro.store) == tokenize(repo.readonly_session(snapshot_id=first).store)
     assert tokenize(ro.store) != tokenize(second.store)
     assert tokenize(second.store) != tokenize(repo.writable_session("main").store)
-    if "memory" in ro.store.session._objects.storage.url:
+    if "memory" in repo.storage.url:
         from icechunk_lib.storage import InMemoryStorage
 
         calls = []

@@ -8,7 +8,7 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_refs
-from icechunk_cli.render import Cell, Column, Output, chunk_grid_size, dtype_name
+from icechunk_cli.render import Cell, Column, Output, chunk_grid_size
 
 __all__ = ["ls", "split_ref_and_path"]
 
@@ -88,7 +88,7 @@ def ls(
                 row += ["", ""]
         else:
             shape, chunks = out.shape(node.shape), out.shape(node.chunk_shape)
-            row = [node.path, shape, dtype_name(node.dtype), chunks]
+            row = [node.path, shape, node.dtype_name or "-", chunks]
             if long:
                 total = chunk_grid_size(node.shape, node.chunk_shape)
                 written = "-" if node.chunks_written is None else str(node.chunks_written)

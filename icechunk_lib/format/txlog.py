@@ -7,7 +7,7 @@ import msgspec
 from icechunk_lib.errors import CorruptObjectError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
 
-__all__ = ["ChunkChanges", "NodeChange", "TransactionLog", "decode_txlog", "encode_txlog"]
+__all__ = ["NodeChange", "TransactionLog", "UpdatedChunks", "decode_txlog", "encode_txlog"]
 
 
 class NodeChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -15,8 +15,12 @@ class NodeChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
     path: str
 
 
-class ChunkChanges(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Coordinates (little-endian int64, n x ndim) of chunks written or deleted in a node."""
+class UpdatedChunks(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Coordinates (little-endian int64, n x ndim) of chunks written or deleted in a node.
+
+    (The session's record of chunk changes is ``chunk_changes.ChunkChanges``; this is what a
+    transaction log keeps of it.)
+    """
 
     node_id: str
     path: str
@@ -34,7 +38,7 @@ class TransactionLog(msgspec.Struct, frozen=True, gc=False):
     updated_arrays: tuple[NodeChange, ...] = ()
     moved: tuple[tuple[str, str, str], ...] = ()
     """(node id, from path, to path)."""
-    updated_chunks: tuple[ChunkChanges, ...] = ()
+    updated_chunks: tuple[UpdatedChunks, ...] = ()
     extra_keys: tuple[str, ...] = ()
 
 

@@ -1,24 +1,21 @@
-"""Differences between snapshots, or between a session and its base snapshot."""
+"""Differences between snapshots, or between a change set and its base snapshot."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from icechunk_lib.changes import NodeChanges, node_changes
+from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.format.manifest import INLINE, ChunkTable
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot, Snapshot
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.zarr_keys import parse_array_meta
 
-if TYPE_CHECKING:
-    from icechunk_lib.session import Session
-
-__all__ = ["Diff", "diff_session", "diff_snapshots"]
+__all__ = ["Diff", "diff_changes", "diff_snapshots"]
 
 
 @dataclass
@@ -82,15 +79,14 @@ def _from_node_changes(changes: NodeChanges) -> Diff:
     return diff
 
 
-def diff_session(session: Session, base: Snapshot) -> Diff:
-    """The uncommitted changes of ``session`` relative to ``base``."""
-    view = session.capture()
-    diff = _from_node_changes(node_changes(base.nodes, view.nodes))
-    by_id = {n.id: n for n in view.nodes.values() if n.kind == ARRAY}
-    for nid, changes in view.chunks.items():
+def diff_changes(changes: ChangeSet, base: Snapshot) -> Diff:
+    """What ``changes`` (a session's uncommitted ones) change relative to ``base``."""
+    diff = _from_node_changes(changes.node_changes(base.nodes))
+    by_id = {n.id: n for n in changes.nodes.values() if n.kind == ARRAY}
+    for nid, chunks in changes.chunks.items():
         node = by_id.get(nid)
-        if node is not None and changes:
-            diff.updated_chunks[node.path] = sorted(list(c) for c in changes)
+        if node is not None and chunks:
+            diff.updated_chunks[node.path] = sorted(list(c) for c in chunks)
     return diff
 
 

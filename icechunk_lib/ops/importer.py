@@ -33,7 +33,7 @@ from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.ops.import_source import V2_NODE_KEYS, SourceReader, ZarrSource, open_source
 from icechunk_lib.ops.source_meta import check_source_meta
-from icechunk_lib.zarr_keys import META_KEY, ArrayInfo
+from icechunk_lib.zarr_keys import META_KEY, ArrayInfo, Coords, parse_array_meta
 
 if TYPE_CHECKING:
     from icechunk_lib.session import Session
@@ -51,7 +51,6 @@ ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; ``total`` is 0 while still unknown."""
 
 DEFAULT_CONCURRENCY = 32
-Coords = tuple[int, ...]
 
 _META_SUFFIX = "/" + META_KEY
 # Minimal Zarr v3 group metadata, for ancestors of ``dest`` that do not exist yet.
@@ -371,7 +370,7 @@ class _Importer(SourceReader):
                 if old is not None and fresh:
                     self._count(old.kind, "deleted")
                 self._count(node.kind, "created" if fresh else "updated")
-            info = session.array_info(node)
+            info = parse_array_meta(node.meta)
             if info is not None:
                 # Sorted, so the prefixes below this one follow it directly.
                 start = end = bisect.bisect_right(prefixes, prefix)

@@ -20,6 +20,7 @@ from zarr.core.group import GroupMetadata
 from zarr.core.metadata.v3 import parse_codecs
 
 from icechunk_lib.errors import InvalidImportSourceError
+from icechunk_lib.zarr_keys import read_zarr_json
 
 __all__ = ["MAX_CHUNKS", "MAX_DIMENSION", "check_source_meta", "source_file"]
 
@@ -92,12 +93,10 @@ def check_source_meta(source: str, key: str, data: bytes) -> bytes:
         InvalidImportSourceError: naming ``key`` in ``source`` and the field at fault.
     """
     check = _Checker(source, key)
-    try:
-        doc: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise check.bad("", f"not JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise check.bad("", f"expected a JSON object, got {type(doc).__name__}")
+    read = read_zarr_json(data)
+    if read.problem:
+        raise check.bad("", read.problem)
+    doc = read.doc
     fmt = doc.get("zarr_format")
     if type(fmt) is not int or fmt != 3:
         raise check.bad("zarr_format", f"expected 3, got {_show(fmt)}")

@@ -1,18 +1,24 @@
-"""Listing the group/array hierarchy of a session, with optional storage statistics."""
+"""Listing the group/array hierarchy of a node tree, with optional storage statistics.
+
+``list_nodes`` takes a working tree and its chunk changes (a session's change set) and the
+object store its manifests live in.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import NodeNotFoundError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
-
-if TYPE_CHECKING:
-    from icechunk_lib.session import Session
+from icechunk_lib.objects import ObjectStore
+from icechunk_lib.zarr_keys import read_zarr_json
 
 __all__ = ["NodeInfo", "list_nodes"]
 
@@ -32,55 +38,59 @@ class NodeInfo:
     """Chunks stored for the array (with ``stats``); chunks never written read as fill."""
     bytes_written: int | None = None
     """Stored bytes of those chunks (compressed, as written)."""
+    dtype_name: str | None = None
+    """The data type as people read it: ``int32``, ``struct{a:int32,b:float64}``, ..."""
 
 
 def _describe(node: NodeSnapshot) -> NodeInfo:
-    try:
-        doc: Any = json.loads(node.meta)
-    except (ValueError, UnicodeDecodeError):
-        doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
-    attributes = doc.get("attributes") if isinstance(doc.get("attributes"), dict) else {}
+    meta = read_zarr_json(node.meta)
     if node.kind != ARRAY:
-        return NodeInfo(node.path, "group", attributes=attributes)
-    dtype = doc.get("data_type")
-    grid = (doc.get("chunk_grid") or {}).get("configuration") or {}
-    chunk_shape = grid.get("chunk_shape")
+        return NodeInfo(node.path, "group", attributes=meta.attributes)
+    dtype = meta.data_type
     return NodeInfo(
         node.path,
         "array",
-        shape=tuple(doc.get("shape") or ()),
+        shape=tuple(meta.doc.get("shape") or ()),
         dtype=dtype if isinstance(dtype, str) else json.dumps(dtype),
-        chunk_shape=tuple(chunk_shape) if isinstance(chunk_shape, list) else None,
-        attributes=attributes,
+        chunk_shape=meta.chunk_shape,
+        attributes=meta.attributes,
+        dtype_name=meta.data_type_name,
     )
 
 
-async def _stats(session: Session, node: NodeSnapshot) -> tuple[int, int]:
+async def _stats(
+    objects: ObjectStore, node: NodeSnapshot, changes: ChunkChanges | None
+) -> tuple[int, int]:
     """(chunks, bytes) of an array: summed from manifest columns when nothing is pending."""
-    if not session.changed_chunks().get(node.id):
-        manifests = await asyncio.gather(
-            *(session._objects.manifest(m.manifest_id) for m in node.manifests)
-        )
+    if not changes:
+        manifests = await asyncio.gather(*(objects.manifest(m.manifest_id) for m in node.manifests))
         tables = [m.tables[node.id] for m in manifests if node.id in m.tables]
         return sum(len(t) for t in tables), sum(int(t.lengths.sum()) for t in tables)
     count = size = 0
-    async for _, ref in session.iter_chunks(node):
+    async for _, ref in objects.chunk_refs(node, changes):
         count += 1
         size += ref.length
     return count, size
 
 
 async def list_nodes(
-    session: Session, path: str = "/", *, recursive: bool = False, stats: bool = False
+    objects: ObjectStore,
+    nodes: Mapping[str, NodeSnapshot],
+    chunks: Mapping[str, ChunkChanges],
+    path: str = "/",
+    *,
+    recursive: bool = False,
+    stats: bool = False,
 ) -> list[NodeInfo]:
-    """Children of the group at ``path`` (every descendant if ``recursive``), sorted by path.
+    """Children of the group at ``path`` in the tree ``nodes`` (every descendant if
+    ``recursive``), sorted by path; ``chunks``: the tree's uncommitted chunk changes by node id.
 
     Groups that exist only as parents of other nodes (implicit groups) are listed too.
+
+    Raises:
+        NodeNotFoundError: nothing is at or below ``path``.
     """
     path = validate_node_path(path)
-    nodes = await session.nodes()
     prefix = "/" if path == "/" else path + "/"
     below = {p: n for p, n in nodes.items() if p.startswith(prefix) and p != path}
     if path != "/" and path not in nodes and not below:
@@ -98,17 +108,9 @@ async def list_nodes(
         infos.append(_describe(node) if node is not None else NodeInfo(p, "group"))
     if stats:
         arrays = [(i, wanted[info.path]) for i, info in enumerate(infos) if info.kind == "array"]
-        sums = await asyncio.gather(*(_stats(session, n) for _, n in arrays if n is not None))
+        sums = await asyncio.gather(
+            *(_stats(objects, n, chunks.get(n.id)) for _, n in arrays if n is not None)
+        )
         for (i, _), (count, size) in zip(arrays, sums, strict=True):
-            info = infos[i]
-            infos[i] = NodeInfo(
-                info.path,
-                info.kind,
-                info.shape,
-                info.dtype,
-                info.chunk_shape,
-                info.attributes,
-                count,
-                size,
-            )
+            infos[i] = dataclasses.replace(infos[i], chunks_written=count, bytes_written=size)
     return infos

@@ -146,41 +146,6 @@ def test_plain_table_aligns_and_right_aligns_numbers() -> None:
     assert lines == ["name    n  note", "a       1  x", "bbb   100"]
 
 
-@pytest.mark.parametrize(
-    ("dtype", "shown"),
-    [
-        (None, "-"),
-        ("float32", "float32"),
-        (
-            '{"name": "structured", "configuration": '
-            '{"fields": [["a", "int32"], ["b", "float64"]]}}',
-            "struct{a:int32,b:float64}",
-        ),
-        (
-            '{"name": "structured", "configuration": {"fields": [["p", {"name": "structured", '
-            '"configuration": {"fields": [["x", "int8"]]}}]]}}',
-            "struct{p:struct{x:int8}}",
-        ),
-        ('{"name": "null_terminated_bytes", "configuration": {"length_bytes": 5}}', "bytes[5]"),
-        ('{"name": "raw_bytes", "configuration": {"length_bytes": 3}}', "raw[3]"),
-        ('{"name": "fixed_length_utf32", "configuration": {"length_bytes": 28}}', "str[7]"),
-        (
-            '{"name": "numpy.datetime64", "configuration": {"unit": "ns", "scale_factor": 1}}',
-            "datetime64[ns]",
-        ),
-        (
-            '{"name": "numpy.timedelta64", "configuration": {"unit": "s", "scale_factor": 10}}',
-            "timedelta64[10s]",
-        ),
-        ('{"name": "future", "configuration": {"k": 1}}', "future[k=1]"),
-        ("{not-json", "{not-json"),
-    ],
-)
-def test_dtype_names(dtype: str | None, shown: str) -> None:
-    assert render.dtype_name(dtype) == shown
-    assert " " not in shown
-
-
 def test_fit_widths_shrinks_the_widest_shrinking_column_first_and_keeps_a_floor() -> None:
     assert render.fit_widths([10, 5], [True, False], 80, 2) == [10, 5]
     assert render.fit_widths([60, 5, 30], [True, False, True], 60, 2) == [25, 5, 26]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from icechunk_lib.errors import CorruptObjectError, ObjectIdMismatchError
 from icechunk_lib.format.txlog import (
-    ChunkChanges,
     NodeChange,
     TransactionLog,
+    UpdatedChunks,
     decode_txlog,
     encode_txlog,
 )
@@ -25,7 +25,7 @@ changes = st.lists(st.builds(NodeChange, node_ids, paths), max_size=3).map(tuple
 
 
 @st.composite
-def chunk_changes(draw: st.DrawFn) -> ChunkChanges:
+def updated_chunks(draw: st.DrawFn) -> UpdatedChunks:
     ndim = draw(st.integers(0, 3))
     n = draw(st.integers(0, 5))
     coords = draw(
@@ -33,7 +33,7 @@ def chunk_changes(draw: st.DrawFn) -> ChunkChanges:
             lambda xs: np.array(xs, dtype="<i8").tobytes()
         )
     )
-    return ChunkChanges(draw(node_ids), draw(paths), ndim, coords)
+    return UpdatedChunks(draw(node_ids), draw(paths), ndim, coords)
 
 
 logs = st.builds(
@@ -46,7 +46,7 @@ logs = st.builds(
     updated_groups=changes,
     updated_arrays=changes,
     moved=st.lists(st.tuples(node_ids, paths, paths), max_size=3).map(tuple),
-    updated_chunks=st.lists(chunk_changes(), max_size=3).map(tuple),
+    updated_chunks=st.lists(updated_chunks(), max_size=3).map(tuple),
     extra_keys=st.lists(st.text(max_size=8), max_size=3).map(tuple),
 )
 
