@@ -85,17 +85,32 @@ class IckGroup(TyperGroup):
 
 def _asks_for_json(args: Sequence[str], group: Any) -> bool:
     """Whether ``--json`` is among the options, read as click reads them (parsing may stop
-    before it): not after ``--``, and not as the value of an option that takes one."""
+    before it): not as the value of an option that takes one, and not after the ``--`` of the
+    command that runs. A group consumes its own ``--``: the next token still names the
+    subcommand, whose options click parses (``ick -- diff a b --json``)."""
     takes_value = _value_options(group)
+    command: Any = group
+    after_dashes = False  # the running group saw `--`: its next token is a subcommand name
     tokens = iter(args)
     for arg in tokens:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is not None and (after_dashes or not arg.startswith("-")):
+            # An unknown name fails as a usage error; keep reading its options as given.
+            command, after_dashes = subcommands.get(arg, _LEAF), False
+            continue
         if arg == "--":
-            return False
-        if arg == "--json":
+            if subcommands is None:
+                return False
+            after_dashes = True
+        elif arg == "--json":
             return True
-        if arg in takes_value:
+        elif arg in takes_value:
             next(tokens, None)  # `-n --` or `-R --json`: the next token is a value
     return False
+
+
+_LEAF = object()
+"""Stands for a command with no subcommands (an unknown name is read as one)."""
 
 
 def _value_options(command: Any) -> set[str]:

@@ -136,18 +136,37 @@ VALUED = {name for opts in COMMANDS.values() for names, flag in opts if not flag
 """Options that take a value: the token after one is its value, whatever it looks like."""
 
 
+GROUPS = {path[:-1] for path in COMMANDS if path}
+"""Command paths that take a subcommand."""
+
+
 def _json_requested(argv: list[str]) -> bool:
-    """Whether ``--json`` is an option on this command line (not an option's value, not after
-    ``--``)."""
+    """Whether ``--json`` is an option on this command line: not an option's value, and not
+    after the running command's ``--`` (a group's ``--`` is its own: a subcommand follows)."""
+    path: tuple[str, ...] | None = ()  # None once the name is no command
+    dashes = False
     tokens = iter(argv)
     for token in tokens:
-        if token == "--":
-            return False
-        if token == "--json":
+        if path in GROUPS and (dashes or not token.startswith("-")):
+            path = (*path, token) if (*path, token) in COMMANDS else None
+            dashes = False
+        elif token == "--":
+            if path not in GROUPS:
+                return False
+            dashes = True
+        elif token == "--json":
             return True
-        if token in VALUED:
+        elif token in VALUED:
             next(tokens, None)
     return False
+
+
+def test_json_requested_reads_the_command_line_as_click_does() -> None:
+    assert _json_requested(["log", "--json"])
+    assert _json_requested(["--", "diff", "main", "nope", "--json"])  # the group's `--`
+    assert not _json_requested(["diff", "--", "--json"])  # the command's: an argument
+    assert not _json_requested(["-R", "--json", "log"])  # a value
+    assert _json_requested(["nosuch", "--json"])
 
 
 def _readable(path: Path) -> None:
