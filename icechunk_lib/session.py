@@ -1,32 +1,43 @@
 """Sessions: a base snapshot plus a change set, over a repository's storage.
 
-``Session`` is a thin wrapper. Its ``Workspace`` part holds the base snapshot, the
-``ChangeSet`` and the object and ref stores, and offers the data path (reads through the
-change set, chunk writes) under the lock that makes it safe for threads and asyncio tasks.
-This module adds the public API: commit, rebase, status, fork and merge, pickling, and the
-sync twins of async methods. Commit, rebase, diff and tree listing are functions of their own
-modules (``commit``, ``conflicts``, ``ops.diff``, ``ops.tree``) that take the change set and
-base snapshot and return data.
+``Session`` is the public API (Icechunk's names) over a ``Workspace`` it composes, which holds
+the base snapshot, the ``ChangeSet`` and the object store, and offers the data path (reads
+through the change set, chunk writes) under the lock that makes it safe for threads and asyncio
+tasks. This module adds commit, rebase, status, fork and merge, pickling, and the sync twins of
+async methods. Commit, rebase, diff and tree listing are functions of their own modules
+(``commit``, ``conflicts``, ``ops.diff``, ``ops.tree``) that take the change set and base
+snapshot and return data. Engine code (the store, the importer) reaches the workspace through
+``workspace_of``, the one accessor.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.commit import write_commit
 from icechunk_lib.conflicts import ConflictSolver, rebase_changes
-from icechunk_lib.errors import ConflictError, ReadOnlySessionError, RebaseFailedError, SessionError
+from icechunk_lib.errors import (
+    ConflictError,
+    NodeNotFoundError,
+    ReadOnlySessionError,
+    RebaseFailedError,
+    SessionError,
+)
+from icechunk_lib.format.snapshot import ARRAY
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.ops.diff import Diff, diff_changes
 from icechunk_lib.ops.tree import NodeInfo, list_nodes
+from icechunk_lib.refs import RefStore
 from icechunk_lib.workspace import Workspace
+from icechunk_lib.zarr_keys import Coords
 
 if TYPE_CHECKING:
     from icechunk_lib.store import IcechunkStore
 
-__all__ = ["Session"]
+__all__ = ["Session", "workspace_of"]
 
 
 def _check_solver(solver: object) -> None:
@@ -40,47 +51,62 @@ def _check_solver(solver: object) -> None:
         )
 
 
-class Session(Workspace):
+def workspace_of(session: Session) -> Workspace:
+    """The engine's way into a session: its ``Workspace`` (the data path the store calls).
+
+    The same object for the session's whole life, so a store may keep it. Not user API:
+    its methods bypass nothing, but they speak in nodes and chunk references, not Zarr keys.
+    """
+    return session._workspace
+
+
+class Session:
     """A read-only or writable view of a repository at one snapshot.
 
     Create sessions with ``Repository.readonly_session`` / ``writable_session``; hand
     ``session.store`` to zarr or xarray; ``commit`` publishes the changes atomically.
     """
 
-    # --- pickling: the change set travels, caches are rebuilt ----------------------------------
+    def __init__(
+        self,
+        objects: ObjectStore,
+        snapshot_id: str,
+        *,
+        branch: str | None,
+        read_only: bool,
+        refs: RefStore | None = None,
+    ) -> None:
+        self._workspace = Workspace(objects, snapshot_id, read_only=read_only)
+        self._branch = branch
+        # The repository's, when it opened the session: it remembers the branch record a
+        # commit swaps against, saving a read of the ref.
+        self._refs = refs if refs is not None else RefStore(objects.storage)
+        self._pending_commit: str | None = None
+
+    # --- pickling: the workspace carries the change set, caches are rebuilt --------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        changes = self._changes
-        return {
-            "storage": self._objects.storage,
-            "config": self._objects.config,
-            "base_id": self._base_id,
-            "branch": self._branch,
-            "read_only": self._read_only,
-            "changes": changes if changes is not None and changes.dirty else None,
-        }
+        return {"workspace": self._workspace, "branch": self._branch}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(  # type: ignore[misc]
-            ObjectStore(state["storage"], state["config"]),
-            state["base_id"],
-            branch=state["branch"],
-            read_only=state["read_only"],
-        )
-        self._changes = state["changes"]
+        self._workspace = state["workspace"]
+        self._branch = state["branch"]
+        self._refs = RefStore(self._workspace.objects.storage)
+        self._pending_commit = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):
             return NotImplemented
+        mine, theirs = self._workspace, other._workspace
         return other is self or (
-            self._objects.storage == other._objects.storage
-            and self._base_id == other._base_id
+            mine.objects.storage == theirs.objects.storage
+            and mine.snapshot_id == theirs.snapshot_id
             and self._branch == other._branch
-            and self._read_only == other._read_only
+            and mine.read_only == theirs.read_only
         )
 
     def __hash__(self) -> int:
-        return hash((self._base_id, self._branch, self._read_only))
+        return hash((self._workspace.snapshot_id, self._branch, self._workspace.read_only))
 
     def __dask_tokenize__(self) -> tuple[object, ...]:
         """A cheap, stable dask token (without it dask pickles the session, storage included).
@@ -88,27 +114,28 @@ class Session(Workspace):
         A read-only session is named by what it reads; a writable one can still change, so
         its token is also unique to the object.
         """
-        where = (type(self._objects.storage).__name__, self._objects.storage.url)
-        if self._read_only:
-            return ("ick-session", *where, self._base_id)
-        return ("ick-session", *where, self._base_id, self._branch, id(self))
+        ws = self._workspace
+        where = (type(ws.objects.storage).__name__, ws.objects.storage.url)
+        if ws.read_only:
+            return ("ick-session", *where, ws.snapshot_id)
+        return ("ick-session", *where, ws.snapshot_id, self._branch, id(self))
 
     def __repr__(self) -> str:
-        mode = "read-only" if self._read_only else "writable"
+        mode = "read-only" if self.read_only else "writable"
         where = f"branch {self._branch!r}" if self._branch else "detached"
-        return f"<Session {mode} {where} at {self._base_id}>"
+        return f"<Session {mode} {where} at {self.snapshot_id}>"
 
     # --- public properties ---------------------------------------------------------------------
 
     @property
     def read_only(self) -> bool:
         """Whether writes are refused (always after a commit)."""
-        return self._read_only
+        return self._workspace.read_only
 
     @property
     def snapshot_id(self) -> str:
         """The snapshot this session reads from (after a commit: the new snapshot)."""
-        return self._base_id
+        return self._workspace.snapshot_id
 
     @property
     def branch(self) -> str | None:
@@ -118,20 +145,19 @@ class Session(Workspace):
     @property
     def has_uncommitted_changes(self) -> bool:
         """Whether anything was written, deleted or moved since the base snapshot."""
-        changes = self._changes
-        return changes is not None and changes.dirty
+        return self._workspace.dirty
 
     @property
     def store(self) -> IcechunkStore:
         """A zarr ``Store`` over this session."""
         from icechunk_lib.store import IcechunkStore  # the store is built on the session
 
-        return IcechunkStore(self, read_only=self._read_only)
+        return IcechunkStore(self, read_only=self._workspace.read_only)
 
     @property
     def config(self) -> Any:
         """The repository's configuration (``RepositoryConfig``)."""
-        return self._objects.config
+        return self._workspace.objects.config
 
     def move(self, from_path: str, to_path: str) -> None:
         """Rename a group or array with everything below it; no chunk is copied.
@@ -140,17 +166,13 @@ class Session(Workspace):
             NodeNotFoundError: nothing is at ``from_path``.
             InvalidNameError: the root, or a destination that exists, is inside the source
                 or inside an array.
+            ReadOnlySessionError: the session is read-only.
         """
         _sync.run(self.move_async(from_path, to_path))
 
     async def move_async(self, from_path: str, to_path: str) -> None:
         """Async ``move``."""
-        self._check_writable("move")
-        src, dst = validate_node_path(from_path), validate_node_path(to_path)
-        changes = await self._changeset()
-        with self._mutation("move"):
-            changes.move(src, dst)
-            self.key_cache.clear()
+        await self._workspace.move(from_path, to_path)
 
     def list_nodes(
         self, path: str = "/", *, recursive: bool = False, stats: bool = False
@@ -166,10 +188,31 @@ class Session(Workspace):
         self, path: str = "/", *, recursive: bool = False, stats: bool = False
     ) -> list[NodeInfo]:
         """Async ``list_nodes``."""
-        cs = await self._changeset()
+        ws = self._workspace
+        cs = await ws.changeset()
         return await list_nodes(
-            self._objects, cs.nodes, cs.chunks, path, recursive=recursive, stats=stats
+            ws.objects, cs.nodes, cs.chunks, path, recursive=recursive, stats=stats
         )
+
+    async def chunk_coordinates(
+        self, array_path: str, batch_size: int = 1000
+    ) -> AsyncIterator[Coords]:
+        """The coordinates of every chunk the array at ``array_path`` holds, written in this
+        session or committed, in no particular order (none for a group).
+
+        ``batch_size`` is accepted for Icechunk's signature; chunks stream per manifest.
+
+        Raises:
+            NodeNotFoundError: nothing is at ``array_path``.
+            InvalidNameError: ``array_path`` is not a node path.
+        """
+        ws = self._workspace
+        node = (await ws.nodes()).get(validate_node_path(array_path))
+        if node is None:
+            raise NodeNotFoundError(array_path)
+        if node.kind == ARRAY:
+            async for coords, _ in ws.iter_chunks(node):
+                yield coords
 
     # --- distributed writes: fork and merge ---------------------------------------------------
 
@@ -177,17 +220,19 @@ class Session(Workspace):
         """A writable copy to pickle to a worker; ``merge`` brings its changes back.
 
         Raises:
+            ReadOnlySessionError: the session is read-only.
             SessionError: the session has uncommitted changes (every fork must start from
                 the same state, so merging cannot lose anything).
         """
-        self._check_writable("fork")
-        if self.has_uncommitted_changes:
+        ws = self._workspace
+        ws.check_writable("fork")
+        if ws.dirty:
             raise SessionError(
                 "cannot fork a session with uncommitted changes; commit them, open a new "
                 "writable session and fork that"
             )
         return Session(
-            self._objects, self._base_id, branch=self._branch, read_only=False, refs=self._refs
+            ws.objects, ws.snapshot_id, branch=self._branch, read_only=False, refs=self._refs
         )
 
     def merge(self, *others: Session) -> None:
@@ -196,36 +241,33 @@ class Session(Workspace):
         Raises:
             SessionError: a session of another repository, branch or snapshot, or whose
                 chunks this repository's storage does not hold; nothing is merged then.
+            ReadOnlySessionError: the session is read-only.
         """
         _sync.run(self.merge_async(*others))
 
     async def merge_async(self, *others: Session) -> None:
         """Async ``merge``."""
-        self._check_writable("merge")
+        ws = self._workspace
+        ws.check_writable("merge")
         for other in others:  # all checked first: a refused one leaves nothing half merged
             self._check_mergeable(other)
-        theirs = [o._copy_changes() for o in others if o.has_uncommitted_changes]
+        theirs = [await o._workspace.copy_changes() for o in others if o._workspace.dirty]
         keys = set().union(*(cs.chunk_keys() for cs in theirs))
-        missing = await self._objects.missing(keys)
+        missing = await ws.objects.missing(keys)
         if missing:
             raise SessionError(
                 f"cannot merge: {len(missing)} chunk(s) the sessions wrote are not in "
-                f"{self._objects.storage.url} (first: {missing[0]}); they were written to "
+                f"{ws.objects.storage.url} (first: {missing[0]}); they were written to "
                 "storage this process does not see. Nothing was merged"
             )
-        base = await self.base_snapshot()
-        changes = await self._changeset()
-        for forked in theirs:
-            with self._mutation("merge"):
-                changes.merge(forked, base.nodes)
-                self.key_cache.clear()
+        await ws.merge(theirs)
 
     def _check_mergeable(self, other: object) -> None:
         """Refuse a session whose changes do not belong here: its chunks live in its own
         repository, and its changes were made for its own branch and snapshot."""
         if not isinstance(other, Session):
             raise SessionError(f"can only merge sessions, not a {type(other).__name__}")
-        mine, theirs = self._objects.storage, other._objects.storage
+        mine, theirs = self._workspace.objects.storage, other._workspace.objects.storage
         if not (mine == theirs or (type(mine) is type(theirs) and mine.url == theirs.url)):
             raise SessionError(
                 f"cannot merge a session of another repository ({theirs.url}) into one of "
@@ -236,10 +278,10 @@ class Session(Workspace):
                 f"cannot merge a session of branch {other._branch!r} into one of branch "
                 f"{self._branch!r}"
             )
-        if other._base_id != self._base_id:
+        if other.snapshot_id != self.snapshot_id:
             raise SessionError(
-                f"cannot merge a session based on {other._base_id} into one based on "
-                f"{self._base_id}"
+                f"cannot merge a session based on {other.snapshot_id} into one based on "
+                f"{self.snapshot_id}"
             )
 
     # --- status, discard, commit, rebase -------------------------------------------------------
@@ -250,9 +292,9 @@ class Session(Workspace):
 
     async def status_async(self) -> Diff:
         """Async ``status``."""
-        base = await self.base_snapshot()
-        await self._changeset()
-        return diff_changes(self._copy_changes(), base)
+        ws = self._workspace
+        base = await ws.base_snapshot()
+        return diff_changes(await ws.copy_changes(), base)
 
     def discard_changes(self) -> None:
         """Forget every uncommitted change (written chunks become garbage for gc).
@@ -260,8 +302,7 @@ class Session(Workspace):
         Raises:
             ReadOnlySessionError: the session is read-only.
         """
-        with self._mutation("discard changes"):
-            self._reset_state()
+        self._workspace.discard()
 
     def commit(
         self,
@@ -304,22 +345,21 @@ class Session(Workspace):
         """Async ``commit``."""
         if rebase_with is not None:
             _check_solver(rebase_with)
-        with self._mutation("commit"):
-            if self._branch is None:
-                raise ReadOnlySessionError("commit from a detached session")
-            self._busy = "commit"
-        try:
+        ws = self._workspace
+        self._check_on_branch("commit", "commit from a detached session")
+        with ws.busy("commit"):
             new_id = await self._commit_with_retries(
                 message, metadata or {}, rebase_with, rebase_tries, allow_empty
             )
-            with self._lock:
-                self._base_id = new_id
-                self._read_only = True
-                self._pending_commit = None
-                self._reset_state()
+            ws.adopt(new_id, read_only=True)
+            self._pending_commit = None
             return new_id
-        finally:
-            self._busy = ""
+
+    def _check_on_branch(self, what: str, detached: str) -> None:
+        """Refuse ``what`` (a commit or rebase) in a read-only or detached session."""
+        self._workspace.check_writable(what)
+        if self._branch is None:
+            raise ReadOnlySessionError(detached)
 
     async def _commit_with_retries(
         self,
@@ -330,13 +370,13 @@ class Session(Workspace):
         allow_empty: bool,
     ) -> str:
         assert self._branch is not None
+        ws = self._workspace
         while True:
-            base = await self.base_snapshot()
-            await self._changeset()
+            base = await ws.base_snapshot()
             new_id = await write_commit(
-                self._objects,
+                ws.objects,
                 base,
-                self._copy_changes(),
+                await ws.copy_changes(),
                 message,
                 metadata,
                 allow_empty=allow_empty,
@@ -367,25 +407,18 @@ class Session(Workspace):
     async def rebase_async(self, solver: ConflictSolver) -> None:
         """Async ``rebase``."""
         _check_solver(solver)
-        with self._mutation("rebase"):
-            if self._branch is None:
-                raise ReadOnlySessionError("rebase a detached session")
-            self._busy = "rebase"
-        try:
+        self._check_on_branch("rebase", "rebase a detached session")
+        with self._workspace.busy("rebase"):
             await self._rebase(solver)
-        finally:
-            self._busy = ""
 
     async def _rebase(self, solver: ConflictSolver) -> None:
         assert self._branch is not None
+        ws = self._workspace
         tip_id = await self._refs.lookup_branch(self._branch)
-        base = await self.base_snapshot()
+        base = await ws.base_snapshot()
         if tip_id == base.id:
             return
-        await self._changeset()
         tip, changes = await rebase_changes(
-            self._objects, self._branch, base, tip_id, self._copy_changes(), solver
+            ws.objects, self._branch, base, tip_id, await ws.copy_changes(), solver
         )
-        with self._lock:
-            self._base_id, self._base, self._changes = tip.id, tip, changes
-            self.key_cache.clear()
+        ws.adopt(tip, changes)

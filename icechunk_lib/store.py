@@ -2,7 +2,9 @@
 
 Zarr keys map onto the session's model: ``<path>/zarr.json`` is a node's metadata, keys below
 an array that match its chunk key encoding are chunks, and any other key is kept as an extra
-object (so the store honours the full ``zarr.abc.store.Store`` contract).
+object (so the store honours the full ``zarr.abc.store.Store`` contract). The store keeps its
+session (equality, pickling, dask tokens, read-only) and the session's ``Workspace``, the data
+path every read and write calls directly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from icechunk_lib import _sync
 from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
-from icechunk_lib.session import Session
+from icechunk_lib.session import Session, workspace_of
 from icechunk_lib.workspace import UNLOADED
 from icechunk_lib.zarr_keys import META_KEY, parse_array_meta, path_to_prefix
 
@@ -92,6 +94,17 @@ class IcechunkStore(Store):
             raise ReadOnlySessionError("open a writable store")
         super().__init__(read_only=read_only)
         self._session = session
+        # The data path, kept so a get or set reaches it without going through the session.
+        self._workspace = workspace_of(session)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_workspace"]  # the session's own, restored from it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._workspace = workspace_of(self._session)
 
     @property
     def session(self) -> Session:
@@ -130,11 +143,11 @@ class IcechunkStore(Store):
     async def _resolve(self, key: str, *, remember: bool = True) -> tuple[int, Any, Any]:
         """Classify ``key``: (META, path, node) | (CHUNK, node, coords) | (EXTRA, key, None).
 
-        Hot paths look in ``session.key_cache`` themselves and call this only on a miss.
+        Hot paths look in the workspace's ``key_cache`` themselves and call this only on a miss.
         ``remember=False`` (chunk writes: most keys are written once) keeps the cache, and
         the objects a commit must free, small.
         """
-        cache = self._session.key_cache
+        cache = self._workspace.key_cache
         hit = cache.get(key)
         if hit is not None:
             return hit
@@ -151,7 +164,7 @@ class IcechunkStore(Store):
         None). A key in an array's chunk key space naming no chunk of its grid (wrong rank,
         not canonical decimal, past the grid) is OUTSIDE: absent for reads, refused for
         writes, so nothing a commit cannot index gets in."""
-        nodes = await self._session.nodes()
+        nodes = await self._workspace.nodes()
         if key == META_KEY:
             return _META, "/", nodes.get("/")
         if key.endswith(_META_SUFFIX):
@@ -189,29 +202,29 @@ class IcechunkStore(Store):
             CorruptObjectError: stored bytes do not match what the snapshot records (a
                 ``MissingObjectError`` if they are gone).
         """
-        session = self._session
-        hit = session.key_cache.get(key)
+        ws = self._workspace
+        hit = ws.key_cache.get(key)
         if hit is None:
             hit = await self._resolve(key)
         if hit[0] == _CHUNK and byte_range is None:  # the hot path: a whole chunk
-            ref = session.cached_chunk_ref(hit[1], hit[2])
+            ref = ws.cached_chunk_ref(hit[1], hit[2])
             if ref is UNLOADED:
-                ref = await session.chunk_ref(hit[1], hit[2])
+                ref = await ws.chunk_ref(hit[1], hit[2])
             if ref is None:
                 return None
-            return prototype.buffer.from_bytes(await session.read_ref(ref))
+            return prototype.buffer.from_bytes(await ws.read_ref(ref))
         data = await self._get_bytes_or_none(key, byte_range)
         return None if data is None else prototype.buffer.from_bytes(data)
 
     async def _get_bytes_or_none(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
-        session = self._session
+        ws = self._workspace
         kind, a, b = await self._resolve(key)
         if kind == _CHUNK:
-            ref = await session.chunk_ref(a, b)
+            ref = await ws.chunk_ref(a, b)
             if ref is None:
                 return None
             start, end = _bounds(byte_range, ref.length)
-            return await session.read_ref(ref, start, end)
+            return await ws.read_ref(ref, start, end)
         if kind == _META:
             if b is None:
                 return None
@@ -220,11 +233,11 @@ class IcechunkStore(Store):
             return meta[start:end]
         if kind == _OUTSIDE:
             return None
-        extra = await session.get_extra(key)
+        extra = await ws.get_extra(key)
         if extra is None:
             return None
         start, end = _bounds(byte_range, extra.length)
-        return await session.read_extra(extra, start, end)
+        return await ws.read_extra(extra, start, end)
 
     async def get_partial_values(
         self,
@@ -242,19 +255,19 @@ class IcechunkStore(Store):
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` holds a value (overrides ``Store``); no bytes are read."""
-        session = self._session
-        hit = session.key_cache.get(key)
+        ws = self._workspace
+        hit = ws.key_cache.get(key)
         kind, a, b = hit if hit is not None else await self._resolve(key)
         if kind == _CHUNK:
-            ref = session.cached_chunk_ref(a, b)
+            ref = ws.cached_chunk_ref(a, b)
             if ref is UNLOADED:
-                ref = await session.chunk_ref(a, b)
+                ref = await ws.chunk_ref(a, b)
             return ref is not None
         if kind == _META:
             return b is not None
         if kind == _OUTSIDE:
             return False
-        return await self._session.get_extra(key) is not None
+        return await self._workspace.get_extra(key) is not None
 
     async def getsize(self, key: str) -> int:
         """Size in bytes from metadata alone, without reading the object (overrides ``Store``).
@@ -265,14 +278,14 @@ class IcechunkStore(Store):
         kind, a, b = await self._resolve(key)
         size: int | None = None
         if kind == _CHUNK:
-            ref = await self._session.chunk_ref(a, b)
+            ref = await self._workspace.chunk_ref(a, b)
             size = None if ref is None else ref.length
         elif kind == _META:
             size = None if b is None else len(b.meta)
         elif kind == _OUTSIDE:
             size = None
         else:
-            extra = await self._session.get_extra(key)
+            extra = await self._workspace.get_extra(key)
             size = None if extra is None else extra.length
         if size is None:
             raise FileNotFoundError(key)
@@ -310,17 +323,17 @@ class IcechunkStore(Store):
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"IcechunkStore.set(): `value` must be a Buffer, got {type(value)}")
-        hit = self._session.key_cache.get(key)
+        hit = self._workspace.key_cache.get(key)
         kind, a, b = hit if hit is not None else await self._resolve(key, remember=False)
         if kind == _CHUNK:
             # bytes, not a view of zarr's buffer: a view measured no faster on either backend.
-            await self._session.set_chunk(a, b, value.to_bytes())
+            await self._workspace.set_chunk(a, b, value.to_bytes())
         elif kind == _META:
-            await self._session.set_node(a, value.to_bytes())
+            await self._workspace.set_node(a, value.to_bytes())
         elif kind == _OUTSIDE:
             raise InvalidKeyError(key, f"it names no chunk of array {a.path}: {b.describe_grid()}")
         else:
-            await self._session.set_extra(key, value.to_bytes())
+            await self._workspace.set_extra(key, value.to_bytes())
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         """Write only if ``key`` is absent; atomic within the session (overrides ``Store``).
@@ -342,13 +355,13 @@ class IcechunkStore(Store):
         self._check_writable()
         kind, a, b = await self._resolve(key)
         if kind == _CHUNK:
-            if await self._session.chunk_ref(a, b) is not None:
-                await self._session.delete_chunk(a, b)
+            if await self._workspace.chunk_ref(a, b) is not None:
+                await self._workspace.delete_chunk(a, b)
         elif kind == _META:
             if b is not None:
-                await self._session.delete_node(a)
+                await self._workspace.delete_node(a)
         elif kind == _EXTRA:
-            await self._session.delete_extras([key])
+            await self._workspace.delete_extras([key])
         # _OUTSIDE: no such chunk exists (a grid that shrank dropped its chunks), nothing to do
 
     async def delete_dir(self, prefix: str) -> None:
@@ -360,20 +373,20 @@ class IcechunkStore(Store):
         self._check_writable()
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
-        session = self._session
-        await session.delete_tree("/" + prefix)  # "" gives "/": everything
-        await session.delete_extras([k for k in session.extra_keys() if k.startswith(base)])
+        ws = self._workspace
+        await ws.delete_tree("/" + prefix)  # "" gives "/": everything
+        await ws.delete_extras([k for k in ws.extra_keys() if k.startswith(base)])
         # A prefix inside an array (e.g. "arr/c/1") deletes the chunks below it.
-        nodes = await session.nodes()
+        nodes = await ws.nodes()
         for path, node in list(nodes.items()):
             kp = path_to_prefix(path)
             if node.kind == ARRAY and base.startswith(kp) and base != kp:
                 info = parse_array_meta(node.meta)
                 if info is None:
                     continue
-                async for coords, _ in session.iter_chunks(node):
+                async for coords, _ in ws.iter_chunks(node):
                     if (kp + info.chunk_key(coords)).startswith(base):
-                        await session.delete_chunk(node, coords)
+                        await ws.delete_chunk(node, coords)
 
     async def clear(self) -> None:
         """Delete every key in the session (overrides ``Store.clear``)."""
@@ -385,7 +398,7 @@ class IcechunkStore(Store):
         info = parse_array_meta(node.meta)
         if info is None:
             return
-        async for coords, _ in self._session.iter_chunks(node):
+        async for coords, _ in self._workspace.iter_chunks(node):
             # Only chunks of the grid are listed: what get and exists can see.
             if info.contains(coords):
                 yield kp + info.chunk_key(coords)
@@ -396,7 +409,7 @@ class IcechunkStore(Store):
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         """Every key starting with ``prefix`` (overrides ``Store``)."""
-        nodes = await self._session.nodes()
+        nodes = await self._workspace.nodes()
         for path, node in list(nodes.items()):
             kp = path_to_prefix(path)
             meta_key = kp + META_KEY
@@ -406,7 +419,7 @@ class IcechunkStore(Store):
                 async for key in self._chunk_keys(node, kp):
                     if key.startswith(prefix):
                         yield key
-        for key in self._session.extra_keys():
+        for key in self._workspace.extra_keys():
             if key.startswith(prefix):
                 yield key
 
@@ -414,7 +427,7 @@ class IcechunkStore(Store):
         """Names directly below ``prefix`` (overrides ``Store``); arrays below are not scanned."""
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
-        nodes = await self._session.nodes()
+        nodes = await self._workspace.nodes()
         seen: set[str] = set()
 
         def child(key: str) -> str | None:
@@ -435,7 +448,7 @@ class IcechunkStore(Store):
                 info = parse_array_meta(node.meta)
                 if kp == base and info is not None and info.prefix:
                     # Every chunk key of the default encoding starts with the same name.
-                    async for _ in self._session.iter_chunks(node):
+                    async for _ in self._workspace.iter_chunks(node):
                         seen.add(info.prefix)
                         break
                     continue
@@ -443,7 +456,7 @@ class IcechunkStore(Store):
                     name = child(key)
                     if name:
                         seen.add(name)
-        for key in self._session.extra_keys():
+        for key in self._workspace.extra_keys():
             name = child(key)
             if name:
                 seen.add(name)

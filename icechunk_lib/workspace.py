@@ -3,7 +3,8 @@
 The data path of a session: reads go through the change set (a ``ChangeSet``), then the base
 snapshot's manifests; chunk bytes are written to storage as they arrive and recorded in the
 change set. The lock and the writability checks make it safe for threads and asyncio tasks.
-``Session`` builds the public API (commit, rebase, fork and merge, pickling) on top.
+``Session`` holds one (for its whole life) and builds the public API on it: commit, rebase,
+fork and merge. The store and the importer reach it through ``session.workspace_of(s)``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
 from icechunk_lib.format.snapshot import ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key
-from icechunk_lib.refs import RefStore
 from icechunk_lib.zarr_keys import Coords, grid_shrinks, parse_array_meta
 
 __all__ = ["UNLOADED", "Workspace"]
@@ -36,7 +36,7 @@ UNLOADED = ChunkRef(kind=-1)
 class Workspace:
     """The state and data path of a session: base snapshot + change set + storage.
 
-    Not created directly: ``Session`` is the workspace users hold.
+    Engine-facing: users hold a ``Session``, which composes one; its store calls this.
     """
 
     def __init__(
@@ -44,27 +44,60 @@ class Workspace:
         objects: ObjectStore,
         snapshot_id: str,
         *,
-        branch: str | None,
         read_only: bool,
-        refs: RefStore | None = None,
+        changes: ChangeSet | None = None,
     ) -> None:
-        self._objects = objects
-        # The repository's, when it opened the session: it remembers the branch record a
-        # commit swaps against, saving a read of the ref.
-        self._refs = refs if refs is not None else RefStore(objects.storage)
+        self.objects = objects
+        """The repository's objects (snapshots, manifests, chunks) and its config."""
         self._base_id = snapshot_id
-        self._branch = branch
         self._read_only = read_only
         self._lock = threading.RLock()
-        self._pending_commit: str | None = None
         self._busy = ""
         """``"commit"`` or ``"rebase"`` while one runs: writes then are refused."""
-        self._reset_state()
+        self._reset_state(changes)
 
-    def _reset_state(self) -> None:
+    # --- pickling: the change set travels, caches are rebuilt ----------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        changes = self._changes
+        return {
+            "storage": self.objects.storage,
+            "config": self.objects.config,
+            "base_id": self._base_id,
+            "read_only": self._read_only,
+            "changes": changes if changes is not None and changes.dirty else None,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            ObjectStore(state["storage"], state["config"]),
+            state["base_id"],
+            read_only=state["read_only"],
+            changes=state["changes"],
+        )
+
+    # --- what the session shows ----------------------------------------------------------------
+
+    @property
+    def snapshot_id(self) -> str:
+        """The id of the base snapshot."""
+        return self._base_id
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused."""
+        return self._read_only
+
+    @property
+    def dirty(self) -> bool:
+        """Whether anything was written, deleted or moved since the base snapshot."""
+        changes = self._changes
+        return changes is not None and changes.dirty
+
+    def _reset_state(self, changes: ChangeSet | None = None) -> None:
         self._base: Snapshot | None = None
-        self._changes: ChangeSet | None = None
-        """None until the base is loaded (then the change set over it)."""
+        self._changes: ChangeSet | None = changes
+        """None until the base is loaded (then the change set over it), unless unpickled."""
         self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
         # Tables this session looked up last, so a hot read skips the shared LRU.
         self._tables: dict[tuple[str, str], ChunkTable] = {}
@@ -74,7 +107,7 @@ class Workspace:
     # --- loading and locking -------------------------------------------------------------------
 
     async def _load(self) -> ChangeSet:
-        base = await self._objects.snapshot(self._base_id)
+        base = await self.objects.snapshot(self._base_id)
         with self._lock:
             if self._changes is None:
                 self._changes = ChangeSet.from_snapshot(base)
@@ -82,7 +115,12 @@ class Workspace:
                 self._base = base
             return self._changes
 
-    async def _changeset(self) -> ChangeSet:
+    async def changeset(self) -> ChangeSet:
+        """The change set, loaded on first use (read it; change it only through this class).
+
+        Raises:
+            MissingObjectError: the base snapshot is gone from storage.
+        """
         changes = self._changes
         return changes if changes is not None else await self._load()
 
@@ -102,7 +140,13 @@ class Workspace:
             assert self._base is not None
         return self._base
 
-    def _check_writable(self, what: str = "write") -> None:
+    def check_writable(self, what: str = "write") -> None:
+        """Raise unless ``what`` may change the workspace now.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+            SessionError: a commit or rebase of the session is in progress.
+        """
         if self._read_only:
             raise ReadOnlySessionError(what)
         if self._busy == "commit":
@@ -120,14 +164,53 @@ class Workspace:
     def _mutation(self, what: str = "write") -> Iterator[None]:
         """Hold the lock and re-check writability, so no change slips in during a commit."""
         with self._lock:
-            self._check_writable(what)
+            self.check_writable(what)
             yield
 
-    def _copy_changes(self) -> ChangeSet:
-        """A consistent copy of the change set (loaded first), for a commit or a status."""
+    @contextlib.contextmanager
+    def busy(self, what: str) -> Iterator[None]:
+        """Refuse every write while ``what`` (``"commit"`` or ``"rebase"``) runs on a copy of
+        the change set, so nothing written meanwhile is lost when its result is adopted.
+
+        Raises:
+            ReadOnlySessionError, SessionError: as ``check_writable``, on entry.
+        """
+        with self._mutation(what):
+            self._busy = what
+        try:
+            yield
+        finally:
+            self._busy = ""
+
+    async def copy_changes(self) -> ChangeSet:
+        """A consistent private copy of the change set (loaded first), for a commit or a diff."""
+        changes = await self.changeset()
         with self._lock:
-            assert self._changes is not None
-            return self._changes.copy()
+            return changes.copy()
+
+    def adopt(
+        self, base: Snapshot | str, changes: ChangeSet | None = None, *, read_only: bool = False
+    ) -> None:
+        """Start over on ``base`` (a snapshot, or its id to load on first use) with ``changes``
+        (None: no changes), after a commit (``read_only``) or a rebase."""
+        with self._lock:
+            if isinstance(base, str):
+                self._base_id, self._base = base, None
+            else:
+                self._base_id, self._base = base.id, base
+            self._changes = changes
+            self._read_only = self._read_only or read_only
+            # Cached manifest tables stay valid (manifests are immutable); resolved keys not.
+            self.key_cache.clear()
+
+    def discard(self) -> None:
+        """Forget every uncommitted change.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
+        with self._mutation("discard changes"):
+            self._reset_state()
 
     # --- writes: nodes -------------------------------------------------------------------------
 
@@ -139,9 +222,9 @@ class Workspace:
             InvalidNameError: ``path`` is not a node path, or the tree cannot hold the node
                 there (inside an array; an array over a group with children).
         """
-        self._check_writable()
+        self.check_writable()
         path = validate_node_path(path)
-        changes = await self._changeset()
+        changes = await self.changeset()
         with self._mutation():
             node, old = changes.put_node(path, meta)
             self.key_cache.clear()
@@ -150,7 +233,7 @@ class Workspace:
             if grid_shrinks(old_info, info):
                 # Chunks beyond the new grid go, as zarr's own resize deletes them.
                 assert info is not None and info.grid is not None
-                outside = await committed_outside(self._objects, node, info.grid)
+                outside = await committed_outside(self.objects, node, info.grid)
                 with self._mutation():
                     changes.delete_outside(node.id, info.grid, outside)
         return node
@@ -162,8 +245,8 @@ class Workspace:
             ReadOnlySessionError: the session is read-only.
             InvalidNameError: ``path`` is not a node path.
         """
-        self._check_writable("delete")
-        changes = await self._changeset()
+        self.check_writable("delete")
+        changes = await self.changeset()
         with self._mutation("delete"):
             if changes.delete_node(validate_node_path(path)) is None:
                 return False
@@ -177,14 +260,36 @@ class Workspace:
             ReadOnlySessionError: the session is read-only.
             InvalidNameError: ``path`` is not a node path.
         """
-        self._check_writable("delete")
+        self.check_writable("delete")
         path = validate_node_path(path)
-        changes = await self._changeset()
+        changes = await self.changeset()
         with self._mutation("delete"):
             count = changes.delete_tree(path)
             if count:
                 self.key_cache.clear()
             return count
+
+    async def move(self, from_path: str, to_path: str) -> None:
+        """Rename the node at ``from_path`` with everything below it (see ``Session.move``)."""
+        self.check_writable("move")
+        src, dst = validate_node_path(from_path), validate_node_path(to_path)
+        changes = await self.changeset()
+        with self._mutation("move"):
+            changes.move(src, dst)
+            self.key_cache.clear()
+
+    async def merge(self, theirs: Iterable[ChangeSet]) -> None:
+        """Fold change sets of forks of this workspace (same base) into its own.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
+        base = await self.base_snapshot()
+        changes = await self.changeset()
+        for forked in theirs:
+            with self._mutation("merge"):
+                changes.merge(forked, base.nodes)
+                self.key_cache.clear()
 
     # --- chunks --------------------------------------------------------------------------------
 
@@ -230,7 +335,7 @@ class Workspace:
         if ref is not UNLOADED:
             return ref
         mref = self._manifest_for(node, coords)
-        table = (await self._objects.manifest(mref.manifest_id)).tables.get(node.id)
+        table = (await self.objects.manifest(mref.manifest_id)).tables.get(node.id)
         if table is None:
             return None
         if len(self._tables) >= _SESSION_TABLES:
@@ -253,8 +358,8 @@ class Workspace:
             if start >= stop:
                 return b""
             if start != 0 or stop != ref.length:  # a part: checked as far as it can be
-                return await self._objects.chunk_range(ref, start, stop)
-            return await self._objects.chunk(ref)
+                return await self.objects.chunk_range(ref, start, stop)
+            return await self.objects.chunk(ref)
         raise SessionError(
             f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "
             "is not supported by this version of ick"
@@ -270,11 +375,11 @@ class Workspace:
         Raises:
             ReadOnlySessionError: the session is read-only.
         """
-        self._check_writable()
+        self.check_writable()
         digest, cid = await self._write_bytes(data, checksum)
         changes = self._changes if self._changes is not None else await self._load()
         with self._lock:
-            self._check_writable()  # a commit may have started while the bytes were written
+            self.check_writable()  # a commit may have started while the bytes were written
             if cid is None:
                 changes.set_chunk_ref(
                     node.id, coords, ChunkRef(INLINE, b"", 0, len(data), digest, data)
@@ -288,10 +393,10 @@ class Workspace:
         # Hashed on the loop even when large: hashing in a worker thread (xxhash releases the
         # GIL) measured no faster for whole-array writes or reads.
         digest = content_checksum(data) if checksum is None else checksum
-        if len(data) <= self._objects.config.inline_chunk_threshold_bytes:
+        if len(data) <= self.objects.config.inline_chunk_threshold_bytes:
             return digest, None
         cid = new_chunk_id()
-        await self._objects.storage.put_new(chunk_key(cid), data)
+        await self.objects.storage.put_new(chunk_key(cid), data)
         return digest, cid
 
     async def delete_chunk(self, node: NodeSnapshot, coords: Coords) -> None:
@@ -300,26 +405,22 @@ class Workspace:
         Raises:
             ReadOnlySessionError: the session is read-only.
         """
-        self._check_writable("delete")
-        changes = await self._changeset()
+        self.check_writable("delete")
+        changes = await self.changeset()
         with self._mutation("delete"):
             changes.set_chunk_ref(node.id, coords, None)
 
     async def iter_chunks(self, node: NodeSnapshot) -> AsyncIterator[tuple[Coords, ChunkRef]]:
         """Every chunk of an array (committed and uncommitted), in no particular order."""
         cs = self._changes
-        async for item in self._objects.chunk_refs(node, cs.chunks.get(node.id) if cs else None):
+        async for item in self.objects.chunk_refs(node, cs.chunks.get(node.id) if cs else None):
             yield item
-
-    async def chunk_coordinates(self, node: NodeSnapshot) -> list[Coords]:
-        """The coordinates of every chunk of array ``node``."""
-        return [c async for c, _ in self.iter_chunks(node)]
 
     # --- extra (non-Zarr) keys -------------------------------------------------------------------
 
     async def get_extra(self, key: str) -> ExtraObject | None:
         """The extra object stored under ``key``, or None."""
-        return (await self._changeset()).extras.get(key)
+        return (await self.changeset()).extras.get(key)
 
     async def read_extra(self, extra: ExtraObject, start: int = 0, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of an extra object."""
@@ -335,8 +436,8 @@ class Workspace:
         Raises:
             ReadOnlySessionError: the session is read-only.
         """
-        self._check_writable()
-        changes = await self._changeset()
+        self.check_writable()
+        changes = await self.changeset()
         digest, cid = await self._write_bytes(data, None)
         extra = ExtraObject(key, len(data), digest, b"" if cid else data, cid or b"")
         with self._mutation():
@@ -348,8 +449,8 @@ class Workspace:
         Raises:
             ReadOnlySessionError: the session is read-only.
         """
-        self._check_writable("delete")
-        changes = await self._changeset()
+        self.check_writable("delete")
+        changes = await self.changeset()
         with self._mutation("delete"):
             for key in keys:
                 changes.delete_extra(key)

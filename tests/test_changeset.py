@@ -17,6 +17,7 @@ from icechunk_lib.errors import InvalidNameError, NodeNotFoundError
 from icechunk_lib.format.manifest import INLINE, ChunkRef
 from icechunk_lib.format.snapshot import ExtraObject
 from icechunk_lib.ops.diff import diff_changes
+from icechunk_lib.session import workspace_of
 
 
 def _array_meta(shape: list[int], chunks: list[int]) -> bytes:
@@ -125,7 +126,7 @@ def test_diff_takes_a_change_set_and_its_base() -> None:
     session = repo.writable_session("main")
     zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = 1
     session.commit("a")
-    base = asyncio.run(repo.readonly_session("main").base_snapshot())
+    base = asyncio.run(workspace_of(repo.readonly_session("main")).base_snapshot())
     changes = ChangeSet.from_snapshot(base)
     arr, _ = changes.put_node("/b", _array_meta([4], [2]))
     changes.set_chunk_ref(arr.id, (1,), _ref(b"z"))

@@ -11,6 +11,7 @@ import zarr
 import icechunk_lib as ic
 from icechunk_lib import commit as commit_module
 from icechunk_lib.objects import ObjectStore
+from icechunk_lib.session import workspace_of
 
 
 def _repo(storage: ic.Storage, max_refs: int) -> ic.Repository:
@@ -23,7 +24,7 @@ def _repo(storage: ic.Storage, max_refs: int) -> ic.Repository:
 
 def _manifest_ids(repo: ic.Repository, path: str) -> list[str]:
     session = repo.readonly_session("main")
-    node = ic._sync.run(session.nodes())[path]
+    node = ic._sync.run(workspace_of(session).nodes())[path]
     return [m.manifest_id for m in node.manifests]
 
 

@@ -29,6 +29,7 @@ from icechunk_lib.errors import (
 )
 from icechunk_lib.format import new_object_id
 from icechunk_lib.format.snapshot import NodeSnapshot
+from icechunk_lib.session import workspace_of
 from icechunk_lib.storage import LocalFileSystemStorage
 from icechunk_lib.store import IcechunkStore
 
@@ -320,8 +321,10 @@ def test_commit_after_the_branch_moved(repo: ic.Repository) -> None:
 
 
 def _readonly_calls(session: ic.Session) -> list[Callable[[], object]]:
+    ws = workspace_of(session)
+
     async def node() -> NodeSnapshot:
-        return (await session.nodes())["/"]
+        return (await ws.nodes())["/"]
 
     root = sync(node())
     return [
@@ -329,14 +332,14 @@ def _readonly_calls(session: ic.Session) -> list[Callable[[], object]]:
         lambda: session.commit("x", allow_empty=True),
         lambda: session.discard_changes(),
         lambda: session.rebase(ic.BasicConflictSolver()),
-        lambda: sync(session.set_node("/g", b'{"zarr_format":3,"node_type":"group"}')),
-        lambda: sync(session.delete_node("/")),
-        lambda: sync(session.delete_tree("/")),
+        lambda: sync(ws.set_node("/g", b'{"zarr_format":3,"node_type":"group"}')),
+        lambda: sync(ws.delete_node("/")),
+        lambda: sync(ws.delete_tree("/")),
         lambda: session.move("/a", "/b"),
-        lambda: sync(session.set_chunk(root, (0,), b"x")),
-        lambda: sync(session.delete_chunk(root, (0,))),
-        lambda: sync(session.set_extra("k", b"x")),
-        lambda: sync(session.delete_extras(["k"])),
+        lambda: sync(ws.set_chunk(root, (0,), b"x")),
+        lambda: sync(ws.delete_chunk(root, (0,))),
+        lambda: sync(ws.set_extra("k", b"x")),
+        lambda: sync(ws.delete_extras(["k"])),
         lambda: IcechunkStore(session, read_only=False),
         lambda: session.store.with_read_only(False),
     ]

@@ -130,17 +130,47 @@ def test_engine_imports_point_down(path: Path) -> None:
     assert not upward, f"{unit} imports modules of its own or a higher layer: {upward}"
 
 
+def _names_imported_from(path: Path, module: str) -> set[str]:
+    """The names ``path`` imports from ``module`` by ``from module import ...`` at run time
+    (outside ``if TYPE_CHECKING:``)."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module == module:
+            names.update(a.name for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
+    return names
+
+
 def test_only_the_store_imports_session_at_run_time() -> None:
     """The engine takes change sets and snapshots, never the object a user holds; the store
-    wraps a session, and the repository (above it) opens them."""
+    wraps a session, and the repository (above it) opens them. Engine code that is handed a
+    session (the store, the importer) takes its workspace with ``workspace_of``."""
     importers = sorted(
         _unit(_module_of(path))
         for path in _engine_files()
         for _, module in _runtime_imports(path)
         if module == "icechunk_lib.session"
     )
-    assert set(importers) <= {"store", "repository", ""}, importers
+    assert set(importers) <= {"store", "ops.importer", "repository", ""}, importers
     assert "store" in importers
+    names = {
+        _unit(_module_of(path)): _names_imported_from(path, "icechunk_lib.session")
+        for path in _engine_files()
+    }
+    assert {unit for unit, found in names.items() if "Session" in found} <= {
+        "store",
+        "repository",
+        "",
+    }
+    assert names["ops.importer"] == {"workspace_of"}
 
 
 def test_the_checker_sees_imports_inside_functions() -> None:

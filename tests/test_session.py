@@ -14,6 +14,7 @@ from zarr.core.buffer import default_buffer_prototype
 
 import icechunk_lib as ic
 from icechunk_lib.format import content_checksum
+from icechunk_lib.session import workspace_of
 
 
 def _keys(storage: ic.Storage, prefix: str) -> set[str]:
@@ -92,11 +93,11 @@ def test_small_chunks_inline_large_chunks_native(storage: ic.Storage) -> None:
 def test_checksums_recorded_for_every_chunk(storage: ic.Storage) -> None:
     repo, _ = _array_repo(storage)
     ro = repo.readonly_session("main")
-    node = ic._sync.run(ro.nodes())["/grp/a"]
+    node = ic._sync.run(workspace_of(ro).nodes())["/grp/a"]
     for coords in [(0, 0), (3, 3), (1, 2)]:
-        ref = ic._sync.run(ro.chunk_ref(node, coords))
+        ref = ic._sync.run(workspace_of(ro).chunk_ref(node, coords))
         assert ref is not None
-        data = ic._sync.run(ro.read_ref(ref))
+        data = ic._sync.run(workspace_of(ro).read_ref(ref))
         assert ref.checksum == content_checksum(data) != 0
 
 
@@ -113,10 +114,10 @@ def test_damaged_chunk_is_detected_on_read(storage: ic.Storage, side: int) -> No
     arr[:] = values
     session.commit("one chunk")
     ro = repo.readonly_session("main")
-    node = ic._sync.run(ro.nodes())["/a"]
-    ref = ic._sync.run(ro.chunk_ref(node, (0,)))
+    node = ic._sync.run(workspace_of(ro).nodes())["/a"]
+    ref = ic._sync.run(workspace_of(ro).chunk_ref(node, (0,)))
     assert ref is not None and ref.length == side * 8
-    data = ic._sync.run(ro.read_ref(ref))
+    data = ic._sync.run(workspace_of(ro).read_ref(ref))
     assert ref.checksum == content_checksum(data)
     np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], values)
 
@@ -134,9 +135,9 @@ def test_move_and_delete_cost_metadata_only(storage: ic.Storage) -> None:
     chunks_before = _keys(storage, "chunks/")
     manifests_before = _keys(storage, "manifests/")
     session = repo.writable_session("main")
-    session_nodes_before = len(ic._sync.run(session.nodes()))
+    session_nodes_before = len(ic._sync.run(workspace_of(session).nodes()))
     session.move("/grp", "/renamed")
-    assert len(ic._sync.run(session.nodes())) == session_nodes_before
+    assert len(ic._sync.run(workspace_of(session).nodes())) == session_nodes_before
     status = session.status()
     assert ("/grp/a", "/renamed/a") in status.moved_nodes
     session.commit("rename")
@@ -183,7 +184,7 @@ def test_split_manifests_rewrite_only_touched_pieces(storage: ic.Storage) -> Non
     )
     repo, values = _array_repo(storage, config=config)
     ro = repo.readonly_session("main")
-    node = ic._sync.run(ro.nodes())["/grp/a"]
+    node = ic._sync.run(workspace_of(ro).nodes())["/grp/a"]
     assert len(node.manifests) == 4  # 16 chunks, 4 per manifest
     np.testing.assert_array_equal(zarr.open_array(ro.store, path="grp/a")[:], values)
 
@@ -258,7 +259,7 @@ def test_split_pieces_never_overlap_after_partial_rewrites(storage: ic.Storage) 
     session.commit("touch the first and last piece")
     ro = repo.readonly_session("main")
     np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], expected)
-    node = ic._sync.run(ro.nodes())["/a"]
+    node = ic._sync.run(workspace_of(ro).nodes())["/a"]
     ranges = sorted((m.first, m.last) for m in node.manifests)
     for (_, last), (first, _) in itertools.pairwise(ranges):
         assert last < first
@@ -292,6 +293,6 @@ def test_split_manifests_match_a_model(rounds: list[list[tuple[int, int]]], max_
         session.commit("round", allow_empty=True)
         ro = repo.readonly_session("main")
         np.testing.assert_array_equal(zarr.open_array(ro.store, path="a")[:], model)
-        node = ic._sync.run(ro.nodes())["/a"]
+        node = ic._sync.run(workspace_of(ro).nodes())["/a"]
         assert all(m.count <= max_refs for m in node.manifests)
         assert sum(m.count for m in node.manifests) == int((model != -1).sum())

@@ -33,6 +33,8 @@ from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.ops.import_source import V2_NODE_KEYS, SourceReader, ZarrSource, open_source
 from icechunk_lib.ops.source_meta import check_source_meta
+from icechunk_lib.session import workspace_of
+from icechunk_lib.workspace import Workspace
 from icechunk_lib.zarr_keys import META_KEY, ArrayInfo, Coords, parse_array_meta
 
 if TYPE_CHECKING:
@@ -167,7 +169,7 @@ async def import_zarr_async(
         importer = _Importer(
             store=store,
             name=name,
-            session=session,
+            workspace=workspace_of(session),
             dest=dest,
             progress=progress,
             concurrency=concurrency,
@@ -264,7 +266,8 @@ def _ancestors(path: str) -> list[str]:
 class _Importer(SourceReader):
     """State of one import: the source it reads, the destination, counters and progress."""
 
-    session: Session
+    workspace: Workspace
+    """The session's data path (``workspace_of``): nodes and chunks, not Zarr keys."""
     dest: str
     progress: ProgressCallback | None
     concurrency: int
@@ -334,9 +337,9 @@ class _Importer(SourceReader):
 
     async def _apply_nodes(self, metas: dict[str, bytes]) -> list[_ArrayJob]:
         """Create, update and delete nodes below ``dest``; return the arrays to copy."""
-        session, dest = self.session, self.dest
+        ws, dest = self.workspace, self.dest
         plan = {_node_path(dest, prefix): prefix for prefix in metas}
-        nodes = await session.nodes()
+        nodes = await ws.nodes()
         for ancestor in _ancestors(dest):
             node = nodes.get(ancestor)
             if node is not None and node.kind == ARRAY:
@@ -351,7 +354,7 @@ class _Importer(SourceReader):
         # Nothing is changed before this point, so a bad source leaves the session untouched.
         for ancestor in _ancestors(dest):
             if ancestor not in nodes:
-                await session.set_node(ancestor, _GROUP_META)
+                await ws.set_node(ancestor, _GROUP_META)
                 self.stats.groups_created += 1
         await self._delete_missing_nodes(before, set(plan))
         self.stats.deleted_paths = missing
@@ -365,7 +368,7 @@ class _Importer(SourceReader):
             if old is not None and old.meta == meta:
                 node, fresh = old, False
             else:
-                node = await session.set_node(path, meta)
+                node = await ws.set_node(path, meta)
                 fresh = old is None or node.id != old.id
                 if old is not None and fresh:
                     self._count(old.kind, "deleted")
@@ -392,9 +395,9 @@ class _Importer(SourceReader):
             sub = "/" if path == "/" else path + "/"
             i = bisect.bisect_left(kept, sub)
             if i < len(kept) and kept[i].startswith(sub):
-                await self.session.delete_node(path)  # source nodes live below this one
+                await self.workspace.delete_node(path)  # source nodes live below this one
             else:
-                await self.session.delete_tree(path)
+                await self.workspace.delete_tree(path)
                 trees.add(path)
 
     # --- chunks -----------------------------------------------------------------------------
@@ -407,12 +410,12 @@ class _Importer(SourceReader):
         """Write one source chunk unless the session already holds the same bytes."""
         data = await self._read(key)
         if data is not None:
-            ref = None if job.fresh else await self.session.chunk_ref(job.node, coords)
+            ref = None if job.fresh else await self.workspace.chunk_ref(job.node, coords)
             found = (len(data), content_checksum(data))
             if ref is not None and (ref.length, ref.checksum) == found:
                 self.stats.chunks_unchanged += 1
             else:
-                await self.session.set_chunk(job.node, coords, data, checksum=found[1])
+                await self.workspace.set_chunk(job.node, coords, data, checksum=found[1])
                 self.stats.chunks_written += 1
                 self.stats.bytes_written += len(data)
         self._advance()
@@ -437,9 +440,9 @@ class _Importer(SourceReader):
                 await pool.submit(self._copy_chunk(job, key, coords))
         if job.fresh:
             return
-        gone = [c async for c, _ in self.session.iter_chunks(job.node) if c not in seen]
+        gone = [c async for c, _ in self.workspace.iter_chunks(job.node) if c not in seen]
         for coords in gone:
-            await self.session.delete_chunk(job.node, coords)
+            await self.workspace.delete_chunk(job.node, coords)
         self.stats.chunks_deleted += len(gone)
 
     async def run(self) -> ImportStats:
