@@ -15,7 +15,7 @@ import numpy as np
 
 from icechunk_lib.changes import NodeChanges
 from icechunk_lib.changeset import ChangeSet
-from icechunk_lib.errors import RebaseFailedError
+from icechunk_lib.errors import RebaseFailedError, SessionError
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.format.txlog import TransactionLog
 from icechunk_lib.objects import ObjectStore
@@ -29,6 +29,7 @@ __all__ = [
     "ConflictType",
     "Resolution",
     "VersionSelection",
+    "check_solver",
     "detect",
     "rebase_changes",
 ]
@@ -330,3 +331,14 @@ def _layout(meta: bytes) -> object:
     if read.problem:
         return meta
     return read.without("attributes", "shape", "dimension_names")
+
+
+def check_solver(solver: object) -> None:
+    """Refuse what is not a solver instance (a class, with the parentheses forgotten) before
+    anything is written, not deep inside the rebase."""
+    if not isinstance(solver, ConflictSolver):
+        what = f"the class {solver.__name__}" if isinstance(solver, type) else repr(solver)
+        raise SessionError(
+            f"a conflict solver must be a ConflictSolver instance such as "
+            f"BasicConflictSolver(), not {what}"
+        )

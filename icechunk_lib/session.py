@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.commit import write_commit
-from icechunk_lib.conflicts import ConflictSolver, rebase_changes
+from icechunk_lib.conflicts import ConflictSolver, check_solver, rebase_changes
 from icechunk_lib.errors import (
     ConflictError,
     NodeNotFoundError,
@@ -38,17 +38,6 @@ if TYPE_CHECKING:
     from icechunk_lib.store import IcechunkStore
 
 __all__ = ["Session", "workspace_of"]
-
-
-def _check_solver(solver: object) -> None:
-    """Refuse what is not a solver instance (a class, with the parentheses forgotten) before
-    anything is written, not deep inside the rebase."""
-    if not isinstance(solver, ConflictSolver):
-        what = f"the class {solver.__name__}" if isinstance(solver, type) else repr(solver)
-        raise SessionError(
-            f"a conflict solver must be a ConflictSolver instance such as "
-            f"BasicConflictSolver(), not {what}"
-        )
 
 
 def workspace_of(session: Session) -> Workspace:
@@ -344,7 +333,7 @@ class Session:
     ) -> str:
         """Async ``commit``."""
         if rebase_with is not None:
-            _check_solver(rebase_with)
+            check_solver(rebase_with)
         ws = self._workspace
         self._check_on_branch("commit", "commit from a detached session")
         with ws.busy("commit"):
@@ -406,7 +395,7 @@ class Session:
 
     async def rebase_async(self, solver: ConflictSolver) -> None:
         """Async ``rebase``."""
-        _check_solver(solver)
+        check_solver(solver)
         self._check_on_branch("rebase", "rebase a detached session")
         with self._workspace.busy("rebase"):
             await self._rebase(solver)
