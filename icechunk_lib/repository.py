@@ -32,6 +32,7 @@ from icechunk_lib.storage import Storage
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.ops.verify import VerifyReport
     from icechunk_lib.session import Session
     from icechunk_lib.store import IcechunkStore
 
@@ -382,6 +383,31 @@ class Repository(BranchesAndTags):
         old = await self._objects.snapshot(a)
         new = await self._objects.snapshot(b)
         return await diff_snapshots(self._objects, old, new)
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    def verify(self, *, data: bool = False) -> VerifyReport:
+        """Check every ref and everything reachable from one; return what is wrong.
+
+        Refs must name existing snapshots; snapshots, manifests and transaction logs (of
+        non-root snapshots) must exist and decode under their own ids; manifests must hold
+        the chunks their snapshots' refs say; native chunks must exist with their recorded
+        length, and with ``data=True`` also match the manifest's content checksum. Damage is
+        reported in ``VerifyReport.problems``, never raised; nothing is written.
+
+        Raises:
+            RepositoryNotFoundError: there is no repository at this storage.
+            StorageError: the storage itself failed (unreachable, permission denied).
+        """
+        return _sync.run(self.verify_async(data=data))
+
+    async def verify_async(self, *, data: bool = False) -> VerifyReport:
+        """Async twin of ``verify``."""
+        from icechunk_lib.ops.verify import verify_repository
+
+        if not await _repository_exists(self._storage):
+            raise RepositoryNotFoundError(self._storage.url)
+        return await verify_repository(self._storage, data=data)
 
     # --- sessions --------------------------------------------------------------------------------
 
