@@ -387,17 +387,13 @@ class Repository(BranchesAndTags):
     # --- maintenance ---------------------------------------------------------------------------
 
     def verify(self, *, data: bool = False) -> VerifyReport:
-        """Check every ref and everything reachable from one; return what is wrong.
+        """Check every ref and everything reachable from one; report, never raise, damage.
 
-        Refs must name existing snapshots; snapshots, manifests and transaction logs (of
-        non-root snapshots) must exist and decode under their own ids; manifests must hold
-        the chunks their snapshots' refs say; native chunks must exist with their recorded
-        length, and with ``data=True`` also match the manifest's content checksum. Damage is
-        reported in ``VerifyReport.problems``, never raised; nothing is written.
-
-        Raises:
-            RepositoryNotFoundError: there is no repository at this storage.
-            StorageError: the storage itself failed (unreachable, permission denied).
+        Refs must name existing snapshots; snapshots, manifests and the transaction logs of
+        non-root snapshots must exist and decode under their ids; manifests must hold what
+        their snapshots record; native chunks must exist with their length (``data=True``:
+        and checksum). Nothing is written. Raises only ``RepositoryNotFoundError`` (no
+        repository here) and ``StorageError`` (the storage itself failed).
         """
         return _sync.run(self.verify_async(data=data))
 
