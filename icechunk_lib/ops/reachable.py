@@ -149,6 +149,8 @@ async def walk(
     Snapshots are read before manifests, so a consumer learns what each manifest should
     hold before it sees it. Stopping the iteration cancels the reads in flight.
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     refs = await read_refs(storage)
     for ref in refs:
         yield ref

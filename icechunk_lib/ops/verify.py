@@ -82,11 +82,12 @@ class _Verifier:
         self.problems: list[Problem] = []
         self.counts = {"refs": 0, "snapshots": 0, "transaction_logs": 0, "manifests": 0}
         self.chunks_seen: set[bytes] = set()
-        # (manifest id, node id) -> the ref a snapshot holds for that piece, until the
-        # manifest is read; then the piece's actual (count, first, last), kept small.
+        # What snapshots say a manifest holds (node id, manifest ref, snapshot), kept until
+        # the manifest is read; then only its pieces' (count, first, last) are kept.
         self.claims: dict[str, list[tuple[str, ManifestRef, str]]] = {}
         self.pieces: dict[tuple[str, str], tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
         self.manifests_read: set[str] = set()
+        self.manifests_failed: set[str] = set()
         self.limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
         self.refs: list[RefFound] = []
         self.disagreed: set[tuple[str, str, ManifestRef]] = set()
@@ -127,6 +128,7 @@ class _Verifier:
         self.counts["manifests"] += 1
         claims = self.claims.pop(found.manifest_id, [])
         if found.manifest is None:
+            self.manifests_failed.add(found.manifest_id)
             what = "missing" if _missing(found.error) else f"cannot be read: {found.error}"
             self.problem("manifest", found.key, found.via, what)
             return
@@ -146,6 +148,8 @@ class _Verifier:
         via = f"snapshot {snap.id}"
         for node in snap.nodes:
             for mref in node.manifests:
+                if mref.manifest_id in self.manifests_failed:
+                    continue  # reported once already
                 if mref.manifest_id in self.manifests_read:
                     self._agree(mref.manifest_id, node.id, mref, via)
                 else:
