@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from icechunk_lib.ops.importer import import_zarr as import_zarr
     from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
     from icechunk_lib.ops.tree import NodeInfo as NodeInfo
+    from icechunk_lib.ops.verify import VerifyReport as VerifyReport
     from icechunk_lib.refs import DEFAULT_BRANCH as DEFAULT_BRANCH
     from icechunk_lib.repository import Repository as Repository
     from icechunk_lib.session import Session as Session
@@ -137,6 +138,7 @@ _EXPORTS = LazyExports(
         "TagAlreadyExistsError": "icechunk_lib.errors",
         "TagNotFoundError": "icechunk_lib.errors",
         "UnsupportedFormatError": "icechunk_lib.errors",
+        "VerifyReport": "icechunk_lib.ops.verify",
         "VersionSelection": "icechunk_lib.conflicts",
         "find_repository": "icechunk_lib.discover",
         "import_zarr": "icechunk_lib.ops.importer",

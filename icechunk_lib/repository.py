@@ -32,6 +32,7 @@ from icechunk_lib.storage import Storage
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
+    from icechunk_lib.ops.verify import VerifyReport
     from icechunk_lib.session import Session
     from icechunk_lib.store import IcechunkStore
 
@@ -382,6 +383,27 @@ class Repository(BranchesAndTags):
         old = await self._objects.snapshot(a)
         new = await self._objects.snapshot(b)
         return await diff_snapshots(self._objects, old, new)
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    def verify(self, *, data: bool = False) -> VerifyReport:
+        """Check every ref and everything reachable from one; report, never raise, damage.
+
+        Refs must name existing snapshots; snapshots, manifests and the transaction logs of
+        non-root snapshots must exist and decode under their ids; manifests must hold what
+        their snapshots record; native chunks must exist with their length (``data=True``:
+        and checksum). Nothing is written. Raises only ``RepositoryNotFoundError`` (no
+        repository here) and ``StorageError`` (the storage itself failed).
+        """
+        return _sync.run(self.verify_async(data=data))
+
+    async def verify_async(self, *, data: bool = False) -> VerifyReport:
+        """Async twin of ``verify``."""
+        from icechunk_lib.ops.verify import verify_repository
+
+        if not await _repository_exists(self._storage):
+            raise RepositoryNotFoundError(self._storage.url)
+        return await verify_repository(self._storage, data=data)
 
     # --- sessions --------------------------------------------------------------------------------
 

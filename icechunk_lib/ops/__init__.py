@@ -1,4 +1,4 @@
-"""Repository-wide operations: diffs (and, later, gc, expiration, stats, verification)."""
+"""Repository-wide operations: diffs, verification (and, later, gc, expiration, stats)."""
 
 from icechunk_lib.ops.diff import Diff
 

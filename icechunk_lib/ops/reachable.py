@@ -1,0 +1,227 @@
+"""What every branch and tag reaches: refs, snapshots, transaction logs and manifests.
+
+``walk`` streams the repository's reachable objects as events, each object once, reading
+them straight from storage (no cache, so what it reports is what storage holds now) with a
+bounded number of reads in flight. Manifests are yielded one at a time and not kept, so a
+consumer (verify, gc's mark phase) holds only those it is looking at. Damage is an event
+too (``error`` set), never an exception: the walk goes on past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from icechunk_lib.errors import (
+    IntegrityError,
+    RefNotFoundError,
+    UnsupportedError,
+)
+from icechunk_lib.format.manifest_codec import decode_manifest
+from icechunk_lib.format.snapshot import Snapshot, decode_snapshot
+from icechunk_lib.format.txlog import decode_txlog
+from icechunk_lib.objects import MANIFESTS, SNAPSHOTS, TRANSACTIONS, fetch_referenced
+from icechunk_lib.refs import BRANCHES, TAGS, RefStore
+
+if TYPE_CHECKING:
+    from icechunk_lib.format.manifest import ManifestFile
+    from icechunk_lib.storage import Storage
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Found",
+    "ManifestFound",
+    "RefFound",
+    "SnapshotFound",
+    "TransactionLogFound",
+    "walk",
+]
+
+DEFAULT_CONCURRENCY = 16
+"""Objects read at once by a walk: enough to hide storage latency, few enough that the
+manifests in flight stay a small, fixed amount of memory."""
+
+DAMAGE = (IntegrityError, UnsupportedError)
+"""What a read of a named object raises when the object is missing, corrupt or unreadable;
+anything else (a storage failure) propagates."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefFound:
+    """A branch or tag, and the snapshot it names (``None`` with ``error`` if undecodable)."""
+
+    kind: str
+    """``"branch"`` or ``"tag"``."""
+    name: str
+    key: str
+    snapshot_id: str | None
+    error: Exception | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFound:
+    """A reachable snapshot, decoded (``snapshot``) or not (``error``)."""
+
+    snapshot_id: str
+    via: str
+    """What named it first: ``"branch main"``, ``"tag v1"`` or ``"snapshot <child id>"``."""
+    snapshot: Snapshot | None
+    error: Exception | None = None
+
+    @property
+    def key(self) -> str:
+        return SNAPSHOTS + self.snapshot_id
+
+    @property
+    def from_ref(self) -> bool:
+        return not self.via.startswith("snapshot ")
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLogFound:
+    """The transaction log of a reachable non-root snapshot (``error`` if damaged)."""
+
+    snapshot_id: str
+    error: Exception | None = None
+
+    @property
+    def key(self) -> str:
+        return TRANSACTIONS + self.snapshot_id
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFound:
+    """A manifest a reachable snapshot names, decoded (``manifest``) or not (``error``)."""
+
+    manifest_id: str
+    via: str
+    """The first snapshot that named it: ``"snapshot <id>"``."""
+    manifest: ManifestFile | None
+    error: Exception | None = None
+
+    @property
+    def key(self) -> str:
+        return MANIFESTS + self.manifest_id
+
+
+Found = RefFound | SnapshotFound | TransactionLogFound | ManifestFound
+
+
+async def read_refs(storage: Storage) -> list[RefFound]:
+    """Every branch and live tag with the snapshot it names, sorted by kind and name."""
+    refs = RefStore(storage)
+    found: list[RefFound] = []
+    for kind, prefix, names, lookup in (
+        ("branch", BRANCHES, await refs.list_branches(), refs.lookup_branch),
+        ("tag", TAGS, await refs.list_tags(), refs.lookup_tag),
+    ):
+        for name in sorted(names):
+            key = f"{prefix}{name}/ref"
+            try:
+                found.append(RefFound(kind, name, key, await lookup(name)))
+            except RefNotFoundError:
+                continue  # deleted since it was listed
+            except DAMAGE as exc:
+                found.append(RefFound(kind, name, key, None, exc))
+    return found
+
+
+async def walk(
+    storage: Storage,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    transaction_logs: bool = True,
+) -> AsyncIterator[Found]:
+    """Yield every ref, then every object reachable from one, each once, as it is read.
+
+    Snapshots are followed through their parents; each snapshot's manifests (and, with
+    ``transaction_logs``, its log unless it is a root) are read after it. At most
+    ``concurrency`` reads are in flight, and a manifest is yielded as soon as it is read,
+    so memory holds at most that many manifests besides the sets of ids already seen.
+    Snapshots are read before manifests, so a consumer learns what each manifest should
+    hold before it sees it. Stopping the iteration cancels the reads in flight.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    refs = await read_refs(storage)
+    for ref in refs:
+        yield ref
+    seen_snapshots: set[str] = set()
+    seen_manifests: set[str] = set()
+    # Two queues of reads not started yet; snapshots (and their logs) go first.
+    urgent: deque[Callable[[], Awaitable[Found]]] = deque()
+    later: deque[Callable[[], Awaitable[Found]]] = deque()
+
+    def reach_snapshot(snapshot_id: str, via: str) -> None:
+        if snapshot_id not in seen_snapshots:
+            seen_snapshots.add(snapshot_id)
+            urgent.append(partial(_read_snapshot, storage, snapshot_id, via))
+
+    for ref in refs:
+        if ref.snapshot_id is not None:
+            reach_snapshot(ref.snapshot_id, ref.label)
+
+    running: set[asyncio.Task[Found]] = set()
+    try:
+        while urgent or later or running:
+            while (urgent or later) and len(running) < concurrency:
+                read = (urgent or later).popleft()
+                running.add(asyncio.ensure_future(read()))
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                found = task.result()
+                if isinstance(found, SnapshotFound) and found.snapshot is not None:
+                    snap = found.snapshot
+                    via = f"snapshot {snap.id}"
+                    if snap.parent_id is not None:
+                        reach_snapshot(snap.parent_id, via)
+                        if transaction_logs:
+                            urgent.append(partial(_read_log, storage, snap.id))
+                    for mid in sorted({m.manifest_id for n in snap.nodes for m in n.manifests}):
+                        if mid not in seen_manifests:
+                            seen_manifests.add(mid)
+                            later.append(partial(_read_manifest, storage, mid, via))
+                yield found
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _read_snapshot(storage: Storage, snapshot_id: str, via: str) -> SnapshotFound:
+    key = SNAPSHOTS + snapshot_id
+    try:
+        data = await fetch_referenced(storage, key)
+        snap = decode_snapshot(data, snapshot_id, path=f"{key} in {storage.url}")
+    except DAMAGE as exc:
+        return SnapshotFound(snapshot_id, via, None, exc)
+    return SnapshotFound(snapshot_id, via, snap)
+
+
+async def _read_log(storage: Storage, snapshot_id: str) -> TransactionLogFound:
+    key = TRANSACTIONS + snapshot_id
+    try:
+        data = await fetch_referenced(storage, key)
+        decode_txlog(data, snapshot_id, path=f"{key} in {storage.url}")
+    except DAMAGE as exc:
+        return TransactionLogFound(snapshot_id, exc)
+    return TransactionLogFound(snapshot_id)
+
+
+async def _read_manifest(storage: Storage, manifest_id: str, via: str) -> ManifestFound:
+    key = MANIFESTS + manifest_id
+    try:
+        data = await fetch_referenced(storage, key)
+        manifest = decode_manifest(data, manifest_id, path=f"{key} in {storage.url}")
+    except DAMAGE as exc:
+        return ManifestFound(manifest_id, via, None, exc)
+    return ManifestFound(manifest_id, via, manifest)
