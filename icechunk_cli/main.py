@@ -30,6 +30,7 @@ from icechunk_cli.commands import (
     reset,
     show,
     tag,
+    verify,
 )
 from icechunk_cli.params import COMPLETE_ENV, JsonOpt, NoColorOpt, RepoOpt
 
@@ -142,7 +143,7 @@ HISTORY = "History"
 CONTENT = "Content"
 REFS = "Branches and tags"
 REPOSITORY = "Repository"
-# Maintenance commands (gc, expire, stats, verify) will get a panel of their own.
+MAINTENANCE = "Maintenance"
 
 app.command("init", rich_help_panel=REPOSITORY)(init.init)
 app.add_typer(config.app, name="config", rich_help_panel=REPOSITORY)
@@ -155,6 +156,7 @@ app.command("commit", rich_help_panel=CONTENT)(commit.commit)
 app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
 app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)
+app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
 
 
 def _version(value: bool) -> None:

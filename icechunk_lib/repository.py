@@ -32,7 +32,7 @@ from icechunk_lib.storage import Storage
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
-    from icechunk_lib.ops.verify import VerifyReport
+    from icechunk_lib.ops.verify import ProgressCallback, VerifyReport
     from icechunk_lib.session import Session
     from icechunk_lib.store import IcechunkStore
 
@@ -386,24 +386,29 @@ class Repository(BranchesAndTags):
 
     # --- maintenance ---------------------------------------------------------------------------
 
-    def verify(self, *, data: bool = False) -> VerifyReport:
+    def verify(
+        self, *, data: bool = False, progress: ProgressCallback | None = None
+    ) -> VerifyReport:
         """Check every ref and everything reachable from one; report, never raise, damage.
 
         Refs must name existing snapshots; snapshots, manifests and the transaction logs of
         non-root snapshots must exist and decode under their ids; manifests must hold what
         their snapshots record; native chunks must exist with their length (``data=True``:
         and checksum). Nothing is written. Raises only ``RepositoryNotFoundError`` (no
-        repository here) and ``StorageError`` (the storage itself failed).
+        repository here) and ``StorageError`` (the storage itself failed). ``progress(phase,
+        done, total)`` hears how many refs, snapshots, manifests and chunks were checked.
         """
-        return _sync.run(self.verify_async(data=data))
+        return _sync.run(self.verify_async(data=data, progress=progress))
 
-    async def verify_async(self, *, data: bool = False) -> VerifyReport:
+    async def verify_async(
+        self, *, data: bool = False, progress: ProgressCallback | None = None
+    ) -> VerifyReport:
         """Async twin of ``verify``."""
         from icechunk_lib.ops.verify import verify_repository
 
         if not await _repository_exists(self._storage):
             raise RepositoryNotFoundError(self._storage.url)
-        return await verify_repository(self._storage, data=data)
+        return await verify_repository(self._storage, data=data, progress=progress)
 
     # --- sessions --------------------------------------------------------------------------------
 

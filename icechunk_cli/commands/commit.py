@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,11 +18,10 @@ import typer
 from icechunk_cli import addressing
 from icechunk_cli.errors import Interrupted, PathNotFoundError
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
+from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     import icechunk_lib as ic
     from icechunk_lib.ops.importer import ImportStats
 
@@ -203,7 +202,7 @@ def _import(
     from icechunk_lib.ops.importer import import_zarr
 
     try:
-        with _ProgressBar(out) as bar:
+        with ProgressBar(out) as bar:
             return import_zarr(session, source, dest, progress=bar.update, allow_deletes=yes)
     except ImportWouldDeleteError as refused:
         # Scripts (and --json) get the error and its hint; only a person can be asked.
@@ -219,7 +218,7 @@ def _import(
         if not ask(question):  # Ctrl-C at the question is an interrupt: nothing committed
             out.note(f"ick: nothing committed; branch {session.branch!r} is unchanged")
             raise typer.Exit(1) from None
-    with _ProgressBar(out) as bar:
+    with ProgressBar(out) as bar:
         return import_zarr(session, source, dest, progress=bar.update, allow_deletes=True)
 
 
@@ -265,51 +264,3 @@ class _HeldInterrupts:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr, one task per importer phase; silent unless a terminal."""
-
-    def __init__(self, out: Output) -> None:
-        self._out = out
-        self._progress: Progress | None = None
-        self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> _ProgressBar:
-        if self._out.stderr_is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description:>8}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=self._out.err_console,
-                transient=True,
-            )
-            self._progress.start()
-        return self
-
-    def update(self, phase: str, done: int, total: int) -> None:
-        progress = self._progress
-        if progress is None:
-            return
-        task = self._tasks.get(phase)
-        if task is None:
-            task = self._tasks[phase] = progress.add_task(phase, total=total or None)
-        progress.update(task, completed=done, total=total or None)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()

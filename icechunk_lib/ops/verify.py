@@ -10,7 +10,7 @@ snapshots have a transaction log, and every native chunk exists with its recorde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,11 @@ from icechunk_lib.ops.reachable import (
 )
 from icechunk_lib.storage import Storage
 
-__all__ = ["Problem", "VerifyReport", "verify_repository"]
+__all__ = ["Problem", "ProgressCallback", "VerifyReport", "verify_repository"]
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``, phases ``refs``, ``snapshots``, ``manifests`` and
+``chunks``; ``total`` is 0: how much is reachable is known only at the end."""
 
 _CHUNKS_IN_FLIGHT = 64
 _CHUNK_BATCH = 4096
@@ -76,9 +80,11 @@ class VerifyReport:
 class _Verifier:
     """The state of one verification: counts, problems, and what manifests should hold."""
 
-    def __init__(self, storage: Storage, data: bool) -> None:
+    def __init__(self, storage: Storage, data: bool, progress: ProgressCallback | None) -> None:
         self.storage = storage
         self.data = data
+        self.progress = progress
+        self.chunks_checked = 0
         self.problems: list[Problem] = []
         self.counts = {"refs": 0, "snapshots": 0, "transaction_logs": 0, "manifests": 0}
         self.chunks_seen: set[bytes] = set()
@@ -201,6 +207,14 @@ class _Verifier:
         for (chunk_id, _, _, _), message in zip(rows, found, strict=True):
             if message is not None:
                 self.problem("chunk", chunk_key(chunk_id), via, message)
+        if rows and self.progress is not None:
+            self.chunks_checked += len(rows)
+            self.progress("chunks", self.chunks_checked, 0)
+
+    def tick(self, phase: str) -> None:
+        """Tell the progress callback how many objects of ``phase`` were checked."""
+        if self.progress is not None:
+            self.progress(phase, self.counts[phase], 0)
 
     async def _check_chunk(
         self, chunk_id: bytes, offset: int, length: int, checksum: int
@@ -258,17 +272,24 @@ def _native_rows(table: ChunkTable) -> Iterator[tuple[bytes, int, int, int]]:
 
 
 async def verify_repository(
-    storage: Storage, *, data: bool = False, concurrency: int = DEFAULT_CONCURRENCY
+    storage: Storage,
+    *,
+    data: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: ProgressCallback | None = None,
 ) -> VerifyReport:
     """Check every object reachable from the repository's refs; see the module docstring."""
-    verifier = _Verifier(storage, data)
+    verifier = _Verifier(storage, data, progress)
     async for found in walk(storage, concurrency=concurrency):
         if isinstance(found, RefFound):
             verifier.ref(found)
+            verifier.tick("refs")
         elif isinstance(found, SnapshotFound):
             await verifier.snapshot(found)
+            verifier.tick("snapshots")
         elif isinstance(found, TransactionLogFound):
             verifier.transaction_log(found)
         else:
             await verifier.manifest(found)
+            verifier.tick("manifests")
     return verifier.report()

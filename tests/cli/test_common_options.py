@@ -71,6 +71,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("tag", "list"): Case(),
     ("tag", "create"): Case(("t", "v1.0"), writes=True),
     ("tag", "delete"): Case(("v1.1", "--yes"), writes=True),
+    ("verify",): Case(("--data",)),
 }
 
 
