@@ -10,7 +10,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from icechunk_lib.errors import ConfigError
-from icechunk_lib.format.splitting import array_name, checked_regex, regex_search
+from icechunk_lib.format.splitting import array_name, checked_regex, refuse_base, regex_search
 
 __all__ = [
     "MAX_PRELOAD_REFS",
@@ -41,46 +41,49 @@ class ManifestPreloadCondition(msgspec.Struct, frozen=True, tag_field="kind"):
     Or: ClassVar[type[PreloadOr]]
 
     @staticmethod
-    def name_matches(regex: str) -> ManifestPreloadCondition:
+    def name_matches(regex: str) -> PreloadNameMatches:
         """Manifests of arrays whose name (last path component) the regex matches."""
         return PreloadNameMatches(regex)
 
     @staticmethod
-    def path_matches(regex: str) -> ManifestPreloadCondition:
+    def path_matches(regex: str) -> PreloadPathMatches:
         """Manifests of arrays whose absolute path (``/path/to/array``) the regex matches."""
         return PreloadPathMatches(regex)
 
     @staticmethod
-    def num_refs(from_refs: int | None, to_refs: int | None) -> ManifestPreloadCondition:
+    def num_refs(from_refs: int | None, to_refs: int | None) -> PreloadNumRefs:
         """Manifests holding from ``from_refs`` (inclusive) to ``to_refs`` (exclusive) chunk
         references; None leaves that end open."""
         return PreloadNumRefs(from_refs, to_refs)
 
     @staticmethod
-    def true() -> ManifestPreloadCondition:
+    def true() -> PreloadTrue:
         """Every manifest."""
         return PreloadTrue()
 
     @staticmethod
-    def false() -> ManifestPreloadCondition:
+    def false() -> PreloadFalse:
         """No manifest."""
         return PreloadFalse()
 
     @staticmethod
-    def and_conditions(conditions: Sequence[ManifestPreloadCondition]) -> ManifestPreloadCondition:
+    def and_conditions(conditions: Sequence[ManifestPreloadCondition]) -> PreloadAnd:
         """Manifests every one of ``conditions`` matches."""
         return PreloadAnd(_conditions(conditions, "and_conditions"))
 
     @staticmethod
-    def or_conditions(conditions: Sequence[ManifestPreloadCondition]) -> ManifestPreloadCondition:
+    def or_conditions(conditions: Sequence[ManifestPreloadCondition]) -> PreloadOr:
         """Manifests any one of ``conditions`` matches."""
         return PreloadOr(_conditions(conditions, "or_conditions"))
 
-    def __and__(self, other: ManifestPreloadCondition) -> ManifestPreloadCondition:
+    def __and__(self, other: ManifestPreloadCondition) -> PreloadAnd:
         return PreloadAnd(_conditions((self, other), "and_conditions"))
 
-    def __or__(self, other: ManifestPreloadCondition) -> ManifestPreloadCondition:
+    def __or__(self, other: ManifestPreloadCondition) -> PreloadOr:
         return PreloadOr(_conditions((self, other), "or_conditions"))
+
+    def __post_init__(self) -> None:
+        refuse_base(self, ManifestPreloadCondition, "name_matches(...) or true()")
 
     def matches(self, path: str, num_refs: int) -> bool:
         """Whether a manifest of ``num_refs`` references of the array at ``path`` qualifies."""

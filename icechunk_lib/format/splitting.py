@@ -27,6 +27,7 @@ __all__ = [
     "ManifestSplittingConfig",
     "array_name",
     "checked_regex",
+    "refuse_base",
     "regex_search",
     "split_edges",
     "split_sizes_for",
@@ -63,6 +64,13 @@ def array_name(path: str) -> str | None:
     return name or None
 
 
+def refuse_base(condition: object, base: type, instead: str) -> None:
+    """``ConfigError`` for a bare condition base class, which means nothing and has no
+    encoding a reader could decode."""
+    if type(condition) is base:
+        raise ConfigError(f"{base.__name__}() is not a condition; use {base.__name__}.{instead}")
+
+
 def _tuple_of(value: object, where: str) -> tuple[object, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ConfigError(f"{where} takes a list, got {value!r}")
@@ -82,30 +90,33 @@ class ManifestSplitCondition(msgspec.Struct, frozen=True, tag_field="kind"):
     Or: ClassVar[type[SplitOr]]
 
     @staticmethod
-    def name_matches(regex: str) -> ManifestSplitCondition:
+    def name_matches(regex: str) -> SplitNameMatches:
         """Arrays whose name (last path component) the regex matches."""
         return SplitNameMatches(regex)
 
     @staticmethod
-    def path_matches(regex: str) -> ManifestSplitCondition:
+    def path_matches(regex: str) -> SplitPathMatches:
         """Arrays whose absolute path (``/path/to/array``) the regex matches."""
         return SplitPathMatches(regex)
 
     @staticmethod
-    def and_conditions(conditions: Sequence[ManifestSplitCondition]) -> ManifestSplitCondition:
+    def and_conditions(conditions: Sequence[ManifestSplitCondition]) -> SplitAnd:
         """Arrays every one of ``conditions`` matches."""
         return SplitAnd(_conditions(conditions, "and_conditions"))
 
     @staticmethod
-    def or_conditions(conditions: Sequence[ManifestSplitCondition]) -> ManifestSplitCondition:
+    def or_conditions(conditions: Sequence[ManifestSplitCondition]) -> SplitOr:
         """Arrays any one of ``conditions`` matches."""
         return SplitOr(_conditions(conditions, "or_conditions"))
 
-    def __and__(self, other: ManifestSplitCondition) -> ManifestSplitCondition:
+    def __and__(self, other: ManifestSplitCondition) -> SplitAnd:
         return SplitAnd(_conditions((self, other), "and_conditions"))
 
-    def __or__(self, other: ManifestSplitCondition) -> ManifestSplitCondition:
+    def __or__(self, other: ManifestSplitCondition) -> SplitOr:
         return SplitOr(_conditions((self, other), "or_conditions"))
+
+    def __post_init__(self) -> None:
+        refuse_base(self, ManifestSplitCondition, "name_matches(...) or AnyArray()")
 
     def matches(self, path: str) -> bool:
         """Whether the array at absolute ``path`` meets this condition."""
@@ -203,6 +214,9 @@ class ManifestSplitDimCondition(msgspec.Struct, frozen=True, tag_field="kind"):
     Axis: ClassVar[type[SplitAxis]]
     DimensionName: ClassVar[type[SplitDimensionName]]
     Any: ClassVar[type[SplitAnyDimension]]
+
+    def __post_init__(self) -> None:
+        refuse_base(self, ManifestSplitDimCondition, "Axis(i), DimensionName(regex) or Any()")
 
     def matches(self, axis: int, dimension_name: str | None) -> bool:
         """Whether dimension ``axis``, named ``dimension_name`` (or unnamed), meets this."""

@@ -95,6 +95,7 @@ def test_equal_and_printed_by_value() -> None:
         (lambda: P.or_conditions([P.true(), 1]), "or_conditions takes ManifestPreloadCondition"),
         (lambda: ManifestPreloadConfig(max_total_refs=-5), "max_total_refs takes a count"),
         (lambda: ManifestPreloadConfig(preload_if="time"), "preload_if takes a Manifest"),
+        (lambda: P(), "ManifestPreloadCondition() is not a condition; use Manifest"),
     ],
 )
 def test_bad_preload_settings_name_the_part(build: Any, words: str) -> None:

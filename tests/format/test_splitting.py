@@ -127,6 +127,8 @@ def test_splitting_round_trips_through_the_repository_config(
         (lambda: S.and_conditions([S.AnyArray(), "x"]), "and_conditions takes Manifest"),
         (lambda: S.or_conditions(S.AnyArray()), "or_conditions takes a list"),
         (lambda: S.AnyArray() | D.Any(), "or_conditions takes ManifestSplitCondition values"),
+        (lambda: S(), "ManifestSplitCondition() is not a condition; use Manifest"),
+        (lambda: D(), "ManifestSplitDimCondition() is not a condition; use Manifest"),
     ],
 )
 def test_bad_conditions_name_the_part(build: Any, words: str) -> None:
