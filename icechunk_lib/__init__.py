@@ -62,6 +62,11 @@ if TYPE_CHECKING:
     from icechunk_lib.format.config import CompressionConfig as CompressionConfig
     from icechunk_lib.format.config import ManifestConfig as ManifestConfig
     from icechunk_lib.format.config import RepositoryConfig as RepositoryConfig
+    from icechunk_lib.format.preload import ManifestPreloadCondition as ManifestPreloadCondition
+    from icechunk_lib.format.preload import ManifestPreloadConfig as ManifestPreloadConfig
+    from icechunk_lib.format.splitting import ManifestSplitCondition as ManifestSplitCondition
+    from icechunk_lib.format.splitting import ManifestSplitDimCondition as ManifestSplitDimCondition
+    from icechunk_lib.format.splitting import ManifestSplittingConfig as ManifestSplittingConfig
     from icechunk_lib.history import ReflogEntry as ReflogEntry
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
@@ -115,6 +120,11 @@ _EXPORTS = LazyExports(
         "InvalidImportSourceError": "icechunk_lib.errors",
         "InvalidNameError": "icechunk_lib.errors",
         "ManifestConfig": "icechunk_lib.format.config",
+        "ManifestPreloadCondition": "icechunk_lib.format.preload",
+        "ManifestPreloadConfig": "icechunk_lib.format.preload",
+        "ManifestSplitCondition": "icechunk_lib.format.splitting",
+        "ManifestSplitDimCondition": "icechunk_lib.format.splitting",
+        "ManifestSplittingConfig": "icechunk_lib.format.splitting",
         "NoChangesToCommitError": "icechunk_lib.errors",
         "NodeInfo": "icechunk_lib.ops.tree",
         "NodeNotFoundError": "icechunk_lib.errors",

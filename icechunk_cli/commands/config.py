@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as json_module
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -39,6 +40,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple):  # splitting rules and conditions: shown as JSON
+        return json_module.dumps(value, separators=(",", ":"))
     if isinstance(value, bool):
         return "true" if value else "false"
     return "null" if value is None else str(value)

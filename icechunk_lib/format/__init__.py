@@ -38,6 +38,14 @@ if TYPE_CHECKING:
     from icechunk_lib.format.manifest import ManifestFile as ManifestFile
     from icechunk_lib.format.manifest_codec import decode_manifest as decode_manifest
     from icechunk_lib.format.manifest_codec import encode_manifest as encode_manifest
+    from icechunk_lib.format.preload import ManifestPreloadCondition as ManifestPreloadCondition
+    from icechunk_lib.format.preload import ManifestPreloadConfig as ManifestPreloadConfig
+    from icechunk_lib.format.preload import preload_matches as preload_matches
+    from icechunk_lib.format.splitting import ManifestSplitCondition as ManifestSplitCondition
+    from icechunk_lib.format.splitting import ManifestSplitDimCondition as ManifestSplitDimCondition
+    from icechunk_lib.format.splitting import ManifestSplittingConfig as ManifestSplittingConfig
+    from icechunk_lib.format.splitting import split_edges as split_edges
+    from icechunk_lib.format.splitting import split_sizes_for as split_sizes_for
 
 _EXPORTS = LazyExports(
     globals(),
@@ -53,6 +61,11 @@ _EXPORTS = LazyExports(
         "ChunkTable": "icechunk_lib.format.manifest",
         "CompressionConfig": "icechunk_lib.format.config",
         "ManifestConfig": "icechunk_lib.format.config",
+        "ManifestPreloadCondition": "icechunk_lib.format.preload",
+        "ManifestPreloadConfig": "icechunk_lib.format.preload",
+        "ManifestSplitCondition": "icechunk_lib.format.splitting",
+        "ManifestSplitDimCondition": "icechunk_lib.format.splitting",
+        "ManifestSplittingConfig": "icechunk_lib.format.splitting",
         "ManifestFile": "icechunk_lib.format.manifest",
         "ObjectKind": "icechunk_lib.format._framing",
         "RepositoryConfig": "icechunk_lib.format.config",
@@ -69,6 +82,9 @@ _EXPORTS = LazyExports(
         "new_chunk_id": "icechunk_lib.format.ids",
         "new_node_id": "icechunk_lib.format.ids",
         "new_object_id": "icechunk_lib.format.ids",
+        "preload_matches": "icechunk_lib.format.preload",
+        "split_edges": "icechunk_lib.format.splitting",
+        "split_sizes_for": "icechunk_lib.format.splitting",
     },
 )
 __all__ = _EXPORTS.names

@@ -8,6 +8,8 @@ import msgspec
 
 from icechunk_lib.errors import ConfigError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+from icechunk_lib.format.preload import ManifestPreloadConfig
+from icechunk_lib.format.splitting import ManifestSplittingConfig
 
 __all__ = [
     "CachingConfig",
@@ -38,6 +40,10 @@ class ManifestConfig(msgspec.Struct, kw_only=True):
 
     max_refs_per_manifest: int = 100_000
     """Arrays with more chunks than this are split by coordinate range across manifests."""
+    splitting: ManifestSplittingConfig | None = None
+    """Icechunk's manifest splitting rules; recorded, not yet applied at commit."""
+    preload: ManifestPreloadConfig | None = None
+    """Icechunk's manifest preload settings; recorded, not yet applied at session open."""
 
 
 class RepositoryConfig(msgspec.Struct, kw_only=True):
@@ -66,6 +72,11 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         """
         if not isinstance(key, str) or not isinstance(value, str):
             raise ConfigError(f"config keys and values are given as text, got {key!r} = {value!r}")
+        if _structured(key):
+            raise ConfigError(
+                f"{key} is not set from text: build it in Python (ManifestSplittingConfig."
+                "from_dict, ManifestPreloadConfig) and save it with Repository.save_config"
+            )
         data = self.to_dict()
         parts = key.split(".")
         target: Any = data
@@ -133,11 +144,23 @@ def _leaves(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _leaf_keys(data: dict[str, Any]) -> list[str]:
-    return [key for key, _ in _leaves(data)]
+    """The keys ``with_value`` can set."""
+    return [key for key, _ in _leaves(data) if not _structured(key)]
+
+
+_STRUCTURED = ("manifest.splitting", "manifest.preload.preload_if")
+"""Settings made of conditions and rules (with all keys under them), which ``with_value``
+cannot parse from text; ``manifest.preload`` itself is one too, but its count is a scalar."""
+
+
+def _structured(key: str) -> bool:
+    return key == "manifest.preload" or any(
+        key == s or key.startswith(f"{s}.") for s in _STRUCTURED
+    )
 
 
 def _parse_like(current: object, text: str, key: str) -> object:
-    """Parse ``text`` as a value of the same type as ``current``."""
+    """Parse ``text`` as a value of the same type as ``current`` (an unset one is a count)."""
     if isinstance(current, bool):
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
@@ -145,7 +168,7 @@ def _parse_like(current: object, text: str, key: str) -> object:
         if lowered in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"{key} takes true or false, got {text!r}")
-    if isinstance(current, int):
+    if current is None or isinstance(current, int):
         try:
             return int(text.replace("_", ""))
         except ValueError:
@@ -158,8 +181,39 @@ def _parse_like(current: object, text: str, key: str) -> object:
     return text
 
 
+_WRITTEN_WHEN_SET: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    ManifestConfig: ("splitting", "preload")
+}
+"""Fields added after format 2 shipped, left out of the map while they are None.
+
+The config is a map, so a reader takes a missing field as its default and ignores unknown
+ones. Leaving unset new fields out keeps an unchanged config byte for byte what earlier
+versions wrote, and lets them read a config that uses none of the new settings as before.
+"""
+
+
+def _document(struct: msgspec.Struct) -> dict[str, Any]:
+    """``struct`` as the map it is written as, without its unset ``_WRITTEN_WHEN_SET`` fields.
+
+    A dict of the same keys in field order encodes to the same msgpack map as the struct.
+    """
+    omitted = _WRITTEN_WHEN_SET.get(type(struct), ())
+    document: dict[str, Any] = {}
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if name in omitted and value is None:
+            continue
+        document[name] = _document(value) if type(value) in _NESTED else value
+    return document
+
+
+_NESTED = (CompressionConfig, CachingConfig, ManifestConfig)
+
+
 def encode_config(config: RepositoryConfig) -> bytes:
-    return encode_object(ObjectKind.CONFIG, config, object_id=None, compression_level=None)
+    return encode_object(
+        ObjectKind.CONFIG, _document(config), object_id=None, compression_level=None
+    )
 
 
 def decode_config(data: bytes, *, path: str) -> RepositoryConfig:

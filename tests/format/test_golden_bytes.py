@@ -198,22 +198,33 @@ ARRAY_LIKE_LAYOUT = {
 }
 
 
-def _walk(where: str, info: mi.Type, visit: Callable[[str, mi.StructType], None]) -> None:
-    """Call ``visit`` on every struct type reachable from ``info``, named by its path."""
+def _walk(
+    where: str,
+    info: mi.Type,
+    visit: Callable[[str, mi.StructType], None],
+    inside: frozenset[type] = frozenset(),
+) -> None:
+    """Call ``visit`` on every struct type reachable from ``info``, named by its path.
+
+    ``inside`` holds the structs on the current path, so a recursive type (a splitting
+    condition made of conditions) is visited once, not followed forever.
+    """
     if isinstance(info, mi.StructType):
+        if info.cls in inside:
+            return
         visit(where, info)
         for f in info.fields:
-            _walk(f"{where}.{f.encode_name}", f.type, visit)
+            _walk(f"{where}.{f.encode_name}", f.type, visit, inside | {info.cls})
     elif isinstance(info, mi.UnionType):
         for member in info.types:
-            _walk(where, member, visit)
+            _walk(where, member, visit, inside)
     elif isinstance(info, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
-        _walk(f"{where}[]", info.item_type, visit)
+        _walk(f"{where}[]", info.item_type, visit, inside)
     elif isinstance(info, mi.DictType):
-        _walk(f"{where}{{}}", info.value_type, visit)
+        _walk(f"{where}{{}}", info.value_type, visit, inside)
     elif isinstance(info, mi.TupleType):
         for i, item in enumerate(info.item_types):
-            _walk(f"{where}[{i}]", item, visit)
+            _walk(f"{where}[{i}]", item, visit, inside)
 
 
 def test_array_like_structs_keep_their_field_order() -> None:
