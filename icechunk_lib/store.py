@@ -10,8 +10,6 @@ path every read and write calls directly.
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -37,24 +35,6 @@ _META, _CHUNK, _EXTRA, _OUTSIDE = 0, 1, 2, 3
 """Key kinds; ``_OUTSIDE``: in an array's chunk key space but no chunk of its grid."""
 _META_SUFFIX = "/" + META_KEY
 _KEY_CACHE_SIZE = 100_000
-
-_set_locks: dict[int, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
-_set_locks_guard = threading.Lock()
-
-
-def _check_then_set_lock(session: Session) -> asyncio.Lock:
-    """The lock (one per session and event loop) that makes ``set_if_not_exists`` atomic
-    across every store of the session; dropped with the session."""
-    loop = asyncio.get_running_loop()
-    with _set_locks_guard:
-        locks = _set_locks.get(id(session))
-        if locks is None:
-            locks = _set_locks[id(session)] = weakref.WeakKeyDictionary()
-            weakref.finalize(session, _set_locks.pop, id(session), None)
-        lock = locks.get(loop)
-        if lock is None:
-            lock = locks[loop] = asyncio.Lock()
-        return lock
 
 
 def _bounds(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
@@ -342,7 +322,7 @@ class IcechunkStore(Store):
             ValueError: the store is read-only (see ``set`` for the rest).
         """
         self._check_writable()
-        async with _check_then_set_lock(self._session):
+        async with self._workspace.check_then_set_lock():
             if not await self.exists(key):
                 await self.set(key, value)
 

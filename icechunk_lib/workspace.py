@@ -9,9 +9,11 @@ fork and merge. The store and the importer reach it through ``session.workspace_
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -52,6 +54,9 @@ class Workspace:
         self._base_id = snapshot_id
         self._read_only = read_only
         self._lock = threading.RLock()
+        self._set_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._busy = ""
         """``"commit"`` or ``"rebase"`` while one runs: writes then are refused."""
         self._reset_state(changes)
@@ -93,6 +98,16 @@ class Workspace:
         """Whether anything was written, deleted or moved since the base snapshot."""
         changes = self._changes
         return changes is not None and changes.dirty
+
+    def check_then_set_lock(self) -> asyncio.Lock:
+        """The lock (one per event loop) that makes a store's check-then-set atomic across
+        every store of the session."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            lock = self._set_locks.get(loop)
+            if lock is None:
+                lock = self._set_locks[loop] = asyncio.Lock()
+            return lock
 
     def _reset_state(self, changes: ChangeSet | None = None) -> None:
         self._base: Snapshot | None = None
