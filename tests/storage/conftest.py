@@ -14,7 +14,7 @@ import pytest
 from _mounts import mount
 
 if TYPE_CHECKING:
-    from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage
+    from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage, Storage
 
 # Keep the source tree importable even when the package is not installed (pytest's
 # `pythonpath` is not set); spawned worker processes inherit this sys.path too.
@@ -38,6 +38,13 @@ def local_storage(tmp_path: Path) -> LocalFileSystemStorage:
 
     (tmp_path / "repo").mkdir()
     return LocalFileSystemStorage(tmp_path / "repo")
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    """Each backend in turn, fresh and empty (``memory_storage``, then ``local_storage``)."""
+    fixture: Storage = request.getfixturevalue(f"{request.param}_storage")
+    return fixture
 
 
 @pytest.fixture

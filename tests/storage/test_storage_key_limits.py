@@ -16,17 +16,9 @@ import pytest
 
 import icechunk_lib as ic
 from icechunk_lib.errors import InvalidKeyError
-from icechunk_lib.storage import InMemoryStorage, LocalFileSystemStorage, Storage, check_key
+from icechunk_lib.storage import LocalFileSystemStorage, Storage, check_key
 from icechunk_lib.storage._base import check_prefix
 from icechunk_lib.testing.storage import collect
-
-
-@pytest.fixture(params=["memory", "local"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "memory":
-        return InMemoryStorage()
-    (tmp_path / "repo").mkdir()
-    return LocalFileSystemStorage(tmp_path / "repo")
 
 
 @pytest.mark.parametrize(

@@ -6,25 +6,13 @@ test that passes on one and would fail on the other.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from icechunk_lib.errors import InvalidKeyError, ObjectNotFoundError
 from icechunk_lib.storage import (
-    InMemoryStorage,
-    LocalFileSystemStorage,
     Storage,
     check_key,
 )
-
-
-@pytest.fixture(params=["memory", "local"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "memory":
-        return InMemoryStorage()
-    (tmp_path / "repo").mkdir()
-    return LocalFileSystemStorage(tmp_path / "repo")
 
 
 @pytest.mark.parametrize(
