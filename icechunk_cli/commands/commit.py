@@ -109,6 +109,8 @@ def commit(
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
     previous = session.snapshot_id
+    snapshot_id: str | None = None
+    finished = False  # the commit returned: from here an interrupt must not say "nothing"
     try:
         stats = _import(out, session, source, shown, dest, yes=yes)
         if stats.skipped_v2:
@@ -120,17 +122,25 @@ def commit(
         # says truly whether the commit landed.
         with _HeldInterrupts() as held:
             try:
-                snapshot_id: str | None = session.commit(message, meta)
+                snapshot_id = session.commit(message, meta)
             except NoChangesToCommitError:
                 snapshot_id = None
+            finished = True
             _report(out, branch, shown, previous, snapshot_id, stats)
+            if held.interrupted:
+                raise Interrupted(_interrupted_after(branch, snapshot_id))
     except KeyboardInterrupt:
+        # Also a Ctrl-C held until the block ended but delivered only as it ended.
+        if finished:
+            raise Interrupted(_interrupted_after(branch, snapshot_id)) from None
         raise Interrupted(
             f"interrupted; nothing was committed, {branch!r} stays at {previous}"
         ) from None
-    if held.interrupted:
-        done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
-        raise Interrupted(f"interrupted after {done}")
+
+
+def _interrupted_after(branch: str, snapshot_id: str | None) -> str:
+    done = f"committing {snapshot_id} to {branch!r}" if snapshot_id else "finding no change"
+    return f"interrupted after {done}"
 
 
 def _local(source: str) -> Path:
