@@ -24,15 +24,15 @@ from icechunk_lib.history import (
     snapshot_as_of,
 )
 from icechunk_lib.objects import SNAPSHOTS, ObjectStore
-from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, branch_key, now_us
-from icechunk_lib.repository_refs import BranchesAndTags, require_writable
+from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, now_us
+from icechunk_lib.repository_maintenance import Maintenance
+from icechunk_lib.repository_refs import BranchesAndTags, repository_exists, require_writable
 from icechunk_lib.saved_config import read_config, set_value, swap_config, write_new_config
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
     from icechunk_lib.ops.diff import Diff
-    from icechunk_lib.ops.verify import ProgressCallback, VerifyReport
     from icechunk_lib.session import Session
     from icechunk_lib.store import IcechunkStore
 
@@ -41,11 +41,12 @@ __all__ = ["Repository", "SnapshotInfo"]
 INITIAL_COMMIT_MESSAGE = "Repository initialized"
 
 
-class Repository(BranchesAndTags):
+class Repository(BranchesAndTags, Maintenance):
     """A versioned Zarr repository in one storage location.
 
     Opening, config, history, diffs and sessions live here; the branch and tag methods come
-    from ``BranchesAndTags`` (``repository_refs.py``).
+    from ``BranchesAndTags`` (``repository_refs.py``), verify, gc, expiration, stats and
+    manifest rewrites from ``Maintenance`` (``repository_maintenance.py``).
     """
 
     def __init__(
@@ -104,7 +105,7 @@ class Repository(BranchesAndTags):
         """Async twin of ``create``."""
         config = (config or RepositoryConfig.default()).validate()
         require_writable(storage)
-        if await _repository_exists(storage):
+        if await repository_exists(storage):
             raise RepositoryAlreadyExistsError(storage.url)
         if not await _empty_or_unfinished(storage):
             raise RepositoryAlreadyExistsError(
@@ -144,7 +145,7 @@ class Repository(BranchesAndTags):
         cls, storage: Storage, config: RepositoryConfig | None = None
     ) -> Repository:
         """Async twin of ``open``."""
-        if not await _repository_exists(storage):
+        if not await repository_exists(storage):
             raise RepositoryNotFoundError(storage.url)
         # The version is read even when ``config`` is given: saving swaps against it.
         saved, version = await read_config(storage)
@@ -164,12 +165,12 @@ class Repository(BranchesAndTags):
         cls, storage: Storage, config: RepositoryConfig | None = None
     ) -> Repository:
         """Async twin of ``open_or_create``."""
-        if await _repository_exists(storage):
+        if await repository_exists(storage):
             return await cls.open_async(storage, config)
         try:
             return await cls.create_async(storage, config)
         except RepositoryAlreadyExistsError:
-            if await _repository_exists(storage):  # lost a creation race: use the winner's
+            if await repository_exists(storage):  # lost a creation race: use the winner's
                 return await cls.open_async(storage, config)
             raise
 
@@ -181,7 +182,7 @@ class Repository(BranchesAndTags):
     @staticmethod
     async def exists_async(storage: Storage) -> bool:
         """Async twin of ``exists``."""
-        return await _repository_exists(storage)
+        return await repository_exists(storage)
 
     @staticmethod
     def fetch_config(storage: Storage) -> RepositoryConfig | None:
@@ -384,32 +385,6 @@ class Repository(BranchesAndTags):
         new = await self._objects.snapshot(b)
         return await diff_snapshots(self._objects, old, new)
 
-    # --- maintenance ---------------------------------------------------------------------------
-
-    def verify(
-        self, *, data: bool = False, progress: ProgressCallback | None = None
-    ) -> VerifyReport:
-        """Check every ref and everything reachable from one; report, never raise, damage.
-
-        Refs must name existing snapshots; snapshots, manifests and the transaction logs of
-        non-root snapshots must exist and decode under their ids; manifests must hold what
-        their snapshots record; native chunks must exist with their length (``data=True``:
-        and checksum). Nothing is written. Raises only ``RepositoryNotFoundError`` (no
-        repository here) and ``StorageError`` (the storage itself failed). ``progress(phase,
-        done, total)`` hears how many refs, snapshots, manifests and chunks were checked.
-        """
-        return _sync.run(self.verify_async(data=data, progress=progress))
-
-    async def verify_async(
-        self, *, data: bool = False, progress: ProgressCallback | None = None
-    ) -> VerifyReport:
-        """Async twin of ``verify``."""
-        from icechunk_lib.ops.verify import verify_repository
-
-        if not await _repository_exists(self._storage):
-            raise RepositoryNotFoundError(self._storage.url)
-        return await verify_repository(self._storage, data=data, progress=progress)
-
     # --- sessions --------------------------------------------------------------------------------
 
     def readonly_session(
@@ -500,7 +475,3 @@ async def _empty_or_unfinished(storage: Storage) -> bool:
         if not info.key.startswith(SNAPSHOTS):
             return False
     return True
-
-
-async def _repository_exists(storage: Storage) -> bool:
-    return await storage.exists(branch_key(DEFAULT_BRANCH))

@@ -15,10 +15,10 @@ from icechunk_lib.errors import (
 )
 from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.objects import ObjectStore
-from icechunk_lib.refs import RefStore
+from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, branch_key
 from icechunk_lib.storage import Storage
 
-__all__ = ["BranchesAndTags", "require_writable"]
+__all__ = ["BranchesAndTags", "repository_exists", "require_writable"]
 
 
 class BranchesAndTags:
@@ -167,3 +167,8 @@ def require_writable(storage: Storage) -> None:
             f"{storage.url} lacks atomic create-if-absent and compare-and-swap, "
             "so concurrent writers could lose updates; it can only be read"
         )
+
+
+async def repository_exists(storage: Storage) -> bool:
+    """Whether ``storage`` holds a repository (its default branch exists)."""
+    return await storage.exists(branch_key(DEFAULT_BRANCH))

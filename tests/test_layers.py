@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
     {"workspace"},
     {"session"},
     {"store", "ops.importer"},
+    {"repository_maintenance"},
     {"repository"},
     {""},
 ]
@@ -195,7 +196,7 @@ LAZY_IMPORTS = {
     ("objects", "icechunk_lib.format.manifest"): "history and refs load no numpy",
     ("objects", "icechunk_lib.format.manifest_codec"): "history and refs load no numpy",
     ("repository", "icechunk_lib.ops.diff"): "history and refs load no numpy",
-    ("repository", "icechunk_lib.ops.verify"): "history and refs load no numpy",
+    ("repository_maintenance", "icechunk_lib.ops.verify"): "history and refs load no numpy",
     ("repository", "icechunk_lib.session"): "history and refs load no numpy or zarr",
     ("session", "icechunk_lib.store"): "a session loads zarr only when its store is asked for",
 }
