@@ -6,6 +6,7 @@ from benchmarks.cases import (
     commit_cost,
     history,
     large_array,
+    maintenance,
     many_arrays,
     store_overhead,
     whole_arrays,
@@ -25,5 +26,6 @@ CASES: dict[str, Case] = {
         many_arrays.CASE,
         history.CASE,
         xarray_io.CASE,
+        maintenance.CASE,
     )
 }
