@@ -229,6 +229,31 @@ def _history(v: Lookup) -> Iterator[Verdict]:
         )
 
 
+def _maintenance(v: Lookup) -> Iterator[Verdict]:
+    for key, what, unit in (
+        ("expire", "expire snapshots", "s"),
+        ("expire_mb", "expire, peak memory", "MB"),
+        ("gc_first", "gc after the expiry", "s"),
+        ("gc_first_mb", "gc after the expiry, peak memory", "MB"),
+        ("gc_second", "gc after 10 small commits", "s"),
+        ("gc_second_mb", "gc after 10 small commits, peak memory", "MB"),
+    ):
+        ick = v("8", key, "local", "ick")
+        ic = v("8", key, "local", "icechunk")
+        yield _versus_icechunk("8", "ahead of Icechunk", "local", what, ick, ic, unit)
+    first = v("8", "gc_first", "local", "ick")
+    second = v("8", "gc_second", "local", "ick")
+    ratio = _ratio(first, second)
+    yield Verdict(
+        "8",
+        "second gc at least 10x cheaper than the first",
+        "local",
+        "ick, gc after 10 small commits vs gc after the expiry",
+        f"{_fmt(second, 's')} vs {_fmt(first, 's')} ({_fmt_ratio(ratio)} cheaper)",
+        None if ratio is None else ratio >= 10,
+    )
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
@@ -239,7 +264,15 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-RULES = (_store_overhead, _whole_arrays, _commit_cost, _large_array, _many_arrays, _history)
+RULES = (
+    _store_overhead,
+    _whole_arrays,
+    _commit_cost,
+    _large_array,
+    _many_arrays,
+    _history,
+    _maintenance,
+)
 
 
 def evaluate(value: Lookup, ran: set[tuple[str, str]]) -> list[Verdict]:
