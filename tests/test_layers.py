@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"refs"},
     {"history", "discover", "saved_config", "repository_refs", "ops.reachable"},
     {"changeset"},
-    {"ops.source_meta", "ops.tree", "ops.diff", "ops.verify", "conflicts", "commit"},
+    {"ops.source_meta", "ops.tree", "ops.diff", "ops.verify", "ops.stats", "conflicts", "commit"},
     {"ops.import_source"},
     {"ops"},
     {"workspace"},
@@ -197,6 +197,7 @@ LAZY_IMPORTS = {
     ("objects", "icechunk_lib.format.manifest_codec"): "history and refs load no numpy",
     ("repository", "icechunk_lib.ops.diff"): "history and refs load no numpy",
     ("repository_maintenance", "icechunk_lib.ops.verify"): "history and refs load no numpy",
+    ("repository_maintenance", "icechunk_lib.ops.stats"): "history and refs load no numpy",
     ("repository", "icechunk_lib.session"): "history and refs load no numpy or zarr",
     ("session", "icechunk_lib.store"): "a session loads zarr only when its store is asked for",
 }
