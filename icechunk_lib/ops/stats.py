@@ -210,11 +210,43 @@ class StorageReport:
 
 
 def _id_columns(ids: npt.NDArray[np.uint8]) -> tuple[U64, U64]:
-    """A (n, 12) matrix of chunk ids as two integer columns (first 8 bytes, last 4)."""
+    """A (n, 12) matrix of chunk ids as two integer columns (first 8 bytes, last 4), read
+    in native byte order: only equality matters, so no byte swap."""
     ids = np.ascontiguousarray(ids, dtype=np.uint8)
-    high = ids[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
-    low = ids[:, 8:].copy().view(">u4").reshape(-1).astype(np.uint64)
+    high = ids[:, :8].copy().view(np.uint64).reshape(-1)
+    low = ids[:, 8:].copy().view(np.uint32).reshape(-1).astype(np.uint64)
     return high, low
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _group_order(keys: Sequence[U64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """An order that puts equal keys next to each other, and where each run starts.
+
+    Sorting one mixed 64-bit column is several times faster than a lexicographic sort of
+    two or three; the runs are then checked column by column, and a collision of the mix
+    (distinct keys, equal mix) falls back to the exact lexicographic sort.
+    """
+    mixed = keys[0].copy()
+    for column in keys[1:]:
+        mixed *= _MIX
+        mixed ^= mixed >> np.uint64(29)
+        mixed += column
+    order = np.argsort(mixed)
+    ranked = mixed[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = ranked[1:] != ranked[:-1]
+    for column in keys:
+        ranked = column[order]
+        if bool((~new[1:] & (ranked[1:] != ranked[:-1])).any()):
+            order = np.lexsort(tuple(reversed(keys)))
+            new[1:] = False
+            for exact in keys:
+                ranked = exact[order]
+                new[1:] |= ranked[1:] != ranked[:-1]
+            break
+    return order, new
 
 
 @dataclass
@@ -237,12 +269,7 @@ class _Column:
         lengths = np.concatenate([p[1] for p in self.parts])
         manifests = np.concatenate([p[2] for p in self.parts])
         self.parts = []
-        order = np.lexsort((manifests, *reversed(keys)))
-        keys = [k[order] for k in keys]
-        new = np.ones(len(order), dtype=bool)
-        for k in keys:
-            new[1:] &= k[1:] == k[:-1]
-        new[1:] = ~new[1:]
+        order, new = _group_order(keys)
         starts = np.flatnonzero(new)
         return _Groups(starts, lengths[order][starts], manifests[order], len(order))
 

@@ -20,7 +20,7 @@ from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable, ManifestFile
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
-from icechunk_lib.ops.stats import ChunkStorageStats, ChunkUsage, StorageReport
+from icechunk_lib.ops.stats import _MIX, ChunkStorageStats, ChunkUsage, StorageReport, _group_order
 
 THRESHOLD = 64
 CONFIG = ic.RepositoryConfig(
@@ -387,7 +387,9 @@ def test_virtual_chunks_count_once_per_location_and_range(storage: ic.Storage) -
     nodes = tuple(
         msgspec.structs.replace(n, manifests=(mref,)) if n.id == node.id else n for n in base.nodes
     )
-    snap = msgspec.structs.replace(base, id=new_object_id(), parent_id=base.id, nodes=nodes)
+    snap = msgspec.structs.replace(
+        base, id=new_object_id(), parent_id=base.id, written_at=base.written_at + 1, nodes=nodes
+    )
     _sync.run(storage.put(f"snapshots/{snap.id}", encode_snapshot(snap)))
     repo.reset_branch("main", snap.id)
 
@@ -399,4 +401,37 @@ def test_virtual_chunks_count_once_per_location_and_range(storage: ic.Storage) -
     # A reader of the array sees four chunks; the repeated range is one stored range.
     assert array.usage == ChunkUsage(chunks=4, native_bytes=16 * 8, virtual_bytes=2024)
     tip = repo.storage_stats().snapshots[0]
+    assert tip.snapshot_id == snap.id
     assert tip.only_here == ChunkUsage(chunks=2, virtual_bytes=1024)
+
+
+# --- grouping ------------------------------------------------------------------------------------
+
+
+def _groups(keys: list[np.ndarray]) -> list[tuple[int, ...]]:
+    order, new = _group_order(keys)
+    rows = list(zip(*(k[order].tolist() for k in keys), strict=True))
+    starts = np.flatnonzero(new).tolist()
+    runs = [rows[a:b] for a, b in zip(starts, [*starts[1:], len(rows)], strict=True)]
+    for run in runs:
+        assert len(set(run)) == 1, run  # a run holds one key
+    return [run[0] for run in runs]
+
+
+def test_group_order_puts_each_key_in_one_run() -> None:
+    rng = np.random.default_rng(3)
+    high = rng.integers(0, 2**64 - 1, 50, dtype=np.uint64, endpoint=True)[rng.integers(0, 50, 2000)]
+    low = rng.integers(0, 3, 2000).astype(np.uint64)
+    found = _groups([high, low])
+    assert sorted(found) == sorted(set(zip(high.tolist(), low.tolist(), strict=True)))
+
+
+def test_group_order_survives_a_collision_of_its_mix() -> None:
+    """Two distinct keys built to mix to the same 64-bit value still make two runs."""
+    first = np.array([5, 9], dtype=np.uint64)
+    mixed = first * _MIX
+    mixed ^= mixed >> np.uint64(29)
+    second = np.array([0, (int(mixed[0]) - int(mixed[1])) % 2**64], dtype=np.uint64)
+    high = np.concatenate([first, first])
+    low = np.concatenate([second, second])
+    assert sorted(_groups([high, low])) == [(5, 0), (9, int(second[1]))]
