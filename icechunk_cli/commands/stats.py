@@ -45,8 +45,9 @@ def stats(
         By,
         typer.Option(
             "--by",
-            help="One row per snapshot (with the bytes only it holds), per branch and tag "
-            "(everything its history holds), or per array at REV.",
+            metavar="VIEW",
+            help="snapshot: one row per snapshot, with the bytes only it holds; branch: per "
+            "branch and tag, everything its history holds; array: per array at REV.",
             case_sensitive=False,
         ),
     ] = By.snapshot,
