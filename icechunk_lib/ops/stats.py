@@ -249,26 +249,51 @@ def _group_order(keys: Sequence[U64]) -> tuple[npt.NDArray[np.intp], npt.NDArray
     return order, new
 
 
+_COMPACT_ROWS = 1 << 21
+"""Rows gathered before a count that needs no manifest index folds them to distinct keys."""
+
+
 @dataclass
 class _Column:
-    """Rows of (key columns, length, manifest index) gathered one manifest at a time."""
+    """Rows of (key columns, length, manifest index) gathered one manifest at a time.
+
+    Without ``by_manifest`` (a plain total) rows are folded to one per distinct key every
+    ``_COMPACT_ROWS`` rows, so memory follows the distinct chunks, as a mark set would.
+    """
 
     width: int
+    by_manifest: bool = True
     parts: list[tuple[tuple[U64, ...], U64, I64]] = field(default_factory=list)
+    pending: int = 0
 
     def add(self, keys: tuple[U64, ...], lengths: U64, manifest: int) -> None:
-        if len(lengths):
-            self.parts.append((keys, lengths, np.full(len(lengths), manifest, dtype=np.int64)))
+        if not len(lengths):
+            return
+        self.parts.append((keys, lengths, np.full(len(lengths), manifest, dtype=np.int64)))
+        self.pending += len(lengths)
+        if not self.by_manifest and self.pending >= _COMPACT_ROWS:
+            self._compact()
+
+    def _compact(self) -> None:
+        keys, lengths, manifests = self._rows()
+        order, new = _group_order(keys)
+        first = order[new]
+        self.parts = [(tuple(k[first] for k in keys), lengths[first], manifests[first])]
+        self.pending = len(first)
+
+    def _rows(self) -> tuple[list[U64], U64, I64]:
+        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.width)]
+        lengths = np.concatenate([p[1] for p in self.parts])
+        manifests = np.concatenate([p[2] for p in self.parts])
+        return keys, lengths, manifests
 
     def grouped(self) -> _Groups:
         """The rows sorted by key, each distinct key a group."""
         if not self.parts:
             empty_u, empty_i = np.zeros(0, np.uint64), np.zeros(0, np.int64)
             return _Groups(empty_i, empty_u, empty_i, 0)
-        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.width)]
-        lengths = np.concatenate([p[1] for p in self.parts])
-        manifests = np.concatenate([p[2] for p in self.parts])
-        self.parts = []
+        keys, lengths, manifests = self._rows()
+        self.parts, self.pending = [], 0
         order, new = _group_order(keys)
         starts = np.flatnonzero(new)
         return _Groups(starts, lengths[order][starts], manifests[order], len(order))
@@ -317,11 +342,11 @@ def _table_usage(table: ChunkTable) -> tuple[ChunkUsage, int, int]:
 class _Collector:
     """The state of one statistics run: per-manifest columns and per-snapshot pieces."""
 
-    def __init__(self, *, keep: str | None) -> None:
+    def __init__(self, *, keep: str | None, by_manifest: bool = True) -> None:
         self.keep = keep
         """The snapshot whose array paths are kept (the ``array`` view's revision)."""
-        self.native = _Column(2)
-        self.virtual = _Column(3)
+        self.native = _Column(2, by_manifest)
+        self.virtual = _Column(3, by_manifest)
         self.manifest_index: dict[str, int] = {}
         self.inline_bytes: list[int] = []
         self.inline_rows: list[int] = []
@@ -406,7 +431,7 @@ async def chunk_storage_stats(
 ) -> ChunkStorageStats:
     """Bytes of every chunk reachable from a branch or tag, each chunk once, by kind; at
     most the smaller of ``max_concurrency`` and the walk's default reads in flight."""
-    collector = _Collector(keep=None)
+    collector = _Collector(keep=None, by_manifest=False)
     await _collect(storage, collector, min(max_concurrency, DEFAULT_CONCURRENCY), progress)
     return _total(collector, collector.native.grouped(), collector.virtual.grouped()).stats()
 
@@ -495,10 +520,10 @@ def _snapshots(
         single = groups.single_owner(owner)
         mine = single >= 0
         counts = np.bincount(single[mine], minlength=n)
-        weights = groups.lengths[mine].astype(np.float64)
-        sizes = np.bincount(single[mine], weights=weights, minlength=n)
+        sizes = np.zeros(n, dtype=np.uint64)
+        np.add.at(sizes, single[mine], groups.lengths[mine])  # exact, unlike float weights
         excl.append(counts.tolist())
-        excl.append([int(x) for x in sizes])
+        excl.append(sizes.tolist())
     inline_bytes = [0] * n
     inline_rows = [0] * n
     for m, snap in enumerate(owner.tolist()):

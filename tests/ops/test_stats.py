@@ -20,7 +20,15 @@ from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable, ManifestFile
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
-from icechunk_lib.ops.stats import _MIX, ChunkStorageStats, ChunkUsage, StorageReport, _group_order
+from icechunk_lib.ops.stats import (
+    _COMPACT_ROWS,
+    _MIX,
+    ChunkStorageStats,
+    ChunkUsage,
+    StorageReport,
+    _Column,
+    _group_order,
+)
 
 THRESHOLD = 64
 CONFIG = ic.RepositoryConfig(
@@ -435,3 +443,18 @@ def test_group_order_survives_a_collision_of_its_mix() -> None:
     high = np.concatenate([first, first])
     low = np.concatenate([second, second])
     assert sorted(_groups([high, low])) == [(5, 0), (9, int(second[1]))]
+
+
+def test_a_plain_total_folds_rows_to_distinct_chunks_as_it_goes() -> None:
+    """Without per-manifest views, memory follows the distinct chunks, not the rows read."""
+    column = _Column(2, by_manifest=False)
+    ids = np.arange(1000, dtype=np.uint64)
+    per_manifest = _COMPACT_ROWS // 4 + 1
+    for manifest in range(8):  # the same 1000 chunks, again and again
+        high = ids[np.arange(per_manifest) % 1000]
+        column.add((high, high % 7), high + 1, manifest)
+        assert column.pending <= _COMPACT_ROWS + per_manifest
+    assert column.pending < 8 * per_manifest
+    groups = column.grouped()
+    assert len(groups.starts) == 1000
+    assert int(groups.lengths.sum()) == sum(range(1, 1001))
