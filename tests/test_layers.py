@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"zarr_keys", "names", "changes"},
     {"objects", "chunk_changes"},
     {"refs"},
-    {"history", "discover", "saved_config", "repository_refs", "ops.reachable"},
+    {"history", "discover", "saved_config", "repository_refs", "ops.reachable", "ops.chunk_rows"},
     {"changeset"},
     {"ops.source_meta", "ops.tree", "ops.diff", "ops.verify", "ops.stats", "conflicts", "commit"},
     {"ops.import_source"},

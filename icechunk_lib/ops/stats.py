@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,6 +31,7 @@ from icechunk_lib.format import content_checksum
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkTable, ManifestFile
 from icechunk_lib.format.snapshot import ARRAY, Snapshot
 from icechunk_lib.objects import MANIFESTS, SNAPSHOTS, TRANSACTIONS
+from icechunk_lib.ops.chunk_rows import ChunkGroups, ChunkRows, id_columns
 from icechunk_lib.ops.reachable import (
     DEFAULT_CONCURRENCY,
     ManifestFound,
@@ -206,129 +207,6 @@ class StorageReport:
     """Branches, then tags, by name."""
 
 
-# --- the columns ---------------------------------------------------------------------------------
-
-
-def _id_columns(ids: npt.NDArray[np.uint8]) -> tuple[U64, U64]:
-    """A (n, 12) matrix of chunk ids as two integer columns (first 8 bytes, last 4), read
-    in native byte order: only equality matters, so no byte swap."""
-    ids = np.ascontiguousarray(ids, dtype=np.uint8)
-    high = ids[:, :8].copy().view(np.uint64).reshape(-1)
-    low = ids[:, 8:].copy().view(np.uint32).reshape(-1).astype(np.uint64)
-    return high, low
-
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _group_order(keys: Sequence[U64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """An order that puts equal keys next to each other, and where each run starts.
-
-    Sorting one mixed 64-bit column is several times faster than a lexicographic sort of
-    two or three; the runs are then checked column by column, and a collision of the mix
-    (distinct keys, equal mix) falls back to the exact lexicographic sort.
-    """
-    mixed = keys[0].copy()
-    for column in keys[1:]:
-        mixed *= _MIX
-        mixed ^= mixed >> np.uint64(29)
-        mixed += column
-    order = np.argsort(mixed)
-    ranked = mixed[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = ranked[1:] != ranked[:-1]
-    for column in keys:
-        ranked = column[order]
-        if bool((~new[1:] & (ranked[1:] != ranked[:-1])).any()):
-            order = np.lexsort(tuple(reversed(keys)))
-            new[1:] = False
-            for exact in keys:
-                ranked = exact[order]
-                new[1:] |= ranked[1:] != ranked[:-1]
-            break
-    return order, new
-
-
-_COMPACT_ROWS = 1 << 21
-"""Rows gathered before a count that needs no manifest index folds them to distinct keys."""
-
-
-@dataclass
-class _Column:
-    """Rows of (key columns, length, manifest index) gathered one manifest at a time.
-
-    Without ``by_manifest`` (a plain total) rows are folded to one per distinct key every
-    ``_COMPACT_ROWS`` rows, so memory follows the distinct chunks, as a mark set would.
-    """
-
-    width: int
-    by_manifest: bool = True
-    parts: list[tuple[tuple[U64, ...], U64, I64]] = field(default_factory=list)
-    pending: int = 0
-
-    def add(self, keys: tuple[U64, ...], lengths: U64, manifest: int) -> None:
-        if not len(lengths):
-            return
-        self.parts.append((keys, lengths, np.full(len(lengths), manifest, dtype=np.int64)))
-        self.pending += len(lengths)
-        if not self.by_manifest and self.pending >= _COMPACT_ROWS:
-            self._compact()
-
-    def _compact(self) -> None:
-        keys, lengths, manifests = self._rows()
-        order, new = _group_order(keys)
-        first = order[new]
-        self.parts = [(tuple(k[first] for k in keys), lengths[first], manifests[first])]
-        self.pending = len(first)
-
-    def _rows(self) -> tuple[list[U64], U64, I64]:
-        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.width)]
-        lengths = np.concatenate([p[1] for p in self.parts])
-        manifests = np.concatenate([p[2] for p in self.parts])
-        return keys, lengths, manifests
-
-    def grouped(self) -> _Groups:
-        """The rows sorted by key, each distinct key a group."""
-        if not self.parts:
-            empty_u, empty_i = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-            return _Groups(empty_i, empty_u, empty_i, 0)
-        keys, lengths, manifests = self._rows()
-        self.parts, self.pending = [], 0
-        order, new = _group_order(keys)
-        starts = np.flatnonzero(new)
-        return _Groups(starts, lengths[order][starts], manifests[order], len(order))
-
-
-@dataclass
-class _Groups:
-    """Sorted rows grouped by chunk: where each group starts, its length, each row's manifest."""
-
-    starts: I64
-    lengths: U64
-    manifests: I64
-    rows: int
-
-    def usage(self, picked: npt.NDArray[np.bool_]) -> tuple[int, int]:
-        """(chunks, bytes) of the groups ``picked`` (a mask over groups)."""
-        return int(picked.sum()), int(self.lengths[picked].sum(dtype=np.uint64))
-
-    def any_row(self, row_mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        """Per group: whether any of its rows is in ``row_mask``."""
-        if not self.rows:
-            return np.zeros(0, dtype=bool)
-        found: npt.NDArray[np.bool_] = np.logical_or.reduceat(row_mask, self.starts)
-        return found
-
-    def single_owner(self, owner_of_manifest: I64) -> I64:
-        """Per group: the one snapshot owning all its rows' manifests, or -1."""
-        if not self.rows:
-            return np.zeros(0, dtype=np.int64)
-        owners = owner_of_manifest[self.manifests]
-        low = np.minimum.reduceat(owners, self.starts)
-        high = np.maximum.reduceat(owners, self.starts)
-        return np.where(low == high, low, -1)
-
-
 def _table_usage(table: ChunkTable) -> tuple[ChunkUsage, int, int]:
     """A table's rows summed by kind, with its inline bytes and inline rows."""
     kinds, lengths = table.kinds, table.lengths
@@ -345,8 +223,8 @@ class _Collector:
     def __init__(self, *, keep: str | None, by_manifest: bool = True) -> None:
         self.keep = keep
         """The snapshot whose array paths are kept (the ``array`` view's revision)."""
-        self.native = _Column(2, by_manifest)
-        self.virtual = _Column(3, by_manifest)
+        self.native = ChunkRows(2, by_manifest)
+        self.virtual = ChunkRows(3, by_manifest)
         self.manifest_index: dict[str, int] = {}
         self.inline_bytes: list[int] = []
         self.inline_rows: list[int] = []
@@ -378,7 +256,7 @@ class _Collector:
             inline_rows += table_inline_rows
             native = table.kinds == NATIVE
             if native.any():
-                self.native.add(_id_columns(table.chunk_ids[native]), table.lengths[native], index)
+                self.native.add(id_columns(table.chunk_ids[native]), table.lengths[native], index)
             virtual = np.flatnonzero(table.kinds == VIRTUAL)
             if len(virtual):
                 hashes = np.array(
@@ -436,7 +314,7 @@ async def chunk_storage_stats(
     return _total(collector, collector.native.grouped(), collector.virtual.grouped()).stats()
 
 
-def _total(collector: _Collector, native: _Groups, virtual: _Groups) -> ChunkUsage:
+def _total(collector: _Collector, native: ChunkGroups, virtual: ChunkGroups) -> ChunkUsage:
     everything_n = np.ones(len(native.starts), dtype=bool)
     everything_v = np.ones(len(virtual.starts), dtype=bool)
     n_chunks, n_bytes = native.usage(everything_n)
@@ -511,7 +389,7 @@ def _owners(collector: _Collector) -> I64:
 
 
 def _snapshots(
-    collector: _Collector, native: _Groups, virtual: _Groups, wanted: set[str] | None
+    collector: _Collector, native: ChunkGroups, virtual: ChunkGroups, wanted: set[str] | None
 ) -> tuple[SnapshotUsage, ...]:
     owner = _owners(collector)
     n = len(collector.snapshot_ids)
@@ -555,8 +433,8 @@ def _snapshots(
 
 async def _refs(
     collector: _Collector,
-    native: _Groups,
-    virtual: _Groups,
+    native: ChunkGroups,
+    virtual: ChunkGroups,
     ancestry: Ancestry,
     progress: ProgressCallback | None,
 ) -> tuple[RefUsage, ...]:
@@ -578,7 +456,7 @@ async def _refs(
 
 
 def _history_usage(
-    collector: _Collector, native: _Groups, virtual: _Groups, history: Sequence[int]
+    collector: _Collector, native: ChunkGroups, virtual: ChunkGroups, history: Sequence[int]
 ) -> ChunkUsage:
     """Every chunk the manifests of the snapshots ``history`` name, each once."""
     named = np.zeros(len(collector.manifest_index), dtype=bool)

@@ -20,15 +20,8 @@ from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable, ManifestFile
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
-from icechunk_lib.ops.stats import (
-    _COMPACT_ROWS,
-    _MIX,
-    ChunkStorageStats,
-    ChunkUsage,
-    StorageReport,
-    _Column,
-    _group_order,
-)
+from icechunk_lib.ops.chunk_rows import _MIX, COMPACT_ROWS, ChunkRows, group_order
+from icechunk_lib.ops.stats import ChunkStorageStats, ChunkUsage, StorageReport
 
 THRESHOLD = 64
 CONFIG = ic.RepositoryConfig(
@@ -417,7 +410,7 @@ def test_virtual_chunks_count_once_per_location_and_range(storage: ic.Storage) -
 
 
 def _groups(keys: list[np.ndarray]) -> list[tuple[int, ...]]:
-    order, new = _group_order(keys)
+    order, new = group_order(keys)
     rows = list(zip(*(k[order].tolist() for k in keys), strict=True))
     starts = np.flatnonzero(new).tolist()
     runs = [rows[a:b] for a, b in zip(starts, [*starts[1:], len(rows)], strict=True)]
@@ -426,7 +419,7 @@ def _groups(keys: list[np.ndarray]) -> list[tuple[int, ...]]:
     return [run[0] for run in runs]
 
 
-def test_group_order_puts_each_key_in_one_run() -> None:
+def testgroup_order_puts_each_key_in_one_run() -> None:
     rng = np.random.default_rng(3)
     high = rng.integers(0, 2**64 - 1, 50, dtype=np.uint64, endpoint=True)[rng.integers(0, 50, 2000)]
     low = rng.integers(0, 3, 2000).astype(np.uint64)
@@ -434,7 +427,7 @@ def test_group_order_puts_each_key_in_one_run() -> None:
     assert sorted(found) == sorted(set(zip(high.tolist(), low.tolist(), strict=True)))
 
 
-def test_group_order_survives_a_collision_of_its_mix() -> None:
+def testgroup_order_survives_a_collision_of_its_mix() -> None:
     """Two distinct keys built to mix to the same 64-bit value still make two runs."""
     first = np.array([5, 9], dtype=np.uint64)
     mixed = first * _MIX
@@ -447,13 +440,13 @@ def test_group_order_survives_a_collision_of_its_mix() -> None:
 
 def test_a_plain_total_folds_rows_to_distinct_chunks_as_it_goes() -> None:
     """Without per-manifest views, memory follows the distinct chunks, not the rows read."""
-    column = _Column(2, by_manifest=False)
+    column = ChunkRows(2, by_manifest=False)
     ids = np.arange(1000, dtype=np.uint64)
-    per_manifest = _COMPACT_ROWS // 4 + 1
+    per_manifest = COMPACT_ROWS // 4 + 1
     for manifest in range(8):  # the same 1000 chunks, again and again
         high = ids[np.arange(per_manifest) % 1000]
         column.add((high, high % 7), high + 1, manifest)
-        assert column.pending <= _COMPACT_ROWS + per_manifest
+        assert column.pending <= COMPACT_ROWS + per_manifest
     assert column.pending < 8 * per_manifest
     groups = column.grouped()
     assert len(groups.starts) == 1000
