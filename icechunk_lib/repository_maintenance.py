@@ -133,7 +133,8 @@ class Maintenance:
         ``by="snapshot"``: every reachable snapshot (or, with ``rev``, those of its history),
         newest first, with the bytes only it holds (what gc frees once it alone is expired).
         ``by="branch"``: each branch and tag with everything its history holds (no ``rev``).
-        ``by="array"``: each array at ``rev`` (default: the tip of ``main``). Always reads
+        ``by="array"``: each array at ``rev`` (default: the tip of ``main``); ``rev`` must be
+        reachable from a branch or tag (else ``SnapshotNotFoundError``). Always reads
         every reachable manifest, one at a time. Raises ``IntegrityError`` naming a missing
         or damaged object; ``progress(phase, done, total)`` hears how far it is.
         """

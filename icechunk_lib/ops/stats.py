@@ -346,6 +346,8 @@ async def storage_report(
         raise ValueError("the branch view covers every branch and tag: give no revision")
     collector = _Collector(keep=snapshot_id if by == "array" else None)
     await _collect(storage, collector, concurrency, progress)
+    if snapshot_id is not None and snapshot_id not in collector.snapshot_ids:
+        raise SnapshotNotFoundError(snapshot_id, "it is not reachable from any branch or tag")
     native, virtual = collector.native.grouped(), collector.virtual.grouped()
     total = _total(collector, native, virtual)
     metadata = await _metadata(storage, collector)
@@ -362,11 +364,8 @@ async def storage_report(
 
 
 def _arrays(collector: _Collector) -> tuple[ArrayUsage, ...]:
-    keep = collector.keep
-    assert keep is not None
-    if keep not in collector.snapshot_ids:
-        raise SnapshotNotFoundError(keep, "it is not reachable from any branch or tag")
-    at = collector.snapshot_ids.index(keep)
+    assert collector.keep is not None
+    at = collector.snapshot_ids.index(collector.keep)
     sums: dict[str, ChunkUsage] = dict.fromkeys(collector.paths, ChunkUsage())
     for mid, node_id in collector.snapshot_pieces[at]:
         piece = collector.pieces.get((mid, node_id))

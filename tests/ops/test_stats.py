@@ -21,7 +21,7 @@ from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, Chun
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
 from icechunk_lib.ops.chunk_rows import _MIX, COMPACT_ROWS, ChunkRows, group_order
-from icechunk_lib.ops.stats import ChunkStorageStats, ChunkUsage, StorageReport
+from icechunk_lib.ops.stats import ChunkStorageStats, ChunkUsage, StorageReport, StorageView
 
 THRESHOLD = 64
 CONFIG = ic.RepositoryConfig(
@@ -322,10 +322,11 @@ def test_async_twin_and_bad_arguments(built: Built) -> None:
         built.repo.storage_stats("nope", by="array")
 
 
-def test_an_unreachable_revision_has_no_array_view(built: Built) -> None:
+@pytest.mark.parametrize("by", ["array", "snapshot"])
+def test_an_unreachable_revision_is_refused(built: Built, by: StorageView) -> None:
     built.repo.delete_branch("dev")
-    with pytest.raises(ic.SnapshotNotFoundError, match="not reachable"):
-        built.repo.storage_stats(built.dev, by="array")
+    with pytest.raises(ic.SnapshotNotFoundError, match="not reachable from any branch or tag"):
+        built.repo.storage_stats(built.dev, by=by)
 
 
 # --- damage --------------------------------------------------------------------------------------
