@@ -139,3 +139,22 @@ def test_end_to_end_json_and_no_progress_when_piped(native: Ick) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert '"native_bytes": 10000' in result.stdout
+
+
+def test_empty_repository(bare_ick: Ick, tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    bare_ick.ok("init", str(path))
+    doc = bare_ick.json("stats", "-R", str(path))
+    assert doc["total"] == {
+        "chunks": 0,
+        "native_bytes": 0,
+        "inlined_bytes": 0,
+        "virtual_bytes": 0,
+        "non_virtual_bytes": 0,
+        "total_bytes": 0,
+    }
+    [root] = doc["snapshots"]
+    assert root["refs"] == ["branch main"] and root["only_here"]["chunks"] == 0
+    assert bare_ick.json("stats", "--by", "array", "-R", str(path))["arrays"] == []
+    out = bare_ick.ok("stats", "-R", str(path)).stdout
+    assert out.splitlines()[-1].startswith("total: 0 chunks, 0 native, 0 inline, 0 virtual;")
