@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COMPACT_ROWS", "ChunkGroups", "ChunkRows", "group_order", "id_columns"]
+__all__ = ["COMPACT_ROWS", "ChunkGroups", "ChunkRows", "group_order", "id_columns", "mix"]
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -33,19 +33,31 @@ def id_columns(ids: npt.NDArray[np.uint8]) -> tuple[U64, U64]:
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def group_order(keys: Sequence[U64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """An order that puts equal keys next to each other, and where each run starts.
-
-    Sorting one mixed 64-bit column is several times faster than a lexicographic sort of
-    two or three; the runs are then checked column by column, and a collision of the mix
-    (distinct keys, equal mix) falls back to the exact lexicographic sort.
-    """
+def mix(keys: Sequence[U64]) -> U64:
+    """One 64-bit column from key columns: equal keys give equal values, and distinct keys
+    almost never do (``group_order`` checks)."""
     mixed = keys[0].copy()
     for column in keys[1:]:
         mixed *= _MIX
         mixed ^= mixed >> np.uint64(29)
         mixed += column
-    order = np.argsort(mixed)
+    return mixed
+
+
+def group_order(
+    keys: Sequence[U64], mixed: U64 | None = None
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """An order that puts equal keys next to each other, and where each run starts.
+
+    Sorting one mixed 64-bit column (``mixed``, else ``mix(keys)``) is several times faster
+    than a lexicographic sort of two or three, and the sort is stable (timsort), so rows that
+    arrive as sorted runs (one per manifest) are merged rather than sorted again. The runs are
+    then checked column by column; a collision of the mix (distinct keys, equal mix) falls
+    back to the exact lexicographic sort.
+    """
+    if mixed is None:
+        mixed = mix(keys)
+    order = np.argsort(mixed, kind="stable")
     ranked = mixed[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = ranked[1:] != ranked[:-1]
@@ -66,49 +78,80 @@ COMPACT_ROWS = 1 << 21
 
 
 @dataclass
+class _Part:
+    """Rows of one manifest (or of a fold), sorted by their mixed key."""
+
+    keys: tuple[U64, ...]
+    lengths: U64
+    manifests: I64
+    mixed: U64
+
+
+@dataclass
 class ChunkRows:
     """Rows of (key columns, length, manifest index) gathered one manifest at a time.
 
-    Without ``by_manifest`` (a plain total) rows are folded to one per distinct key every
-    ``COMPACT_ROWS`` rows, so memory follows the distinct chunks, as a mark set would.
+    Each manifest's rows are sorted as they arrive (while the next reads are in flight), so
+    grouping at the end merges sorted runs. Without ``by_manifest`` (a plain total) rows
+    are folded to one per distinct key every ``COMPACT_ROWS`` rows, so memory follows the
+    distinct chunks, as a mark set would.
     """
 
     width: int
     by_manifest: bool = True
-    parts: list[tuple[tuple[U64, ...], U64, I64]] = field(default_factory=list)
+    parts: list[_Part] = field(default_factory=list)
     pending: int = 0
 
     def add(self, keys: tuple[U64, ...], lengths: U64, manifest: int) -> None:
         if not len(lengths):
             return
-        self.parts.append((keys, lengths, np.full(len(lengths), manifest, dtype=np.int64)))
+        mixed = mix(keys)
+        order = np.argsort(mixed)
+        self.parts.append(
+            _Part(
+                tuple(k[order] for k in keys),
+                lengths[order],
+                np.full(len(lengths), manifest, dtype=np.int64),
+                mixed[order],
+            )
+        )
         self.pending += len(lengths)
         if not self.by_manifest and self.pending >= COMPACT_ROWS:
             self._compact()
 
     def _compact(self) -> None:
-        keys, lengths, manifests = self._rows()
-        order, new = group_order(keys)
-        first = order[new]
-        self.parts = [(tuple(k[first] for k in keys), lengths[first], manifests[first])]
+        rows = self._rows()
+        order, new = group_order(rows.keys, rows.mixed)
+        first = order[new]  # ascending in the mix: one sorted run
+        self.parts = [
+            _Part(
+                tuple(k[first] for k in rows.keys),
+                rows.lengths[first],
+                rows.manifests[first],
+                rows.mixed[first],
+            )
+        ]
         self.pending = len(first)
 
-    def _rows(self) -> tuple[list[U64], U64, I64]:
-        keys = [np.concatenate([p[0][i] for p in self.parts]) for i in range(self.width)]
-        lengths = np.concatenate([p[1] for p in self.parts])
-        manifests = np.concatenate([p[2] for p in self.parts])
-        return keys, lengths, manifests
+    def _rows(self) -> _Part:
+        parts = self.parts
+        return _Part(
+            tuple(np.concatenate([p.keys[i] for p in parts]) for i in range(self.width)),
+            np.concatenate([p.lengths for p in parts]),
+            np.concatenate([p.manifests for p in parts]),
+            np.concatenate([p.mixed for p in parts]),
+        )
 
     def grouped(self) -> ChunkGroups:
         """The rows sorted by key, each distinct key a group."""
         if not self.parts:
             empty_u, empty_i = np.zeros(0, np.uint64), np.zeros(0, np.int64)
             return ChunkGroups(empty_i, empty_u, empty_i, 0)
-        keys, lengths, manifests = self._rows()
+        rows = self._rows()
         self.parts, self.pending = [], 0
-        order, new = group_order(keys)
+        order, new = group_order(rows.keys, rows.mixed)
         starts = np.flatnonzero(new)
-        return ChunkGroups(starts, lengths[order][starts], manifests[order], len(order))
+        return ChunkGroups(starts, rows.lengths[order][starts], rows.manifests[order], len(order))
 
 
 @dataclass

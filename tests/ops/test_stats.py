@@ -20,7 +20,7 @@ from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable, ManifestFile
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
-from icechunk_lib.ops.chunk_rows import _MIX, COMPACT_ROWS, ChunkRows, group_order
+from icechunk_lib.ops.chunk_rows import COMPACT_ROWS, ChunkRows, group_order, mix
 from icechunk_lib.ops.stats import ChunkStorageStats, ChunkUsage, StorageReport, StorageView
 
 THRESHOLD = 64
@@ -431,9 +431,9 @@ def testgroup_order_puts_each_key_in_one_run() -> None:
 def testgroup_order_survives_a_collision_of_its_mix() -> None:
     """Two distinct keys built to mix to the same 64-bit value still make two runs."""
     first = np.array([5, 9], dtype=np.uint64)
-    mixed = first * _MIX
-    mixed ^= mixed >> np.uint64(29)
+    mixed = mix([first, np.zeros(2, dtype=np.uint64)])
     second = np.array([0, (int(mixed[0]) - int(mixed[1])) % 2**64], dtype=np.uint64)
+    assert mix([first, second])[0] == mix([first, second])[1]
     high = np.concatenate([first, first])
     low = np.concatenate([second, second])
     assert sorted(_groups([high, low])) == [(5, 0), (9, int(second[1]))]
