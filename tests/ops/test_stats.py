@@ -320,6 +320,17 @@ def test_async_twin_and_bad_arguments(built: Built) -> None:
         built.repo.storage_stats(by="nodes")  # type: ignore[arg-type]
     with pytest.raises(ic.RevisionNotFoundError):
         built.repo.storage_stats("nope", by="array")
+    with pytest.raises(ValueError, match="max_concurrent_manifest_fetches"):
+        built.repo.chunk_storage_stats(max_concurrent_manifest_fetches=0)
+    # Icechunk's limits are taken; one read at a time gives the same answer.
+    assert (
+        built.repo.chunk_storage_stats(
+            max_snapshots_in_memory=1,
+            max_compressed_manifest_mem_bytes=1,
+            max_concurrent_manifest_fetches=1,
+        )
+        == built.repo.chunk_storage_stats()
+    )
 
 
 @pytest.mark.parametrize("by", ["array", "snapshot"])
