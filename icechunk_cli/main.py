@@ -29,6 +29,7 @@ from icechunk_cli.commands import (
     reflog,
     reset,
     show,
+    stats,
     tag,
     verify,
 )
@@ -157,6 +158,7 @@ app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
 app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)
 app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
+app.command("stats", rich_help_panel=MAINTENANCE)(stats.stats)
 
 
 def _version(value: bool) -> None:

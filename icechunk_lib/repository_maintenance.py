@@ -13,11 +13,15 @@ from typing import TYPE_CHECKING
 from icechunk_lib import _sync
 from icechunk_lib.errors import RepositoryNotFoundError
 from icechunk_lib.objects import ObjectStore
-from icechunk_lib.refs import RefStore
+from icechunk_lib.refs import DEFAULT_BRANCH, RefStore
 from icechunk_lib.repository_refs import repository_exists
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from icechunk_lib.history import SnapshotInfo
+    from icechunk_lib.ops.stats import ChunkStorageStats, StorageReport, StorageView
     from icechunk_lib.ops.verify import ProgressCallback, VerifyReport
 
 __all__ = ["Maintenance"]
@@ -64,5 +68,99 @@ class Maintenance:
     # --- garbage collection ----------------------------------------------------------------------
 
     # --- statistics ------------------------------------------------------------------------------
+
+    if TYPE_CHECKING:  # supplied by Repository (the stats resolve revisions, walk histories)
+
+        def async_ancestry(
+            self, *, snapshot_id: str | None = None
+        ) -> AsyncIterator[SnapshotInfo]: ...
+
+        async def resolve_async(self, rev: str) -> str: ...
+
+    def chunk_storage_stats(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Bytes of the chunks reachable from any branch or tag, each chunk once, by kind.
+
+        Native chunks count once by id, virtual ones once by location and byte range, inline
+        bytes once per manifest holding them. Chunks only unreachable snapshots hold (after
+        ``reset_branch`` or expiration) are not counted: gc removes them. The three limits
+        are Icechunk's; ick streams manifests a few at a time (the smaller of
+        ``max_concurrent_manifest_fetches`` and 16 in flight), so they only lower that.
+        """
+        return _sync.run(
+            self.chunk_storage_stats_async(
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            )
+        )
+
+    async def chunk_storage_stats_async(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Async twin of ``chunk_storage_stats``."""
+        from icechunk_lib.ops.stats import chunk_storage_stats
+
+        del max_snapshots_in_memory, max_compressed_manifest_mem_bytes  # see the sync twin
+        if max_concurrent_manifest_fetches < 1:
+            raise ValueError(
+                f"max_concurrent_manifest_fetches must be at least 1, "
+                f"not {max_concurrent_manifest_fetches}"
+            )
+        await self._require_repository()
+        return await chunk_storage_stats(
+            self._storage, max_concurrency=max_concurrent_manifest_fetches
+        )
+
+    def storage_stats(
+        self,
+        rev: str | None = None,
+        *,
+        by: StorageView = "snapshot",
+        progress: ProgressCallback | None = None,
+    ) -> StorageReport:
+        """Where the repository's bytes are: totals plus one view, shared chunks counted once.
+
+        ``by="snapshot"``: every reachable snapshot (or, with ``rev``, those of its history),
+        newest first, with the bytes only it holds (what gc frees once it alone is expired).
+        ``by="branch"``: each branch and tag with everything its history holds (no ``rev``).
+        ``by="array"``: each array at ``rev`` (default: the tip of ``main``); ``rev`` must be
+        reachable from a branch or tag (else ``SnapshotNotFoundError``). Always reads
+        every reachable manifest, one at a time. Raises ``IntegrityError`` naming a missing
+        or damaged object; ``progress(phase, done, total)`` hears how far it is.
+        """
+        return _sync.run(self.storage_stats_async(rev, by=by, progress=progress))
+
+    async def storage_stats_async(
+        self,
+        rev: str | None = None,
+        *,
+        by: StorageView = "snapshot",
+        progress: ProgressCallback | None = None,
+    ) -> StorageReport:
+        """Async twin of ``storage_stats``."""
+        from icechunk_lib.ops.stats import storage_report
+
+        await self._require_repository()
+        if by == "array" and rev is None:
+            rev = DEFAULT_BRANCH
+        snapshot_id = None if rev is None else await self.resolve_async(rev)
+
+        async def ancestry(start: str) -> AsyncIterator[str]:
+            async for info in self.async_ancestry(snapshot_id=start):
+                yield info.id
+
+        return await storage_report(
+            self._storage, ancestry, by=by, snapshot_id=snapshot_id, progress=progress
+        )
 
     # --- manifest layout -------------------------------------------------------------------------

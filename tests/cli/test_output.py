@@ -36,6 +36,9 @@ COMMANDS = [
     ["reset", "main", "v1.0", "--yes"],
     ["config", "show"],
     ["config", "set", "compression.level", "5"],
+    ["stats"],
+    ["stats", "--by", "branch"],
+    ["stats", "--by", "array"],
 ]
 
 
