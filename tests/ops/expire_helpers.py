@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import traceback
+from typing import Any
 
 import numpy as np
 import zarr
@@ -62,3 +64,28 @@ def commit_on_own_loop(storage: ic.Storage, branch: str, index: int, value: int)
         return await session.commit_async(f"a[{index}] = {value} on {branch} (elsewhere)")
 
     return asyncio.run(run())
+
+
+def rebasing_writer(path: str, index: int, commits: int, results: Any) -> None:
+    """A process committing ``a[index] = 1..commits`` on main, rebasing after each lost race
+    (``ConflictDetector``); puts ``(index, [snapshot ids])`` or ``(index, traceback)``."""
+    try:
+        repo = ic.Repository.open(ic.local_filesystem_storage(path))
+        landed = []
+        for n in range(1, commits + 1):
+            session = repo.writable_session("main")
+            zarr.open_array(session.store, path="a")[index] = n
+            for _ in range(1_000):
+                try:
+                    landed.append(session.commit(f"a[{index}] = {n}"))
+                    break
+                except ic.RebaseFailedError:
+                    raise
+                except ic.ConflictError:
+                    session.rebase(ic.ConflictDetector())
+            else:
+                raise RuntimeError(f"a[{index}] = {n} never landed")
+        results.put((index, landed))
+    except BaseException:
+        results.put((index, traceback.format_exc()))
+        raise

@@ -8,11 +8,22 @@ tests race real writers against repeated expirations.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import queue
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from expire_helpers import commit, commit_on_own_loop, new_repo, values, written_at
+from expire_helpers import (
+    commit,
+    commit_on_own_loop,
+    new_repo,
+    rebasing_writer,
+    values,
+    written_at,
+)
 from faulty_storage import Call, FaultyStorage
 
 import icechunk_lib as ic
@@ -191,3 +202,48 @@ def test_writers_and_repeated_expirations_lose_nothing(storage: ic.Storage, roun
         assert values(fresh, landed[branch][-1])[i] == commits
     report = fresh.verify()
     assert report.ok, report.problems
+
+
+def test_processes_rebasing_beside_repeated_expirations_land_every_commit(
+    tmp_path: Path,
+) -> None:
+    """Writers in other processes lose races and rebase while their bases are released."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    repo = new_repo(ic.local_filesystem_storage(path))
+    procs, commits = 3, 6
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=rebasing_writer, args=(str(path), i, commits, results))
+        for i in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    out = []
+    expired: set[str] = set()
+    deadline = time.monotonic() + 180
+    try:
+        while len(out) < procs:
+            assert time.monotonic() < deadline, "the writers did not finish"
+            expired |= repo.expire_snapshots(dt.datetime.now(dt.UTC))
+            try:
+                out.append(results.get(timeout=0.05))
+            except queue.Empty:
+                continue
+    finally:
+        for w in workers:
+            w.join(60)
+            if w.is_alive():
+                w.kill()
+    failed = [tb for _, tb in out if isinstance(tb, str)]
+    assert not failed, "\n".join(failed)
+    expired |= repo.expire_snapshots(dt.datetime.now(dt.UTC))
+    landed = [sid for _, ids in out for sid in ids]
+    assert len(set(landed)) == procs * commits
+    tip = repo.lookup_branch("main")
+    assert values(repo, tip)[:procs] == [commits] * procs
+    history = {i.id for i in repo.ancestry(branch="main")}
+    assert not expired & history
+    assert set(landed) <= expired | history
+    assert repo.verify().ok
