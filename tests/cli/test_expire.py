@@ -155,3 +155,4 @@ def test_the_executable_prints_json_and_progress_goes_to_stderr(sample: Sample) 
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert len(doc["released"]) == 2
+    assert "snapshots" in result.stderr  # the progress bar, drawn for a terminal

@@ -7,6 +7,7 @@ commits before it are older and it and those after are not.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 import zarr
@@ -488,3 +489,28 @@ def test_everything_kept_works_once_released_snapshots_are_gone(storage: ic.Stor
     assert _conflicts(stale) == [(ConflictType.ChunkDoubleUpdate, "/a")]
     new = stale.commit("stale, ours win", rebase_with=ic.BasicConflictSolver())
     assert values(fresh, new)[6:10] == [60, -1, 80, 90]
+
+
+def test_without_records_a_walk_costs_one_listing_and_a_read_none(storage: ic.Storage) -> None:
+    from faulty_storage import FaultyStorage
+
+    base = new_repo(storage)
+    ids = _linear(base, 3)
+    counting = FaultyStorage(storage)
+    repo = ic.Repository.open(counting)
+
+    def listings(work: Callable[[], object]) -> int:
+        counting.reset()
+        work()
+        return sum(1 for c in counting.calls if c.method == "list" and c.key == EXPIRATIONS)
+
+    assert listings(lambda: list(repo.ancestry(branch="main"))) == 1
+    assert listings(lambda: repo.resolve("main~2")) == 1
+    assert listings(lambda: values(repo, ids[1])) == 0
+    repo.expire_snapshots(written_at(repo, ids[-1]))
+    # with records: still one listing per walk, and the records are read once per process
+    counting.reset()
+    assert len(list(repo.ancestry(branch="main"))) == 2
+    assert len(list(repo.ancestry(branch="main"))) == 2
+    reads = [c for c in counting.calls if c.method == "get" and c.key.startswith(EXPIRATIONS)]
+    assert reads == []
