@@ -52,8 +52,8 @@ class ExpiredSnapshots(set[str]):
     reparented: tuple[str, ...] = ()
     """Kept snapshots whose parent is now the root."""
     record_id: str | None = None
-    """The expiration record written (``expirations/<id>``); None if nothing was re-parented
-    or on a dry run."""
+    """The expiration record written (``expirations/<id>``; the last one if the run planned
+    again); None if nothing was re-parented, or on a dry run."""
     dry_run: bool = False
     older_than: dt.datetime | None = None
 
@@ -223,9 +223,9 @@ async def _reaches_released(
     return False
 
 
-async def _delete_refs(refs: RefStore, plan: _Plan, deleted: list[str]) -> bool:
-    """Delete the planned refs, adding ``branch x``/``tag x`` to ``deleted``; False if a
-    branch moved since it was read (nothing more is deleted; the caller plans again)."""
+async def _delete_refs(refs: RefStore, plan: _Plan, branches: list[str], tags: list[str]) -> bool:
+    """Delete the planned refs, adding the names deleted to ``branches`` and ``tags``; False
+    if a branch moved since it was read (nothing more is deleted; the caller plans again)."""
     for name in plan.delete_branches:
         _, version = plan.refs.branches[name]
         try:
@@ -236,13 +236,13 @@ async def _delete_refs(refs: RefStore, plan: _Plan, deleted: list[str]) -> bool:
             return False
         # The storage has no conditional delete: the version is checked just before.
         await refs.storage.delete(branch_key(name))
-        deleted.append(f"branch {name}")
+        branches.append(name)
     for name in plan.delete_tags:
         try:
             await refs.delete_tag(name)  # tags never move: the tip read is still the tip
         except TagNotFoundError:
             continue
-        deleted.append(f"tag {name}")
+        tags.append(name)
     return True
 
 
@@ -272,7 +272,8 @@ async def expire_snapshots(
         )
     cutoff = int(older_than.timestamp() * 1_000_000)
     released: set[str] = set()
-    deleted: list[str] = []
+    branches: list[str] = []
+    tags: list[str] = []
     reparented: set[str] = set()
     record_id: str | None = None
     still: set[str] = set()
@@ -293,8 +294,7 @@ async def expire_snapshots(
             # A dry run; or refs kept moving: what they reach now stays, and no more is done.
             if dry_run:
                 released = plan.released
-                deleted = [f"branch {n}" for n in plan.delete_branches]
-                deleted += [f"tag {n}" for n in plan.delete_tags]
+                branches, tags = plan.delete_branches, plan.delete_tags
                 reparented = {r.snapshot_id for r in plan.reparent}
                 still = plan.reachable - plan.released
             else:
@@ -315,7 +315,7 @@ async def expire_snapshots(
             record_id = record.id
             reparented.update(r.snapshot_id for r in plan.reparent)
         released |= plan.released
-        if not await _delete_refs(refs, plan, deleted):
+        if not await _delete_refs(refs, plan, branches, tags):
             continue
         # Refs now, against the plan: anything new or moved must not reach what went.
         now = (await _read_refs(refs)).tips()
@@ -334,12 +334,8 @@ async def expire_snapshots(
             break
     released -= still
     result = ExpiredSnapshots(released)
-    result.deleted_branches = tuple(
-        sorted({d.split(" ", 1)[1] for d in deleted if d.startswith("branch ")})
-    )
-    result.deleted_tags = tuple(
-        sorted({d.split(" ", 1)[1] for d in deleted if d.startswith("tag ")})
-    )
+    result.deleted_branches = tuple(sorted(set(branches)))
+    result.deleted_tags = tuple(sorted(set(tags)))
     result.reparented = tuple(sorted(reparented))
     result.record_id = record_id
     result.dry_run = dry_run
