@@ -514,3 +514,50 @@ def test_without_records_a_walk_costs_one_listing_and_a_read_none(storage: ic.St
     assert len(list(repo.ancestry(branch="main"))) == 2
     reads = [c for c in counting.calls if c.method == "get" and c.key.startswith(EXPIRATIONS)]
     assert reads == []
+
+
+def test_a_history_walk_steps_over_snapshots_collected_while_it_ran() -> None:
+    """A reader half way through a long history when an expiration and a gc remove the
+    snapshot it was about to read looks at the records again and goes on from there."""
+    memory_storage = ic.in_memory_storage()  # one backend: this history is long to write
+    repo = new_repo(memory_storage)
+    ids = [commit(repo, "main", i % SIZE, i + 1) for i in range(104)]
+    root = _root(repo)
+    reader = ic.Repository.open(memory_storage)
+    walk = reader.ancestry(branch="main")
+    first_page = [next(walk) for _ in range(101)]  # the tip and the 100 it summarises
+    last = first_page[-1]
+    assert last.id in ids and last.parent_id in ids
+    released = repo.expire_snapshots(last.written_at)
+    assert last.parent_id in released
+    _delete_snapshots(memory_storage, set(released))
+    assert [info.id for info in walk] == [root]
+
+
+def test_a_walk_that_meets_a_collected_snapshot_is_retried_with_fresh_records(
+    storage: ic.Storage,
+) -> None:
+    from icechunk_lib.lineage import Lineage, with_lineage
+
+    repo = new_repo(storage)
+    ids = _linear(repo, 3)
+    root = _root(repo)
+    reader = ic.Repository.open(storage)
+    objects = reader._objects
+    cut = written_at(repo, ids[-1])
+    seen: list[frozenset[str]] = []
+
+    async def parents_of_tip(lineage: Lineage) -> list[str]:
+        seen.append(lineage.record_ids)
+        if len(seen) == 1:  # meanwhile, an expiration and a gc
+            released = await repo.expire_snapshots_async(cut)
+            await storage.delete_many(f"snapshots/{sid}" for sid in released)
+        out, cursor = [], ids[-1]
+        while cursor is not None:
+            header = await objects.snapshot_header(cursor)
+            out.append(header.id)
+            cursor = lineage.parent(header.id, header.parent_id)
+        return out
+
+    assert _sync.run(with_lineage(objects, parents_of_tip)) == [ids[-1], root]
+    assert seen[0] == frozenset() and len(seen[1]) == 1
