@@ -23,6 +23,7 @@ from icechunk_cli.commands import (
     commit,
     config,
     diff,
+    expire,
     init,
     log,
     ls,
@@ -159,6 +160,7 @@ app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)
 app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
 app.command("stats", rich_help_panel=MAINTENANCE)(stats.stats)
+app.command("expire", rich_help_panel=MAINTENANCE)(expire.expire)
 
 
 def _version(value: bool) -> None:

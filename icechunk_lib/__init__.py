@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from icechunk_lib.history import ReflogEntry as ReflogEntry
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
+    from icechunk_lib.ops.expire import ExpiredSnapshots as ExpiredSnapshots
     from icechunk_lib.ops.importer import ImportStats as ImportStats
     from icechunk_lib.ops.importer import import_zarr as import_zarr
     from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
@@ -111,6 +112,7 @@ _EXPORTS = LazyExports(
         "ConflictType": "icechunk_lib.conflicts",
         "CorruptObjectError": "icechunk_lib.errors",
         "Diff": "icechunk_lib.ops.diff",
+        "ExpiredSnapshots": "icechunk_lib.ops.expire",
         "IcechunkError": "icechunk_lib.errors",
         "IcechunkStore": "icechunk_lib.store",
         "ImportSourceError": "icechunk_lib.errors",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +19,7 @@ from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.errors import RebaseFailedError, SessionError
 from icechunk_lib.format.snapshot import ARRAY, GROUP, ExtraObject, NodeSnapshot, Snapshot
 from icechunk_lib.format.txlog import TransactionLog
+from icechunk_lib.lineage import Lineage, with_lineage
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.zarr_keys import Coords, parse_array_meta, read_zarr_json
 
@@ -205,7 +207,8 @@ async def rebase_changes(
 ) -> tuple[Snapshot, ChangeSet]:
     """Replay ``changes`` (made over ``base``) on ``tip_id``, the tip of ``branch``.
 
-    Checks them against the transaction log of every commit since ``base``, oldest first,
+    Checks them against the transaction log of every commit since ``base``, oldest first
+    (across an expiration's gap, the logs its record names),
     letting ``solver`` patch them. Returns the tip snapshot and the change set over it (which
     may share chunk records with ``changes``, the caller's own copy).
 
@@ -213,14 +216,8 @@ async def rebase_changes(
         RebaseFailedError: conflicts the solver left, or ``base`` is not in the branch's
             history any more.
     """
-    # The commits that landed since our base, oldest first.
-    landed: list[str] = []
-    cursor: str | None = tip_id
-    while cursor is not None and cursor != base.id:
-        header = await objects.snapshot_header(cursor)
-        landed.append(cursor)
-        cursor = header.parent_id
-    if cursor is None:
+    landed = await with_lineage(objects, partial(_landed_since, objects, base.id, tip_id))
+    if landed is None:
         raise RebaseFailedError(tip_id, [Conflict(ConflictType.BaseNotInHistory, branch)])
     for snap_id in reversed(landed):
         log = await objects.transaction_log(snap_id)
@@ -256,6 +253,31 @@ async def rebase_changes(
         else:
             extras.pop(key, None)
     return tip, changes.with_tree(nodes, extras)
+
+
+async def _landed_since(
+    objects: ObjectStore, base_id: str, tip_id: str, lineage: Lineage
+) -> list[str] | None:
+    """The commits from ``base_id`` (exclusive) to ``tip_id``, newest first, or None if
+    ``base_id`` is not in the tip's history.
+
+    Across a gap an expiration left (a snapshot re-parented onto the root) the commits are
+    the skipped ones its record names, so a base that was released is still found, and
+    the rebase checks the logs of every commit that landed after it.
+    """
+    landed: list[str] = []
+    cursor: str | None = tip_id
+    while cursor is not None and cursor != base_id:
+        landed.append(cursor)
+        moved = lineage.override(cursor)
+        if moved is None:
+            cursor = (await objects.snapshot_header(cursor)).parent_id
+        elif base_id in moved.skipped:
+            landed.extend(moved.skipped[: moved.skipped.index(base_id)])
+            return landed
+        else:
+            cursor = moved.parent_id
+    return None if cursor is None else landed
 
 
 def _tree_conflicts(

@@ -18,21 +18,25 @@ from icechunk_lib.errors import (
     AmbiguousRefError,
     BranchNotFoundError,
     InvalidNameError,
+    MissingObjectError,
     RevisionNotFoundError,
     SnapshotNotFoundError,
     TagNotFoundError,
 )
 from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.format.refs import ReflogItem
+from icechunk_lib.lineage import Lineage, load_lineage, with_lineage
 from icechunk_lib.names import validate_ref_name
 from icechunk_lib.objects import SNAPSHOTS, ObjectStore
 from icechunk_lib.refs import RefStore
 
 __all__ = [
     "MIN_PREFIX",
+    "AncestryWalk",
     "ReflogEntry",
     "SnapshotInfo",
     "history_page",
+    "lookup_info",
     "resolve_revision",
     "snapshot_as_of",
     "to_datetime",
@@ -84,10 +88,60 @@ class ReflogEntry:
         )
 
 
-async def history_page(objects: ObjectStore, snapshot_id: str) -> list[SnapshotInfo]:
-    """A snapshot followed by the ancestors it summarises: one read for many entries."""
+async def history_page(
+    objects: ObjectStore, snapshot_id: str, lineage: Lineage | None = None
+) -> list[SnapshotInfo]:
+    """A snapshot followed by the ancestors it summarises: one read for many entries.
+
+    Parents are the effective ones of ``lineage`` (none given: the records now stored).
+    """
+    if lineage is None:
+        lineage = await load_lineage(objects)
     header = await objects.snapshot_header(snapshot_id)
-    return [SnapshotInfo._from(header), *(SnapshotInfo._from(a) for a in header.ancestry)]
+    return [SnapshotInfo._from(s) for s in lineage.chain(header)]
+
+
+async def lookup_info(objects: ObjectStore, snapshot_id: str) -> SnapshotInfo:
+    """One snapshot's history entry, its parent the effective one."""
+    return (await history_page(objects, snapshot_id))[0]
+
+
+class AncestryWalk:
+    """A snapshot's history, newest first, a page (one snapshot read) at a time.
+
+    The expiration records are listed once, at the first page. A snapshot found missing
+    on the way is looked for once more with fresh records: an expiration and a gc that ran
+    meanwhile may have released it, and the history then goes on from the new parent.
+    """
+
+    def __init__(self, objects: ObjectStore, start: str) -> None:
+        self._objects = objects
+        self._cursor: str | None = start
+        self._lineage: Lineage | None = None
+        self._last: str | None = None
+        self._retried = False
+
+    async def next_page(self) -> list[SnapshotInfo] | None:
+        """The next entries, or None at the end of the history."""
+        if self._cursor is None:
+            return None
+        if self._lineage is None:
+            self._lineage = await load_lineage(self._objects)
+        try:
+            page = await history_page(self._objects, self._cursor, self._lineage)
+        except MissingObjectError as exc:
+            if self._retried or self._last is None or not exc.key.startswith(SNAPSHOTS):
+                raise
+            self._retried = True
+            fresh = await load_lineage(self._objects)
+            moved = fresh.override(self._last)
+            if moved is None or moved.parent_id == self._cursor:
+                raise
+            self._lineage, self._cursor = fresh, moved.parent_id
+            page = await history_page(self._objects, self._cursor, fresh)
+        self._last = page[-1].id
+        self._cursor = page[-1].parent_id
+        return page
 
 
 async def snapshot_as_of(objects: ObjectStore, start: str, when: dt.datetime, name: str) -> str:
@@ -102,16 +156,18 @@ async def snapshot_as_of(objects: ObjectStore, start: str, when: dt.datetime, na
             f"as_of must be a timezone-aware datetime (for example datetime.now(UTC)), not {when!r}"
         )
     limit = int(when.timestamp() * 1_000_000)
-    cursor: str | None = start
-    while cursor is not None:
-        header = await objects.snapshot_header(cursor)
-        if header.written_at <= limit:
-            return header.id
-        for entry in header.ancestry:
-            if entry.written_at <= limit:
-                return entry.id
-        cursor = header.ancestry[-1].parent_id if header.ancestry else header.parent_id
-    raise SnapshotNotFoundError(name, f"nothing was committed at or before {when.isoformat()}")
+
+    async def search(lineage: Lineage) -> str:
+        cursor: str | None = start
+        while cursor is not None:
+            chain = lineage.chain(await objects.snapshot_header(cursor))
+            for entry in chain:
+                if entry.written_at <= limit:
+                    return entry.id
+            cursor = chain[-1].parent_id
+        raise SnapshotNotFoundError(name, f"nothing was committed at or before {when.isoformat()}")
+
+    return await with_lineage(objects, search)
 
 
 def _parse(rev: str) -> tuple[str, int]:
@@ -183,15 +239,22 @@ async def resolve_revision(objects: ObjectStore, refs: RefStore, rev: str) -> st
     else:
         raise RevisionNotFoundError(base)
     # Each snapshot summarises its nearest ancestors, so ~N costs about N/100 reads.
-    remaining = steps
-    while remaining:
-        chain = (await objects.snapshot_header(snapshot_id)).ancestry
-        if remaining <= len(chain):
-            return chain[remaining - 1].id
-        if not chain or chain[-1].parent_id is None:
-            raise SnapshotNotFoundError(
-                rev, f"{base} has only {steps - remaining + len(chain)} ancestor(s)"
-            )
-        remaining -= len(chain)
-        snapshot_id = chain[-1].id
-    return snapshot_id
+    if not steps:
+        return snapshot_id
+    start = snapshot_id
+
+    async def back(lineage: Lineage) -> str:
+        remaining, cursor = steps, start
+        while True:
+            chain = lineage.chain(await objects.snapshot_header(cursor))
+            if remaining < len(chain):
+                return chain[remaining].id
+            parent = chain[-1].parent_id
+            if parent is None:
+                raise SnapshotNotFoundError(
+                    rev, f"{base} has only {steps - remaining + len(chain) - 1} ancestor(s)"
+                )
+            remaining -= len(chain)
+            cursor = parent
+
+    return await with_lineage(objects, back)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from icechunk_lib.errors import CorruptObjectError, MissingObjectError, ObjectNotFoundError
 from icechunk_lib.format import RepositoryConfig, content_checksum, encode_id
+from icechunk_lib.format.expiration import ExpirationRecord
 from icechunk_lib.format.snapshot import (
     NodeSnapshot,
     Snapshot,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNKS",
     "CONFIG",
+    "EXPIRATIONS",
     "MANIFESTS",
     "RANGE_VERIFY_LIMIT",
     "REFS",
@@ -50,6 +52,7 @@ SNAPSHOTS = "snapshots/"
 MANIFESTS = "manifests/"
 TRANSACTIONS = "transactions/"
 CHUNKS = "chunks/"
+EXPIRATIONS = "expirations/"
 
 RANGE_VERIFY_LIMIT = 4 << 20
 """A partial read of a native chunk of at most this many bytes reads the whole chunk, checks
@@ -138,6 +141,9 @@ class ObjectStore:
         self._verified: _LRU[bytes] = _LRU(_VERIFIED_CACHE_BYTES, len)
         self._sizes: _LRU[int] = _LRU(65536, lambda _: 1)
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.expiration_records: dict[str, ExpirationRecord] = {}
+        """Expiration records read so far, by id (immutable, so never invalidated; see
+        ``lineage.load_lineage``)."""
 
     async def _shared(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         """Run ``load`` once for concurrent callers on the same event loop."""

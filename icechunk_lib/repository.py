@@ -17,9 +17,10 @@ from icechunk_lib.format import RepositoryConfig, new_object_id
 from icechunk_lib.format.config import encode_config
 from icechunk_lib.format.snapshot import Snapshot
 from icechunk_lib.history import (
+    AncestryWalk,
     ReflogEntry,
     SnapshotInfo,
-    history_page,
+    lookup_info,
     resolve_revision,
     snapshot_as_of,
 )
@@ -272,6 +273,9 @@ class Repository(BranchesAndTags, Maintenance):
     ) -> Iterator[SnapshotInfo]:
         """The snapshot and its ancestors, newest first (one read per ~100 entries).
 
+        After ``expire_snapshots``, a kept snapshot whose parent was released has the root
+        snapshot as its parent here (``parent_id``), as in Icechunk.
+
         Pass exactly one of ``branch``, ``tag`` and ``snapshot_id`` (else ``ValueError``).
 
         Raises:
@@ -280,11 +284,9 @@ class Repository(BranchesAndTags, Maintenance):
                 damaged).
         """
         start = _sync.run(self._resolve(branch, tag, snapshot_id))
-        cursor: str | None = start
-        while cursor is not None:
-            page = _sync.run(history_page(self._objects, cursor))
+        walk = AncestryWalk(self._objects, start)
+        while (page := _sync.run(walk.next_page())) is not None:
             yield from page
-            cursor = page[-1].parent_id
 
     async def async_ancestry(
         self,
@@ -294,12 +296,10 @@ class Repository(BranchesAndTags, Maintenance):
         snapshot_id: str | None = None,
     ) -> AsyncIterator[SnapshotInfo]:
         """Async twin of ``ancestry`` (also ``ancestry_async``)."""
-        cursor: str | None = await self._resolve(branch, tag, snapshot_id)
-        while cursor is not None:
-            page = await history_page(self._objects, cursor)
+        walk = AncestryWalk(self._objects, await self._resolve(branch, tag, snapshot_id))
+        while (page := await walk.next_page()) is not None:
             for info in page:
                 yield info
-            cursor = page[-1].parent_id
 
     ancestry_async = async_ancestry
 
@@ -336,7 +336,7 @@ class Repository(BranchesAndTags, Maintenance):
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
         """Async twin of ``lookup_snapshot``."""
         await self._check_snapshot(snapshot_id)
-        return SnapshotInfo._from(await self._objects.snapshot_header(snapshot_id))
+        return await lookup_info(self._objects, snapshot_id)
 
     # --- diff ----------------------------------------------------------------------------------
 

@@ -8,19 +8,22 @@ that opening a repository for ``ick log`` loads no numpy.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import RepositoryNotFoundError
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore
-from icechunk_lib.repository_refs import repository_exists
+from icechunk_lib.repository_refs import repository_exists, require_writable
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from icechunk_lib.history import SnapshotInfo
+    from icechunk_lib.ops.expire import ExpiredSnapshots
+    from icechunk_lib.ops.expire import ProgressCallback as ExpireProgress
     from icechunk_lib.ops.stats import ChunkStorageStats, StorageReport, StorageView
     from icechunk_lib.ops.verify import ProgressCallback, VerifyReport
 
@@ -64,6 +67,69 @@ class Maintenance:
         return await verify_repository(self._storage, data=data, progress=progress)
 
     # --- expire ----------------------------------------------------------------------------------
+
+    def expire_snapshots(
+        self,
+        older_than: dt.datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+        dry_run: bool = False,
+        progress: ExpireProgress | None = None,
+    ) -> ExpiredSnapshots:
+        """Release every snapshot older than ``older_than`` from history; return their ids.
+
+        The root snapshot and the tip of ``main`` are always kept, and ``main`` is never
+        deleted. Other branch and tag tips are kept, unless ``delete_expired_branches`` /
+        ``delete_expired_tags`` is set: then a ref whose tip is older is deleted. Every kept
+        snapshot whose parent is released gets the root as its parent (in ``ancestry``;
+        ``diff`` and rebases across the gap stay exact). Nothing is deleted: the released
+        snapshots stay readable by id until ``garbage_collect`` removes them.
+
+        Safe beside writers: a ref that moves meanwhile so that it reaches a released
+        snapshot makes the run look again (bounded); the result never holds a snapshot a ref
+        points at. The result is a ``set`` with ``deleted_branches``, ``deleted_tags`` and
+        ``reparented`` attributes; ``dry_run=True`` reports what a run would do and changes
+        nothing. ``progress(phase, done, total)`` hears how many snapshots were read.
+
+        Raises:
+            ValueError: ``older_than`` has no timezone.
+            IntegrityError: a snapshot of the history or an expiration record is damaged.
+        """
+        return _sync.run(
+            self.expire_snapshots_async(
+                older_than,
+                delete_expired_branches=delete_expired_branches,
+                delete_expired_tags=delete_expired_tags,
+                dry_run=dry_run,
+                progress=progress,
+            )
+        )
+
+    async def expire_snapshots_async(
+        self,
+        older_than: dt.datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+        dry_run: bool = False,
+        progress: ExpireProgress | None = None,
+    ) -> ExpiredSnapshots:
+        """Async twin of ``expire_snapshots``."""
+        from icechunk_lib.ops.expire import expire_snapshots
+
+        await self._require_repository()
+        if not dry_run:
+            require_writable(self._storage)
+        return await expire_snapshots(
+            self._objects,
+            self._refs,
+            older_than,
+            delete_expired_branches=delete_expired_branches,
+            delete_expired_tags=delete_expired_tags,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     # --- garbage collection ----------------------------------------------------------------------
 

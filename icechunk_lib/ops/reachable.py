@@ -1,5 +1,9 @@
 """What every branch and tag reaches: refs, snapshots, transaction logs and manifests.
 
+Parents are the effective ones (``lineage``): a snapshot an expiration released is not
+reached through the kept snapshots it re-parented, but the transaction logs the records
+name for the gap are (diff and rebase across it need them), and so are the records.
+
 ``walk`` streams the repository's reachable objects as events, each object once, reading
 them straight from storage (no cache, so what it reports is what storage holds now) with a
 bounded number of reads in flight. Manifests are yielded one at a time and not kept, so a
@@ -24,7 +28,14 @@ from icechunk_lib.errors import (
 from icechunk_lib.format.manifest_codec import decode_manifest
 from icechunk_lib.format.snapshot import Snapshot, decode_snapshot
 from icechunk_lib.format.txlog import decode_txlog
-from icechunk_lib.objects import MANIFESTS, SNAPSHOTS, TRANSACTIONS, fetch_referenced
+from icechunk_lib.lineage import Lineage, read_records
+from icechunk_lib.objects import (
+    EXPIRATIONS,
+    MANIFESTS,
+    SNAPSHOTS,
+    TRANSACTIONS,
+    fetch_referenced,
+)
 from icechunk_lib.refs import BRANCHES, TAGS, RefStore
 
 if TYPE_CHECKING:
@@ -33,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "ExpirationRecordFound",
     "Found",
     "ManifestFound",
     "RefFound",
@@ -86,8 +98,21 @@ class SnapshotFound:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpirationRecordFound:
+    """An expiration record (every one is live: records say how history was shortened)."""
+
+    record_id: str
+    error: Exception | None = None
+
+    @property
+    def key(self) -> str:
+        return EXPIRATIONS + self.record_id
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionLogFound:
-    """The transaction log of a reachable non-root snapshot (``error`` if damaged)."""
+    """The transaction log of a reachable non-root snapshot, or of one a reachable
+    snapshot's expiration record skips (``error`` if damaged)."""
 
     snapshot_id: str
     error: Exception | None = None
@@ -112,7 +137,7 @@ class ManifestFound:
         return MANIFESTS + self.manifest_id
 
 
-Found = RefFound | SnapshotFound | TransactionLogFound | ManifestFound
+Found = RefFound | ExpirationRecordFound | SnapshotFound | TransactionLogFound | ManifestFound
 
 
 async def read_refs(storage: Storage) -> list[RefFound]:
@@ -140,10 +165,13 @@ async def walk(
     concurrency: int = DEFAULT_CONCURRENCY,
     transaction_logs: bool = True,
 ) -> AsyncIterator[Found]:
-    """Yield every ref, then every object reachable from one, each once, as it is read.
+    """Yield every ref and expiration record, then every object reachable from a ref, each
+    once, as it is read.
 
-    Snapshots are followed through their parents; each snapshot's manifests (and, with
-    ``transaction_logs``, its log unless it is a root) are read after it. At most
+    Snapshots are followed through their effective parents (an undecodable record is
+    reported and not applied, so the walk reaches more, never less); each snapshot's
+    manifests (and, with ``transaction_logs``, its log unless it is a root, and the logs its
+    record skips) are read after it. At most
     ``concurrency`` reads are in flight, and a manifest is yielded as soon as it is read,
     so memory holds at most that many manifests besides the sets of ids already seen.
     Snapshots are read before manifests, so a consumer learns what each manifest should
@@ -154,11 +182,21 @@ async def walk(
     refs = await read_refs(storage)
     for ref in refs:
         yield ref
+    records, failed = await read_records(storage)
+    for record_id in sorted({*records, *failed}):
+        yield ExpirationRecordFound(record_id, failed.get(record_id))
+    lineage = Lineage(records)
     seen_snapshots: set[str] = set()
+    seen_logs: set[str] = set()
     seen_manifests: set[str] = set()
     # Two queues of reads not started yet; snapshots (and their logs) go first.
     urgent: deque[Callable[[], Awaitable[Found]]] = deque()
     later: deque[Callable[[], Awaitable[Found]]] = deque()
+
+    def reach_log(snapshot_id: str) -> None:
+        if transaction_logs and snapshot_id not in seen_logs:
+            seen_logs.add(snapshot_id)
+            urgent.append(partial(_read_log, storage, snapshot_id))
 
     def reach_snapshot(snapshot_id: str, via: str) -> None:
         if snapshot_id not in seen_snapshots:
@@ -181,10 +219,14 @@ async def walk(
                 if isinstance(found, SnapshotFound) and found.snapshot is not None:
                     snap = found.snapshot
                     via = f"snapshot {snap.id}"
+                    parent = lineage.parent(snap.id, snap.parent_id)
+                    if parent is not None:
+                        reach_snapshot(parent, via)
                     if snap.parent_id is not None:
-                        reach_snapshot(snap.parent_id, via)
-                        if transaction_logs:
-                            urgent.append(partial(_read_log, storage, snap.id))
+                        reach_log(snap.id)
+                    moved = lineage.override(snap.id)
+                    for skipped in moved.skipped if moved is not None else ():
+                        reach_log(skipped)
                     for mid in sorted({m.manifest_id for n in snap.nodes for m in n.manifests}):
                         if mid not in seen_manifests:
                             seen_manifests.add(mid)

@@ -1,6 +1,7 @@
 """``verify``: check that everything reachable from a ref exists, decodes and agrees.
 
-Built on ``reachable.walk``: refs name existing snapshots, snapshots and manifests decode
+Built on ``reachable.walk``: refs name existing snapshots, expiration records decode,
+snapshots and manifests decode
 under their own ids, manifests hold what their snapshots' manifest refs say, non-root
 snapshots have a transaction log, and every native chunk exists with its recorded length
 (with ``data=True``, its bytes also match the manifest's checksum). Damage becomes a
@@ -22,6 +23,7 @@ from icechunk_lib.format.snapshot import ManifestRef, Snapshot
 from icechunk_lib.objects import MANIFESTS, chunk_key
 from icechunk_lib.ops.reachable import (
     DEFAULT_CONCURRENCY,
+    ExpirationRecordFound,
     ManifestFound,
     RefFound,
     SnapshotFound,
@@ -45,7 +47,8 @@ class Problem:
     """One damaged object: what it is, where, what led to it, and what is wrong."""
 
     kind: str
-    """``"ref"``, ``"snapshot"``, ``"manifest"``, ``"transaction_log"`` or ``"chunk"``."""
+    """``"ref"``, ``"snapshot"``, ``"manifest"``, ``"transaction_log"``, ``"chunk"`` or
+    ``"expiration_record"``."""
     key: str
     """The object's storage key (``refs/branch/main/ref``, ``chunks/<id>``, ...)."""
     reached_from: str
@@ -70,6 +73,8 @@ class VerifyReport:
     (inline chunks are checked with their manifest)."""
     data: bool
     """Whether chunk contents were read and checksummed, not only their sizes."""
+    expiration_records: int = 0
+    """Expiration records read (each must decode: history is read through them)."""
 
     @property
     def ok(self) -> bool:
@@ -86,7 +91,13 @@ class _Verifier:
         self.progress = progress
         self.chunks_checked = 0
         self.problems: list[Problem] = []
-        self.counts = {"refs": 0, "snapshots": 0, "transaction_logs": 0, "manifests": 0}
+        self.counts = {
+            "refs": 0,
+            "snapshots": 0,
+            "transaction_logs": 0,
+            "manifests": 0,
+            "expiration_records": 0,
+        }
         self.chunks_seen: set[bytes] = set()
         # What snapshots say a manifest holds (node id, manifest ref, snapshot), kept until
         # the manifest is read; then only its pieces' (count, first, last) are kept.
@@ -123,6 +134,12 @@ class _Verifier:
             self.dangling.add(found.snapshot_id)  # each ref naming it is reported at the end
         else:
             self.problem("snapshot", found.key, found.via, "missing")
+
+    def expiration_record(self, found: ExpirationRecordFound) -> None:
+        self.counts["expiration_records"] += 1
+        if found.error is not None:
+            what = "missing" if _missing(found.error) else f"cannot be read: {found.error}"
+            self.problem("expiration_record", found.key, "the repository", what)
 
     def transaction_log(self, found: TransactionLogFound) -> None:
         self.counts["transaction_logs"] += 1
@@ -289,6 +306,8 @@ async def verify_repository(
             verifier.tick("snapshots")
         elif isinstance(found, TransactionLogFound):
             verifier.transaction_log(found)
+        elif isinstance(found, ExpirationRecordFound):
+            verifier.expiration_record(found)
         else:
             await verifier.manifest(found)
             verifier.tick("manifests")

@@ -73,6 +73,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("tag", "delete"): Case(("v1.1", "--yes"), writes=True),
     ("verify",): Case(("--data",)),
     ("stats",): Case(("--by", "branch")),
+    ("expire",): Case(("--older-than", "1s", "--yes"), writes=True),
 }
 
 

@@ -89,6 +89,7 @@ def test_immutable_objects_must_be_named(kind: ObjectKind) -> None:
         ObjectKind.MANIFEST,
         ObjectKind.TRANSACTION_LOG,
         ObjectKind.REFLOG,
+        ObjectKind.EXPIRATION,
     }
     with pytest.raises(ValueError, match="must be named"):
         encode_object(kind, {"x": 1}, object_id=None)
@@ -127,6 +128,7 @@ def test_object_kinds_are_stable() -> None:
         "TAG_TOMBSTONE": 6,
         "CONFIG": 7,
         "REFLOG": 8,
+        "EXPIRATION": 10,
     }
 
 
