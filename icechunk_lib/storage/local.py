@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import operator
 import os
 import secrets
 import stat
@@ -215,8 +216,11 @@ class LocalFileSystemStorage(LocalRoot, Storage):
 
     # --- listing -------------------------------------------------------------------------
 
-    def _walk(self, prefix: str) -> Generator[ObjectInfo, None, None]:
-        """Yield the files under ``prefix``, visiting only directories that can match."""
+    def _walk(
+        self, prefix: str, start_after: str | None = None
+    ) -> Generator[ObjectInfo, None, None]:
+        """Yield the files under ``prefix``, visiting only directories that can match; with
+        ``start_after``, only files with greater keys (compared before the file's stat)."""
         dir_key, _, name_prefix = prefix.rpartition("/")
         if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
             return  # internal directories hold no objects
@@ -246,6 +250,8 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                             if entry.is_dir(follow_symlinks=False):
                                 pending.append((Path(entry.path), f"{key_base}{name}/", ""))
                                 continue
+                            if start_after is not None and f"{key_base}{name}" <= start_after:
+                                continue
                             st = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue  # deleted while we walked
@@ -253,7 +259,15 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                         modified = _modified(st.st_mtime)
                         yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
+        if start_after is not None:
+            # Sorted means collected first: only the keys after ``start_after`` are held.
+            found = await asyncio.to_thread(
+                lambda: sorted(self._walk(prefix, start_after), key=_KEY)
+            )
+            for info in found:
+                yield info
+            return
         walker = self._walk(prefix)
         try:
             while True:
@@ -267,10 +281,13 @@ class LocalFileSystemStorage(LocalRoot, Storage):
             with suppress(ValueError):
                 walker.close()
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        """Yield the objects under ``prefix`` in batches walked in a worker thread."""
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Yield the objects under ``prefix`` in batches walked in a worker thread
+        (overrides ``Storage.list``)."""
         self._check_open()
-        return self._list(check_prefix(prefix))
+        return self._list(check_prefix(prefix), start_after)
 
     async def is_empty(self) -> bool:
         """True when the root holds no object (a missing root is empty)."""
@@ -457,6 +474,9 @@ def _modified(mtime: float) -> datetime:
         return datetime.fromtimestamp(mtime, UTC)
     except (ValueError, OverflowError, OSError):
         return _LATEST if mtime > 0 else _EARLIEST
+
+
+_KEY = operator.attrgetter("key")
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
