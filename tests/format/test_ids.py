@@ -18,7 +18,6 @@ from icechunk_lib.format import (
     new_node_id,
     new_object_id,
 )
-
 from icechunk_lib.format.ids import id_time, last_id_before
 
 from .strategies import CROCKFORD
