@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import ReadOnlyStorageError as ReadOnlyStorageError
     from icechunk_lib.errors import RebaseFailedError as RebaseFailedError
     from icechunk_lib.errors import RefNotFoundError as RefNotFoundError
+    from icechunk_lib.errors import RefsKeptMovingError as RefsKeptMovingError
     from icechunk_lib.errors import RepositoryAlreadyExistsError as RepositoryAlreadyExistsError
     from icechunk_lib.errors import RepositoryNotFoundError as RepositoryNotFoundError
     from icechunk_lib.errors import RevisionNotFoundError as RevisionNotFoundError
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from icechunk_lib.history import ReflogEntry as ReflogEntry
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
+    from icechunk_lib.ops.gc import GCSummary as GCSummary
     from icechunk_lib.ops.importer import ImportStats as ImportStats
     from icechunk_lib.ops.importer import import_zarr as import_zarr
     from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
@@ -111,6 +113,7 @@ _EXPORTS = LazyExports(
         "ConflictType": "icechunk_lib.conflicts",
         "CorruptObjectError": "icechunk_lib.errors",
         "Diff": "icechunk_lib.ops.diff",
+        "GCSummary": "icechunk_lib.ops.gc",
         "IcechunkError": "icechunk_lib.errors",
         "IcechunkStore": "icechunk_lib.store",
         "ImportSourceError": "icechunk_lib.errors",
@@ -133,6 +136,7 @@ _EXPORTS = LazyExports(
         "ReadOnlyStorageError": "icechunk_lib.errors",
         "RebaseFailedError": "icechunk_lib.errors",
         "RefNotFoundError": "icechunk_lib.errors",
+        "RefsKeptMovingError": "icechunk_lib.errors",
         "ReflogEntry": "icechunk_lib.history",
         "Repository": "icechunk_lib.repository",
         "RepositoryAlreadyExistsError": "icechunk_lib.errors",

@@ -66,6 +66,7 @@ class ObjectKind(enum.IntEnum):
     TAG_TOMBSTONE = 6
     CONFIG = 7
     REFLOG = 8
+    GC_RECORD = 10
 
     @property
     def has_id(self) -> bool:
@@ -77,11 +78,19 @@ class ObjectKind(enum.IntEnum):
         """How messages name the kind (``transaction log``, ``reflog page``)."""
         if self is ObjectKind.REFLOG:
             return "reflog page"
+        if self is ObjectKind.GC_RECORD:
+            return "gc record"
         return self.name.lower().replace("_", " ")
 
 
 _IDENTIFIED = frozenset(
-    {ObjectKind.SNAPSHOT, ObjectKind.MANIFEST, ObjectKind.TRANSACTION_LOG, ObjectKind.REFLOG}
+    {
+        ObjectKind.SNAPSHOT,
+        ObjectKind.MANIFEST,
+        ObjectKind.TRANSACTION_LOG,
+        ObjectKind.REFLOG,
+        ObjectKind.GC_RECORD,
+    }
 )
 
 

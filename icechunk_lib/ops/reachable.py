@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "Found",
+    "KnownSnapshot",
     "ManifestFound",
     "RefFound",
     "SnapshotFound",
@@ -112,7 +113,16 @@ class ManifestFound:
         return MANIFESTS + self.manifest_id
 
 
-Found = RefFound | SnapshotFound | TransactionLogFound | ManifestFound
+@dataclass(frozen=True, slots=True)
+class KnownSnapshot:
+    """A reachable snapshot the caller said it knows (``walk(known_snapshots=...)``): not
+    read, and neither are its ancestors, manifests or log. Yielded once."""
+
+    snapshot_id: str
+    via: str
+
+
+Found = RefFound | SnapshotFound | TransactionLogFound | ManifestFound | KnownSnapshot
 
 
 async def read_refs(storage: Storage) -> list[RefFound]:
@@ -139,6 +149,8 @@ async def walk(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     transaction_logs: bool = True,
+    known_snapshots: Container[str] = frozenset(),
+    known_manifests: Container[str] = frozenset(),
 ) -> AsyncIterator[Found]:
     """Yield every ref, then every object reachable from one, each once, as it is read.
 
@@ -148,6 +160,10 @@ async def walk(
     so memory holds at most that many manifests besides the sets of ids already seen.
     Snapshots are read before manifests, so a consumer learns what each manifest should
     hold before it sees it. Stopping the iteration cancels the reads in flight.
+
+    A snapshot in ``known_snapshots`` is yielded as ``KnownSnapshot`` when first reached and
+    the walk goes no further along it; a manifest in ``known_manifests`` is skipped. gc's
+    incremental run passes what its last run saw, so only the new commits are read.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -160,10 +176,15 @@ async def walk(
     urgent: deque[Callable[[], Awaitable[Found]]] = deque()
     later: deque[Callable[[], Awaitable[Found]]] = deque()
 
+    known: list[KnownSnapshot] = []
+
     def reach_snapshot(snapshot_id: str, via: str) -> None:
         if snapshot_id not in seen_snapshots:
             seen_snapshots.add(snapshot_id)
-            urgent.append(partial(_read_snapshot, storage, snapshot_id, via))
+            if snapshot_id in known_snapshots:
+                known.append(KnownSnapshot(snapshot_id, via))
+            else:
+                urgent.append(partial(_read_snapshot, storage, snapshot_id, via))
 
     for ref in refs:
         if ref.snapshot_id is not None:
@@ -171,6 +192,8 @@ async def walk(
 
     running: set[asyncio.Task[Found]] = set()
     try:
+        while known:
+            yield known.pop()
         while urgent or later or running:
             while (urgent or later) and len(running) < concurrency:
                 read = (urgent or later).popleft()
@@ -186,10 +209,12 @@ async def walk(
                         if transaction_logs:
                             urgent.append(partial(_read_log, storage, snap.id))
                     for mid in sorted({m.manifest_id for n in snap.nodes for m in n.manifests}):
-                        if mid not in seen_manifests:
+                        if mid not in seen_manifests and mid not in known_manifests:
                             seen_manifests.add(mid)
                             later.append(partial(_read_manifest, storage, mid, via))
                 yield found
+                while known:
+                    yield known.pop()
     finally:
         for task in running:
             task.cancel()

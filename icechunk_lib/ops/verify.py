@@ -289,7 +289,7 @@ async def verify_repository(
             verifier.tick("snapshots")
         elif isinstance(found, TransactionLogFound):
             verifier.transaction_log(found)
-        else:
+        elif isinstance(found, ManifestFound):
             await verifier.manifest(found)
             verifier.tick("manifests")
     return verifier.report()

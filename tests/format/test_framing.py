@@ -89,6 +89,7 @@ def test_immutable_objects_must_be_named(kind: ObjectKind) -> None:
         ObjectKind.MANIFEST,
         ObjectKind.TRANSACTION_LOG,
         ObjectKind.REFLOG,
+        ObjectKind.GC_RECORD,
     }
     with pytest.raises(ValueError, match="must be named"):
         encode_object(kind, {"x": 1}, object_id=None)
