@@ -23,6 +23,7 @@ from icechunk_cli.commands import (
     commit,
     config,
     diff,
+    gc,
     init,
     log,
     ls,
@@ -157,6 +158,7 @@ app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
 app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)
 app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
+app.command("gc", rich_help_panel=MAINTENANCE)(gc.gc)
 
 
 def _version(value: bool) -> None:
