@@ -104,13 +104,15 @@ async def garbage_collect(
     full: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: ProgressCallback | None = None,
+    skew_margin: timedelta = SKEW_MARGIN,
 ) -> GCSummary:
     """Delete every object unreachable from all refs and older than the cut-off.
 
     ``delete_object_older_than`` is compared with the storage's own modification times; a
     naive datetime is local time, and a cut-off after the run started is taken as the start
     (what a concurrent session writes meanwhile is never deleted). ``full=True`` ignores
-    the last gc record. See the module docstring for the order of work.
+    the last gc record. ``skew_margin`` is how far before its cut-off this run's record
+    tells the next run to start listing. See the module docstring for the order of work.
     """
     started = datetime.now(UTC)
     cut_off = min(delete_object_older_than.astimezone(UTC), started)
@@ -122,7 +124,7 @@ async def garbage_collect(
             progress("mark", ticks[0], 0)
 
     old_records = await _list_records(storage)
-    last = None if full else await _usable_record(storage, old_records)
+    last = None if full else await _usable_record(storage, old_records, skew_margin)
     marks = Marks.from_record(last, GC_RECORDS + last.id) if last is not None else Marks()
     await mark(storage, marks, concurrency=concurrency, tick=tick)
     if last is not None and not marks.all_old_reachable():
@@ -139,7 +141,8 @@ async def garbage_collect(
     await sweep.metadata(MANIFESTS, horizon, marks.live_manifest())
     await sweep.chunks(horizon, marks)
     if not dry_run:
-        await _write_record(storage, marks, last, started, cut_off, old_records)
+        horizon_at = cut_off - skew_margin
+        await _write_record(storage, marks, last, started, horizon_at, cut_off, old_records)
     return GCSummary(
         bytes_deleted=counts.bytes,
         dry_run=dry_run,
@@ -271,7 +274,9 @@ async def _list_records(storage: Storage) -> list[ObjectInfo]:
     return sorted((i for i in infos if is_object_id(i.key[n:])), key=lambda i: i.key)
 
 
-async def _usable_record(storage: Storage, records: list[ObjectInfo]) -> GCRecord | None:
+async def _usable_record(
+    storage: Storage, records: list[ObjectInfo], skew_margin: timedelta
+) -> GCRecord | None:
     """The newest gc record, if an incremental run may start from it: it decodes, and no
     snapshot expiration was recorded since its run began (expiration releases snapshots
     the record still counts as reachable)."""
@@ -284,7 +289,7 @@ async def _usable_record(storage: Storage, records: list[ObjectInfo]) -> GCRecor
         )
     except (IntegrityError, ObjectNotFoundError):
         return None  # unreadable or deleted meanwhile: a full run needs no record
-    began = datetime.fromtimestamp(record.started_at / 1e6, UTC) - SKEW_MARGIN
+    began = datetime.fromtimestamp(record.started_at / 1e6, UTC) - skew_margin
     async for info in storage.list(EXPIRATIONS):
         if info.last_modified >= began:
             return None
@@ -296,11 +301,12 @@ async def _write_record(
     marks: Marks,
     last: GCRecord | None,
     started: datetime,
+    horizon_at: datetime,
     cut_off: datetime,
     old_records: list[ObjectInfo],
 ) -> None:
     """Write this run's record, then delete the records it supersedes."""
-    horizon = last_id_before(cut_off - SKEW_MARGIN)
+    horizon = last_id_before(horizon_at)
     if last is not None and last.horizon > horizon:
         horizon = last.horizon  # an older cut-off than last time: keep judging from there
     bound = np.frombuffer(decode_id(horizon), dtype=f"S{OBJECT_ID_BYTES}")[0]
