@@ -114,6 +114,9 @@ class CountingStorage(Storage):
     def url(self) -> str:
         return self.inner.url
 
+    async def create_root(self) -> None:
+        await self.inner.create_root()
+
     async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
         self.gets[self._prefix(key)] += 1
         return await self.inner.get(key, byte_range)

@@ -216,11 +216,8 @@ class LocalFileSystemStorage(LocalRoot, Storage):
 
     # --- listing -------------------------------------------------------------------------
 
-    def _walk(
-        self, prefix: str, start_after: str | None = None
-    ) -> Generator[ObjectInfo, None, None]:
-        """Yield the files under ``prefix``, visiting only directories that can match; with
-        ``start_after``, only files with greater keys (compared before the file's stat)."""
+    def _walk(self, prefix: str) -> Generator[ObjectInfo, None, None]:
+        """Yield the files under ``prefix``, visiting only directories that can match."""
         dir_key, _, name_prefix = prefix.rpartition("/")
         if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
             return  # internal directories hold no objects
@@ -250,8 +247,6 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                             if entry.is_dir(follow_symlinks=False):
                                 pending.append((Path(entry.path), f"{key_base}{name}/", ""))
                                 continue
-                            if start_after is not None and f"{key_base}{name}" <= start_after:
-                                continue
                             st = entry.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue  # deleted while we walked
@@ -259,12 +254,56 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                         modified = _modified(st.st_mtime)
                         yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
 
+    def _walk_after(self, prefix: str, start_after: str) -> list[ObjectInfo]:
+        """The files under ``prefix`` with keys after ``start_after``, sorted by key.
+
+        A directory cannot be read from a name on, so each is read whole, but as bare names
+        (``os.listdir``): a name is compared before anything else is done with it, and only
+        the few after ``start_after`` (or leading to keys after it) are stat'ed.
+        """
+        dir_key, _, name_prefix = prefix.rpartition("/")
+        if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
+            return []
+        if dir_key:
+            with self._os_errors("list", prefix):
+                self._check_dirs(dir_key)
+        start = str(self._root.joinpath(*dir_key.split("/")) if dir_key else self._root)
+        pending = [(start, f"{dir_key}/" if dir_key else "", name_prefix)]
+        found: list[ObjectInfo] = []
+        while pending:
+            path, key_base, wanted = pending.pop()
+            with self._os_errors("list", prefix):
+                try:
+                    names = os.listdir(path)  # noqa: PTH208 - str names, no Path per entry
+                except _MISSING:
+                    continue
+            for name in names:
+                key = key_base + name
+                if key <= start_after and not start_after.startswith(key):
+                    continue  # neither it nor anything below it comes after start_after
+                if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
+                    continue
+                if not _is_key_segment(name):
+                    continue
+                full = f"{path}/{name}"
+                with self._os_errors("list", prefix):
+                    try:
+                        st = os.lstat(full)
+                    except FileNotFoundError:
+                        continue
+                if stat.S_ISLNK(st.st_mode):
+                    raise self._linked(key)
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((full, f"{key}/", ""))
+                elif stat.S_ISREG(st.st_mode) and key > start_after:
+                    found.append(ObjectInfo(key, st.st_size, _modified(st.st_mtime)))
+        found.sort(key=_KEY)
+        return found
+
     async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         if start_after is not None:
             # Sorted means collected first: only the keys after ``start_after`` are held.
-            found = await asyncio.to_thread(
-                lambda: sorted(self._walk(prefix, start_after), key=_KEY)
-            )
+            found = await asyncio.to_thread(self._walk_after, prefix, start_after)
             for info in found:
                 yield info
             return
