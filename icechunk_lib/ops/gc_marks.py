@@ -8,7 +8,7 @@ last gc record's sets and reads only the snapshots and manifests it does not kno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,9 +82,10 @@ class IdSet:
 
 
 class _Printed:
-    """A container of printed ids backed by a raw column and a set (for ``walk``)."""
+    """A container of printed ids: a raw sorted column plus a live container of printed ids
+    (not copied: what the mark adds is seen at once)."""
 
-    def __init__(self, raw: IdColumn, extra: set[str]) -> None:
+    def __init__(self, raw: IdColumn, extra: Container[str]) -> None:
         self._raw = raw
         self._extra = extra
 
@@ -130,7 +131,7 @@ class Marks:
         )
 
     def known_snapshots(self) -> _Printed:
-        return _Printed(self.old_snapshots, set(self.snapshots))
+        return _Printed(self.old_snapshots, self.snapshots)
 
     def known_manifests(self) -> _Printed:
         return _Printed(self.old_manifests, self.manifests)
@@ -146,7 +147,8 @@ class Marks:
             return True
         seen = np.zeros(n, dtype=bool)
         known = raw_ids(self.known_reached) if self.known_reached else _EMPTY
-        stack = np.searchsorted(self.old_snapshots, known).tolist()
+        at = np.minimum(np.searchsorted(self.old_snapshots, known), n - 1)
+        stack = at[self.old_snapshots[at] == known].tolist()
         parents = self.old_parents.tolist()
         count = 0
         while stack:

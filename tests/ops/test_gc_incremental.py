@@ -10,6 +10,7 @@ itself: with the default hour of margin, everything a test writes within a minut
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from gc_support import OBJECT_PREFIXES, CountingStorage, age, keys, read_chunks,
 import icechunk_lib as ic
 from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.ops.gc import garbage_collect
-from icechunk_lib.storage import LocalFileSystemStorage
+from icechunk_lib.storage import LocalFileSystemStorage, ObjectInfo
 from icechunk_lib.storage.memory import InMemoryStorage
 
 OLD = timedelta(days=10)
@@ -236,4 +237,68 @@ def test_an_older_cut_off_than_last_time_keeps_judging_from_the_old_horizon(
         garbage_collect(storage, datetime.now(UTC) - timedelta(days=30), skew_margin=timedelta(0))
     )
     assert not summary.full and summary.chunks_deleted == 0
+    assert repo.verify().ok
+
+
+# --- refs that move while gc marks ------------------------------------------------------------
+
+
+class MovingRefs(CountingStorage):
+    """Real storage where, each time the branches are listed, branch ``side`` is reset to
+    the next snapshot of ``targets`` (snapshots nothing else reaches): a ref moving to what
+    the mark has not seen, as a reset or a restore from the reflog does."""
+
+    def __init__(self, inner: ic.Storage, targets: list[str]) -> None:
+        super().__init__(inner)
+        self.targets = list(targets)
+        self.moves = 0
+
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
+        async for info in super()._list(prefix, start_after):
+            yield info
+        if prefix.startswith("refs/branch") and self.targets:
+            repo = await ic.Repository.open_async(self.inner)
+            await repo.reset_branch_async("side", self.targets.pop(0))
+            self.moves += 1
+
+
+def _side_snapshots(storage: ic.Storage, count: int) -> tuple[ic.Repository, list[str]]:
+    """``count`` commits of 3 chunks, each on main's tip by branch ``side``, which ends back
+    at main's tip: no ref reaches them. All aged."""
+    repo = ic.Repository.create(storage)
+    base = write_chunks(repo, "main", "a", 0, 4, 1.0)
+    repo.create_branch("side", base)
+    made = []
+    for i in range(count):
+        made.append(write_chunks(repo, "side", "a", 10 * i, 3, float(i)))
+        repo.reset_branch("side", base)
+    age(storage, OLD)
+    return repo, made
+
+
+def test_refs_moving_to_unmarked_snapshots_are_marked_again(storage: ic.Storage) -> None:
+    repo, made = _side_snapshots(storage, 4)
+    moving = MovingRefs(storage, made[1:])  # side moves three times, then stays on made[3]
+    before = keys(storage, ["snapshots/"])
+    summary = ic._sync.run(garbage_collect(moving, datetime.now(UTC), skew_margin=timedelta(0)))
+    assert moving.moves == 3
+    # The walk met made[1] and marked it; made[2] was left before any walk read it; made[3]
+    # was where side stayed. Unreachable at the end and never marked: made[0] and made[2].
+    gone = before - keys(storage, ["snapshots/"])
+    assert gone == {f"snapshots/{made[0]}", f"snapshots/{made[2]}"}
+    assert summary.snapshots_deleted == 2
+    assert repo.lookup_branch("side") == made[3]
+    assert repo.verify().ok
+    assert list(read_chunks(repo, {"branch": "side"}, "a", 31)[30:]) == [3.0]
+
+
+def test_refs_that_never_stop_moving_stop_gc_before_it_deletes(storage: ic.Storage) -> None:
+    repo, made = _side_snapshots(storage, 24)  # more targets than gc makes attempts
+    moving = MovingRefs(storage, made)
+    before = keys(storage)
+    with pytest.raises(ic.RefsKeptMovingError) as info:
+        ic._sync.run(garbage_collect(moving, datetime.now(UTC)))
+    assert info.value.attempts == 10
+    assert moving.deleted == []
+    assert keys(storage) == before
     assert repo.verify().ok
