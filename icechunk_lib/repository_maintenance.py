@@ -14,7 +14,7 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import RepositoryNotFoundError
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import RefStore
-from icechunk_lib.repository_refs import repository_exists
+from icechunk_lib.repository_refs import repository_exists, require_writable
 from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
@@ -87,8 +87,9 @@ class Maintenance:
         ref reset or deleted, an expiration); ``full=True`` ignores the record. Reads at
         most ``min(max_concurrent_manifest_fetches, 64)`` objects at once and holds only
         those manifests; the other two limits are accepted for Icechunk compatibility.
-        Raises ``IntegrityError`` (deleting nothing) if a reachable object is damaged, and
-        ``RefsKeptMovingError`` if refs keep moving to snapshots it has not marked.
+        Raises ``IntegrityError`` (deleting nothing) if a reachable object is damaged,
+        ``RefsKeptMovingError`` if refs keep moving to snapshots it has not marked, and
+        ``ReadOnlyStorageError`` (unless ``dry_run``) on a storage that cannot write safely.
         ``progress(phase, done, total)`` hears phases ``mark``, ``list`` and ``delete``.
         """
         return _sync.run(
@@ -125,6 +126,8 @@ class Maintenance:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, not {value}")
         await self._require_repository()
+        if not dry_run:
+            require_writable(self._storage)
         return await garbage_collect(
             self._storage,
             delete_object_older_than,

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import zarr
-from gc_support import age, keys, read_chunks, write_chunks
+from gc_support import CountingStorage, age, keys, read_chunks, write_chunks
 
 import icechunk_lib as ic
 from icechunk_lib.format.ids import decode_id, encode_id, new_chunk_id, new_object_id
 from icechunk_lib.ops.gc import decode_printed
 from icechunk_lib.ops.gc_marks import IdSet
+from icechunk_lib.storage import StorageCapabilities
 
 WEEK = timedelta(days=7)
 OLD = timedelta(days=10)
@@ -284,3 +285,15 @@ def test_id_set_finds_exactly_its_members() -> None:
     assert len(ids) == 3000
     column = ids.column()
     assert list(column) == sorted(column)
+
+
+def test_a_storage_that_cannot_write_safely_allows_only_dry_runs(storage: ic.Storage) -> None:
+    _, only_dev, _ = _repo_with_released_branch(storage)
+    age(storage, OLD)
+    unsafe = CountingStorage(storage)
+    unsafe.capabilities = StorageCapabilities(create_if_absent=False, compare_and_swap=False)
+    reader = ic.Repository.open(unsafe)
+    assert reader.garbage_collect(week_ago(), dry_run=True).snapshots_deleted == 1
+    with pytest.raises(ic.ReadOnlyStorageError):
+        reader.garbage_collect(week_ago())
+    assert unsafe.deleted == [] and only_dev <= keys(storage)
