@@ -1,10 +1,15 @@
 """Object ids printed in Crockford base32, as Icechunk prints them.
 
-Snapshot, manifest and chunk ids are time-ordered: 48 bits of milliseconds since the Unix
-epoch (big-endian), then 48 random bits. They are still 12 bytes and unique, readers still
-treat them as opaque, and their keys sort by creation time, so garbage collection can list
-only the keys created since its last run (``Storage.list(start_after=...)``). Ids written
+Manifest and chunk ids (and every other object id but snapshots') are time-ordered: 48 bits
+of milliseconds since the Unix epoch (big-endian), then 48 random bits. They are still 12
+bytes and unique, readers still treat them as opaque, and their keys sort by creation time,
+so garbage collection can list only the keys created since its last run
+(``Storage.list(start_after=...)``). Ids written
 before this (all 96 bits random) are valid too; see ``id_time``.
+
+Snapshot ids stay random: people name snapshots by typing a few leading characters of their
+ids, and time-ordered ids made the same day would share those. There is one snapshot per
+commit, so gc lists them all at little cost.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "new_chunk_id",
     "new_node_id",
     "new_object_id",
+    "new_snapshot_id",
 ]
 
 OBJECT_ID_BYTES = 12
@@ -114,7 +120,7 @@ def _now_ms() -> bytes:
 
 
 def new_object_id() -> str:
-    """A fresh time-ordered snapshot/manifest id (12 bytes, 20 characters)."""
+    """A fresh time-ordered object id (manifests, reflog pages, gc records; 20 characters)."""
     return encode_id(_now_ms() + _POOL.take(OBJECT_ID_BYTES - _TIME_BYTES))
 
 
@@ -184,6 +190,12 @@ def last_id_before(when: datetime) -> str:
     """
     ms = min(max(int(when.timestamp() * 1000), 1), _MAX_MS + 1) - 1
     return encode_id(ms.to_bytes(_TIME_BYTES, "big") + b"\xff" * (OBJECT_ID_BYTES - _TIME_BYTES))
+
+
+def new_snapshot_id() -> str:
+    """A fresh random snapshot id (12 bytes, 20 characters): its leading characters tell
+    snapshots apart (see the module docstring)."""
+    return encode_id(_POOL.take(OBJECT_ID_BYTES))
 
 
 def new_node_id() -> str:

@@ -4,8 +4,9 @@ A run marks (``gc_marks``), makes sure the refs did not move to anything it did 
 then lists ``snapshots/``, ``transactions/``, ``manifests/`` and ``chunks/`` in that order
 and deletes each object that is unmarked *and* whose storage ``last_modified`` is older than
 the cut-off. A dry run takes the same path and only skips the deletes. A real run ends by
-writing a gc record (``gc/<id>``); the next run starts from it and reads and lists only what
-was written since, unless something it kept was released (see "Maintenance design" in
+writing a gc record (``gc/<id>``); the next run starts from it, reads only what was written
+since and lists only the manifests and chunks written since (snapshots and logs, one per
+commit, are listed whole), unless something it kept was released (see "Maintenance design" in
 docs/architecture.md).
 """
 
@@ -136,8 +137,10 @@ async def garbage_collect(
     counts = _Counts(deleted=dict.fromkeys(_PREFIX_FIELD.values(), 0))
     horizon = last.horizon if last is not None else None
     sweep = _Sweep(storage, cut_off, dry_run, counts, progress)
-    await sweep.metadata(SNAPSHOTS, horizon, marks.live_snapshot())
-    await sweep.metadata(TRANSACTIONS, horizon, marks.live_log())
+    # Snapshot ids (and so log keys) are random, not time-ordered: these two are listed
+    # whole, one key per commit; the incremental run knows every live snapshot and log.
+    await sweep.metadata(SNAPSHOTS, None, marks.live_snapshot())
+    await sweep.metadata(TRANSACTIONS, None, marks.live_log())
     await sweep.metadata(MANIFESTS, horizon, marks.live_manifest())
     await sweep.chunks(horizon, marks)
     if not dry_run:

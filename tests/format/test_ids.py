@@ -18,7 +18,7 @@ from icechunk_lib.format import (
     new_node_id,
     new_object_id,
 )
-from icechunk_lib.format.ids import id_time, last_id_before
+from icechunk_lib.format.ids import id_time, last_id_before, new_snapshot_id
 
 from .strategies import CROCKFORD
 
@@ -171,3 +171,11 @@ def test_last_id_before_bounds_a_listing_at_a_time() -> None:
 def test_id_time_of_an_old_random_id_is_some_time_not_an_error() -> None:
     assert id_time(b"\xff" * 12) == datetime.max.replace(tzinfo=UTC)
     assert id_time(encode_id(bytes(12))) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_snapshot_ids_stay_random_so_short_prefixes_tell_them_apart() -> None:
+    # People type a few leading characters to name a snapshot; time-ordered ids made the
+    # same minute would share them.
+    prefixes = {new_snapshot_id()[:4] for _ in range(200)}
+    assert len(prefixes) >= 190
+    assert {new_object_id()[:4] for _ in range(200)} != prefixes
