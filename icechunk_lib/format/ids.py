@@ -4,8 +4,8 @@ Manifest and chunk ids (and every other object id but snapshots') are time-order
 of milliseconds since the Unix epoch (big-endian), then 48 random bits. They are still 12
 bytes and unique, readers still treat them as opaque, and their keys sort by creation time,
 so garbage collection can list only the keys created since its last run
-(``Storage.list(start_after=...)``). Ids written
-before this (all 96 bits random) are valid too; see ``id_time``.
+(``Storage.list(start_after=...)``). Ids written before this (all 96 bits random) are valid
+too; see ``id_time``.
 
 Snapshot ids stay random: people name snapshots by typing a few leading characters of their
 ids, and time-ordered ids made the same day would share those. There is one snapshot per
