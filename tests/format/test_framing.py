@@ -128,6 +128,7 @@ def test_object_kinds_are_stable() -> None:
         "TAG_TOMBSTONE": 6,
         "CONFIG": 7,
         "REFLOG": 8,
+        "GC_RECORD": 10,
     }
 
 
