@@ -24,6 +24,7 @@ from icechunk_cli.commands import (
     config,
     diff,
     expire,
+    gc,
     init,
     log,
     ls,
@@ -161,6 +162,7 @@ app.command("reset", rich_help_panel=REFS)(reset.reset)
 app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
 app.command("stats", rich_help_panel=MAINTENANCE)(stats.stats)
 app.command("expire", rich_help_panel=MAINTENANCE)(expire.expire)
+app.command("gc", rich_help_panel=MAINTENANCE)(gc.gc)
 
 
 def _version(value: bool) -> None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import ReadOnlyStorageError as ReadOnlyStorageError
     from icechunk_lib.errors import RebaseFailedError as RebaseFailedError
     from icechunk_lib.errors import RefNotFoundError as RefNotFoundError
+    from icechunk_lib.errors import RefsKeptMovingError as RefsKeptMovingError
     from icechunk_lib.errors import RepositoryAlreadyExistsError as RepositoryAlreadyExistsError
     from icechunk_lib.errors import RepositoryNotFoundError as RepositoryNotFoundError
     from icechunk_lib.errors import RevisionNotFoundError as RevisionNotFoundError
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
     from icechunk_lib.ops.expire import ExpiredSnapshots as ExpiredSnapshots
+    from icechunk_lib.ops.gc import GCSummary as GCSummary
     from icechunk_lib.ops.importer import ImportStats as ImportStats
     from icechunk_lib.ops.importer import import_zarr as import_zarr
     from icechunk_lib.ops.importer import import_zarr_async as import_zarr_async
@@ -113,6 +115,7 @@ _EXPORTS = LazyExports(
         "CorruptObjectError": "icechunk_lib.errors",
         "Diff": "icechunk_lib.ops.diff",
         "ExpiredSnapshots": "icechunk_lib.ops.expire",
+        "GCSummary": "icechunk_lib.ops.gc",
         "IcechunkError": "icechunk_lib.errors",
         "IcechunkStore": "icechunk_lib.store",
         "ImportSourceError": "icechunk_lib.errors",
@@ -135,6 +138,7 @@ _EXPORTS = LazyExports(
         "ReadOnlyStorageError": "icechunk_lib.errors",
         "RebaseFailedError": "icechunk_lib.errors",
         "RefNotFoundError": "icechunk_lib.errors",
+        "RefsKeptMovingError": "icechunk_lib.errors",
         "ReflogEntry": "icechunk_lib.history",
         "Repository": "icechunk_lib.repository",
         "RepositoryAlreadyExistsError": "icechunk_lib.errors",

@@ -18,7 +18,7 @@ import numpy as np
 from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.chunk_changes import Columns
 from icechunk_lib.errors import NoChangesToCommitError, SessionError
-from icechunk_lib.format import new_object_id
+from icechunk_lib.format import new_object_id, new_snapshot_id
 from icechunk_lib.format.manifest import ChunkTable, ManifestFile, fold_keys
 from icechunk_lib.format.snapshot import (
     ANCESTRY_SUMMARY_LENGTH,
@@ -330,7 +330,7 @@ async def write_commit(
         used.append(found if found is not None else ManifestFileInfo(mid, 0, 0))
     extras: list[ExtraObject] = sorted(changes.extras.values(), key=lambda e: e.key)
     snapshot = Snapshot(
-        id=new_object_id(),
+        id=new_snapshot_id(),
         parent_id=base.id,
         written_at=max(now_us(), base.written_at + 1),
         message=message,

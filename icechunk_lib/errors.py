@@ -52,7 +52,8 @@ refusals or failures the message explains. The tree, each error's category in br
     ├── ConflictError                                     [concurrent update]
     │   └── RebaseFailedError
     ├── ConfigError (ValueError)                          [invalid input]
-    └── ConfigChangedError                                [concurrent update]
+    ├── ConfigChangedError                                [concurrent update]
+    └── RefsKeptMovingError                               [concurrent update]
 
 An unknown format version is not damage (``UnsupportedFormatError`` is no longer a
 ``CorruptObjectError``), and a config saved meanwhile is not an invalid value
@@ -100,6 +101,7 @@ __all__ = [
     "RebaseFailedError",
     "RefError",
     "RefNotFoundError",
+    "RefsKeptMovingError",
     "RepositoryAlreadyExistsError",
     "RepositoryNotFoundError",
     "RetiredFormatError",
@@ -428,6 +430,21 @@ class ConfigError(InvalidInputError, ValueError):
 
 class ConfigChangedError(ConcurrentUpdateError):
     """Someone else saved the repository config between our read and our write."""
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+class RefsKeptMovingError(ConcurrentUpdateError):
+    """gc gave up: refs moved to snapshots it had not marked on every one of its attempts."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(
+            f"garbage collection stopped after {attempts} attempts: branches or tags kept "
+            "moving to snapshots it had not marked; nothing was deleted. Run it again when "
+            "fewer refs are being reset or created"
+        )
 
 
 # --- sessions --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from icechunk_lib.errors import (
     RepositoryAlreadyExistsError,
     RepositoryNotFoundError,
 )
-from icechunk_lib.format import RepositoryConfig, new_object_id
+from icechunk_lib.format import RepositoryConfig, new_snapshot_id
 from icechunk_lib.format.config import encode_config
 from icechunk_lib.format.snapshot import Snapshot
 from icechunk_lib.history import (
@@ -115,7 +115,7 @@ class Repository(BranchesAndTags, Maintenance):
         await storage.create_root()
         repo = cls(storage, config)
         initial = Snapshot(
-            id=new_object_id(),
+            id=new_snapshot_id(),
             parent_id=None,
             written_at=now_us(),
             message=INITIAL_COMMIT_MESSAGE,

@@ -20,10 +20,12 @@ from icechunk_lib.storage import Storage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from datetime import datetime
 
     from icechunk_lib.history import SnapshotInfo
     from icechunk_lib.ops.expire import ExpiredSnapshots
     from icechunk_lib.ops.expire import ProgressCallback as ExpireProgress
+    from icechunk_lib.ops.gc import GCSummary
     from icechunk_lib.ops.stats import ChunkStorageStats, StorageReport, StorageView
     from icechunk_lib.ops.verify import ProgressCallback, VerifyReport
 
@@ -132,6 +134,77 @@ class Maintenance:
         )
 
     # --- garbage collection ----------------------------------------------------------------------
+
+    def garbage_collect(
+        self,
+        delete_object_older_than: datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+        full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> GCSummary:
+        """Delete every object no branch or tag reaches that storage says is older than
+        ``delete_object_older_than``; return what went (``dry_run``: what would go).
+
+        Safe beside writers: a session's objects survive while younger than the cut-off,
+        so the cut-off must be older than any session still writing (see
+        docs/maintenance.md). Each run records what it saw under ``gc/``, so the next one
+        reads and lists only what was written since, unless snapshots were released (a
+        ref reset or deleted, an expiration); ``full=True`` ignores the record. Reads at
+        most ``min(max_concurrent_manifest_fetches, 64)`` objects at once and holds only
+        those manifests; the other two limits are accepted for Icechunk compatibility.
+        Raises ``IntegrityError`` (deleting nothing) if a reachable object is damaged,
+        ``RefsKeptMovingError`` if refs keep moving to snapshots it has not marked, and
+        ``ReadOnlyStorageError`` (unless ``dry_run``) on a storage that cannot write safely.
+        ``progress(phase, done, total)`` hears phases ``mark``, ``list`` and ``delete``.
+        """
+        return _sync.run(
+            self.garbage_collect_async(
+                delete_object_older_than,
+                dry_run=dry_run,
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+                full=full,
+                progress=progress,
+            )
+        )
+
+    async def garbage_collect_async(
+        self,
+        delete_object_older_than: datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+        full: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> GCSummary:
+        """Async twin of ``garbage_collect``."""
+        from icechunk_lib.ops.gc import garbage_collect
+
+        for name, value in (
+            ("max_snapshots_in_memory", max_snapshots_in_memory),
+            ("max_compressed_manifest_mem_bytes", max_compressed_manifest_mem_bytes),
+            ("max_concurrent_manifest_fetches", max_concurrent_manifest_fetches),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        await self._require_repository()
+        if not dry_run:
+            require_writable(self._storage)
+        return await garbage_collect(
+            self._storage,
+            delete_object_older_than,
+            dry_run=dry_run,
+            full=full,
+            concurrency=min(max_concurrent_manifest_fetches, 64),
+            progress=progress,
+        )
 
     # --- statistics ------------------------------------------------------------------------------
 

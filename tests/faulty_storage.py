@@ -214,15 +214,17 @@ class FaultyStorage(Storage):
         self._after(hit)
         return result
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         hit = self._before("list", prefix)
-        async for info in self.inner.list(prefix):
+        async for info in self.inner.list(prefix, start_after=start_after):
             yield info
         self._after(hit)
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         """Forward ``list``; the call counts when iteration starts (overrides ``Storage``)."""
-        return self._list(prefix)
+        return self._list(prefix, start_after)
 
     async def is_empty(self) -> bool:
         """Forward ``is_empty`` as one call (overrides ``Storage.is_empty``)."""

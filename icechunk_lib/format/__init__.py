@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from icechunk_lib.format.ids import new_chunk_id as new_chunk_id
     from icechunk_lib.format.ids import new_node_id as new_node_id
     from icechunk_lib.format.ids import new_object_id as new_object_id
+    from icechunk_lib.format.ids import new_snapshot_id as new_snapshot_id
     from icechunk_lib.format.manifest import INLINE as INLINE
     from icechunk_lib.format.manifest import NATIVE as NATIVE
     from icechunk_lib.format.manifest import VIRTUAL as VIRTUAL
@@ -82,6 +83,7 @@ _EXPORTS = LazyExports(
         "new_chunk_id": "icechunk_lib.format.ids",
         "new_node_id": "icechunk_lib.format.ids",
         "new_object_id": "icechunk_lib.format.ids",
+        "new_snapshot_id": "icechunk_lib.format.ids",
         "preload_matches": "icechunk_lib.format.preload",
         "split_edges": "icechunk_lib.format.splitting",
         "split_sizes_for": "icechunk_lib.format.splitting",

@@ -66,6 +66,7 @@ class ObjectKind(enum.IntEnum):
     TAG_TOMBSTONE = 6
     CONFIG = 7
     REFLOG = 8
+    GC_RECORD = 9
     EXPIRATION = 10
 
     @property
@@ -80,6 +81,8 @@ class ObjectKind(enum.IntEnum):
             return "reflog page"
         if self is ObjectKind.EXPIRATION:
             return "expiration record"
+        if self is ObjectKind.GC_RECORD:
+            return "gc record"
         return self.name.lower().replace("_", " ")
 
 
@@ -90,6 +93,7 @@ _IDENTIFIED = frozenset(
         ObjectKind.TRANSACTION_LOG,
         ObjectKind.REFLOG,
         ObjectKind.EXPIRATION,
+        ObjectKind.GC_RECORD,
     }
 )
 

@@ -1,4 +1,16 @@
-"""Random object ids printed in Crockford base32, as Icechunk prints them."""
+"""Object ids printed in Crockford base32, as Icechunk prints them.
+
+Manifest and chunk ids (and every other object id but snapshots') are time-ordered: 48 bits
+of milliseconds since the Unix epoch (big-endian), then 48 random bits. They are still 12
+bytes and unique, readers still treat them as opaque, and their keys sort by creation time,
+so garbage collection can list only the keys created since its last run
+(``Storage.list(start_after=...)``). Ids written before this (all 96 bits random) are valid
+too; see ``id_time``.
+
+Snapshot ids stay random: people name snapshots by typing a few leading characters of their
+ids, and time-ordered ids made the same day would share those. There is one snapshot per
+commit, so gc lists them all at little cost.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,8 @@ import base64
 import os
 import re
 import threading
+import time
+from datetime import UTC, datetime
 
 __all__ = [
     "CHUNK_ID_BYTES",
@@ -13,10 +27,13 @@ __all__ = [
     "OBJECT_ID_BYTES",
     "decode_id",
     "encode_id",
+    "id_time",
     "is_object_id",
+    "last_id_before",
     "new_chunk_id",
     "new_node_id",
     "new_object_id",
+    "new_snapshot_id",
 ]
 
 OBJECT_ID_BYTES = 12
@@ -94,9 +111,17 @@ def is_object_id(text: str) -> bool:
     return bool(_OBJECT_ID_RE.fullmatch(text))  # not ``match``: ``$`` allows a final newline
 
 
+_TIME_BYTES = 6
+_MAX_MS = (1 << (8 * _TIME_BYTES)) - 1
+
+
+def _now_ms() -> bytes:
+    return (time.time_ns() // 1_000_000).to_bytes(_TIME_BYTES, "big")
+
+
 def new_object_id() -> str:
-    """A fresh random snapshot/manifest id (12 bytes, 20 characters)."""
-    return encode_id(os.urandom(OBJECT_ID_BYTES))
+    """A fresh time-ordered object id (manifests, reflog pages, gc records; 20 characters)."""
+    return encode_id(_now_ms() + _POOL.take(OBJECT_ID_BYTES - _TIME_BYTES))
 
 
 class _RandomPool:
@@ -135,8 +160,42 @@ if hasattr(os, "register_at_fork"):
 
 
 def new_chunk_id() -> bytes:
-    """A fresh random chunk id, kept raw (12 bytes) in manifests."""
-    return _POOL.take(CHUNK_ID_BYTES)
+    """A fresh time-ordered chunk id, kept raw (12 bytes) in manifests."""
+    return (time.time_ns() // 1_000_000).to_bytes(_TIME_BYTES, "big") + _POOL.take(
+        CHUNK_ID_BYTES - _TIME_BYTES
+    )
+
+
+def id_time(object_id: str | bytes) -> datetime:
+    """The creation time a time-ordered id encodes (its first 48 bits, in milliseconds).
+
+    An id written before ids were time-ordered is 96 random bits, and nothing in it says so:
+    it decodes to an arbitrary time (mostly centuries ahead). Callers use the time only to
+    bound listings, never to decide a deletion (gc judges age by the storage's own time), and
+    start listings an hour early so a writer's clock running behind hides nothing.
+    """
+    raw = decode_id(object_id) if isinstance(object_id, str) else object_id
+    ms = int.from_bytes(raw[:_TIME_BYTES], "big")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):  # random bits past the year 9999
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def last_id_before(when: datetime) -> str:
+    """The largest id whose encoded time is earlier than ``when`` (20 characters).
+
+    Keys under one prefix sort by their id's time, so ``list(prefix,
+    start_after=prefix + last_id_before(t))`` yields exactly the ids of time ``t`` or later.
+    """
+    ms = min(max(int(when.timestamp() * 1000), 1), _MAX_MS + 1) - 1
+    return encode_id(ms.to_bytes(_TIME_BYTES, "big") + b"\xff" * (OBJECT_ID_BYTES - _TIME_BYTES))
+
+
+def new_snapshot_id() -> str:
+    """A fresh random snapshot id (12 bytes, 20 characters): its leading characters tell
+    snapshots apart (see the module docstring)."""
+    return encode_id(_POOL.take(OBJECT_ID_BYTES))
 
 
 def new_node_id() -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "ExpirationRecordFound",
     "Found",
+    "KnownSnapshot",
     "ManifestFound",
     "RefFound",
     "SnapshotFound",
@@ -137,7 +138,23 @@ class ManifestFound:
         return MANIFESTS + self.manifest_id
 
 
-Found = RefFound | ExpirationRecordFound | SnapshotFound | TransactionLogFound | ManifestFound
+@dataclass(frozen=True, slots=True)
+class KnownSnapshot:
+    """A reachable snapshot the caller said it knows (``walk(known_snapshots=...)``): not
+    read, and neither are its ancestors, manifests or log. Yielded once."""
+
+    snapshot_id: str
+    via: str
+
+
+Found = (
+    RefFound
+    | ExpirationRecordFound
+    | SnapshotFound
+    | TransactionLogFound
+    | ManifestFound
+    | KnownSnapshot
+)
 
 
 async def read_refs(storage: Storage) -> list[RefFound]:
@@ -164,6 +181,8 @@ async def walk(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     transaction_logs: bool = True,
+    known_snapshots: Container[str] = frozenset(),
+    known_manifests: Container[str] = frozenset(),
 ) -> AsyncIterator[Found]:
     """Yield every ref and expiration record, then every object reachable from a ref, each
     once, as it is read.
@@ -176,6 +195,10 @@ async def walk(
     so memory holds at most that many manifests besides the sets of ids already seen.
     Snapshots are read before manifests, so a consumer learns what each manifest should
     hold before it sees it. Stopping the iteration cancels the reads in flight.
+
+    A snapshot in ``known_snapshots`` is yielded as ``KnownSnapshot`` when first reached and
+    the walk goes no further along it; a manifest in ``known_manifests`` is skipped. gc's
+    incremental run passes what its last run saw, so only the new commits are read.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -198,10 +221,15 @@ async def walk(
             seen_logs.add(snapshot_id)
             urgent.append(partial(_read_log, storage, snapshot_id))
 
+    known: list[KnownSnapshot] = []
+
     def reach_snapshot(snapshot_id: str, via: str) -> None:
         if snapshot_id not in seen_snapshots:
             seen_snapshots.add(snapshot_id)
-            urgent.append(partial(_read_snapshot, storage, snapshot_id, via))
+            if snapshot_id in known_snapshots:
+                known.append(KnownSnapshot(snapshot_id, via))
+            else:
+                urgent.append(partial(_read_snapshot, storage, snapshot_id, via))
 
     for ref in refs:
         if ref.snapshot_id is not None:
@@ -209,6 +237,8 @@ async def walk(
 
     running: set[asyncio.Task[Found]] = set()
     try:
+        while known:
+            yield known.pop()
         while urgent or later or running:
             while (urgent or later) and len(running) < concurrency:
                 read = (urgent or later).popleft()
@@ -228,10 +258,12 @@ async def walk(
                     for skipped in moved.skipped if moved is not None else ():
                         reach_log(skipped)
                     for mid in sorted({m.manifest_id for n in snap.nodes for m in n.manifests}):
-                        if mid not in seen_manifests:
+                        if mid not in seen_manifests and mid not in known_manifests:
                             seen_manifests.add(mid)
                             later.append(partial(_read_manifest, storage, mid, via))
                 yield found
+                while known:
+                    yield known.pop()
     finally:
         for task in running:
             task.cancel()

@@ -34,6 +34,7 @@ from icechunk_lib.objects import MANIFESTS, SNAPSHOTS, TRANSACTIONS
 from icechunk_lib.ops.chunk_rows import ChunkGroups, ChunkRows, id_columns
 from icechunk_lib.ops.reachable import (
     DEFAULT_CONCURRENCY,
+    KnownSnapshot,
     ManifestFound,
     RefFound,
     SnapshotFound,
@@ -281,6 +282,8 @@ async def _collect(
     """Walk everything reachable into ``collector``; damage raises the walk's error."""
     counts = {"snapshots": 0, "manifests": 0}
     async for found in walk(storage, concurrency=concurrency, transaction_logs=False):
+        if isinstance(found, KnownSnapshot):  # the walk is given nothing known: never
+            continue
         if found.error is not None:
             raise found.error
         if isinstance(found, RefFound):

@@ -308,7 +308,7 @@ async def verify_repository(
             verifier.transaction_log(found)
         elif isinstance(found, ExpirationRecordFound):
             verifier.expiration_record(found)
-        else:
+        elif isinstance(found, ManifestFound):
             await verifier.manifest(found)
             verifier.tick("manifests")
     return verifier.report()

@@ -24,6 +24,7 @@ __all__ = [
     "check_key",
     "check_prefix",
     "is_key_segment",
+    "listed_after",
 ]
 
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -123,6 +124,16 @@ def check_prefix(prefix: str) -> str:
         if part in ("", ".", ".."):
             raise InvalidKeyError(prefix, "empty, '.' and '..' segments are not allowed")
     return prefix
+
+
+def listed_after(infos: Iterable[ObjectInfo], start_after: str) -> list[ObjectInfo]:
+    """The objects of ``infos`` whose keys are greater than ``start_after``, sorted by key
+    (for backends that cannot start a listing at a key themselves)."""
+    return sorted((i for i in infos if i.key > start_after), key=_by_key)
+
+
+def _by_key(info: ObjectInfo) -> str:
+    return info.key
 
 
 def check_byte_range(byte_range: tuple[int, int | None]) -> tuple[int, int | None]:
@@ -237,11 +248,16 @@ class Storage(ABC):
         return len(checked)
 
     @abstractmethod
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        """Yield every object whose key starts with ``prefix``, in no particular order.
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``.
 
         A ``prefix`` is a plain string prefix (``"refs/"``, ``"refs/branch."``), not a glob;
         one no valid key can start with raises ``InvalidKeyError`` (see ``check_prefix``).
+        Without ``start_after`` the order is unspecified. With it, only keys greater than
+        ``start_after`` are listed, in ascending order (S3's ``StartAfter``): time-ordered
+        ids make that "what was written since", so gc need not list everything again.
         """
 
     async def is_empty(self) -> bool:

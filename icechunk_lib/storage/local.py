@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import operator
 import os
 import secrets
 import stat
@@ -253,7 +254,59 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                         modified = _modified(st.st_mtime)
                         yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    def _walk_after(self, prefix: str, start_after: str) -> list[ObjectInfo]:
+        """The files under ``prefix`` with keys after ``start_after``, sorted by key.
+
+        A directory cannot be read from a name on, so each is read whole, but as bare names
+        (``os.listdir``): a name is compared before anything else is done with it, and only
+        the few after ``start_after`` (or leading to keys after it) are stat'ed.
+        """
+        dir_key, _, name_prefix = prefix.rpartition("/")
+        if any(part.startswith(RESERVED_PREFIX) for part in dir_key.split("/")):
+            return []
+        if dir_key:
+            with self._os_errors("list", prefix):
+                self._check_dirs(dir_key)
+        start = str(self._root.joinpath(*dir_key.split("/")) if dir_key else self._root)
+        pending = [(start, f"{dir_key}/" if dir_key else "", name_prefix)]
+        found: list[ObjectInfo] = []
+        while pending:
+            path, key_base, wanted = pending.pop()
+            with self._os_errors("list", prefix):
+                try:
+                    names = os.listdir(path)  # noqa: PTH208 - str names, no Path per entry
+                except _MISSING:
+                    continue
+            for name in names:
+                key = key_base + name
+                if key <= start_after and not start_after.startswith(key):
+                    continue  # neither it nor anything below it comes after start_after
+                if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
+                    continue
+                if not _is_key_segment(name):
+                    continue
+                full = f"{path}/{name}"
+                with self._os_errors("list", prefix):
+                    try:
+                        st = os.lstat(full)
+                    except FileNotFoundError:
+                        continue
+                if stat.S_ISLNK(st.st_mode):
+                    raise self._linked(key)
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((full, f"{key}/", ""))
+                elif stat.S_ISREG(st.st_mode) and key > start_after:
+                    found.append(ObjectInfo(key, st.st_size, _modified(st.st_mtime)))
+        found.sort(key=_KEY)
+        return found
+
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
+        if start_after is not None:
+            # Sorted means collected first: only the keys after ``start_after`` are held.
+            found = await asyncio.to_thread(self._walk_after, prefix, start_after)
+            for info in found:
+                yield info
+            return
         walker = self._walk(prefix)
         try:
             while True:
@@ -267,10 +320,13 @@ class LocalFileSystemStorage(LocalRoot, Storage):
             with suppress(ValueError):
                 walker.close()
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        """Yield the objects under ``prefix`` in batches walked in a worker thread."""
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Yield the objects under ``prefix`` in batches walked in a worker thread
+        (overrides ``Storage.list``)."""
         self._check_open()
-        return self._list(check_prefix(prefix))
+        return self._list(check_prefix(prefix), start_after)
 
     async def is_empty(self) -> bool:
         """True when the root holds no object (a missing root is empty)."""
@@ -457,6 +513,9 @@ def _modified(mtime: float) -> datetime:
         return datetime.fromtimestamp(mtime, UTC)
     except (ValueError, OverflowError, OSError):
         return _LATEST if mtime > 0 else _EARLIEST
+
+
+_KEY = operator.attrgetter("key")
 
 
 def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:

@@ -197,16 +197,21 @@ class InMemoryStorage(Storage):
         """The object's size in bytes."""
         return len(self._lookup(key).data)
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         with self._lock:
             matches = [(k, o) for k, o in self._objects.items() if k.startswith(prefix)]
+        if start_after is not None:
+            matches = sorted((k, o) for k, o in matches if k > start_after)
         for key, obj in matches:
             yield ObjectInfo(key=key, size=len(obj.data), last_modified=obj.modified)
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        """Yield a snapshot of the objects under ``prefix`` taken when iteration starts."""
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Yield a snapshot of the objects under ``prefix`` taken when iteration starts
+        (overrides ``Storage.list``)."""
         self._check_open()
-        return self._list(check_prefix(prefix))
+        return self._list(check_prefix(prefix), start_after)
 
     async def is_empty(self) -> bool:
         """True when no object is stored."""

@@ -416,6 +416,32 @@ class StorageTests:
         assert set(await collect(storage)) == {"refs/main", "refs/tag"}
         assert set(await collect(storage, ".")) == set()
 
+    @pytest.mark.parametrize(
+        ("prefix", "start_after"),
+        [
+            ("", ""),
+            ("", "chunks/X1"),
+            ("chunks/", "chunks/"),
+            ("chunks/", "chunks/X1"),
+            ("chunks/", "chunks/X2"),
+            ("refs/", "refs/branch.main/0001"),
+            ("refs/", "refs/branch.dev/0001"),
+            ("a/", "a/b/c"),
+            ("refs/", "zzz"),
+            ("", "a"),
+        ],
+    )
+    async def test_list_start_after(self, storage: Storage, prefix: str, start_after: str) -> None:
+        # Sorted and strictly after ``start_after`` (S3's ``StartAfter``), so a listing can
+        # start at a time under time-ordered ids.
+        for key, data in LISTED.items():
+            await storage.put(key, data)
+        listed = [info.key async for info in storage.list(prefix, start_after=start_after)]
+        expected = sorted(k for k in LISTED if k.startswith(prefix) and k > start_after)
+        assert listed == expected
+        infos = [info async for info in storage.list(prefix, start_after=start_after)]
+        assert all(info.size == len(LISTED[info.key]) for info in infos)
+
     async def test_list_can_stop_early(self, storage: Storage) -> None:
         for key, data in LISTED.items():
             await storage.put(key, data)

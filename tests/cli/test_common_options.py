@@ -74,6 +74,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("verify",): Case(("--data",)),
     ("stats",): Case(("--by", "branch")),
     ("expire",): Case(("--older-than", "1s", "--yes"), writes=True),
+    ("gc",): Case(("--yes",), writes=True),
 }
 
 

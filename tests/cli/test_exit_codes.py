@@ -177,6 +177,7 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.ConflictError("main", "A", "B"), 4),
     (ic.RebaseFailedError("S", [_CONFLICT], branch="main", expected_parent="A"), 4),
     (ic.ConfigChangedError("saved meanwhile"), 4),
+    (ic.RefsKeptMovingError(8), 4),
     # integrity: 5
     (ic.IntegrityError("damaged"), 5),
     (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),

@@ -90,6 +90,7 @@ def test_immutable_objects_must_be_named(kind: ObjectKind) -> None:
         ObjectKind.TRANSACTION_LOG,
         ObjectKind.REFLOG,
         ObjectKind.EXPIRATION,
+        ObjectKind.GC_RECORD,
     }
     with pytest.raises(ValueError, match="must be named"):
         encode_object(kind, {"x": 1}, object_id=None)
@@ -128,6 +129,7 @@ def test_object_kinds_are_stable() -> None:
         "TAG_TOMBSTONE": 6,
         "CONFIG": 7,
         "REFLOG": 8,
+        "GC_RECORD": 9,
         "EXPIRATION": 10,
     }
 

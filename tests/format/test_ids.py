@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
@@ -16,6 +18,7 @@ from icechunk_lib.format import (
     new_node_id,
     new_object_id,
 )
+from icechunk_lib.format.ids import id_time, last_id_before, new_snapshot_id
 
 from .strategies import CROCKFORD
 
@@ -135,3 +138,44 @@ def test_forked_child_draws_other_chunk_ids_than_its_parent() -> None:
     assert {child[i : i + 12] for i in range(0, 96, 12)}.isdisjoint(
         {parent[i : i + 12] for i in range(0, 96, 12)}
     )
+
+
+def test_fresh_ids_are_time_ordered_and_say_when_they_were_made() -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    first = new_object_id()
+    time.sleep(0.002)
+    chunk = new_chunk_id()
+    time.sleep(0.002)
+    last = new_object_id()
+    after = datetime.now(UTC) + timedelta(milliseconds=1)
+    assert first < encode_id(chunk) < last  # keys sort by creation time
+    for made in (first, chunk, last):
+        assert before <= id_time(made) <= after
+    # Ids made within one millisecond still differ: 48 random bits follow the time.
+    assert len({new_object_id() for _ in range(2000)}) == 2000
+    assert len({new_chunk_id() for _ in range(2000)}) == 2000
+
+
+def test_last_id_before_bounds_a_listing_at_a_time() -> None:
+    when = datetime(2026, 5, 1, 12, 0, 0, 5000, tzinfo=UTC)
+    bound = last_id_before(when)
+    assert is_object_id(bound)
+    assert id_time(bound) < when
+    ms = int(when.timestamp() * 1000).to_bytes(6, "big")
+    at_when = encode_id(ms + bytes(6))  # the smallest id of time ``when``
+    just_before = encode_id((int.from_bytes(ms, "big") - 1).to_bytes(6, "big") + b"\xff" * 6)
+    assert just_before <= bound < at_when
+    assert id_time(at_when) == when.replace(microsecond=5000)
+
+
+def test_id_time_of_an_old_random_id_is_some_time_not_an_error() -> None:
+    assert id_time(b"\xff" * 12) == datetime.max.replace(tzinfo=UTC)
+    assert id_time(encode_id(bytes(12))) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_snapshot_ids_stay_random_so_short_prefixes_tell_them_apart() -> None:
+    # People type a few leading characters to name a snapshot; time-ordered ids made the
+    # same minute would share them.
+    prefixes = {new_snapshot_id()[:4] for _ in range(200)}
+    assert len(prefixes) >= 190
+    assert {new_object_id()[:4] for _ in range(200)} != prefixes

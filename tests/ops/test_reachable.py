@@ -9,6 +9,8 @@ damage.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 import zarr
@@ -18,6 +20,7 @@ import icechunk_lib as ic
 from icechunk_lib import _sync
 from icechunk_lib.ops.reachable import (
     Found,
+    KnownSnapshot,
     ManifestFound,
     RefFound,
     SnapshotFound,
@@ -160,3 +163,41 @@ def test_damaged_snapshot_is_an_event_and_the_walk_goes_on(storage: ic.Storage) 
     assert snaps[parent].via == f"snapshot {tip}"
     assert snaps[tip].snapshot is not None
     assert any(isinstance(f, ManifestFound) for f in found)  # the tip's manifests still read
+
+
+def test_walk_stops_at_what_the_caller_knows(storage: ic.Storage) -> None:
+    repo = _repo(storage)
+    history = [e.id for e in repo.ancestry(branch="main")]  # newest first
+    tip, parent = history[0], history[1]
+    everything = _walk(storage)
+    manifests_of = {
+        f.snapshot_id: {m.manifest_id for n in f.snapshot.nodes for m in n.manifests}
+        for f in everything
+        if isinstance(f, SnapshotFound) and f.snapshot is not None
+    }
+    known = set(history[1:])
+    known_manifests = set().union(*(manifests_of[s] for s in known))
+
+    async def collect() -> list[Found]:
+        stream = walk(storage, known_snapshots=known, known_manifests=known_manifests)
+        return [found async for found in stream]
+
+    found = _sync.run(collect())
+    assert [f.snapshot_id for f in found if isinstance(f, SnapshotFound)] == [tip]
+    assert [f.snapshot_id for f in found if isinstance(f, TransactionLogFound)] == [tip]
+    assert [(f.snapshot_id, f.via) for f in found if isinstance(f, KnownSnapshot)] == [
+        (parent, f"snapshot {tip}")
+    ]
+    read = {f.manifest_id for f in found if isinstance(f, ManifestFound)}
+    assert read == manifests_of[tip] - known_manifests and read
+    # A ref naming a known snapshot stops there at once.
+    found = _sync.run(collect_known(storage, set(history)))
+    assert not [f for f in found if isinstance(f, SnapshotFound | ManifestFound)]
+    assert {f.snapshot_id for f in found if isinstance(f, KnownSnapshot)} == {tip}
+
+
+def collect_known(storage: ic.Storage, known: set[str]) -> Coroutine[Any, Any, list[Found]]:
+    async def collect() -> list[Found]:
+        return [found async for found in walk(storage, known_snapshots=known)]
+
+    return collect()

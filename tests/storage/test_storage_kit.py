@@ -19,7 +19,7 @@ import pytest
 
 from icechunk_lib.errors import ObjectExistsError, ObjectNotFoundError, PreconditionFailedError
 from icechunk_lib.storage import ObjectInfo, Storage, StorageCapabilities, check_key
-from icechunk_lib.storage._base import check_byte_range, check_prefix
+from icechunk_lib.storage._base import check_byte_range, check_prefix, listed_after
 from icechunk_lib.testing import StorageTests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,15 +108,21 @@ class DictStorage(Storage):
         with self._lock:
             self._objects.pop(check_key(key), None)
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         now = datetime.now(UTC)
-        for key, (data, _) in list(self._objects.items()):
-            if key.startswith(prefix):
-                yield ObjectInfo(key, len(data), now)
+        infos = [
+            ObjectInfo(key, len(data), now)
+            for key, (data, _) in list(self._objects.items())
+            if key.startswith(prefix)
+        ]
+        for info in infos if start_after is None else listed_after(infos, start_after):
+            yield info
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         self._check_open()
-        return self._list(check_prefix(prefix))
+        return self._list(check_prefix(prefix), start_after)
 
 
 class TestDictStorage(StorageTests):
