@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"zarr_keys", "names", "changes"},
     {"objects", "chunk_changes"},
     {"refs"},
-    {"history", "discover", "saved_config", "repository_refs", "ops.reachable"},
+    {"history", "discover", "saved_config", "repository_refs", "ops.reachable", "regions"},
     {"changeset"},
     {"ops.source_meta", "ops.tree", "ops.diff", "ops.verify", "conflicts", "commit"},
     {"ops.import_source"},

@@ -123,11 +123,13 @@ def test_damaged_snapshot_is_rejected_by_both_decoders(
 def test_bumped_version_is_unsupported() -> None:
     snapshot = Snapshot("0" * 20, None, 0, "m", {})
     encoded = bytearray(encode_snapshot(snapshot))
-    encoded[4] += 1  # as a newer writer would: the checksum matches the new header
+    encoded[4] += 2  # as a newer writer would: the checksum matches the new header
     checksum = xxhash.xxh3_64_intdigest(bytes(encoded[:28] + encoded[36:]))
     encoded[28:36] = checksum.to_bytes(8, "little")
-    with pytest.raises(UnsupportedFormatError, match="version 3"):
+    with pytest.raises(UnsupportedFormatError, match="version 4"):
         decode_snapshot_header(bytes(encoded), "0" * 20, path=PATH)
+    with pytest.raises(UnsupportedFormatError, match="version 4"):
+        decode_snapshot(bytes(encoded), "0" * 20, path=PATH)
 
 
 @given(snapshot=snapshots, wanted=object_ids)
