@@ -386,7 +386,8 @@ async def write_commit(
     file_sizes = await asyncio.gather(*(objects.write_manifest(f) for f in files))
     file_of = {id(t): f.id for f in files for t in f.tables.values()}
     infos = {
-        f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, file_sizes, strict=True)
+        f.id: ManifestFileInfo(f.id, s, f.num_refs())
+        for f, s in zip(files, file_sizes, strict=True)
     }
     infos.update(written)
     new_node_manifests: dict[str, tuple[ManifestRef, ...]] = {}

@@ -41,9 +41,10 @@ class ManifestConfig(msgspec.Struct, kw_only=True):
     max_refs_per_manifest: int = 100_000
     """Arrays with more chunks than this are split by coordinate range across manifests."""
     splitting: ManifestSplittingConfig | None = None
-    """Icechunk's manifest splitting rules; recorded, not yet applied at commit."""
+    """Icechunk's manifest splitting rules: arrays a rule matches get manifests cut by region
+    at commit (see ``icechunk_lib.regions``)."""
     preload: ManifestPreloadConfig | None = None
-    """Icechunk's manifest preload settings; recorded, not yet applied at session open."""
+    """Icechunk's manifest preload settings: manifests read when a session opens."""
 
 
 class RepositoryConfig(msgspec.Struct, kw_only=True):
