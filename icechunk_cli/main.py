@@ -28,6 +28,7 @@ from icechunk_cli.commands import (
     ls,
     reflog,
     reset,
+    rewrite_manifests,
     show,
     tag,
     verify,
@@ -157,6 +158,7 @@ app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
 app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)
 app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
+app.command("rewrite-manifests", rich_help_panel=MAINTENANCE)(rewrite_manifests.rewrite_manifests)
 
 
 def _version(value: bool) -> None:
