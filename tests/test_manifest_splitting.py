@@ -8,6 +8,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 import numpy as np
 import pytest
 import zarr
@@ -16,7 +17,13 @@ from faulty_storage import Call, FaultyStorage
 import icechunk_lib as ic
 from icechunk_lib.errors import UnsupportedFormatError
 from icechunk_lib.format import ObjectKind, decode_object
-from icechunk_lib.format.snapshot import ManifestRef, NodeSnapshot, RegionRef, Snapshot
+from icechunk_lib.format.snapshot import (
+    ManifestRef,
+    NodeSnapshot,
+    RegionRef,
+    Snapshot,
+    encode_snapshot,
+)
 from icechunk_lib.objects import MANIFESTS, SNAPSHOTS, ObjectStore
 
 S = ic.ManifestSplitCondition
@@ -286,3 +293,25 @@ def test_random_writes_under_changing_split_sizes_read_back_exactly(
                 assert tuple(matrix.max(axis=0)) == piece.upper
         assert seen == {tuple(c) for c in np.argwhere(model != 0).tolist()}
     assert repo.verify().ok
+
+
+def test_verify_names_a_region_piece_whose_box_is_not_its_manifests(storage: ic.Storage) -> None:
+    repo = _repo(storage, _splitting(4, 5))
+    assert repo.verify().ok
+    sid = repo.lookup_branch("main")
+    snap = asyncio.run(_objects(repo).snapshot(sid))
+    nodes = []
+    for node in snap.nodes:
+        pieces = node.manifests
+        if node.path == "/t":
+            first = pieces[0]
+            assert isinstance(first, RegionRef)
+            wrong = msgspec.structs.replace(first, upper=(first.upper[0] + 1, first.upper[1]))
+            pieces = (wrong, *pieces[1:])
+        nodes.append(msgspec.structs.replace(node, manifests=pieces))
+    damaged = msgspec.structs.replace(snap, nodes=tuple(nodes))
+    asyncio.run(storage.put(SNAPSHOTS + sid, encode_snapshot(damaged)))
+    report = ic.Repository.open(storage).verify()
+    (problem,) = report.problems
+    assert problem.kind == "manifest" and problem.key == MANIFESTS + first.manifest_id
+    assert "in the box" in problem.message and str(wrong.upper) in problem.message
