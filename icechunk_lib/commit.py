@@ -168,7 +168,10 @@ async def _laid_out(
         )
         small: list[ChunkTable] = []
         for table in tables:
-            if len(table) < max_refs // 4:  # small: packed with other arrays' tables
+            # Small tables are packed with other arrays' ones; a layout rewrite writes the
+            # region pieces at once (a file holds one piece per array anyway), so it holds
+            # one array's references at a time, not every array's.
+            if len(table) < max_refs // 4 and not (everything and sizes is not None):
                 small.append(table)
                 if sizes is not None:
                     regions.add(id(table))

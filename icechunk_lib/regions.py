@@ -18,7 +18,7 @@ from icechunk_lib.format.config import RepositoryConfig
 from icechunk_lib.format.manifest import ChunkTable
 from icechunk_lib.format.pieces import PieceIndex, cut_regions, uses_regions
 from icechunk_lib.format.snapshot import ManifestRef, NodeSnapshot
-from icechunk_lib.format.splitting import split_applies, split_sizes_for
+from icechunk_lib.format.splitting import MAX_SPLIT_SIZE, split_applies, split_sizes_for
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.zarr_keys import ArrayInfo, read_zarr_json
 
@@ -38,7 +38,8 @@ def region_sizes(
     applies = splitting is not None and split_applies(splitting, node.path)
     if not info.ndim or not (applies or (not rewrite and uses_regions(node.manifests))):
         return None
-    grid = info.grid if info.grid is not None else tuple(1 for _ in info.shape)
+    # An unusable grid (no chunk can be written) leaves unsized axes whole, not 1 chunk.
+    grid = info.grid if info.grid is not None else (MAX_SPLIT_SIZE,) * info.ndim
     names = read_zarr_json(node.meta).doc.get("dimension_names")
     if not isinstance(names, list) or len(names) != info.ndim:
         names = None

@@ -72,6 +72,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("tag", "create"): Case(("t", "v1.0"), writes=True),
     ("tag", "delete"): Case(("v1.1", "--yes"), writes=True),
     ("verify",): Case(("--data",)),
+    ("rewrite-manifests",): Case(("-b", "experiment"), writes=True),
 }
 
 
