@@ -151,10 +151,11 @@ class _WireNode(msgspec.Struct, frozen=True, array_like=True, gc=False):
     manifests: tuple[_WireRef, ...] = ()
 
 
-class _WireSnapshot(SnapshotHeader, frozen=True, gc=False):
-    nodes: tuple[_WireNode, ...] = ()
-    manifest_files: tuple[ManifestFileInfo, ...] = ()
-    extras: tuple[ExtraObject, ...] = ()
+class _WireSnapshot(Snapshot, frozen=True, gc=False):
+    """A ``Snapshot`` whose nodes decode with ``_WireRef`` pieces; every other field, present
+    or added later, is inherited, so nothing of a version 3 snapshot is dropped."""
+
+    nodes: tuple[_WireNode, ...] = ()  # type: ignore[assignment]  # decoded, then converted
 
 
 def _piece(ref: _WireRef) -> ManifestRef:
@@ -164,21 +165,12 @@ def _piece(ref: _WireRef) -> ManifestRef:
 
 
 def _from_wire(wire: _WireSnapshot) -> Snapshot:
-    nodes = tuple(
+    fields = {name: getattr(wire, name) for name in Snapshot.__struct_fields__}
+    fields["nodes"] = tuple(
         NodeSnapshot(n.id, n.path, n.kind, n.meta, tuple(map(_piece, n.manifests)))
         for n in wire.nodes
     )
-    return Snapshot(
-        id=wire.id,
-        parent_id=wire.parent_id,
-        written_at=wire.written_at,
-        message=wire.message,
-        metadata=wire.metadata,
-        ancestry=wire.ancestry,
-        nodes=nodes,
-        manifest_files=wire.manifest_files,
-        extras=wire.extras,
-    )
+    return Snapshot(**fields)
 
 
 def has_regions(snapshot: Snapshot) -> bool:
