@@ -30,6 +30,7 @@ from icechunk_cli.commands import (
     ls,
     reflog,
     reset,
+    rewrite_manifests,
     show,
     stats,
     tag,
@@ -163,6 +164,7 @@ app.command("verify", rich_help_panel=MAINTENANCE)(verify.verify)
 app.command("stats", rich_help_panel=MAINTENANCE)(stats.stats)
 app.command("expire", rich_help_panel=MAINTENANCE)(expire.expire)
 app.command("gc", rich_help_panel=MAINTENANCE)(gc.gc)
+app.command("rewrite-manifests", rich_help_panel=MAINTENANCE)(rewrite_manifests.rewrite_manifests)
 
 
 def _version(value: bool) -> None:

@@ -9,6 +9,7 @@ the new snapshot id; the session makes the swap (step 3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from icechunk_lib.chunk_changes import Columns
 from icechunk_lib.errors import NoChangesToCommitError, SessionError
 from icechunk_lib.format import new_object_id, new_snapshot_id
 from icechunk_lib.format.manifest import ChunkTable, ManifestFile, fold_keys
+from icechunk_lib.format.pieces import region_ref
 from icechunk_lib.format.snapshot import (
     ANCESTRY_SUMMARY_LENGTH,
     ARRAY,
@@ -32,6 +34,7 @@ from icechunk_lib.format.snapshot import (
 from icechunk_lib.format.txlog import NodeChange, TransactionLog, UpdatedChunks
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import now_us
+from icechunk_lib.regions import rebuild_regions, region_sizes
 from icechunk_lib.zarr_keys import Coords, grid_shrinks, parse_array_meta
 
 __all__ = [
@@ -132,6 +135,57 @@ async def rebuild_array(
 
     await asyncio.gather(*(rewrite(i) for i in touched))
     return kept, new_tables
+
+
+async def _laid_out(
+    objects: ObjectStore,
+    node: NodeSnapshot,
+    ndim: int,
+    sizes: tuple[int, ...] | None,
+    writes: ChunkTable | None,
+    deleted: np.ndarray[Any, Any] | None,
+    everything: bool,
+    limit: asyncio.Semaphore,
+    written: dict[str, ManifestFileInfo],
+    regions: set[int],
+    one_array: asyncio.Semaphore | None = None,
+) -> tuple[list[ManifestRef], list[ChunkTable]]:
+    """``rebuild_regions`` for one array, writing its large new pieces at once (as
+    ``rebuild_array`` does); returns the pieces to keep and the small tables still to pack,
+    recording in ``regions`` which of them are cut by region."""
+    max_refs = objects.config.manifest.max_refs_per_manifest
+    async with one_array if one_array is not None else contextlib.nullcontext():
+        kept, tables = await rebuild_regions(
+            objects,
+            node,
+            ndim,
+            sizes,
+            writes,
+            deleted,
+            limit=limit,
+            max_refs=max_refs,
+            everything=everything,
+        )
+        small: list[ChunkTable] = []
+        for table in tables:
+            # Small tables are packed with other arrays' ones; a layout rewrite writes the
+            # region pieces at once (a file holds one piece per array anyway), so it holds
+            # one array's references at a time, not every array's.
+            if len(table) < max_refs // 4 and not (everything and sizes is not None):
+                small.append(table)
+                if sizes is not None:
+                    regions.add(id(table))
+                continue
+            file = ManifestFile(new_object_id(), {node.id: table})
+            size = await objects.write_manifest(file)
+            written[file.id] = ManifestFileInfo(file.id, size, len(table))
+            if sizes is not None:
+                kept.append(region_ref(file.id, table))
+            else:
+                kept.append(
+                    ManifestRef(file.id, table.first_coords(), table.last_coords(), len(table))
+                )
+        return kept, small
 
 
 def _pack(tables: Sequence[ChunkTable], max_refs: int) -> list[ManifestFile]:
@@ -257,12 +311,14 @@ async def write_commit(
     metadata: dict[str, Any],
     *,
     allow_empty: bool = False,
+    relayout: bool = False,
 ) -> str:
     """Write ``changes`` over ``base`` as manifests, a snapshot and its transaction log.
 
     Returns the new snapshot's id. Nothing is reachable until the caller swaps the branch ref
     from ``base`` to it. ``changes`` must be the commit's own copy: it is patched (chunks
-    beyond a grid that shrank are deleted).
+    beyond a grid that shrank are deleted). ``relayout`` also rewrites every other array's
+    manifests in the config's current layout, with the same chunk references.
 
     Raises:
         NoChangesToCommitError: nothing changed and not ``allow_empty``.
@@ -283,6 +339,7 @@ async def write_commit(
     # 1. New manifests for arrays whose chunks changed.
     live = {n.id: n for n in nodes.values() if n.kind == ARRAY}
     rebuilds = []
+    regions: set[int] = set()  # ids of the new tables that are pieces cut by region
     limit = asyncio.Semaphore(_PIECES_IN_FLIGHT)
     written: dict[str, ManifestFileInfo] = {}
     # Coordinates of each changed array, computed once for the manifests and the log.
@@ -294,23 +351,55 @@ async def write_commit(
             continue
         cols = ch.columns(copy=False)  # ``ch`` is the commit's own capture
         coords_of[nid] = (info.ndim, cols.coords)
-        rebuild = rebuild_array(
-            objects, node, info.ndim, cols, max_refs, limit=limit, written=written
-        )
+        sizes = region_sizes(config, node, info, rewrite=relayout)
+        if sizes is None and not relayout:
+            rebuild = rebuild_array(
+                objects, node, info.ndim, cols, max_refs, limit=limit, written=written
+            )
+        else:
+            writes, deleted = changes_to_columns(node.id, cols)
+            rebuild = _laid_out(
+                objects, node, info.ndim, sizes, writes, deleted, relayout, limit, written, regions
+            )
         rebuilds.append((node, rebuild))
+    if relayout:
+        one_array = asyncio.Semaphore(1)  # a layout rewrite holds one array's refs at a time
+        for node in live.values():
+            info = parse_array_meta(node.meta)
+            if node.id in coords_of or not node.manifests or info is None:
+                continue
+            sizes = region_sizes(config, node, info, rewrite=True)
+            rebuild = _laid_out(
+                objects,
+                node,
+                info.ndim,
+                sizes,
+                None,
+                None,
+                True,
+                limit,
+                written,
+                regions,
+                one_array,
+            )
+            rebuilds.append((node, rebuild))
     results = await asyncio.gather(*(coro for _, coro in rebuilds))
     new_tables = [t for _, tables in results for t in tables]
     files = _pack(new_tables, max_refs)
-    sizes = await asyncio.gather(*(objects.write_manifest(f) for f in files))
+    file_sizes = await asyncio.gather(*(objects.write_manifest(f) for f in files))
     file_of = {id(t): f.id for f in files for t in f.tables.values()}
     infos = {
-        f.id: ManifestFileInfo(f.id, s, f.num_refs()) for f, s in zip(files, sizes, strict=True)
+        f.id: ManifestFileInfo(f.id, s, f.num_refs())
+        for f, s in zip(files, file_sizes, strict=True)
     }
     infos.update(written)
     new_node_manifests: dict[str, tuple[ManifestRef, ...]] = {}
     for (node, _), (kept, tables) in zip(rebuilds, results, strict=True):
         refs = kept + [
-            ManifestRef(file_of[id(t)], t.first_coords(), t.last_coords(), len(t)) for t in tables
+            region_ref(file_of[id(t)], t)
+            if id(t) in regions
+            else ManifestRef(file_of[id(t)], t.first_coords(), t.last_coords(), len(t))
+            for t in tables
         ]
         refs.sort(key=lambda r: r.first)
         new_node_manifests[node.id] = tuple(refs)

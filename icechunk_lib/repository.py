@@ -25,6 +25,7 @@ from icechunk_lib.history import (
     snapshot_as_of,
 )
 from icechunk_lib.objects import SNAPSHOTS, ObjectStore
+from icechunk_lib.preloading import preload_manifests
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, now_us
 from icechunk_lib.repository_maintenance import Maintenance
 from icechunk_lib.repository_refs import BranchesAndTags, repository_exists, require_writable
@@ -426,7 +427,8 @@ class Repository(BranchesAndTags, Maintenance):
             sid = await snapshot_as_of(self._objects, sid, as_of, name)
         # Load the snapshot now: a missing or damaged one fails here, not later inside zarr
         # (which reads a missing key as an empty group).
-        await self._objects.snapshot(sid)
+        snapshot = await self._objects.snapshot(sid)
+        await self._preload(snapshot)
         from icechunk_lib.session import Session
 
         return Session(self._objects, sid, branch=None, read_only=True, refs=self._refs)
@@ -443,10 +445,16 @@ class Repository(BranchesAndTags, Maintenance):
         """Async twin of ``writable_session``."""
         require_writable(self._storage)
         sid = await self._refs.lookup_branch(branch)
-        await self._objects.snapshot(sid)  # as for read-only sessions: fail here if damaged
+        snapshot = await self._objects.snapshot(sid)  # as for read-only: fail here if damaged
+        await self._preload(snapshot)
         from icechunk_lib.session import Session
 
         return Session(self._objects, sid, branch=branch, read_only=False, refs=self._refs)
+
+    async def _preload(self, snapshot: Snapshot) -> None:
+        """Read the manifests the preload config picks (``config.manifest.preload``)."""
+        if self._objects.config.manifest.preload is not None:
+            await preload_manifests(self._objects, snapshot)
 
     @contextlib.contextmanager
     def transaction(

@@ -9,7 +9,7 @@ that opening a repository for ``ick log`` loads no numpy.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import RepositoryNotFoundError
@@ -303,3 +303,25 @@ class Maintenance:
         )
 
     # --- manifest layout -------------------------------------------------------------------------
+
+    def rewrite_manifests(
+        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+    ) -> str:
+        """Commit on ``branch`` every array's manifests laid out by the current config.
+
+        The chunk references stay identical (a diff with the parent shows no chunk change);
+        only how they are cut into manifests changes. The config's splitting rules, as
+        JSON, are recorded under the commit metadata key ``"splitting_config"`` (as in
+        Icechunk). Returns the new snapshot id. Raises ``BranchNotFoundError``,
+        ``ReadOnlyStorageError``, and ``ConflictError`` if the branch kept moving.
+        """
+        return _sync.run(self.rewrite_manifests_async(message, branch=branch, metadata=metadata))
+
+    async def rewrite_manifests_async(
+        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+    ) -> str:
+        """Async twin of ``rewrite_manifests``."""
+        from icechunk_lib.ops.rewrite import rewrite_manifests
+
+        require_writable(self._storage)
+        return await rewrite_manifests(self._objects, self._refs, branch, message, metadata)

@@ -22,7 +22,8 @@ from icechunk_lib.commit import committed_outside
 from icechunk_lib.errors import ReadOnlySessionError, SessionError
 from icechunk_lib.format import content_checksum, new_chunk_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
-from icechunk_lib.format.snapshot import ExtraObject, NodeSnapshot, Snapshot
+from icechunk_lib.format.pieces import PieceIndex, uses_regions
+from icechunk_lib.format.snapshot import ExtraObject, ManifestRef, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key
 from icechunk_lib.zarr_keys import Coords, grid_shrinks, parse_array_meta
@@ -113,7 +114,7 @@ class Workspace:
         self._base: Snapshot | None = None
         self._changes: ChangeSet | None = changes
         """None until the base is loaded (then the change set over it), unless unpickled."""
-        self._firsts: dict[str, tuple[tuple[Any, ...], list[Coords]]] = {}
+        self._firsts: dict[str, tuple[tuple[Any, ...], PieceIndex | list[Coords]]] = {}
         # Tables this session looked up last, so a hot read skips the shared LRU.
         self._tables: dict[tuple[str, str], ChunkTable] = {}
         self.key_cache: dict[str, tuple[int, Any, Any]] = {}
@@ -317,31 +318,42 @@ class Workspace:
         changes = cs.chunks.get(node.id) if cs is not None else None
         if changes is not None and coords in changes:
             return changes[coords]
-        mref = self._manifest_for(node, coords)
-        if mref is None:
-            return None
-        table = self._tables.get((mref.manifest_id, node.id))
-        if table is None:
-            return UNLOADED
-        row = table.find(coords)
-        return table.ref(row) if row >= 0 else None
+        unloaded = False
+        for mref in self._pieces_for(node, coords):
+            table = self._tables.get((mref.manifest_id, node.id))
+            if table is None:
+                unloaded = True
+                continue
+            row = table.find(coords)
+            if row >= 0:
+                return table.ref(row)
+        return UNLOADED if unloaded else None
 
-    def _manifest_for(self, node: NodeSnapshot, coords: Coords) -> Any:
-        """The manifest reference of ``node`` whose range may hold ``coords``, or None."""
+    def _pieces_for(self, node: NodeSnapshot, coords: Coords) -> tuple[ManifestRef, ...]:
+        """The manifest pieces of ``node`` that may hold ``coords`` (usually one, or none):
+        by bisecting row-major ranges, or by box for pieces cut by region."""
         mrefs = node.manifests
-        if not mrefs:
-            return None
-        if len(mrefs) == 1:
-            return mrefs[0]
+        if len(mrefs) <= 1:
+            return mrefs
         cached = self._firsts.get(node.id)
         if cached is None or cached[0] is not mrefs:
-            cached = (mrefs, [m.first for m in mrefs])
+            index: PieceIndex | list[Coords] = (
+                PieceIndex(mrefs, len(mrefs[0].first))
+                if uses_regions(mrefs)
+                else [m.first for m in mrefs]
+            )
+            cached = (mrefs, index)
             self._firsts[node.id] = cached
-        i = bisect.bisect_right(cached[1], coords) - 1
-        return mrefs[i] if i >= 0 else None
+        found = cached[1]
+        if isinstance(found, PieceIndex):
+            return found.candidates(coords)
+        i = bisect.bisect_right(found, coords) - 1
+        return (mrefs[i],) if i >= 0 else ()
 
     async def chunk_ref(self, node: NodeSnapshot, coords: Coords) -> ChunkRef | None:
         """The reference of the chunk at ``coords`` of array ``node``, or None.
+
+        Reads only the manifests of the pieces that may hold it, one at a time until found.
 
         Raises:
             MissingObjectError: the manifest that holds it is gone from storage.
@@ -349,15 +361,20 @@ class Workspace:
         ref = self.cached_chunk_ref(node, coords)
         if ref is not UNLOADED:
             return ref
-        mref = self._manifest_for(node, coords)
-        table = (await self.objects.manifest(mref.manifest_id)).tables.get(node.id)
-        if table is None:
-            return None
-        if len(self._tables) >= _SESSION_TABLES:
-            self._tables.clear()
-        self._tables[(mref.manifest_id, node.id)] = table
-        row = table.find(coords)
-        return table.ref(row) if row >= 0 else None
+        for mref in self._pieces_for(node, coords):
+            key = (mref.manifest_id, node.id)
+            table = self._tables.get(key)
+            if table is None:
+                table = (await self.objects.manifest(mref.manifest_id)).tables.get(node.id)
+                if table is None:
+                    continue
+                if len(self._tables) >= _SESSION_TABLES:
+                    self._tables.clear()
+                self._tables[key] = table
+            row = table.find(coords)
+            if row >= 0:
+                return table.ref(row)
+        return None
 
     async def read_ref(self, ref: ChunkRef, start: int = 0, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of a chunk (offsets relative to the chunk).

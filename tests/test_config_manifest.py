@@ -7,6 +7,7 @@ readers skip them as unknown fields.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import msgspec
@@ -92,21 +93,55 @@ def test_create_with_splitting_then_change_a_scalar_keeps_it(storage: ic.Storage
     )
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "manifest.splitting",
-        "manifest.splitting.split_sizes",
-        "manifest.preload",
-        "manifest.preload.preload_if",
-        "manifest.preload.preload_if.kind",
-    ],
-)
-def test_structured_settings_are_not_set_from_text(key: str) -> None:
+@pytest.mark.parametrize("key", ["manifest.preload.preload_if.kind", "manifest.splitting.x"])
+def test_settings_inside_rules_are_not_set_from_text(key: str) -> None:
     config = ic.RepositoryConfig(manifest=_manifest_config())
     for start in (config, ic.RepositoryConfig()):
         with pytest.raises(ic.ConfigError, match=f"{key} is not set from text"):
             start.with_value(key, "1")
+
+
+def test_rules_and_conditions_are_set_as_json_in_the_form_config_show_prints() -> None:
+    wanted = _manifest_config()
+    shown = ic.RepositoryConfig(manifest=wanted).to_dict()["manifest"]
+    config = ic.RepositoryConfig().with_value(
+        "manifest.splitting.split_sizes", json.dumps(shown["splitting"]["split_sizes"])
+    )
+    assert config.manifest.splitting == wanted.splitting
+    config = config.with_value(
+        "manifest.preload.preload_if", json.dumps(shown["preload"]["preload_if"])
+    )
+    config = config.with_value("manifest.preload.max_total_refs", "5000")
+    assert config.manifest.preload == wanted.preload
+    whole = ic.RepositoryConfig().with_value("manifest.splitting", json.dumps(shown["splitting"]))
+    assert whole.manifest.splitting == wanted.splitting
+    assert config.with_value("manifest.splitting", "null").manifest.splitting is None
+    assert config.with_value("manifest.preload", "null").manifest.preload is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("manifest.splitting", "[1", "takes JSON"),
+        ("manifest.splitting", "1", "expected an object"),
+        ("manifest.splitting.split_sizes", '[[{"kind": "nope"}, []]]', "nope"),
+        (
+            "manifest.splitting.split_sizes",
+            '[[{"kind": "name_matches", "regex": "("}, []]]',
+            "regex",
+        ),
+        (
+            "manifest.splitting.split_sizes",
+            '[[{"kind": "any_array"}, [[{"kind": "axis", "axis": 0}, 0]]]]',
+            "whole number of chunks",
+        ),
+        ("manifest.preload.preload_if", '{"kind": "num_refs", "from_refs": -1}', "from_refs"),
+    ],
+)
+def test_bad_json_rules_are_refused_naming_the_key(key: str, value: str, named: str) -> None:
+    with pytest.raises(ic.ConfigError, match=key) as exc:
+        ic.RepositoryConfig().with_value(key, value)
+    assert named in str(exc.value)
 
 
 def test_an_unset_setting_is_not_written() -> None:

@@ -439,9 +439,10 @@ DAMAGE: dict[str, Callable[[bytearray], bytes]] = {
     "truncate-half": lambda b: bytes(b[: len(b) // 2]),
     "truncate-header": lambda b: bytes(b[:10]),
     "empty": lambda b: b"",
-    "flip-version": lambda b: bytes(b[:4]) + struct.pack("<H", 3) + bytes(b[6:]),
-    # A file a newer ick wrote: another version, and a checksum that matches it.
-    "version": lambda b: _rechecked(bytes(b[:4]) + struct.pack("<H", 3) + bytes(b[6:])),
+    "flip-version": lambda b: bytes(b[:4]) + struct.pack("<H", 4) + bytes(b[6:]),
+    # A file a newer ick wrote: a version after the newest (3, snapshots only), and a
+    # checksum that matches it.
+    "version": lambda b: _rechecked(bytes(b[:4]) + struct.pack("<H", 4) + bytes(b[6:])),
 }
 
 

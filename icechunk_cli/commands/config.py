@@ -62,12 +62,23 @@ def show(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = Fal
 @app.command("set")
 def set_value(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Dotted key, e.g. compression.level.")],
-    value: Annotated[str, typer.Argument(metavar="VALUE", help="New value, as text.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            metavar="VALUE",
+            help="New value, as text; rules and conditions as JSON (null unsets them).",
+        ),
+    ],
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
     """Change one setting and save the configuration in the repository.
+
+    Manifest splitting rules and preload conditions (manifest.splitting,
+    manifest.splitting.split_sizes, manifest.preload, manifest.preload.preload_if) take
+    JSON in the form `config show --json` prints, e.g. manifest.splitting.split_sizes
+    '[[{"kind": "name_matches", "regex": "^temp"}, [[{"kind": "axis", "axis": 0}, 24]]]]'.
 
     Someone else's concurrent change to another setting is kept; a concurrent change of the
     same setting is a conflict (exit 4) and nothing is saved.

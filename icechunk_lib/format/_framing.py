@@ -3,7 +3,7 @@
 Layout (little-endian, 36 bytes, then the payload)::
 
     magic     4 bytes   b"\\x89ICK"
-    version   uint16    format version (2)
+    version   uint16    format version (2; 3 for a snapshot with region pieces)
     kind      uint8     ObjectKind
     codec     uint8     0 = raw msgpack, 1 = zstd(msgpack)
     object_id 12 bytes  the id in the object's key; zeros for refs and config (no id)
@@ -38,14 +38,21 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_SIZE",
     "MAGIC",
+    "REGION_FORMAT_VERSION",
     "ObjectKind",
     "content_checksum",
     "decode_object",
     "encode_object",
+    "peek_version",
 ]
 
 MAGIC = b"\x89ICK"
 FORMAT_VERSION = 2
+REGION_FORMAT_VERSION = 3
+"""The version of a snapshot holding a manifest piece cut by region (``RegionRef``): a
+version 2 reader would look such a piece up by row-major range and miss chunks, so it must
+refuse the file. Every other file stays version 2."""
+_KNOWN = (FORMAT_VERSION, REGION_FORMAT_VERSION)
 _HEADER = struct.Struct("<4sHBB12sQQ")
 HEADER_SIZE = _HEADER.size
 _PREFIX = struct.Struct("<4sH")
@@ -159,7 +166,12 @@ def _raw_id(kind: ObjectKind, object_id: str | None) -> bytes | None:
 
 
 def encode_object(
-    kind: ObjectKind, obj: Any, *, object_id: str | None, compression_level: int | None = 3
+    kind: ObjectKind,
+    obj: Any,
+    *,
+    object_id: str | None,
+    compression_level: int | None = 3,
+    version: int = FORMAT_VERSION,
 ) -> bytes:
     """Frame ``obj`` (a msgspec-encodable value) as a metadata file of ``kind``.
 
@@ -176,33 +188,44 @@ def encode_object(
         codec, payload = _Codec.RAW, raw
     else:
         codec, payload = _Codec.ZSTD, _compressor(compression_level).compress(raw)
-    head = _HEADER.pack(MAGIC, FORMAT_VERSION, int(kind), int(codec), raw_id, len(payload), 0)
+    head = _HEADER.pack(MAGIC, version, int(kind), int(codec), raw_id, len(payload), 0)
     head = head[:_CHECKED]
     return head + _checksum(head, payload).to_bytes(8, "little") + payload
 
 
-def _version_damaged(data: bytes) -> bool:
-    """Whether ``data`` is a whole current-format file whose version field alone was damaged.
+def _version_damaged(data: bytes) -> int | None:
+    """The known version a whole file was written with if its version field alone was damaged.
 
-    The checksum covers the version: if it matches once the field is set back to the
-    current version, the file was written by this format and then damaged, not by another.
+    The checksum covers the version: if it matches once the field is set back to a known
+    version, the file was written by this format and then damaged, not by another.
     """
     if len(data) < HEADER_SIZE:
-        return False
-    head = bytearray(data[:_CHECKED])
-    struct.pack_into("<H", head, 4, FORMAT_VERSION)
+        return None
     stored = int.from_bytes(data[_CHECKED:HEADER_SIZE], "little")
-    return _checksum(head, memoryview(data)[HEADER_SIZE:]) == stored
+    for known in _KNOWN:
+        head = bytearray(data[:_CHECKED])
+        struct.pack_into("<H", head, 4, known)
+        if _checksum(head, memoryview(data)[HEADER_SIZE:]) == stored:
+            return known
+    return None
 
 
-def _check_version(version: int, data: bytes, path: str) -> None:
-    if version == FORMAT_VERSION:
+def peek_version(data: bytes) -> int | None:
+    """The version field of a metadata file (None if too short to have one); not checked."""
+    if len(data) < _PREFIX.size:
+        return None
+    return int(_PREFIX.unpack_from(data)[1])
+
+
+def _check_version(version: int, data: bytes, path: str, versions: tuple[int, ...]) -> None:
+    if version in versions:
         return
-    if _version_damaged(data):
+    damaged = _version_damaged(data)
+    if damaged is not None and damaged != version:
         raise CorruptObjectError(
             path,
             f"the format version field is damaged (it reads {version}, the checksum shows a "
-            f"version {FORMAT_VERSION} file)",
+            f"version {damaged} file)",
         )
     if version == 1:
         raise RetiredFormatError(
@@ -213,17 +236,25 @@ def _check_version(version: int, data: bytes, path: str) -> None:
         )
     raise UnsupportedFormatError(
         path,
-        f"format version {version} is not supported (this ick reads {FORMAT_VERSION}); upgrade ick",
+        f"format version {version} is not supported here (this ick reads "
+        f"{' and '.join(map(str, versions))}); upgrade ick",
     )
 
 
 def decode_object(
-    data: bytes, kind: ObjectKind, type_: type[T], *, object_id: str | None, path: str
+    data: bytes,
+    kind: ObjectKind,
+    type_: type[T],
+    *,
+    object_id: str | None,
+    path: str,
+    versions: tuple[int, ...] = (FORMAT_VERSION,),
 ) -> T:
     """Check and decode a metadata file; ``path`` names it in any error.
 
     ``object_id`` is the id in the key the file was read from (``None`` for refs and
     config): a file that carries another id is refused with ``ObjectIdMismatchError``.
+    ``versions`` are the format versions a file of this kind may have.
     """
     expected_id = _raw_id(kind, object_id)
     if expected_id is None:
@@ -233,7 +264,7 @@ def decode_object(
         magic, version = _PREFIX.unpack_from(data)
         if magic != MAGIC:
             raise CorruptObjectError(path, "not an ick metadata file (bad magic bytes)")
-        _check_version(version, data, path)
+        _check_version(version, data, path, versions)
     if len(data) < HEADER_SIZE:
         raise CorruptObjectError(path, f"truncated: {len(data)} bytes is shorter than the header")
     _, _, got_kind, codec, found_id, length, checksum = _HEADER.unpack_from(data)

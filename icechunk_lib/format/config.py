@@ -41,9 +41,10 @@ class ManifestConfig(msgspec.Struct, kw_only=True):
     max_refs_per_manifest: int = 100_000
     """Arrays with more chunks than this are split by coordinate range across manifests."""
     splitting: ManifestSplittingConfig | None = None
-    """Icechunk's manifest splitting rules; recorded, not yet applied at commit."""
+    """Icechunk's manifest splitting rules: arrays a rule matches get manifests cut by region
+    at commit (see ``icechunk_lib.regions``)."""
     preload: ManifestPreloadConfig | None = None
-    """Icechunk's manifest preload settings; recorded, not yet applied at session open."""
+    """Icechunk's manifest preload settings: manifests read when a session opens."""
 
 
 class RepositoryConfig(msgspec.Struct, kw_only=True):
@@ -73,10 +74,7 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         if not isinstance(key, str) or not isinstance(value, str):
             raise ConfigError(f"config keys and values are given as text, got {key!r} = {value!r}")
         if _structured(key):
-            raise ConfigError(
-                f"{key} is not set from text: build it in Python (ManifestSplittingConfig."
-                "from_dict, ManifestPreloadConfig) and save it with Repository.save_config"
-            )
+            return self._with_json(key, value)
         data = self.to_dict()
         parts = key.split(".")
         target: Any = data
@@ -97,6 +95,38 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
             updated = msgspec.convert(data, RepositoryConfig)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"invalid value {value!r} for {key}: {exc}") from None
+        return updated.validate()
+
+    def _with_json(self, key: str, value: str) -> RepositoryConfig:
+        """A copy with the rules or condition at ``key`` set from JSON in the form ``to_dict``
+        gives (what ``ick config show --json`` prints); ``null`` unsets them."""
+        if key not in _JSON_KEYS:
+            raise ConfigError(
+                f"{key} is not set from text: set the whole of "
+                f"{' or '.join(k for k in _JSON_KEYS if key.startswith(k + '.'))} as JSON, or "
+                "build it in Python (ManifestSplittingConfig.from_dict, ManifestPreloadConfig) "
+                "and save it with Repository.save_config"
+            )
+        try:
+            parsed = msgspec.json.decode(value)
+        except msgspec.DecodeError as exc:
+            raise ConfigError(
+                f"{key} takes JSON ({_JSON_KEYS[key]}), got {value!r}: {exc}"
+            ) from None
+        data = self.to_dict()
+        manifest = data["manifest"]
+        if key == "manifest.splitting.split_sizes":
+            manifest["splitting"] = None if parsed is None else {"split_sizes": parsed}
+        elif key == "manifest.preload.preload_if":
+            manifest["preload"] = {**(manifest.get("preload") or {}), "preload_if": parsed}
+        else:
+            manifest[key.rpartition(".")[2]] = parsed
+        try:
+            updated = msgspec.convert(data, RepositoryConfig)
+        except (msgspec.ValidationError, ConfigError) as exc:
+            raise ConfigError(
+                f"invalid value for {key} (expected {_JSON_KEYS[key]}): {exc}"
+            ) from None
         return updated.validate()
 
     def validate(self) -> RepositoryConfig:
@@ -151,6 +181,18 @@ def _leaf_keys(data: dict[str, Any]) -> list[str]:
 _STRUCTURED = ("manifest.splitting", "manifest.preload.preload_if")
 """Settings made of conditions and rules (with all keys under them), which ``with_value``
 cannot parse from text; ``manifest.preload`` itself is one too, but its count is a scalar."""
+
+
+_JSON_KEYS = {
+    "manifest.splitting": 'an object {"split_sizes": [rules]} or null',
+    "manifest.splitting.split_sizes": (
+        "a list of rules [condition, [[dimension condition, chunks], ...]], e.g. "
+        '[[{"kind": "name_matches", "regex": "^temp"}, [[{"kind": "axis", "axis": 0}, 24]]]]'
+    ),
+    "manifest.preload": 'an object {"max_total_refs": n, "preload_if": condition} or null',
+    "manifest.preload.preload_if": 'a condition, e.g. {"kind": "name_matches", "regex": "^lat$"}',
+}
+"""The structured settings ``with_value`` takes as JSON, and what each expects."""
 
 
 def _structured(key: str) -> bool:

@@ -29,6 +29,7 @@ __all__ = [
     "checked_regex",
     "refuse_base",
     "regex_search",
+    "split_applies",
     "split_edges",
     "split_sizes_for",
 ]
@@ -383,6 +384,12 @@ def split_sizes_for(
         size if size is not None else max(1, -(-extent // chunk))
         for size, extent, chunk in zip(sizes, shape, chunk_shape, strict=True)
     )
+
+
+def split_applies(config: ManifestSplittingConfig, path: str) -> bool:
+    """Whether a rule of ``config`` matches the array at ``path`` (its manifests are then
+    cut by region, even where no dimension condition sizes an axis)."""
+    return any(condition.matches(path) for condition, _ in config.split_sizes)
 
 
 def split_edges(num_chunks: int, split_size: int) -> list[int]:

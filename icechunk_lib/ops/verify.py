@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from icechunk_lib.errors import MissingObjectError, ObjectNotFoundError
 from icechunk_lib.format import content_checksum
 from icechunk_lib.format.manifest import NATIVE, ChunkTable, ManifestFile
-from icechunk_lib.format.snapshot import ManifestRef, Snapshot
+from icechunk_lib.format.snapshot import ManifestRef, RegionRef, Snapshot
 from icechunk_lib.objects import MANIFESTS, chunk_key
 from icechunk_lib.ops.reachable import (
     DEFAULT_CONCURRENCY,
@@ -38,6 +39,9 @@ ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``, phases ``refs``, ``snapshots``, ``manifests`` and
 ``chunks``; ``total`` is 0: how much is reachable is known only at the end."""
 
+_Piece = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+"""What a manifest holds of one array: count, first and last chunk, least and greatest
+coordinates (compared with what snapshots record of the piece)."""
 _CHUNKS_IN_FLIGHT = 64
 _CHUNK_BATCH = 4096
 
@@ -102,7 +106,7 @@ class _Verifier:
         # What snapshots say a manifest holds (node id, manifest ref, snapshot), kept until
         # the manifest is read; then only its pieces' (count, first, last) are kept.
         self.claims: dict[str, list[tuple[str, ManifestRef, str]]] = {}
-        self.pieces: dict[tuple[str, str], tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
+        self.pieces: dict[tuple[str, str], _Piece] = {}
         self.manifests_read: set[str] = set()
         self.manifests_failed: set[str] = set()
         self.limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
@@ -159,7 +163,9 @@ class _Verifier:
         self.manifests_read.add(manifest.id)
         for node_id, table in manifest.tables.items():
             if len(table):
-                piece = (len(table), table.first_coords(), table.last_coords())
+                coords = table.coords()
+                box = (tuple(coords.min(axis=0).tolist()), tuple(coords.max(axis=0).tolist()))
+                piece = (len(table), table.first_coords(), table.last_coords(), *box)
                 self.pieces[(manifest.id, node_id)] = piece
         for node_id, mref, via in claims:
             self._agree(manifest.id, node_id, mref, via)
@@ -181,8 +187,13 @@ class _Verifier:
     def _agree(self, manifest_id: str, node_id: str, mref: ManifestRef, via: str) -> None:
         """Report a manifest whose piece of array ``node_id`` is not what ``via`` says; once
         per different claim, not once per snapshot sharing the manifest."""
-        piece = self.pieces.get((manifest_id, node_id))
-        expected = (mref.count, tuple(mref.first), tuple(mref.last))
+        found = self.pieces.get((manifest_id, node_id))
+        expected: tuple[Any, ...] = (mref.count, tuple(mref.first), tuple(mref.last))
+        # A region piece also records the box of its chunks; a row-major one has none.
+        region = isinstance(mref, RegionRef)
+        if isinstance(mref, RegionRef):
+            expected += (tuple(mref.lower), tuple(mref.upper))
+        piece: tuple[Any, ...] | None = found if found is None or region else found[:3]
         if piece == expected or (manifest_id, node_id, mref) in self.disagreed:
             return
         self.disagreed.add((manifest_id, node_id, mref))
@@ -193,6 +204,10 @@ class _Verifier:
                 f"array node {node_id}: holds {piece[0]} chunks from {piece[1]} to {piece[2]}, "
                 f"the snapshot records {expected[0]} from {expected[1]} to {expected[2]}"
             )
+            if region and piece is not None:
+                message += (
+                    f" in the box {expected[3]}..{expected[4]} (they lie in {piece[3]}..{piece[4]})"
+                )
         self.problem("manifest", MANIFESTS + manifest_id, via, message)
 
     async def _extras(self, snap: Snapshot) -> None:

@@ -75,6 +75,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("stats",): Case(("--by", "branch")),
     ("expire",): Case(("--older-than", "1s", "--yes"), writes=True),
     ("gc",): Case(("--yes",), writes=True),
+    ("rewrite-manifests",): Case(("-b", "experiment"), writes=True),
 }
 
 

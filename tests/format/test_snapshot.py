@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 import xxhash
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from icechunk_lib.errors import CorruptObjectError, ObjectIdMismatchError, UnsupportedFormatError
-from icechunk_lib.format import ObjectKind, encode_object
+from icechunk_lib.format import ObjectKind, decode_object, encode_object
+from icechunk_lib.format._framing import FORMAT_VERSION, REGION_FORMAT_VERSION
 from icechunk_lib.format.snapshot import (
     ANCESTRY_SUMMARY_LENGTH,
     ARRAY,
@@ -18,6 +20,7 @@ from icechunk_lib.format.snapshot import (
     ManifestFileInfo,
     ManifestRef,
     NodeSnapshot,
+    RegionRef,
     Snapshot,
     SnapshotHeader,
     decode_snapshot,
@@ -123,11 +126,13 @@ def test_damaged_snapshot_is_rejected_by_both_decoders(
 def test_bumped_version_is_unsupported() -> None:
     snapshot = Snapshot("0" * 20, None, 0, "m", {})
     encoded = bytearray(encode_snapshot(snapshot))
-    encoded[4] += 1  # as a newer writer would: the checksum matches the new header
+    encoded[4] += 2  # as a newer writer would: the checksum matches the new header
     checksum = xxhash.xxh3_64_intdigest(bytes(encoded[:28] + encoded[36:]))
     encoded[28:36] = checksum.to_bytes(8, "little")
-    with pytest.raises(UnsupportedFormatError, match="version 3"):
+    with pytest.raises(UnsupportedFormatError, match="version 4"):
         decode_snapshot_header(bytes(encoded), "0" * 20, path=PATH)
+    with pytest.raises(UnsupportedFormatError, match="version 4"):
+        decode_snapshot(bytes(encoded), "0" * 20, path=PATH)
 
 
 @given(snapshot=snapshots, wanted=object_ids)
@@ -152,3 +157,39 @@ def test_payload_id_must_agree_with_the_header() -> None:
         with pytest.raises(CorruptObjectError, match="payload") as exc:
             decode(data, "0" * 20, path=PATH)
         assert not isinstance(exc.value, ObjectIdMismatchError)
+
+
+def test_a_snapshot_with_region_pieces_round_trips_as_version_3() -> None:
+    pieces = (
+        ManifestRef("M" * 20, (0, 0), (1, 9), 20),
+        RegionRef("R" * 20, (2, 3), (5, 1), 7, (2, 0), (5, 4)),
+    )
+    snapshot = Snapshot(
+        "0" * 20,
+        "1" * 20,
+        5,
+        "m",
+        {"k": 1},
+        nodes=(NodeSnapshot("n" * 13, "/a", 2, b"{}", pieces),),
+        manifest_files=(ManifestFileInfo("M" * 20, 10, 20),),
+    )
+    encoded = encode_snapshot(snapshot)
+    assert encoded[4:6] == REGION_FORMAT_VERSION.to_bytes(2, "little")
+    decoded = decode_snapshot(encoded, snapshot.id, path=PATH)
+    assert decoded == snapshot and [type(p) for p in decoded.nodes[0].manifests] == [
+        ManifestRef,
+        RegionRef,
+    ]
+    assert decode_snapshot_header(encoded, snapshot.id, path=PATH).message == "m"
+    plain = msgspec.structs.replace(
+        snapshot, nodes=(NodeSnapshot("n" * 13, "/a", 2, b"{}", pieces[:1]),)
+    )
+    assert encode_snapshot(plain)[4:6] == FORMAT_VERSION.to_bytes(2, "little")
+
+
+def test_only_a_snapshot_may_be_version_3() -> None:
+    data = encode_object(
+        ObjectKind.MANIFEST, [[]], object_id="0" * 20, version=REGION_FORMAT_VERSION
+    )
+    with pytest.raises(UnsupportedFormatError, match="version 3"):
+        decode_object(data, ObjectKind.MANIFEST, object, object_id="0" * 20, path=PATH)
