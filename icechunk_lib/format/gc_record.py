@@ -51,6 +51,12 @@ class GCRecord(msgspec.Struct, frozen=True, gc=False):
     chunks: bytes
     """The reachable chunk ids after ``horizon`` (sorted raw ids): the next run lists only
     those keys, and knows which of them are live without reading old manifests."""
+    expirations: tuple[str, ...] = ()
+    """The expiration records the run marked under (sorted ids): a record not listed here
+    released snapshots this run counted as reachable, so the next run must be full."""
+    last_full_at: int = 0
+    """When the latest full run in this chain of records started (microseconds): the next
+    run is full once this is a week old, collecting what clock skew hid from listings."""
 
 
 def column(raw: bytes, what: str, path: str) -> IdColumn:

@@ -36,6 +36,7 @@ from icechunk_lib.storage import ObjectInfo, Storage
 
 __all__ = [
     "EXPIRATIONS",
+    "FULL_EVERY",
     "GC_RECORDS",
     "SKEW_MARGIN",
     "GCSummary",
@@ -45,10 +46,12 @@ __all__ = [
 
 GC_RECORDS = "gc/"
 EXPIRATIONS = "expirations/"
-SKEW_MARGIN = timedelta(hours=1)
-"""How far a writer's clock may run behind the storage's before an incremental listing could
-miss one of its objects (the object then waits for a later full run; nothing wrong is
-deleted, since deletion judges age by the storage's own time)."""
+SKEW_MARGIN = timedelta(minutes=5)
+"""How far a writer's clock may run behind the gc's before an incremental listing could miss
+one of its objects. Such an object is only kept too long, never deleted wrongly (deletion
+judges age by the storage's own time): the weekly full run (``FULL_EVERY``) collects it."""
+FULL_EVERY = timedelta(days=7)
+"""An incremental run is full instead once the chain's last full run is this old."""
 MAX_ATTEMPTS = 10
 """Mark rounds before giving up on refs that keep moving to unmarked snapshots."""
 KEEP_RECORDS = 3
@@ -125,7 +128,9 @@ async def garbage_collect(
             progress("mark", ticks[0], 0)
 
     old_records = await _list_records(storage)
-    last = None if full else await _usable_record(storage, old_records, skew_margin)
+    # The records marked under: one not listed in this run's record makes the next run full.
+    expirations = await _expiration_ids(storage)
+    last = None if full else await _usable_record(storage, old_records, expirations, started)
     marks = Marks.from_record(last, GC_RECORDS + last.id) if last is not None else Marks()
     await mark(storage, marks, concurrency=concurrency, tick=tick)
     if last is not None and not marks.all_old_reachable():
@@ -145,7 +150,9 @@ async def garbage_collect(
     await sweep.chunks(horizon, marks)
     if not dry_run:
         horizon_at = cut_off - skew_margin
-        await _write_record(storage, marks, last, started, horizon_at, cut_off, old_records)
+        await _write_record(
+            storage, marks, last, started, horizon_at, cut_off, old_records, expirations
+        )
     return GCSummary(
         bytes_deleted=counts.bytes,
         dry_run=dry_run,
@@ -277,12 +284,20 @@ async def _list_records(storage: Storage) -> list[ObjectInfo]:
     return sorted((i for i in infos if is_object_id(i.key[n:])), key=lambda i: i.key)
 
 
+async def _expiration_ids(storage: Storage) -> tuple[str, ...]:
+    """The ids of every expiration record, sorted."""
+    n = len(EXPIRATIONS)
+    found = [info.key[n:] async for info in storage.list(EXPIRATIONS)]
+    return tuple(sorted(i for i in found if is_object_id(i)))
+
+
 async def _usable_record(
-    storage: Storage, records: list[ObjectInfo], skew_margin: timedelta
+    storage: Storage, records: list[ObjectInfo], expirations: tuple[str, ...], now: datetime
 ) -> GCRecord | None:
-    """The newest gc record, if an incremental run may start from it: it decodes, and no
-    snapshot expiration was recorded since its run began (expiration releases snapshots
-    the record still counts as reachable)."""
+    """The newest gc record, if an incremental run may start from it: it decodes, it marked
+    under every expiration record there is now (expiration releases snapshots the record
+    still counts as reachable), and the chain's last full run is less than ``FULL_EVERY``
+    old."""
     if not records:
         return None
     key = records[-1].key
@@ -292,10 +307,10 @@ async def _usable_record(
         )
     except (IntegrityError, ObjectNotFoundError):
         return None  # unreadable or deleted meanwhile: a full run needs no record
-    began = datetime.fromtimestamp(record.started_at / 1e6, UTC) - skew_margin
-    async for info in storage.list(EXPIRATIONS):
-        if info.last_modified >= began:
-            return None
+    if not set(expirations) <= set(record.expirations):
+        return None
+    if datetime.fromtimestamp(record.last_full_at / 1e6, UTC) < now - FULL_EVERY:
+        return None
     return record
 
 
@@ -307,6 +322,7 @@ async def _write_record(
     horizon_at: datetime,
     cut_off: datetime,
     old_records: list[ObjectInfo],
+    expirations: tuple[str, ...],
 ) -> None:
     """Write this run's record, then delete the records it supersedes."""
     horizon = last_id_before(horizon_at)
@@ -328,6 +344,8 @@ async def _write_record(
         manifests=marks.manifest_column().tobytes(),
         transaction_logs=marks.log_column().tobytes(),
         chunks=chunks[chunks > bound].tobytes(),
+        expirations=expirations,
+        last_full_at=last.last_full_at if last is not None else int(started.timestamp() * 1e6),
     )
     await storage.put_if_absent(GC_RECORDS + record.id, encode_gc_record(record))
     stale = old_records[: max(len(old_records) - (KEEP_RECORDS - 1), 0)]

@@ -51,6 +51,9 @@ __all__ = ["LocalFileSystemStorage", "version_token"]
 
 _TMP_PREFIX = ".ick-tmp-"
 _LIST_BATCH = 1000
+_DELETE_THREADS = 4
+"""Worker threads one ``delete_many`` spreads its unlinks over (metadata operations of a
+filesystem overlap well, even on one disk)."""
 # link(2) errors meaning "this filesystem has no hard links", not "the key exists".
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
@@ -234,25 +237,46 @@ class LocalFileSystemStorage(LocalRoot, Storage):
                 except _MISSING:
                     continue  # a missing root or subtree is simply empty
             with entries:
-                for entry in entries:
-                    name = entry.name
-                    if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
-                        continue
-                    if not _is_key_segment(name):
-                        continue  # no valid key has this segment: not an object of ours
+                more = True
+                while more:
                     with self._os_errors("list", prefix):
-                        try:
-                            if entry.is_symlink():
-                                raise self._linked(f"{key_base}{name}")
-                            if entry.is_dir(follow_symlinks=False):
-                                pending.append((Path(entry.path), f"{key_base}{name}/", ""))
-                                continue
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue  # deleted while we walked
-                    if stat.S_ISREG(st.st_mode):
-                        modified = _modified(st.st_mtime)
-                        yield ObjectInfo(f"{key_base}{name}", st.st_size, modified)
+                        batch, more = self._scan(entries, key_base, wanted, pending)
+                    yield from batch
+
+    def _scan(
+        self,
+        entries: Iterator[os.DirEntry[str]],
+        key_base: str,
+        wanted: str,
+        pending: list[tuple[Path, str, str]],
+    ) -> tuple[list[ObjectInfo], bool]:
+        """The files among the next ``_LIST_BATCH`` entries of a directory listing, queueing
+        its subdirectories on ``pending``, and whether entries may remain; one error-mapping
+        frame per batch, not per file."""
+        found: list[ObjectInfo] = []
+        seen = 0
+        for entry in entries:
+            seen += 1
+            name = entry.name
+            if not name.startswith(wanted) or name.startswith(RESERVED_PREFIX):
+                pass
+            elif not _is_key_segment(name):
+                pass  # no valid key has this segment: not an object of ours
+            else:
+                try:
+                    if entry.is_symlink():
+                        raise self._linked(f"{key_base}{name}")
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((Path(entry.path), f"{key_base}{name}/", ""))
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted while we walked
+                if stat.S_ISREG(st.st_mode):
+                    found.append(ObjectInfo(key_base + name, st.st_size, _modified(st.st_mtime)))
+            if seen >= _LIST_BATCH:
+                return found, True
+        return found, False
 
     def _walk_after(self, prefix: str, start_after: str) -> list[ObjectInfo]:
         """The files under ``prefix`` with keys after ``start_after``, sorted by key.
@@ -478,18 +502,24 @@ class LocalFileSystemStorage(LocalRoot, Storage):
         await asyncio.to_thread(self._unlink_locked, key, self._path(key))
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete every key in one worker thread; all keys are checked first.
+        """Delete every key, a few worker threads at a time; all keys are checked first.
 
         No locks: this is for immutable objects (chunks, snapshots) that no compare-and-swap
         ever replaces; delete refs and config one at a time with ``delete``.
         """
-        targets = [(key, self._path(key)) for key in keys]
+        targets = [(key, self._file(key)) for key in keys]
+        fsync = self._fsync
 
-        def unlink_all() -> None:
-            for key, path in targets:
-                self._unlink(key, path)
+        def unlink_all(part: list[tuple[str, str]]) -> None:
+            for key, path in part:
+                with self._os_errors("delete", key), suppress(*_MISSING):
+                    os.unlink(path)  # noqa: PTH108 - a str path, no Path per chunk
+                    if fsync:
+                        sync_directory(path.rpartition(os.sep)[0])
 
-        await asyncio.to_thread(unlink_all)
+        step = max(-(-len(targets) // _DELETE_THREADS), 256)
+        parts = [targets[i : i + step] for i in range(0, len(targets), step)]
+        await asyncio.gather(*(asyncio.to_thread(unlink_all, part) for part in parts))
         return len(targets)
 
 

@@ -309,3 +309,37 @@ def test_refs_that_never_stop_moving_stop_gc_before_it_deletes(storage: ic.Stora
     assert moving.deleted == []
     assert keys(storage) == before
     assert repo.verify().ok
+
+
+def test_an_expiration_the_last_run_saw_does_not_make_the_next_run_full(
+    storage: ic.Storage,
+) -> None:
+    repo = _recorded(storage)
+    released = repo.expire_snapshots(
+        datetime.now(UTC), delete_expired_branches=True, delete_expired_tags=True
+    )
+    assert released
+    first = gc_now(storage)
+    assert first.full and first.snapshots_deleted == len(released)
+    write_chunks(repo, "main", "a", 12, 2, 4.0)
+    second = gc_now(storage)
+    assert not second.full, "the only expiration record was marked under by the last run"
+    assert second.snapshots_read == 1  # the new commit only
+    assert repo.verify().ok
+    # A later expiration (even one releasing nothing new) is a record the last run did not see.
+    write_chunks(repo, "main", "a", 14, 2, 5.0)
+    again = repo.expire_snapshots(datetime.now(UTC))
+    assert again.record_id is not None
+    assert gc_now(storage).full
+
+
+def test_a_week_after_the_last_full_run_the_next_run_is_full(
+    storage: ic.Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _recorded(storage)
+    write_chunks(repo, "main", "a", 12, 2, 4.0)
+    assert not gc_now(storage).full
+    # The clock cannot be moved a week; the period can be shortened to nothing.
+    monkeypatch.setattr("icechunk_lib.ops.gc.FULL_EVERY", timedelta(0))
+    write_chunks(repo, "main", "a", 14, 2, 5.0)
+    assert gc_now(storage).full
