@@ -86,6 +86,10 @@ def history_table(repo: ic.Repository, branch: str) -> Table:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
+        # An option is never a path: -h/--help shows how to run it; anything else is a mistake.
+        print(__doc__.strip())
+        return 0 if argv[1:] in (["-h"], ["--help"]) else 2
     path = Path(argv[1] if len(argv) > 1 else "demo-repo")
     started = time.perf_counter()
 
