@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["cutoff_from", "describe_age"]
+__all__ = ["cutoff_from", "describe_age", "older_than_option"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d{1,9})([smhdw])")
@@ -61,3 +61,14 @@ def describe_age(cutoff: dt.datetime, now: dt.datetime | None = None) -> str:
     else:
         ago = f"{seconds} second{'s' if seconds != 1 else ''} ago"
     return f"{cutoff.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC ({ago})"
+
+
+def older_than_option(text: str) -> dt.datetime:
+    """``cutoff_from`` for a command's ``--older-than``: a bad value is a usage error (exit 2)
+    naming the option."""
+    import typer
+
+    try:
+        return cutoff_from(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.age import cutoff_from, describe_age
+from icechunk_cli.age import describe_age, older_than_option
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Output, ask, can_ask
@@ -64,10 +64,7 @@ def expire(
     meanwhile makes it look again.
     """
     out = Output(json=json, no_color=no_color)
-    try:
-        cutoff = cutoff_from(older_than)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+    cutoff = older_than_option(older_than)
     if not dry_run and not yes and (out.json or not can_ask()):
         why = "with --json" if out.json else "without a terminal to ask at"
         raise typer.BadParameter(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.age import cutoff_from, describe_age
+from icechunk_cli.age import describe_age, older_than_option
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Output, ask, can_ask, format_bytes
@@ -62,10 +62,7 @@ def gc(
     what it saw, so the next one reads only what changed since.
     """
     out = Output(json=json, no_color=no_color)
-    try:
-        cut_off = cutoff_from(older_than)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+    cut_off = older_than_option(older_than)
     repository = addressing.open_repository(repo)
     if not dry_run and not yes:
         if out.json or not can_ask():  # a program runs it: nobody can answer
