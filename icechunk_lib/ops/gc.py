@@ -57,6 +57,8 @@ MAX_ATTEMPTS = 10
 KEEP_RECORDS = 3
 """gc records kept; older ones are superseded and deleted by the run that writes a new one."""
 _PAGE = 4096
+_DELETES_IN_FLIGHT = 2
+"""Pages being deleted while the listing goes on."""
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``, phases ``mark`` (snapshots and manifests read),
@@ -203,6 +205,8 @@ class _Sweep:
         self.dry_run = dry_run
         self.counts = counts
         self.progress = progress
+        self.deleting: set[asyncio.Task[None]] = set()
+        """Pages being deleted: the listing goes on meanwhile."""
 
     async def _pages(self, prefix: str, horizon: str | None) -> AsyncIterator[list[ObjectInfo]]:
         """The listing of ``prefix`` (after ``horizon`` if given) in pages."""
@@ -229,6 +233,7 @@ class _Sweep:
                 and not live(info.key[n:])
             ]
             await self._delete(prefix, doomed)
+        await self._drain()
 
     async def chunks(self, horizon: str | None, marks: Marks) -> None:
         n = len(CHUNKS)
@@ -239,6 +244,7 @@ class _Sweep:
             raw, canonical = decode_printed([i.key[n:] for i in old])
             unmarked = canonical & ~marks.chunks.contains(raw)
             await self._delete(CHUNKS, [old[i] for i in np.flatnonzero(unmarked).tolist()])
+        await self._drain()
 
     def listed(self, count: int) -> None:
         self.counts.listed += count
@@ -246,15 +252,43 @@ class _Sweep:
             self.progress("list", self.counts.listed, 0)
 
     async def _delete(self, prefix: str, doomed: list[ObjectInfo]) -> None:
+        """Delete a page in the background (a dry run only counts it), waiting first while
+        ``_DELETES_IN_FLIGHT`` pages are being deleted."""
         if not doomed:
             return
-        if not self.dry_run:
-            await self.storage.delete_many([info.key for info in doomed])
+        if self.dry_run:
+            self._count(prefix, doomed)
+            return
+        while len(self.deleting) >= _DELETES_IN_FLIGHT:
+            done, self.deleting = await asyncio.wait(
+                self.deleting, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()  # a failed delete stops the run here
+        self.deleting.add(asyncio.ensure_future(self._delete_page(prefix, doomed)))
+
+    async def _delete_page(self, prefix: str, doomed: list[ObjectInfo]) -> None:
+        await self.storage.delete_many([info.key for info in doomed])
+        self._count(prefix, doomed)
+
+    def _count(self, prefix: str, doomed: list[ObjectInfo]) -> None:
         self.counts.deleted[_PREFIX_FIELD[prefix]] += len(doomed)
         self.counts.bytes += sum(info.size for info in doomed)
         self.counts.done += len(doomed)
         if self.progress is not None:
             self.progress("delete", self.counts.done, 0)
+
+    async def _drain(self) -> None:
+        """Wait for every page being deleted: a prefix is gone before the next is swept (the
+        order that keeps a crash from leaving an object that names a deleted one)."""
+        pending, self.deleting = self.deleting, set()
+        try:
+            for task in asyncio.as_completed(pending):
+                await task
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 _VALUES = np.full(256, 255, dtype=np.uint8)
