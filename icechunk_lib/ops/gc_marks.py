@@ -40,6 +40,13 @@ def raw_ids(ids: Iterator[str] | list[str] | set[str]) -> IdColumn:
     return np.unique(np.frombuffer(raw, dtype=_S12))
 
 
+def _split(ids: IdColumn) -> tuple[np.ndarray, np.ndarray]:
+    """12-byte ids as (first 8 bytes, last 4 bytes) big-endian integers: sorting by the pair
+    is sorting by the bytes."""
+    parts = np.frombuffer(ids.tobytes(), dtype=[("hi", ">u8"), ("lo", ">u4")])
+    return parts["hi"].astype(np.uint64), parts["lo"].astype(np.uint32)
+
+
 class IdSet:
     """A set of raw 12-byte ids kept as one sorted column plus unsorted pending pieces.
 
@@ -52,8 +59,13 @@ class IdSet:
         self._sorted = base
         self._pending: list[IdColumn] = []
         self._pending_len = 0
+        self._index: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def add(self, ids: IdColumn) -> None:
+        if len(ids) and len(self._sorted):
+            # Manifests of one array over many commits share most rows: keep only ids the
+            # sorted column lacks, so pending pieces (and merges) follow what is new.
+            ids = ids[~self._in_sorted(ids)]
         if len(ids):
             self._pending.append(ids)
             self._pending_len += len(ids)
@@ -67,16 +79,33 @@ class IdSet:
             self._sorted = np.union1d(self._sorted, merged) if len(self._sorted) else merged
             self._pending = []
             self._pending_len = 0
+            self._index = None
         return self._sorted
 
     def contains(self, ids: IdColumn) -> np.ndarray:
         """A boolean mask: which of ``ids`` are in the set."""
-        have = self.column()
-        if not len(have):
+        self.column()
+        return self._in_sorted(ids)
+
+    def _in_sorted(self, ids: IdColumn) -> np.ndarray:
+        """Which of ``ids`` the sorted column holds: a search on the ids' first 8 bytes as
+        integers (far faster than comparing 12-byte strings), then the last 4 bytes checked
+        along the few neighbours that share those 8."""
+        if not len(self._sorted) or not len(ids):
             return np.zeros(len(ids), dtype=bool)
-        at = np.searchsorted(have, ids)
-        at[at == len(have)] = 0
-        return np.asarray(have[at] == ids)
+        if self._index is None:
+            hi, lo = _split(self._sorted)
+            # The longest run of equal first halves: how far a match can sit from the first.
+            starts = np.flatnonzero(np.r_[True, hi[1:] != hi[:-1], True])
+            self._index = (hi, lo, int(np.diff(starts).max()))
+        hi, lo, run = self._index
+        q_hi, q_lo = _split(ids)
+        at = np.searchsorted(hi, q_hi)
+        found = np.zeros(len(ids), dtype=bool)
+        for step in range(run):
+            where = np.minimum(at + step, len(hi) - 1)
+            found |= (hi[where] == q_hi) & (lo[where] == q_lo)
+        return found
 
     def __len__(self) -> int:
         return len(self.column())

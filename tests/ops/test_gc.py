@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import zarr
 from gc_support import CountingStorage, age, keys, read_chunks, write_chunks
+from hypothesis import given
+from hypothesis import strategies as st
 
 import icechunk_lib as ic
 from icechunk_lib.format.ids import decode_id, encode_id, new_chunk_id, new_object_id
@@ -285,6 +287,26 @@ def test_id_set_finds_exactly_its_members() -> None:
     assert len(ids) == 3000
     column = ids.column()
     assert list(column) == sorted(column)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.binary(min_size=4, max_size=4)), max_size=60),
+    st.lists(st.tuples(st.integers(0, 3), st.binary(min_size=4, max_size=4)), max_size=60),
+    st.integers(1, 7),
+)
+def test_id_set_is_exact_when_ids_share_their_first_eight_bytes(
+    members: list[tuple[int, bytes]], probes: list[tuple[int, bytes]], piece: int
+) -> None:
+    # Few distinct first halves, so runs of equal first 8 bytes are long: the lookup must
+    # check the last 4 bytes along the whole run, whatever order the pieces came in.
+    heads = [bytes([h]) * 8 for h in range(4)]
+    wanted = [heads[h] + tail for h, tail in members]
+    ids = IdSet()
+    for start in range(0, len(wanted), piece):
+        ids.add(np.array(wanted[start : start + piece], dtype="S12"))
+    asked = [heads[h] + tail for h, tail in probes] + wanted
+    found = ids.contains(np.array(asked, dtype="S12")) if asked else np.zeros(0, bool)
+    assert found.tolist() == [a in set(wanted) for a in asked]
 
 
 def test_a_storage_that_cannot_write_safely_allows_only_dry_runs(storage: ic.Storage) -> None:
