@@ -38,6 +38,7 @@ def verify(
         report = repository.verify(data=data, progress=bar.update)
     checked = {
         "refs": report.refs,
+        "expiration_records": report.expiration_records,
         "snapshots": report.snapshots,
         "transaction_logs": report.transaction_logs,
         "manifests": report.manifests,
@@ -67,7 +68,11 @@ def verify(
                 [[p.kind, p.key, p.reached_from, p.message] for p in report.problems],
             )
         what = "chunk contents" if report.data else "chunk sizes"
-        counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in checked.items())
+        counts = ", ".join(
+            f"{n} {name.replace('_', ' ')}"
+            for name, n in checked.items()
+            if n or name != "expiration_records"  # most repositories have none: say so only if
+        )
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s) found"
         out.line(f"{verdict}: checked {counts} ({what})")
     if not report.ok:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
+import zarr
 
 import icechunk_lib as ic
 from icechunk_cli import errors
@@ -48,11 +50,24 @@ def test_json_document_lists_counts_and_no_problems(ick: Ick, native: Ick) -> No
     assert doc["checked"]["refs"] == 4  # main, experiment, v1.0, v1.1
     assert native.json("verify")["checked"] == {
         "refs": 1,
+        "expiration_records": 0,
         "snapshots": 2,
         "transaction_logs": 1,
         "manifests": 1,
         "chunks": 4,
     }
+
+
+def test_expiration_records_are_counted_once_there_are_some(native: Ick) -> None:
+    assert native.repo is not None
+    assert "expiration records" not in native.ok("verify").stdout
+    repo = ic.Repository.open(ic.local_filesystem_storage(str(native.repo)))
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="later", shape=(2,), dtype="i1")
+    session.commit("later")
+    assert repo.expire_snapshots(dt.datetime.now(dt.UTC)).record_id is not None
+    assert native.json("verify")["checked"]["expiration_records"] == 1
+    assert "1 expiration records" in native.ok("verify").stdout
 
 
 def test_a_deleted_chunk_is_listed_and_exits_5(native: Ick) -> None:
