@@ -151,6 +151,9 @@ async def garbage_collect(
     await sweep.metadata(MANIFESTS, horizon, marks.live_manifest())
     await sweep.chunks(horizon, marks)
     if not dry_run:
+        # Temporary files of writes killed mid-way (a local repository's ``.ick-tmp-*``):
+        # only refs, config and records are written through them, never chunks or manifests.
+        await storage.remove_leftovers(cut_off, skip=("chunks", "manifests"))
         horizon_at = cut_off - skew_margin
         await _write_record(
             storage, marks, last, started, horizon_at, cut_off, old_records, expirations

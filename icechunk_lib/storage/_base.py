@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Self
@@ -259,6 +259,16 @@ class Storage(ABC):
         ``start_after`` are listed, in ascending order (S3's ``StartAfter``): time-ordered
         ids make that "what was written since", so gc need not list everything again.
         """
+
+    async def remove_leftovers(self, older_than: datetime, *, skip: Collection[str] = ()) -> int:
+        """Delete the temporary files an interrupted write left behind, if this backend
+        writes through any, once older than ``older_than``; return how many went.
+
+        They are never objects (``list`` does not show them). Top-level directories named in
+        ``skip`` are not searched (gc skips the big ones, where only exclusive creates
+        write). The default has nothing to remove.
+        """
+        return 0
 
     async def is_empty(self) -> bool:
         """True when the storage holds no objects at all."""

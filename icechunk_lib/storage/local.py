@@ -18,7 +18,7 @@ import operator
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Generator, Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -500,6 +500,30 @@ class LocalFileSystemStorage(LocalRoot, Storage):
         """Delete the file if present, under the key's lock: a ``put_if_match`` that read the
         file before the delete cannot bring it back by replacing it after."""
         await asyncio.to_thread(self._unlink_locked, key, self._path(key))
+
+    async def remove_leftovers(self, older_than: datetime, *, skip: Collection[str] = ()) -> int:
+        """Delete the ``.ick-tmp-*`` files that writes killed between writing and renaming
+        left, once modified before ``older_than`` (a write in progress holds a young one)."""
+        self._check_open()
+        cut = older_than.timestamp()
+
+        def sweep() -> int:
+            removed = 0
+            for directory, subdirs, files in os.walk(self._root):
+                if directory == str(self._root):
+                    subdirs[:] = [d for d in subdirs if d not in skip]
+                for name in files:
+                    if not name.startswith(_TMP_PREFIX):
+                        continue
+                    path = os.path.join(directory, name)  # noqa: PTH118 - str paths from os.walk
+                    with suppress(*_MISSING):
+                        if os.lstat(path).st_mtime < cut:
+                            os.unlink(path)  # noqa: PTH108 - as above
+                            removed += 1
+            return removed
+
+        with self._os_errors("delete", _TMP_PREFIX + "*"):
+            return await asyncio.to_thread(sweep)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete every key, a few worker threads at a time; all keys are checked first.

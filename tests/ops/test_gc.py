@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +320,27 @@ def test_a_storage_that_cannot_write_safely_allows_only_dry_runs(storage: ic.Sto
     with pytest.raises(ic.ReadOnlyStorageError):
         reader.garbage_collect(week_ago())
     assert unsafe.deleted == [] and only_dev <= keys(storage)
+
+
+def test_temporary_files_of_killed_writes_go_once_old(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    repo = ic.Repository.create(ic.local_filesystem_storage(root))
+    write_chunks(repo, "main", "a", 0, 4, 1.0)
+    # What a write killed between writing its temporary file and renaming it leaves.
+    old = [root / "refs" / ".ick-tmp-0123456789abcdef", root / ".ick-tmp-0a"]
+    young = root / "snapshots" / ".ick-tmp-fedcba9876543210"
+    for path in [*old, young]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a ref")
+    ten_days = (datetime.now(UTC) - OLD).timestamp()
+    for path in old:
+        os.utime(path, (ten_days, ten_days))
+    before = keys(repo.storage)
+
+    repo.garbage_collect(week_ago(), dry_run=True)
+    assert all(p.exists() for p in [*old, young]), "a dry run deletes nothing"
+    repo.garbage_collect(week_ago())
+    assert not any(p.exists() for p in old)
+    assert young.exists(), "a write may still be renaming it"
+    assert keys(repo.storage) <= before and repo.verify().ok
+    assert list(read_chunks(repo, {"branch": "main"}, "a", 4)) == [1.0] * 4
