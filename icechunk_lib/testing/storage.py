@@ -124,6 +124,19 @@ class StorageTests:
         await storage.put("chunks/abc", DATA)
         assert await storage.get("chunks/abc") == DATA
 
+    async def test_remove_leftovers_never_touches_objects(self, storage: Storage) -> None:
+        for key in ("config", "refs/branch.main/ref", "snapshots/abc", "chunks/abc"):
+            await storage.put(key, DATA)
+        later = datetime.now(UTC) + timedelta(days=1)  # every leftover there is counts as old
+        assert await storage.remove_leftovers(later, skip=("chunks",)) == 0
+        assert await storage.remove_leftovers(later) == 0
+        assert {i.key async for i in storage.list("")} == {
+            "config",
+            "refs/branch.main/ref",
+            "snapshots/abc",
+            "chunks/abc",
+        }
+
     async def test_empty_object(self, storage: Storage) -> None:
         await storage.put("empty", b"")
         assert await storage.get("empty") == b""
