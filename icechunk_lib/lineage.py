@@ -21,7 +21,7 @@ from icechunk_lib.format.snapshot import AncestorSummary, SnapshotHeader
 from icechunk_lib.objects import EXPIRATIONS, SNAPSHOTS, ObjectStore, fetch_referenced
 from icechunk_lib.storage import Storage
 
-__all__ = ["Lineage", "load_lineage", "read_records", "with_lineage"]
+__all__ = ["Lineage", "load_lineage", "read_records", "record_ids", "with_lineage"]
 
 T = TypeVar("T")
 
@@ -89,6 +89,14 @@ class Lineage:
         return out
 
 
+async def record_ids(storage: Storage) -> list[str]:
+    """The ids of every expiration record in ``storage`` (one listing), sorted; a file under
+    ``expirations/`` whose name is not an id is not ick's (a stray file), never a record."""
+    n = len(EXPIRATIONS)
+    found = [info.key[n:] async for info in storage.list(EXPIRATIONS)]
+    return sorted(i for i in found if is_object_id(i))
+
+
 async def read_records(
     storage: Storage, cache: dict[str, ExpirationRecord] | None = None
 ) -> tuple[dict[str, ExpirationRecord], dict[str, Exception]]:
@@ -99,15 +107,13 @@ async def read_records(
     cache = {} if cache is None else cache
     records: dict[str, ExpirationRecord] = {}
     failed: dict[str, Exception] = {}
-    async for info in storage.list(EXPIRATIONS):
-        record_id = info.key[len(EXPIRATIONS) :]
-        if not is_object_id(record_id):
-            continue  # not ick's (a stray file): never a record
+    for record_id in await record_ids(storage):
         record = cache.get(record_id)
         if record is None:
             try:
-                data = await fetch_referenced(storage, info.key)
-                record = decode_expiration(data, record_id, path=f"{info.key} in {storage.url}")
+                key = EXPIRATIONS + record_id
+                data = await fetch_referenced(storage, key)
+                record = decode_expiration(data, record_id, path=f"{key} in {storage.url}")
             except (IntegrityError, UnsupportedError) as exc:
                 failed[record_id] = exc
                 continue

@@ -29,13 +29,13 @@ from icechunk_lib.format.ids import (
     last_id_before,
     new_object_id,
 )
+from icechunk_lib.lineage import record_ids
 from icechunk_lib.objects import CHUNKS, MANIFESTS, SNAPSHOTS, TRANSACTIONS
 from icechunk_lib.ops.gc_marks import Marks, mark
 from icechunk_lib.ops.reachable import DEFAULT_CONCURRENCY, read_refs
 from icechunk_lib.storage import ObjectInfo, Storage
 
 __all__ = [
-    "EXPIRATIONS",
     "FULL_EVERY",
     "GC_RECORDS",
     "SKEW_MARGIN",
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 GC_RECORDS = "gc/"
-EXPIRATIONS = "expirations/"
 SKEW_MARGIN = timedelta(minutes=5)
 """How far a writer's clock may run behind the gc's before an incremental listing could miss
 one of its objects. Such an object is only kept too long, never deleted wrongly (deletion
@@ -131,7 +130,7 @@ async def garbage_collect(
 
     old_records = await _list_records(storage)
     # The records marked under: one not listed in this run's record makes the next run full.
-    expirations = await _expiration_ids(storage)
+    expirations = tuple(await record_ids(storage))
     last = None if full else await _usable_record(storage, old_records, expirations, started)
     marks = Marks.from_record(last, GC_RECORDS + last.id) if last is not None else Marks()
     await mark(storage, marks, concurrency=concurrency, tick=tick)
@@ -319,13 +318,6 @@ async def _list_records(storage: Storage) -> list[ObjectInfo]:
     infos = [i async for i in storage.list(GC_RECORDS)]
     n = len(GC_RECORDS)
     return sorted((i for i in infos if is_object_id(i.key[n:])), key=lambda i: i.key)
-
-
-async def _expiration_ids(storage: Storage) -> tuple[str, ...]:
-    """The ids of every expiration record, sorted."""
-    n = len(EXPIRATIONS)
-    found = [info.key[n:] async for info in storage.list(EXPIRATIONS)]
-    return tuple(sorted(i for i in found if is_object_id(i)))
 
 
 async def _usable_record(

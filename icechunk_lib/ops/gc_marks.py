@@ -17,7 +17,6 @@ from icechunk_lib.format.gc_record import GCRecord, IdColumn, column
 from icechunk_lib.format.ids import OBJECT_ID_BYTES, decode_id
 from icechunk_lib.format.manifest import NATIVE, ManifestFile
 from icechunk_lib.format.snapshot import Snapshot
-from icechunk_lib.lineage import Lineage, read_records
 from icechunk_lib.ops.reachable import (
     KnownSnapshot,
     ManifestFound,
@@ -271,10 +270,6 @@ async def mark(
     Damage (a ref, snapshot or manifest that cannot be read) raises its error: a gc that
     cannot see what a damaged object names must not delete anything.
     """
-    # Parents as history has them: a snapshot re-parented by an expiration record is recorded
-    # with its new parent, so the next run's reachability check does not walk into what the
-    # expiration released.
-    lineage = Lineage((await read_records(storage))[0])
     async for found in walk(
         storage,
         concurrency=concurrency,
@@ -293,7 +288,10 @@ async def mark(
                 assert found.error is not None
                 raise found.error
             snap = found.snapshot
-            marks.snapshots[snap.id] = lineage.parent(snap.id, snap.parent_id)
+            # The parent history gives it: a snapshot re-parented by an expiration record is
+            # recorded with its new parent, so the next run's reachability check does not
+            # walk into what the expiration released.
+            marks.snapshots[snap.id] = found.parent_id
             marks.snapshots_read += 1
             marks.chunks.add(snapshot_chunk_ids(snap))
             tick()

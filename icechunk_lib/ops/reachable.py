@@ -14,6 +14,7 @@ too (``error`` set), never an exception: the walk goes on past it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ class SnapshotFound:
     """What named it first: ``"branch main"``, ``"tag v1"`` or ``"snapshot <child id>"``."""
     snapshot: Snapshot | None
     error: Exception | None = None
+    parent_id: str | None = None
+    """The parent history gives it (expiration records applied), which the walk followed;
+    the file's own ``snapshot.parent_id`` may name a released snapshot."""
 
     @property
     def key(self) -> str:
@@ -250,6 +254,7 @@ async def walk(
                     snap = found.snapshot
                     via = f"snapshot {snap.id}"
                     parent = lineage.parent(snap.id, snap.parent_id)
+                    found = dataclasses.replace(found, parent_id=parent)
                     if parent is not None:
                         reach_snapshot(parent, via)
                     if snap.parent_id is not None:
