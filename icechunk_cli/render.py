@@ -44,6 +44,7 @@ __all__ = [
     "iso_time",
     "json_default",
     "plain_table",
+    "refuse_unasked",
     "relative_time",
     "reset_state",
     "short_id",
@@ -135,6 +136,17 @@ def can_ask() -> bool:
     """Whether a person can answer a question: stdin is a terminal (in a script it is not,
     and a question there would read, and eat, the script's own input)."""
     return _stream_is_terminal(sys.stdin)
+
+
+def refuse_unasked(out: Output, command: str, advice: str) -> None:
+    """A usage error on ``--yes`` (exit 2) when nobody can answer a question: with --json, or
+    when stdin is not a terminal (a program runs the command, and a question would hang it or
+    eat its input). ``advice`` says what to pass instead."""
+    if out.json or not can_ask():
+        import typer
+
+        why = "with --json" if out.json else "without a terminal to ask at"
+        raise typer.BadParameter(f"{why}, {command} does not ask; {advice}", param_hint="--yes")
 
 
 def ask(question: str) -> bool:

@@ -11,7 +11,7 @@ from icechunk_cli import addressing
 from icechunk_cli.age import describe_age, older_than_option
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
 from icechunk_cli.progress import ProgressBar
-from icechunk_cli.render import Output, ask, can_ask
+from icechunk_cli.render import Output, ask, refuse_unasked
 
 if TYPE_CHECKING:
     from icechunk_lib import ExpiredSnapshots
@@ -65,12 +65,12 @@ def expire(
     """
     out = Output(json=json, no_color=no_color)
     cutoff = older_than_option(older_than)
-    if not dry_run and not yes and (out.json or not can_ask()):
-        why = "with --json" if out.json else "without a terminal to ask at"
-        raise typer.BadParameter(
-            f"{why}, expire does not ask; pass --yes to release snapshots older than "
-            f"{describe_age(cutoff)}, or --dry-run to see what it would release",
-            param_hint="--yes",
+    if not dry_run and not yes:
+        refuse_unasked(
+            out,
+            "expire",
+            f"pass --yes to release snapshots older than {describe_age(cutoff)}, or --dry-run "
+            "to see what it would release",
         )
     repository = addressing.open_repository(repo)
     flags = {

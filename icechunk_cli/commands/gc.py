@@ -11,7 +11,7 @@ from icechunk_cli import addressing
 from icechunk_cli.age import describe_age, older_than_option
 from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
 from icechunk_cli.progress import ProgressBar
-from icechunk_cli.render import Output, ask, can_ask, format_bytes
+from icechunk_cli.render import Output, ask, format_bytes, refuse_unasked
 
 DEFAULT_GRACE = "7d"
 """The default ``--older-than``: longer than any session is expected to stay open, so gc
@@ -65,12 +65,7 @@ def gc(
     cut_off = older_than_option(older_than)
     repository = addressing.open_repository(repo)
     if not dry_run and not yes:
-        if out.json or not can_ask():  # a program runs it: nobody can answer
-            why = "with --json" if out.json else "without a terminal to ask at"
-            raise typer.BadParameter(
-                f"{why}, gc does not ask; pass --yes to delete (or --dry-run to see what would go)",
-                param_hint="--yes",
-            )
+        refuse_unasked(out, "gc", "pass --yes to delete (or --dry-run to see what would go)")
         question = (
             "Delete every object no branch or tag reaches that was written before "
             f"{describe_age(cut_off)}?"

@@ -15,7 +15,7 @@ from icechunk_cli.params import (
     YesOpt,
     complete_refs,
 )
-from icechunk_cli.render import Output, ask, can_ask, command_hint
+from icechunk_cli.render import Output, ask, command_hint, refuse_unasked
 
 
 def reset(
@@ -51,13 +51,8 @@ def reset(
                 out.text("Branch ", (branch, "branch"), " is already at ", (out.id(target), "id"))
             )
         return
-    if not yes and (out.json or not can_ask()):  # a program runs it: nobody can answer
-        why = "with --json" if out.json else "without a terminal to ask at"
-        raise typer.BadParameter(
-            f"{why}, reset does not ask; pass --yes to move branch {branch!r}",
-            param_hint="--yes",
-        )
     if not yes:
+        refuse_unasked(out, "reset", f"pass --yes to move branch {branch!r}")
         question = f"Move branch {branch!r} from {out.id(current)} to {out.id(target)}?"
         if not ask(question):
             out.note(f"ick: not moved; branch {branch!r} stays at {current}")

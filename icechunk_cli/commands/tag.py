@@ -7,7 +7,7 @@ import typer
 from icechunk_cli import addressing
 from icechunk_cli.commands.branch import render_refs, report_ref
 from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg, YesOpt, command_group
-from icechunk_cli.render import Output, ask, can_ask
+from icechunk_cli.render import Output, ask, refuse_unasked
 
 __all__ = ["app"]
 
@@ -72,18 +72,15 @@ def delete(
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
     was = repository.lookup_tag(name)
-    if not yes and (out.json or not can_ask()):  # a program runs it: nobody can answer
-        why = "with --json" if out.json else "without a terminal to ask at"
-        raise typer.BadParameter(
-            f"{why}, tag delete does not ask; pass --yes to delete tag {name!r} "
-            "(its name can never be used again)",
-            param_hint="--yes",
+    if not yes:
+        refuse_unasked(
+            out,
+            "tag delete",
+            f"pass --yes to delete tag {name!r} (its name can never be used again)",
         )
-    if not yes and not ask(
-        f"Delete tag {name!r} (at {out.id(was)})? Its name can never be used again."
-    ):
-        out.note(f"ick: not deleted; tag {name!r} stays at {was}")
-        raise typer.Exit(1)
+        if not ask(f"Delete tag {name!r} (at {out.id(was)})? Its name can never be used again."):
+            out.note(f"ick: not deleted; tag {name!r} stays at {was}")
+            raise typer.Exit(1)
     repository.delete_tag(name)
     report_ref(out, "tag", name, was, created=False)
     if not out.json:
