@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import s3_servers
+from s3_servers import S3Server
 
 import icechunk_lib as ic
 
@@ -43,3 +45,26 @@ def storage_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[
 def repo(storage: ic.Storage) -> ic.Repository:
     """A new repository on each backend in turn."""
     return ic.Repository.create(storage)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, for the whole test run."""
+    server = s3_servers.start("moto")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server() -> Iterator[S3Server]:
+    """A SeaweedFS server with its S3 gateway on free loopback ports, for the whole run."""
+    server = s3_servers.start("seaweedfs")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=s3_servers.SERVER_KINDS)
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each real S3-compatible server in turn (started once per run, on first use)."""
+    server: S3Server = request.getfixturevalue(f"{request.param.replace('-', '_')}_server")
+    return server
