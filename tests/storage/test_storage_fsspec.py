@@ -1,0 +1,113 @@
+"""FsspecStorage: the contract kit through fsspec's own s3 protocol on a real server (writes by
+emulation), read-only by default, and what emulation cannot promise."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import s3_servers
+from s3_servers import S3Server
+
+from icechunk_lib.errors import ObjectExistsError, ReadOnlyStorageError
+from icechunk_lib.storage import Storage
+from icechunk_lib.storage.fsspec_storage import UNSAFE_WRITES_WARNING, FsspecStorage
+from icechunk_lib.testing.storage import StorageTests
+
+
+def s3fs_storage(server: S3Server, prefix: str, *, unsafe: bool) -> FsspecStorage:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**server.client_kwargs())
+    root = f"{s3_servers.BUCKET}/{prefix}"
+    return FsspecStorage(fs, root, url=f"s3://{root}", allow_unsafe_writes=unsafe)
+
+
+class TestFsspecStorageUnsafeWrites(StorageTests):
+    """Every part of the contract that holds without atomic operations, on fsspec's memory
+    filesystem (fast; the s3 protocol on a real server is checked below)."""
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        import fsspec
+
+        root = f"/ick-{uuid.uuid4().hex}"
+        fs = fsspec.filesystem("memory")
+        async with FsspecStorage(
+            fs, root, url=f"memory-fs:/{root}", allow_unsafe_writes=True
+        ) as storage:
+            yield storage
+        fs.rm(root, recursive=True) if fs.exists(root) else None
+
+    def test_declares_safe_writes_and_url(self, storage: Storage) -> None:
+        assert not storage.capabilities.create_if_absent
+        assert not storage.capabilities.compare_and_swap
+        assert storage.unsafe_writes
+        assert storage.url.startswith("memory-fs:")
+
+    async def test_put_if_absent_race_has_one_winner(self, storage: Storage) -> None:
+        pytest.skip("emulated create-if-absent is a check then a write: racers can both win")
+
+    async def test_put_if_match_race_has_one_winner(self, storage: Storage) -> None:
+        pytest.skip("emulated compare-and-swap is a check then a write: racers can both win")
+
+
+@pytest.fixture
+def read_only(moto_server: S3Server) -> FsspecStorage:
+    prefix = moto_server.fresh_prefix()
+    writer = s3fs_storage(moto_server, prefix, unsafe=True)
+    import asyncio
+
+    async def fill() -> None:
+        await writer.put("config", b"cfg")
+        await writer.put("refs/branch/main/ref", b"ref")
+
+    asyncio.run(fill())
+    return s3fs_storage(moto_server, prefix, unsafe=False)
+
+
+async def test_read_only_by_default_reads_but_refuses_every_write(
+    read_only: FsspecStorage,
+) -> None:
+    assert not read_only.capabilities.safe_writes
+    assert not read_only.unsafe_writes
+    assert await read_only.get("config") == b"cfg"
+    assert await read_only.get("config", (1, 2)) == b"f"
+    assert await read_only.size("refs/branch/main/ref") == 3
+    assert {i.key async for i in read_only.list("refs/")} == {"refs/branch/main/ref"}
+    for write in (
+        read_only.put("config", b"x"),
+        read_only.put_if_absent("new", b"x"),
+        read_only.put_new("chunks/X", b"x"),
+        read_only.put_if_match("config", b"x", "v"),
+        read_only.delete("config"),
+        read_only.create_root(),
+    ):
+        with pytest.raises(ReadOnlyStorageError, match="allow_unsafe_writes=True") as info:
+            await write
+        assert "one writer at a time" in str(info.value)
+    assert await read_only.get("config") == b"cfg"
+
+
+async def test_unsafe_create_still_refuses_what_it_sees(moto_server: S3Server) -> None:
+    # Emulation loses only races: a create that finds the object present is refused.
+    storage = s3fs_storage(moto_server, moto_server.fresh_prefix(), unsafe=True)
+    await storage.put_if_absent("refs/tag/v1/ref", b"one")
+    with pytest.raises(ObjectExistsError):
+        await storage.put_if_absent("refs/tag/v1/ref", b"two")
+    assert await storage.get("refs/tag/v1/ref") == b"one"
+
+
+def test_repr_pickle_and_no_secret(read_only: FsspecStorage) -> None:
+    assert repr(read_only) == f"FsspecStorage({read_only.url!r}, read-only)"
+    assert s3_servers.SECRET_KEY not in repr(read_only) + read_only.url
+    clone = pickle.loads(pickle.dumps(read_only))
+    assert clone == read_only
+    assert not clone.unsafe_writes
+
+
+def test_warning_says_what_can_be_lost() -> None:
+    assert "lost" in UNSAFE_WRITES_WARNING
+    assert "tag" in UNSAFE_WRITES_WARNING
