@@ -82,6 +82,8 @@ if TYPE_CHECKING:
     from icechunk_lib.repository import Repository as Repository
     from icechunk_lib.session import Session as Session
     from icechunk_lib.storage import Storage as Storage
+    from icechunk_lib.storage import azure_storage as azure_storage
+    from icechunk_lib.storage import gcs_storage as gcs_storage
     from icechunk_lib.storage import in_memory_storage as in_memory_storage
     from icechunk_lib.storage import local_filesystem_storage as local_filesystem_storage
     from icechunk_lib.storage import storage_from_url as storage_from_url
@@ -156,7 +158,9 @@ _EXPORTS = LazyExports(
         "UnsupportedFormatError": "icechunk_lib.errors",
         "VerifyReport": "icechunk_lib.ops.verify",
         "VersionSelection": "icechunk_lib.conflicts",
+        "azure_storage": "icechunk_lib.storage",
         "find_repository": "icechunk_lib.discover",
+        "gcs_storage": "icechunk_lib.storage",
         "import_zarr": "icechunk_lib.ops.importer",
         "import_zarr_async": "icechunk_lib.ops.importer",
         "in_memory_storage": "icechunk_lib.storage",

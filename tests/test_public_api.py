@@ -300,7 +300,15 @@ ALLOWED = {
         "icechunk_lib.errors",
         "icechunk_lib._lazy",
     },
-    "storage": {"fsspec", "s3fs", "xxhash", "icechunk_lib.errors", "icechunk_lib._lazy"},
+    "storage": {
+        "fsspec",
+        "s3fs",
+        "xxhash",
+        "icechunk_lib.errors",
+        "icechunk_lib._lazy",
+        "azure.core",  # credentials for adlfs (the azure extra)
+        "google.oauth2",  # credentials for gcsfs (the gcs extra)
+    },
 }
 
 

@@ -17,14 +17,20 @@ from icechunk_lib.storage._base import check_key as check_key
 from icechunk_lib.storage.url import storage_from_url as storage_from_url
 
 if TYPE_CHECKING:
+    from icechunk_lib.storage.cloud import azure_storage as azure_storage
+    from icechunk_lib.storage.cloud import gcs_storage as gcs_storage
+    from icechunk_lib.storage.fsspec_storage import FsspecStorage as FsspecStorage
     from icechunk_lib.storage.local import LocalFileSystemStorage as LocalFileSystemStorage
     from icechunk_lib.storage.memory import InMemoryStorage as InMemoryStorage
 
 _EXPORTS = LazyExports(
     globals(),
     {
+        "FsspecStorage": "icechunk_lib.storage.fsspec_storage",
         "InMemoryStorage": "icechunk_lib.storage.memory",
         "LocalFileSystemStorage": "icechunk_lib.storage.local",
+        "azure_storage": "icechunk_lib.storage.cloud",
+        "gcs_storage": "icechunk_lib.storage.cloud",
     },
     eager=[
         "ObjectInfo",

@@ -19,6 +19,8 @@ API in a worker thread: that works alike for synchronous filesystems and for asy
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from icechunk_lib.storage._base import (
     check_key,
     check_prefix,
     is_key_segment,
+    listed_after,
 )
 from icechunk_lib.storage.url import redact_url
 
@@ -55,10 +58,11 @@ UNSAFE_WRITES_WARNING = (
 """What unsafe writes can lose, in the words every warning about them uses."""
 
 _NO_LISTING = (
-    "the HTTP server at {url} does not list directories (no index page for {where!r}), so "
-    "ick cannot list {what}; reading a branch, tag or snapshot by its name or id works "
-    "without listing. Serve the repository with directory listings (python -m http.server, "
-    "nginx autoindex) to list branches, tags and objects"
+    "the HTTP server at {url} does not list directories (it has no index pages), so ick "
+    "cannot list {what}, as history, branch and tag lists and snapshot id prefixes need; "
+    "reading the data at a branch, tag or full snapshot id works without listing. Serve "
+    "the repository with directory listings (python -m http.server, nginx autoindex) for "
+    "the rest"
 )
 
 
@@ -82,6 +86,7 @@ class FsspecStorage(Storage):
         self.unsafe_writes = bool(allow_unsafe_writes)
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self._http = protocol in ("http", "https")
+        self._lists = False  # an HTTP server was seen listing the root
 
     # --- identity ------------------------------------------------------------------------
 
@@ -211,20 +216,20 @@ class FsspecStorage(Storage):
     async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         infos = await self._run(self._find, prefix)
         if start_after is not None:
-            infos = sorted((i for i in infos if i.key > start_after), key=lambda i: i.key)
+            infos = listed_after(infos, start_after)
         for info in infos:
             yield info
 
-    def _find(self, prefix: str) -> list[ObjectInfo]:
+    def _find(self, prefix: str) -> builtins.list[ObjectInfo]:
         directory = prefix.rpartition("/")[0]
         base = f"{self._root}/{directory}" if directory else self._root
-        if self._http:
-            self._check_listing(base, prefix)
+        if self._http and not self._lists:
+            self._check_listing(prefix)
         try:
             found: dict[str, dict[str, Any]] = self._fs.find(base, detail=True)
         except FileNotFoundError:
             return []
-        infos = []
+        infos: builtins.list[ObjectInfo] = []
         cut = len(self._fs._strip_protocol(self._root)) + 1
         for path, info in found.items():
             key = self._fs._strip_protocol(path)[cut:]
@@ -235,7 +240,7 @@ class FsspecStorage(Storage):
             infos.append(ObjectInfo(key, int(info["size"]), _modified(info)))
         return infos
 
-    def _check_listing(self, base: str, prefix: str) -> None:
+    def _check_listing(self, prefix: str) -> None:
         """An HTTP server without index pages answers 404 to a directory: say so rather
         than list nothing (a repository always holds ``refs/``)."""
         try:
@@ -244,7 +249,8 @@ class FsspecStorage(Storage):
             entries = []
         if not entries:
             what = f"the objects under {prefix!r}" if prefix else "its objects"
-            raise StorageError(_NO_LISTING.format(url=self.url, where="", what=what))
+            raise StorageError(_NO_LISTING.format(url=self.url, what=what))
+        self._lists = True
 
     # --- writes (unsafe emulation) -------------------------------------------------------
 
@@ -307,10 +313,8 @@ class FsspecStorage(Storage):
             self._fs.pipe_file(path, data)
 
     def _remove(self, path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.rm_file(path)
-        except FileNotFoundError:
-            pass
 
 
 def _version(info: dict[str, Any]) -> str:

@@ -14,12 +14,15 @@ from icechunk_lib.storage import (
 )
 
 EXPECTED = {
+    "FsspecStorage",
     "InMemoryStorage",
     "LocalFileSystemStorage",
     "ObjectInfo",
     "Storage",
     "StorageCapabilities",
+    "azure_storage",
     "check_key",
+    "gcs_storage",
     "in_memory_storage",
     "local_filesystem_storage",
     "storage_from_url",

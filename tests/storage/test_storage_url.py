@@ -71,11 +71,27 @@ def test_memory_urls(memory_name: str) -> None:
         ("memory://name/path", "memory://<name>"),
         ("memory://bad:name", "invalid memory storage name"),
         ("memory://x?y=1", "query"),
-        ("s3://bucket/prefix", r"'s3' scheme is not supported.*file://, memory://"),
-        ("gs://bucket/prefix", "'gs' scheme is not supported"),
-        ("https://example.com/repo", "'https' scheme is not supported"),
+        ("s3://Bad_Bucket/prefix", "'Bad_Bucket' is not a valid S3 bucket name"),
+        ("s3:///prefix", "no bucket"),
+        ("s3://ab/prefix", "'ab' is not a valid S3 bucket name"),
+        (f"s3://{'b' * 64}/p", "not a valid S3 bucket name"),
+        ("s3://bucket..name/p", "not a valid S3 bucket name"),
+        ("s3://-bucket/p", "not a valid S3 bucket name"),
+        ("s3://192.168.1.1/p", "not a valid S3 bucket name"),
+        ("s3://bucket/a//b", "empty, '.' or '..' segment"),
+        ("s3://bucket/a/../b", "empty, '.' or '..' segment"),
+        ("s3://bucket/./b", "empty, '.' or '..' segment"),
+        ("s3://bucket/a/.ick-x", "invalid segment '.ick-x'"),
+        ("gs://bucket/prefix", r"needs the gcsfs package: pip install \"ick\[gcs\]\""),
+        ("gcs://bucket/prefix", "needs the gcsfs package"),
+        ("az://container/prefix", r"needs the adlfs package: pip install \"ick\[azure\]\""),
+        ("abfs://container/prefix", "needs the adlfs package"),
+        ("nosuchproto://x/y", r"'nosuchproto' scheme is not supported.*s3://.*gs://"),
         ("data:repo", "start it with './'"),
-        ("http://[::1/repo", "'http' scheme"),
+        ("zip://a/b", "'zip' scheme is not supported"),
+        ("local:///tmp/x", "'local' scheme is not supported"),
+        ("https://", "names no location"),
+        ("http://[::1/repo", "Invalid IPv6"),
     ],
 )
 def test_invalid_urls(url: str, message: str) -> None:
@@ -105,7 +121,7 @@ def test_nul_byte_path_is_a_url_error() -> None:
 
 
 def test_supported_schemes_listed() -> None:
-    assert supported_schemes() == ["file://", "memory://"]
+    assert supported_schemes() == ["file://", "memory://", "s3://"]
 
 
 def test_backends_import_no_cloud_libraries() -> None:
