@@ -4,19 +4,25 @@ The repository is ``-R/--repo URL`` if given, else ``$ICK_REPO`` (typer fills bo
 same option), else the nearest directory at or above the current one that holds a
 repository, as git finds ``.git``. Revisions are resolved by the library
 (``Repository.resolve``): branch, tag, snapshot id or unique prefix, with ``~N``.
+
+Storage is opened with the ``--storage-option`` settings and ``--unsafe-writes`` of the
+command line (``params.storage_settings``); with the latter, a warning on stderr says what
+unsafe writes can lose.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from icechunk_cli.errors import NoRepositoryError, PathNotFoundError
+from icechunk_cli.params import storage_settings
 
 if TYPE_CHECKING:
     import icechunk_lib as ic
 
-__all__ = ["current_directory", "open_repository", "repository_url", "resolve"]
+__all__ = ["current_directory", "open_repository", "open_storage", "repository_url", "resolve"]
 
 
 def repository_url(repo: str | None) -> str:
@@ -43,11 +49,31 @@ def current_directory() -> Path:
         ) from None
 
 
-def open_repository(repo: str | None) -> ic.Repository:
-    """Open the repository the command line points at."""
+def open_storage(location: str | Path, ctx: Any = None) -> ic.Storage:
+    """The storage at ``location``, with the command line's storage options."""
     import icechunk_lib as ic
 
-    return ic.Repository.open(ic.storage_from_url(repository_url(repo)))
+    options, unsafe = storage_settings(ctx)
+    storage = ic.storage_from_url(
+        location, storage_options=options or None, allow_unsafe_writes=unsafe
+    )
+    if getattr(storage, "unsafe_writes", False):  # asked for, on a backend that heeds it
+        _warn_unsafe(storage.url)
+    return storage
+
+
+def open_repository(repo: str | None, ctx: Any = None) -> ic.Repository:
+    """Open the repository the command line points at (``ctx``: the click context, when
+    called outside of a running command, as completion is)."""
+    import icechunk_lib as ic
+
+    return ic.Repository.open(open_storage(repository_url(repo), ctx))
+
+
+def _warn_unsafe(url: str) -> None:
+    from icechunk_lib.storage.fsspec_storage import UNSAFE_WRITES_WARNING
+
+    print(f"ick: warning: --unsafe-writes on {url}: {UNSAFE_WRITES_WARNING}", file=sys.stderr)
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:

@@ -36,7 +36,14 @@ from icechunk_cli.commands import (
     tag,
     verify,
 )
-from icechunk_cli.params import COMPLETE_ENV, JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import (
+    COMPLETE_ENV,
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+)
 
 __all__ = ["app", "main"]
 
@@ -184,11 +191,20 @@ def _main(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Version control for Zarr array repositories: history, branches, tags and diffs.
 
     Every command takes -R/--repo URL (default: $ICK_REPO, then the repository containing
-    the current directory), --json and --no-color, before or after its name.
+    the current directory), --storage-option KEY=VALUE, --unsafe-writes, --json and
+    --no-color, before or after its name.
+
+    On S3, with credentials from the AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...):
+
+    * `ick -R s3://my-bucket/weather log`
+    * on an S3-compatible server: `ick -R s3://my-bucket/weather --storage-option
+      endpoint_url=http://localhost:9000 --storage-option allow_http=true init`
     """
 
 

@@ -1,7 +1,8 @@
 """The parameters commands share, as typer ``Annotated`` aliases, and their shell completion.
 
-The common options (``-R/--repo``, ``--json``, ``--no-color``) are declared on the top-level
-command, on every group and on every command, so they may come before or after any verb:
+The common options (``-R/--repo``, ``--storage-option``, ``--unsafe-writes``, ``--json``,
+``--no-color``) are declared on the top-level command, on every group and on every command,
+so they may come before or after any verb:
 ``ick -R A tag list``, ``ick tag -R A list`` and ``ick tag list -R A`` are the same. One
 callback, :func:`_common`, makes that so: a value given on the command line is remembered in
 the click context (shared by the whole command line), and a level where the option was not
@@ -30,12 +31,15 @@ __all__ = [
     "NoColorOpt",
     "RefArg",
     "RepoOpt",
+    "StorageOptionOpt",
     "TagArg",
+    "UnsafeWritesOpt",
     "YesOpt",
     "command_group",
     "complete_branches",
     "complete_refs",
     "complete_tags",
+    "storage_settings",
 ]
 
 
@@ -74,13 +78,38 @@ def _common(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
     return value
 
 
+def _storage_option(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> None:
+    """Collect ``KEY=VALUE`` storage options from every level of the command line."""
+    given: dict[str, Any] = ctx.meta.setdefault(_GIVEN, {})
+    if ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+        return
+    options: dict[str, str] = given.setdefault("storage_options", {})
+    for item in value or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(
+                f"{item.partition('=')[0]!r} is not KEY=VALUE (e.g. endpoint_url=http://host:9000)"
+            )
+        options[key.strip()] = text
+
+
+def storage_settings(ctx: Any = None) -> tuple[dict[str, str], bool]:
+    """The ``--storage-option`` settings and whether ``--unsafe-writes`` was given, anywhere
+    on the command line being run (none outside of one)."""
+    from typer._click.globals import get_current_context
+
+    ctx = ctx if ctx is not None else get_current_context(silent=True)
+    given: dict[str, Any] = {} if ctx is None else ctx.meta.get(_GIVEN, {})
+    return dict(given.get("storage_options", {})), bool(given.get("unsafe_writes", False))
+
+
 def _names(ctx: typer.Context, branches: bool, tags: bool) -> list[str]:
     try:
         import icechunk_lib as ic
         from icechunk_cli.addressing import open_repository
 
         url = ctx.params.get("repo") or ctx.meta.get(_GIVEN, {}).get("repo")
-        repo: ic.Repository = open_repository(url or os.environ.get("ICK_REPO") or None)
+        repo: ic.Repository = open_repository(url or os.environ.get("ICK_REPO") or None, ctx)
         names: list[str] = []
         if branches:
             names += sorted(repo.list_branches())
@@ -122,11 +151,37 @@ RepoOpt = Annotated[
         metavar="URL",
         envvar="ICK_REPO",
         show_envvar=True,
-        help="Repository path or URL (./repo, /abs/path, file:///abs/path). Default: "
-        "$ICK_REPO, then the repository containing the current directory.",
+        help="Repository path or URL (./repo, /abs/path, file:///abs/path, s3://bucket/prefix, "
+        "gs://, az://, https://...). Default: $ICK_REPO, then the repository containing the "
+        "current directory.",
         rich_help_panel=COMMON,
         show_default=False,
         callback=_common,
+    ),
+]
+StorageOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        help="A setting of the repository's object storage, e.g. endpoint_url=http://host:9000, "
+        "region=eu-west-1, allow_http=true, force_path_style=true for s3:// (keys in "
+        "docs/cli.md); for other URLs, the fsspec filesystem's own options.",
+        rich_help_panel=COMMON,
+        show_default=False,
+        callback=_storage_option,
+        expose_value=False,
+    ),
+]
+UnsafeWritesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-writes",
+        help="Write to storage that lacks atomic operations (gs://, az://, an S3 server "
+        "without conditional writes): commits racing with another writer can be lost.",
+        rich_help_panel=COMMON,
+        callback=_common,
+        expose_value=False,
     ),
 ]
 JsonOpt = Annotated[

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import BranchArg, JsonOpt, NoColorOpt, RefArg, RepoOpt, command_group
+from icechunk_cli.params import (
+    BranchArg,
+    JsonOpt,
+    NoColorOpt,
+    RefArg,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    command_group,
+)
 from icechunk_cli.render import Cell, Column, Output, command_hint, snapshot_doc
 
 if TYPE_CHECKING:
@@ -24,6 +33,8 @@ def branches(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """List branches (same as `ick branch list`); `create` and `delete` change them."""
     if ctx.invoked_subcommand is None:
@@ -32,7 +43,11 @@ def branches(
 
 @app.command("list")
 def list_branches(
-    repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """List branches with the snapshot each points at."""
     out = Output(json=json, no_color=no_color)
@@ -91,6 +106,8 @@ def create(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Create branch BRANCH at REF (default: the tip of main)."""
     out = Output(json=json, no_color=no_color)
@@ -106,6 +123,8 @@ def delete(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Delete branch BRANCH (not main). Its snapshots stay; the output says how to restore it."""
     out = Output(json=json, no_color=no_color)

@@ -17,7 +17,14 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.errors import Interrupted, PathNotFoundError
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_branches,
+)
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
 
@@ -83,6 +90,8 @@ def commit(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Commit the content of a plain Zarr v3 store.
 

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, command_group
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    command_group,
+)
 from icechunk_cli.render import Column, Output
 
 __all__ = ["app", "flatten"]
@@ -23,6 +30,8 @@ def configuration(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show the repository configuration (same as `ick config show`); `set` changes it."""
     if ctx.invoked_subcommand is None:
@@ -48,7 +57,13 @@ def _shown(value: Any) -> str:
 
 
 @app.command("show")
-def show(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False) -> None:
+def show(
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
+) -> None:
     """Show every setting as KEY = VALUE (dotted keys, as `config set` takes them)."""
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
@@ -72,6 +87,8 @@ def set_value(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Change one setting and save the configuration in the repository.
 

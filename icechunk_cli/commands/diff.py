@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_refs
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_refs,
+)
 from icechunk_cli.render import Cell, Column, Output
 
 if TYPE_CHECKING:
@@ -40,6 +47,8 @@ def diff(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show what changed between two revisions (or what FROM's snapshot changed)."""
     out = Output(json=json, no_color=no_color)

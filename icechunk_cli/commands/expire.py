@@ -9,7 +9,14 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.age import describe_age, older_than_option
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    YesOpt,
+)
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Output, ask, refuse_unasked
 
@@ -50,6 +57,8 @@ def expire(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Release snapshots older than a cut-off from history; delete nothing.
 

@@ -9,7 +9,14 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.age import describe_age, older_than_option
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, YesOpt
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    YesOpt,
+)
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Output, ask, format_bytes, refuse_unasked
 
@@ -52,6 +59,8 @@ def gc(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Delete the objects no branch or tag reaches, once older than the grace period.
 

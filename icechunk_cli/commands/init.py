@@ -10,7 +10,7 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.errors import LocationTakenError
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, StorageOptionOpt, UnsafeWritesOpt
 from icechunk_cli.render import Output
 
 
@@ -27,6 +27,8 @@ def init(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Create an empty repository.
 
@@ -40,7 +42,9 @@ def init(
     import icechunk_lib as ic
 
     where = url if url is not None else repo  # an empty one is refused, never "here"
-    storage = ic.storage_from_url(where if where is not None else addressing.current_directory())
+    storage = addressing.open_storage(
+        where if where is not None else addressing.current_directory()
+    )
     root = getattr(storage, "root", None)
     if isinstance(root, Path):
         _refuse_taken(root)

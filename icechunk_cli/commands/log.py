@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, LimitOpt, NoColorOpt, RefArg, RepoOpt
+from icechunk_cli.params import (
+    JsonOpt,
+    LimitOpt,
+    NoColorOpt,
+    RefArg,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+)
 from icechunk_cli.render import Cell, Output, iso_time, snapshot_doc
 
 if TYPE_CHECKING:
@@ -45,6 +53,8 @@ def log(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show the history, newest first.
 

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_refs
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_refs,
+)
 from icechunk_cli.render import Cell, Column, Output, chunk_grid_size
 
 __all__ = ["ls", "split_ref_and_path"]
@@ -50,6 +57,8 @@ def ls(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """List groups and arrays.
 

@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, LimitOpt, NoColorOpt, RepoOpt, complete_branches
+from icechunk_cli.params import (
+    JsonOpt,
+    LimitOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_branches,
+)
 from icechunk_cli.render import Cell, Column, Output
 
 
@@ -25,6 +33,8 @@ def reflog(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show every past position of a branch, newest first.
 

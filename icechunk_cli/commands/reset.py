@@ -12,6 +12,8 @@ from icechunk_cli.params import (
     JsonOpt,
     NoColorOpt,
     RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
     YesOpt,
     complete_refs,
 )
@@ -32,6 +34,8 @@ def reset(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Move a branch to another snapshot, printing how to undo it.
 

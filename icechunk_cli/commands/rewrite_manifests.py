@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_branches
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_branches,
+)
 from icechunk_cli.render import Output
 
 __all__ = ["rewrite_manifests"]
@@ -32,6 +39,8 @@ def rewrite_manifests(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Apply the manifest splitting config to every array, as one commit on BRANCH.
 

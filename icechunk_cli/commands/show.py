@@ -5,7 +5,14 @@ from __future__ import annotations
 from icechunk_cli import addressing
 from icechunk_cli.commands.diff import diff_doc, parent_changes, render_changes
 from icechunk_cli.commands.log import decorations, render_entry, warn_damaged
-from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RefArg,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+)
 from icechunk_cli.render import Output, snapshot_doc
 
 
@@ -14,6 +21,8 @@ def show(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show one snapshot and what it changed.
 

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icechunk_cli import addressing
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, complete_refs
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RepoOpt,
+    StorageOptionOpt,
+    UnsafeWritesOpt,
+    complete_refs,
+)
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Column, Output
 
@@ -54,6 +61,8 @@ def stats(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Show how much storage the chunks take, each chunk counted once.
 

@@ -6,7 +6,17 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.commands.branch import render_refs, report_ref
-from icechunk_cli.params import JsonOpt, NoColorOpt, RefArg, RepoOpt, TagArg, YesOpt, command_group
+from icechunk_cli.params import (
+    JsonOpt,
+    NoColorOpt,
+    RefArg,
+    RepoOpt,
+    StorageOptionOpt,
+    TagArg,
+    UnsafeWritesOpt,
+    YesOpt,
+    command_group,
+)
 from icechunk_cli.render import Output, ask, refuse_unasked
 
 __all__ = ["app"]
@@ -20,6 +30,8 @@ def tags(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """List tags (same as `ick tag list`); `create` and `delete` change them.
 
@@ -31,7 +43,13 @@ def tags(
 
 
 @app.command("list")
-def list_tags(repo: RepoOpt = None, json: JsonOpt = False, no_color: NoColorOpt = False) -> None:
+def list_tags(
+    repo: RepoOpt = None,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
+) -> None:
     """List tags with the snapshot each names."""
     out = Output(json=json, no_color=no_color)
     repository = addressing.open_repository(repo)
@@ -47,6 +65,8 @@ def create(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Create tag TAG at REF (default: the tip of main)."""
     out = Output(json=json, no_color=no_color)
@@ -63,6 +83,8 @@ def delete(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Delete tag TAG. Its snapshot stays, but the name can never be used again.
 

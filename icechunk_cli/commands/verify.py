@@ -8,7 +8,7 @@ import typer
 
 from icechunk_cli import addressing
 from icechunk_cli.errors import EXIT_INTEGRITY
-from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt
+from icechunk_cli.params import JsonOpt, NoColorOpt, RepoOpt, StorageOptionOpt, UnsafeWritesOpt
 from icechunk_cli.progress import ProgressBar
 from icechunk_cli.render import Column, Output
 
@@ -24,6 +24,8 @@ def verify(
     repo: RepoOpt = None,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,
+    storage_option: StorageOptionOpt = None,
+    unsafe_writes: UnsafeWritesOpt = False,
 ) -> None:
     """Check every ref and every object reachable from one; list what is damaged.
 

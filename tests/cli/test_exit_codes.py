@@ -48,7 +48,7 @@ def test_2_usage(ick: Ick, sample: Sample) -> None:
     assert ick("log", "--no-such-option").exit_code == 2
     assert ick("frobnicate").exit_code == 2
     assert ick("diff").exit_code == 2  # FROM missing
-    ick.fails(2, "log", "-R", "ftp://example.com/repo", repo=False)
+    ick.fails(2, "log", "-R", "nosuchscheme://example.com/repo", repo=False)
     ick.fails(2, "tag", "create", ".hidden")
 
 
