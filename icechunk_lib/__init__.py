@@ -68,6 +68,13 @@ if TYPE_CHECKING:
     from icechunk_lib.format.splitting import ManifestSplitCondition as ManifestSplitCondition
     from icechunk_lib.format.splitting import ManifestSplitDimCondition as ManifestSplitDimCondition
     from icechunk_lib.format.splitting import ManifestSplittingConfig as ManifestSplittingConfig
+    from icechunk_lib.format.storage_settings import (
+        StorageConcurrencySettings as StorageConcurrencySettings,
+    )
+    from icechunk_lib.format.storage_settings import (
+        StorageRetriesSettings as StorageRetriesSettings,
+    )
+    from icechunk_lib.format.storage_settings import StorageSettings as StorageSettings
     from icechunk_lib.history import ReflogEntry as ReflogEntry
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
@@ -81,13 +88,6 @@ if TYPE_CHECKING:
     from icechunk_lib.refs import DEFAULT_BRANCH as DEFAULT_BRANCH
     from icechunk_lib.repository import Repository as Repository
     from icechunk_lib.session import Session as Session
-    from icechunk_lib.format.storage_settings import (
-        StorageConcurrencySettings as StorageConcurrencySettings,
-    )
-    from icechunk_lib.format.storage_settings import (
-        StorageRetriesSettings as StorageRetriesSettings,
-    )
-    from icechunk_lib.format.storage_settings import StorageSettings as StorageSettings
     from icechunk_lib.storage import S3Credentials as S3Credentials
     from icechunk_lib.storage import S3StaticCredentials as S3StaticCredentials
     from icechunk_lib.storage import S3Storage as S3Storage
