@@ -303,6 +303,7 @@ ALLOWED = {
     "storage": {
         "fsspec",
         "s3fs",
+        "aiobotocore",
         "xxhash",
         "icechunk_lib.errors",
         "icechunk_lib._lazy",
