@@ -52,14 +52,16 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success (also: nothing to commit, branch already there)",
-    EXIT_ERROR: "error: a failure with no category below, e.g. deleting `main` or writing to a "
-    "read-only location; also what this ick does not support (`UnsupportedError`), e.g. a "
-    "repository written in a newer format version",
+    EXIT_ERROR: "error: a failure with no category below, e.g. deleting `main`, writing to a "
+    "read-only location (storage without atomic writes, without --unsafe-writes), or access "
+    "denied by object storage; also what this ick does not support (`UnsupportedError`), "
+    "e.g. a repository written in a newer format version",
     EXIT_USAGE: "usage: bad option or argument; invalid input (`InvalidInputError`): an invalid "
-    "name, key or URL, an ambiguous revision, an unknown config key or bad value, an import "
-    "source that is not a Zarr v3 store",
-    EXIT_NOT_FOUND: "not found (`NotFoundError`): repository, branch, tag, snapshot, revision, "
-    "path or import source",
+    "name, key or URL (also an unknown storage option, or a URL whose package is missing), an "
+    "ambiguous revision, an unknown config key or bad value, an import source that is not a "
+    "Zarr v3 store",
+    EXIT_NOT_FOUND: "not found (`NotFoundError`): repository, bucket, branch, tag, snapshot, "
+    "revision, path or import source",
     EXIT_CONFLICT: "conflict: the name or location is taken (`AlreadyExistsError`: the branch or "
     "tag exists, the location already holds data), or someone else changed it meanwhile "
     "(`ConcurrentUpdateError`: the branch moved, the config was saved)",

@@ -155,7 +155,8 @@ def test_common_options_in_every_position_act_on_the_repository_they_name(
         in_b = ick(*path, *args, "--json", env=env)
         assert in_b.exit_code != 0 or json.loads(in_b.stdout) != expected  # B differs
 
-    for line in placements(path, args, ["-R", "{a}", "--json"]):
+    # --unsafe-writes is accepted everywhere and changes nothing on a local repository.
+    for line in placements(path, args, ["-R", "{a}", "--json", "--unsafe-writes"]):
         a = fresh(setup, path, template)
         a_before = fingerprint(a)
         argv = [str(a) if w == "{a}" else w for w in line]
@@ -181,6 +182,29 @@ def test_no_color_in_every_position(setup: Setup, path: tuple[str, ...]) -> None
         result = ick(*line, "-R", str(a), env={"ICK_TERMINAL": "1"})
         assert result.exit_code == 0, (line, result.output)
         assert not re.search("\x1b\\[[0-9;]*m", result.output), line  # no colour codes
+
+
+@pytest.mark.parametrize("path", sorted(CASES), ids=" ".join)
+def test_storage_options_in_every_position_reach_the_storage(
+    setup: Setup, path: tuple[str, ...]
+) -> None:
+    # A local repository takes no storage options: the refusal names the ones that came
+    # through from wherever they were given, so each position reached the storage.
+    case = CASES[path]
+    args = tuple(str(setup.source) if a == SOURCE else a for a in case.args)
+    ick = Ick(None)
+    options = ["--storage-option", "region=eu-west-1", "-R", str(setup.a)]
+    for line in placements(path, args, options):
+        result = ick(*line, "--storage-option", "endpoint_url=http://h:1")
+        assert result.exit_code == 2, (line, result.output)
+        assert "storage options (endpoint_url, region) apply to object storage" in result.stderr
+
+
+@pytest.mark.parametrize("item", ["noequals", "=value", " =x"])
+def test_a_storage_option_must_be_key_equals_value(setup: Setup, item: str) -> None:
+    result = Ick(setup.a)("log", "--storage-option", item)
+    assert result.exit_code == 2
+    assert "is not KEY=VALUE" in result.stderr
 
 
 def test_the_last_repository_given_wins(setup: Setup) -> None:

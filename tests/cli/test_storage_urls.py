@@ -1,0 +1,68 @@
+"""``ick -R https://...``: a repository served read-only over HTTP, --unsafe-writes and its
+warning, and the exit codes of storage that cannot be written."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Ick, Sample
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def site(sample: Sample, tmp_path: Path) -> Iterator[str]:
+    """The sample repository served by python's http.server on 127.0.0.1."""
+    root = tmp_path / "site"
+    shutil.copytree(sample.path, root / "repo")
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/repo"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_served_repository_reads_like_the_local_one(site: str, sample: Sample) -> None:
+    local, served = Ick(sample.path), Ick(None)
+    for args in (("log", "--all"), ("branch",), ("tag",), ("ls", "-r", "-l", "v1.0")):
+        assert served.json("-R", site, *args) == local.json(*args), args
+
+
+def test_writing_to_it_is_refused_with_exit_1(site: str) -> None:
+    ick = Ick(None)
+    for args in (
+        ("tag", "create", "v2"),
+        ("branch", "create", "b"),
+        ("config", "set", "compression.level", "3"),
+    ):
+        result = ick.fails(1, "-R", site, *args)
+        assert "atomic" in result.stderr
+    assert [t["name"] for t in ick.json("-R", site, "tag")["tags"]] == ["v1.0", "v1.1"]
+
+
+def test_unsafe_writes_warns_on_stderr_what_can_be_lost(site: str, sample: Sample) -> None:
+    ick = Ick(None)
+    result = ick("-R", site, "--unsafe-writes", "log", "--oneline")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"ick: warning: --unsafe-writes on {site}: ")
+    assert "can be lost" in result.stderr
+    assert "warning" not in result.stdout
+    local = Ick(sample.path)("log", "--unsafe-writes", "--oneline")
+    assert local.exit_code == 0
+    assert local.stderr == ""  # a local repository has atomic writes: nothing to warn of
