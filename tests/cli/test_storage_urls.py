@@ -66,3 +66,11 @@ def test_unsafe_writes_warns_on_stderr_what_can_be_lost(site: str, sample: Sampl
     local = Ick(sample.path)("log", "--unsafe-writes", "--oneline")
     assert local.exit_code == 0
     assert local.stderr == ""  # a local repository has atomic writes: nothing to warn of
+
+
+def test_help_shows_an_s3_example_and_the_storage_options() -> None:
+    result = Ick(None)("--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "ick -R s3://my-bucket/weather" in result.stdout
+    assert "--storage-option" in result.stdout
+    assert "--unsafe-writes" in result.stdout

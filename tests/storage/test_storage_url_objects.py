@@ -143,3 +143,26 @@ def test_cloud_factories_name_the_package_to_install() -> None:
     assert SECRET not in str(info.value)
     with pytest.raises(InvalidStorageURLError, match="get_credentials is not supported"):
         ic.gcs_storage(bucket="bucket", prefix=None, get_credentials=lambda: None)
+
+
+def test_s3_urls_open_s3_storage_and_keep_a_secret_option_out_of_reprs_and_pickles() -> None:
+    import pickle
+
+    from icechunk_lib.storage.s3 import S3Storage
+
+    storage = storage_from_url(
+        "s3://my-bucket/some/prefix/",
+        storage_options={
+            "endpoint_url": "http://127.0.0.1:1",
+            "allow_http": "true",
+            "access_key_id": "AKIAEXAMPLE",
+            "secret_access_key": SECRET,
+        },
+    )
+    assert isinstance(storage, S3Storage)
+    assert storage.url == "s3://my-bucket/some/prefix"
+    for shown in (repr(storage), storage.url, str(pickle.dumps(storage))):
+        assert SECRET not in shown
+    assert storage_from_url("s3://my-bucket").url == "s3://my-bucket"
+    unsafe = storage_from_url("s3://my-bucket/p", allow_unsafe_writes=True)
+    assert unsafe.unsafe_writes
