@@ -102,6 +102,29 @@ def _fetcher(get_credentials: Callable[[], S3StaticCredentials], where: str) -> 
 
 
 _SESSION: list[Any] = []
+_HTTP_SESSION: list[type] = []
+
+
+def _http_session_class() -> type:
+    """aiobotocore's HTTP session, without aiohttp's hidden retry.
+
+    aiohttp sends an idempotent request (PUT included) a second time when a kept-alive
+    connection breaks before the reply. For a conditional PUT that hides a lost reply: the
+    resend meets our own write and fails with 412, a spurious conflict. Our retry loop
+    does resend, knowing the first try may have landed. (``_retry_connection`` is private;
+    aiohttp's own test client turns it off the same way.)
+    """
+    if not _HTTP_SESSION:
+        from aiobotocore.httpsession import AIOHTTPSession
+
+        class NoHiddenRetrySession(AIOHTTPSession):  # type: ignore[misc]
+            async def _get_session(self, proxy_url: Any) -> Any:
+                session = await super()._get_session(proxy_url)
+                session._retry_connection = False
+                return session
+
+        _HTTP_SESSION.append(NoHiddenRetrySession)
+    return _HTTP_SESSION[0]
 
 
 def _shared_session() -> Any:
@@ -159,6 +182,7 @@ async def connect(
         "read_timeout": settings.read_timeout,
         "retries": {"total_max_attempts": 1, "mode": "standard"},  # our retries decide
         "max_pool_connections": tuning.max_concurrent_requests,
+        "http_session_cls": _http_session_class(),
         # No CRC trailers: S3-compatible servers disagree on them, and they cost CPU.
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
