@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from icechunk_lib.errors import StorageError
-from icechunk_lib.storage.s3_credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
 from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = ["Connection", "ConnectionSettings", "connect", "disconnect", "drop"]

@@ -51,7 +51,7 @@ from icechunk_lib.storage._s3_client import (
     drop,
 )
 from icechunk_lib.storage._s3_errors import Failure, classify, error_code, http_status
-from icechunk_lib.storage.s3_credentials import AnyS3Credential, S3Credentials
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials
 from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = ["PROBE_PREFIX", "S3Storage"]
@@ -357,8 +357,18 @@ class S3Storage(Storage):
                     uncertain = True
                 retry = failure in (Failure.THROTTLED, Failure.NO_REPLY)
                 if not retry or tries >= max_tries:
+                    if failure is Failure.DENIED and not await self._bucket_exists(conn):
+                        failure = Failure.NO_BUCKET  # some servers deny, not 404, then
                     raise _Failed(exc, failure, tries, uncertain) from None
             await asyncio.sleep(self._backoff(tries))
+
+    async def _bucket_exists(self, conn: Connection) -> bool:
+        """False only when the server says the bucket does not exist (one HEAD)."""
+        try:
+            await conn.client.head_bucket(Bucket=self._bucket)
+        except Exception as exc:
+            return classify(exc) not in (Failure.NOT_FOUND, Failure.NO_BUCKET)
+        return True
 
     def _error(self, failed: _Failed, action: str, key: str) -> StorageError:
         """The library error for a request that failed for good; no secret in it."""
