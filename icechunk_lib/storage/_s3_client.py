@@ -9,7 +9,7 @@ per running loop and closes them all on ``close``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,11 +45,29 @@ class ConnectionSettings:
 
 @dataclass(slots=True)
 class Connection:
-    """A client bound to one loop, and the semaphore limiting its requests in flight."""
+    """A client bound to one loop, and the semaphore limiting its requests in flight.
+
+    ``closer`` is an async generator started on that loop whose ``finally`` closes the
+    client: a loop closes its async generators when it shuts down (``asyncio.run`` and
+    pytest's loops do), and a collected one is closed on its loop, so a client is closed
+    on its own loop even when nobody calls ``S3Storage.close``.
+    """
 
     client: Any
     semaphore: asyncio.Semaphore
     loop: asyncio.AbstractEventLoop
+    closer: Any = None
+    dropped: bool = False
+
+
+async def _closing(conn: Connection) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.dropped:
+            conn.dropped = True
+            with suppress(Exception):
+                await conn.client.close()
 
 
 def _no_credentials(settings: ConnectionSettings, lost_static: bool) -> StorageError:
@@ -205,35 +223,55 @@ async def connect(
         **fs_kwargs,
     )
     client = await fs.set_session()
-    return Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn = Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn.closer = _closing(conn)
+    await conn.closer.__anext__()  # the loop now knows it, and closes it at shutdown
+    return conn
 
 
 async def disconnect(connection: Connection) -> None:
-    """Close the client's connections, from whichever loop is running."""
+    """Close the client, on its own loop if that is still running."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
+    if connection.dropped:
+        return
     if running is connection.loop:
-        await connection.client.close()
+        await connection.closer.aclose()
     elif not connection.loop.is_closed() and connection.loop.is_running():
         # Another thread's loop: close it there, without waiting for it.
-        asyncio.run_coroutine_threadsafe(connection.client.close(), connection.loop)
+        asyncio.run_coroutine_threadsafe(connection.closer.aclose(), connection.loop)
+    else:  # its loop has ended without closing it: close the sockets here
+        drop({connection.loop: connection})
 
 
 def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
-    """Close the sockets of connections nobody will close (a storage collected unclosed,
-    or one whose loop has ended), synchronously, so no aiohttp session is left open.
+    """Forget connections nobody will close (a storage collected unclosed, or one whose
+    loop has ended). A live loop closes a forgotten client itself (its ``closer`` is
+    collected); for an ended loop the sockets are closed here, synchronously.
 
     This reaches into aiobotocore and aiohttp (``_endpoint``, ``_sessions``,
-    ``_connector._close``): no public call closes a client without awaiting on its loop,
-    and that loop may be gone.
+    ``_connector._close``): no public call closes a client without its loop.
     """
     for conn in list(connections.values()):
+        if conn.dropped or not conn.loop.is_closed():
+            continue
+        conn.dropped = True
         with suppress(Exception):
             sessions = conn.client._endpoint.http_session._sessions
             for session in list(sessions.values()):
                 connector = session.connector
                 if connector is not None:
+                    for protocols in connector._conns.values():
+                        for protocol, _ in protocols:
+                            transport = protocol.transport
+                            sock = transport and transport.get_extra_info("socket")
+                            if sock is not None:
+                                sock.close()
                     connector._close()
+        # Finish the closer without its loop (``dropped`` makes its ``finally`` a no-op),
+        # so that collecting it asks nothing of a closed loop.
+        with suppress(StopIteration, RuntimeError, Exception):
+            conn.closer.aclose().send(None)
     connections.clear()

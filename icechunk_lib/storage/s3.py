@@ -20,8 +20,9 @@ import random
 import re
 import secrets
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import suppress
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -63,6 +64,8 @@ PROBE_PREFIX = f"{RESERVED_PREFIX}probe-"
 repository key can use, which ``list`` (and so gc and verify) never shows."""
 DELETE_BATCH = 1000
 """Keys per DeleteObjects request (S3's limit)."""
+LIST_PAGE = 1000
+"""Keys per ListObjectsV2 page (S3's limit)."""
 MIN_PART_SIZE = 5 * 1024 * 1024
 """S3's smallest part of a multipart upload (all but the last)."""
 MAX_PARTS = 10_000
@@ -552,7 +555,11 @@ class S3Storage(Storage):
     async def _pages(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         """ListObjectsV2, page after page; reserved keys (a probe's) are left out."""
         root = self._root
-        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": root + prefix}
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Prefix": root + prefix,
+            "MaxKeys": LIST_PAGE,
+        }
         if self._requester_pays:
             params["RequestPayer"] = "requester"
         if start_after is not None:
@@ -584,10 +591,17 @@ class S3Storage(Storage):
 
     async def _write(self, key: str, data: bytes, condition: dict[str, str]) -> str:
         """PUT (or a multipart upload above the threshold) under ``condition``; the ETag.
-        Raises ``_Failed``."""
+        Raises ``_Failed``.
+
+        A swap (``If-Match``) is always one PUT: moto ignores ``If-Match`` on the request
+        completing a multipart upload, and what is swapped (refs, config) is small.
+        """
         if type(data) is not bytes:
             data = bytes(data)
-        if len(data) >= self._tuning.minimum_size_for_multipart_upload:
+        if (
+            len(data) >= self._tuning.minimum_size_for_multipart_upload
+            and "IfMatch" not in condition
+        ):
             return await self._multipart(key, data, condition)
         params = self._params(key, Body=data, **condition, **self._storage_class(key))
         response = await self._run(lambda client: client.put_object(**params))
@@ -729,7 +743,10 @@ class S3Storage(Storage):
         """Delete ``key``; a missing key is fine."""
         if self._closed:
             raise self._closed_error()
-        params = self._params(check_key(key))
+        await self._delete_key(check_key(key))
+
+    async def _delete_key(self, key: str) -> None:
+        params = self._params(key)
         try:
             await self._run(lambda client: client.delete_object(**params))
         except _Failed as failed:
@@ -780,6 +797,26 @@ class S3Storage(Storage):
                 ) from None
             if failed.failure is not Failure.DENIED:  # HEAD may be denied where PUT is not
                 raise self._error(failed, "find", "/") from None
+
+    async def remove_leftovers(self, older_than: datetime, *, skip: Collection[str] = ()) -> int:
+        """Delete probe objects a probe interrupted midway left behind, once older than
+        ``older_than`` (overrides ``Storage.remove_leftovers``); uploads are never partial
+        objects on S3, so nothing else is left over."""
+        self._check_open()
+        root = self._root
+        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": root + PROBE_PREFIX}
+        try:
+            page = await self._run(_list_call(params))
+        except _Failed as failed:
+            raise self._error(failed, "list", PROBE_PREFIX) from None
+        stale = [
+            item["Key"][len(root) :]
+            for item in page.get("Contents", ())
+            if item["LastModified"] < older_than
+        ]
+        for key in stale:
+            await self._delete_key(key)
+        return len(stale)
 
     async def probe_capabilities(self) -> StorageCapabilities:
         """What the server really honours (overrides ``Storage.probe_capabilities``).
