@@ -247,31 +247,52 @@ async def disconnect(connection: Connection) -> None:
 
 
 def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
-    """Forget connections nobody will close (a storage collected unclosed, or one whose
-    loop has ended). A live loop closes a forgotten client itself (its ``closer`` is
-    collected); for an ended loop the sockets are closed here, synchronously.
+    """Close, without awaiting, the clients nobody else will close: those of a storage
+    collected unclosed (at exit too), and those whose loop has ended.
 
-    This reaches into aiobotocore and aiohttp (``_endpoint``, ``_sessions``,
-    ``_connector._close``): no public call closes a client without its loop.
+    A client whose loop runs in another thread (zarr's I/O loop) is closed there, waiting a
+    moment; on the loop running here, a task closes it; with its loop stopped or closed,
+    its sockets are closed here. That last reaches into aiobotocore and aiohttp
+    (``_endpoint``, ``_sessions``, ``_connector``): no public call closes a client without
+    its loop.
     """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
     for conn in list(connections.values()):
-        if conn.dropped or not conn.loop.is_closed():
+        if conn.dropped:
             continue
+        loop = conn.loop
+        if loop.is_running() and not loop.is_closed():
+            if loop is running:
+                loop.create_task(conn.closer.aclose())
+                continue
+            future = asyncio.run_coroutine_threadsafe(conn.closer.aclose(), loop)
+            with suppress(Exception):
+                future.result(timeout=2)
+            if conn.dropped:
+                continue
         conn.dropped = True
-        with suppress(Exception):
-            sessions = conn.client._endpoint.http_session._sessions
-            for session in list(sessions.values()):
-                connector = session.connector
-                if connector is not None:
-                    for protocols in connector._conns.values():
-                        for protocol, _ in protocols:
-                            transport = protocol.transport
-                            sock = transport and transport.get_extra_info("socket")
-                            if sock is not None:
-                                sock.close()
-                    connector._close()
+        _close_sockets(conn)
         # Finish the closer without its loop (``dropped`` makes its ``finally`` a no-op),
-        # so that collecting it asks nothing of a closed loop.
+        # so that collecting it asks nothing of a stopped loop.
         with suppress(StopIteration, RuntimeError, Exception):
             conn.closer.aclose().send(None)
     connections.clear()
+
+
+def _close_sockets(conn: Connection) -> None:
+    with suppress(Exception):
+        sessions = conn.client._endpoint.http_session._sessions
+        for session in list(sessions.values()):
+            connector = session.connector
+            if connector is None:
+                continue
+            for protocols in connector._conns.values():
+                for protocol, _ in protocols:
+                    transport = protocol.transport
+                    sock = transport and transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.close()
+            connector._close()
