@@ -19,6 +19,7 @@ import contextlib
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -42,6 +43,9 @@ class Rule:
     method: str | None = None
     path_contains: str = ""
     header: str = ""
+    then: Callable[[], object] | None = None
+    """Called (in the proxy's thread) after a dropped request was applied, before the
+    connection is reset: another writer acting between our write and our retry."""
     hits: int = 0
 
     def matches(self, method: str, path: str, headers: dict[bytes, bytes]) -> bool:
@@ -78,6 +82,7 @@ class S3FaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # accept() wakes up to notice close()
         self.endpoint_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._clients: list[socket.socket] = []
         self._closed = False
@@ -93,9 +98,11 @@ class S3FaultProxy:
         method: str | None = "PUT",
         path_contains: str = "",
         header: str = "",
+        then: Callable[[], object] | None = None,
     ) -> Rule:
-        """Forward the next ``count`` matching requests but lose their replies."""
-        return self._add(Rule("drop", count, method, path_contains, header))
+        """Forward the next ``count`` matching requests but lose their replies (calling
+        ``then`` after each was applied)."""
+        return self._add(Rule("drop", count, method, path_contains, header, then))
 
     def slow_down(
         self, count: int = 1, *, method: str | None = None, path_contains: str = ""
@@ -130,6 +137,8 @@ class S3FaultProxy:
         with self._lock:
             clients = list(self._clients)
         for client in clients:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)  # wakes its thread's blocked read
             _close_quietly(client)
         self._thread.join(timeout=5)
 
@@ -143,8 +152,11 @@ class S3FaultProxy:
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             with self._lock:
                 self._clients.append(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
@@ -157,7 +169,7 @@ class S3FaultProxy:
                 if request is None:
                     return
                 head, body, method, path, headers = request
-                action = self._decide(method, path, headers)
+                action, then = self._decide(method, path, headers)
                 if action == "slow_down":
                     client.sendall(SLOW_DOWN % (len(SLOW_DOWN_BODY), SLOW_DOWN_BODY))
                     continue
@@ -165,6 +177,8 @@ class S3FaultProxy:
                     head = _without_conditions(head)
                 reply, keep_open = _forward(self._upstream, head, body, method)
                 if action == "drop":
+                    if then is not None:
+                        then()
                     _reset(client)
                     return
                 client.sendall(reply)
@@ -178,17 +192,19 @@ class S3FaultProxy:
                 if client in self._clients:
                     self._clients.remove(client)
 
-    def _decide(self, method: str, path: str, headers: dict[bytes, bytes]) -> str:
+    def _decide(
+        self, method: str, path: str, headers: dict[bytes, bytes]
+    ) -> tuple[str, Callable[[], object] | None]:
         with self._lock:
-            action = "forward"
+            action, then = "forward", None
             for rule in self.rules:
                 if rule.matches(method, path, headers):
                     rule.count -= 1
                     rule.hits += 1
-                    action = rule.action
+                    action, then = rule.action, rule.then
                     break
             self.seen.append(Seen(method, path, headers, action))
-            return action
+            return action, then
 
 
 def _read_request(

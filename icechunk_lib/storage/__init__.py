@@ -21,25 +21,25 @@ from icechunk_lib.storage.url import storage_from_url as storage_from_url
 if TYPE_CHECKING:
     from icechunk_lib.storage.cloud import azure_storage as azure_storage
     from icechunk_lib.storage.cloud import gcs_storage as gcs_storage
+    from icechunk_lib.storage.credentials import S3Credentials as S3Credentials
+    from icechunk_lib.storage.credentials import S3StaticCredentials as S3StaticCredentials
+    from icechunk_lib.storage.credentials import (
+        s3_anonymous_credentials as s3_anonymous_credentials,
+    )
+    from icechunk_lib.storage.credentials import s3_credentials as s3_credentials
+    from icechunk_lib.storage.credentials import (
+        s3_from_env_credentials as s3_from_env_credentials,
+    )
+    from icechunk_lib.storage.credentials import (
+        s3_refreshable_credentials as s3_refreshable_credentials,
+    )
+    from icechunk_lib.storage.credentials import (
+        s3_static_credentials as s3_static_credentials,
+    )
     from icechunk_lib.storage.fsspec_storage import FsspecStorage as FsspecStorage
     from icechunk_lib.storage.local import LocalFileSystemStorage as LocalFileSystemStorage
     from icechunk_lib.storage.memory import InMemoryStorage as InMemoryStorage
     from icechunk_lib.storage.s3 import S3Storage as S3Storage
-    from icechunk_lib.storage.s3_credentials import S3Credentials as S3Credentials
-    from icechunk_lib.storage.s3_credentials import S3StaticCredentials as S3StaticCredentials
-    from icechunk_lib.storage.s3_credentials import (
-        s3_anonymous_credentials as s3_anonymous_credentials,
-    )
-    from icechunk_lib.storage.s3_credentials import s3_credentials as s3_credentials
-    from icechunk_lib.storage.s3_credentials import (
-        s3_from_env_credentials as s3_from_env_credentials,
-    )
-    from icechunk_lib.storage.s3_credentials import (
-        s3_refreshable_credentials as s3_refreshable_credentials,
-    )
-    from icechunk_lib.storage.s3_credentials import (
-        s3_static_credentials as s3_static_credentials,
-    )
     from icechunk_lib.storage.tuning import StorageTuning as StorageTuning
 
 _EXPORTS = LazyExports(
@@ -48,17 +48,17 @@ _EXPORTS = LazyExports(
         "FsspecStorage": "icechunk_lib.storage.fsspec_storage",
         "InMemoryStorage": "icechunk_lib.storage.memory",
         "LocalFileSystemStorage": "icechunk_lib.storage.local",
-        "S3Credentials": "icechunk_lib.storage.s3_credentials",
-        "S3StaticCredentials": "icechunk_lib.storage.s3_credentials",
+        "S3Credentials": "icechunk_lib.storage.credentials",
+        "S3StaticCredentials": "icechunk_lib.storage.credentials",
         "S3Storage": "icechunk_lib.storage.s3",
         "StorageTuning": "icechunk_lib.storage.tuning",
         "azure_storage": "icechunk_lib.storage.cloud",
         "gcs_storage": "icechunk_lib.storage.cloud",
-        "s3_anonymous_credentials": "icechunk_lib.storage.s3_credentials",
-        "s3_credentials": "icechunk_lib.storage.s3_credentials",
-        "s3_from_env_credentials": "icechunk_lib.storage.s3_credentials",
-        "s3_refreshable_credentials": "icechunk_lib.storage.s3_credentials",
-        "s3_static_credentials": "icechunk_lib.storage.s3_credentials",
+        "s3_anonymous_credentials": "icechunk_lib.storage.credentials",
+        "s3_credentials": "icechunk_lib.storage.credentials",
+        "s3_from_env_credentials": "icechunk_lib.storage.credentials",
+        "s3_refreshable_credentials": "icechunk_lib.storage.credentials",
+        "s3_static_credentials": "icechunk_lib.storage.credentials",
     },
     eager=[
         "ObjectInfo",
@@ -125,8 +125,8 @@ def s3_storage(
     ``allow_unsafe_writes=True`` writes to one that ignores them, at the risk of lost
     updates between concurrent writers.
     """
+    from icechunk_lib.storage.credentials import s3_credentials
     from icechunk_lib.storage.s3 import S3Storage
-    from icechunk_lib.storage.s3_credentials import s3_credentials
 
     credentials = s3_credentials(
         access_key_id=access_key_id,

@@ -9,14 +9,14 @@ per running loop and closes them all on ``close``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from icechunk_lib.errors import StorageError
-from icechunk_lib.storage.s3_credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
 from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = ["Connection", "ConnectionSettings", "connect", "disconnect", "drop"]
@@ -45,11 +45,29 @@ class ConnectionSettings:
 
 @dataclass(slots=True)
 class Connection:
-    """A client bound to one loop, and the semaphore limiting its requests in flight."""
+    """A client bound to one loop, and the semaphore limiting its requests in flight.
+
+    ``closer`` is an async generator started on that loop whose ``finally`` closes the
+    client: a loop closes its async generators when it shuts down (``asyncio.run`` and
+    pytest's loops do), and a collected one is closed on its loop, so a client is closed
+    on its own loop even when nobody calls ``S3Storage.close``.
+    """
 
     client: Any
     semaphore: asyncio.Semaphore
     loop: asyncio.AbstractEventLoop
+    closer: Any = None
+    dropped: bool = False
+
+
+async def _closing(conn: Connection) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.dropped:
+            conn.dropped = True
+            with suppress(Exception):
+                await conn.client.close()
 
 
 def _no_credentials(settings: ConnectionSettings, lost_static: bool) -> StorageError:
@@ -102,6 +120,29 @@ def _fetcher(get_credentials: Callable[[], S3StaticCredentials], where: str) -> 
 
 
 _SESSION: list[Any] = []
+_HTTP_SESSION: list[type] = []
+
+
+def _http_session_class() -> type:
+    """aiobotocore's HTTP session, without aiohttp's hidden retry.
+
+    aiohttp sends an idempotent request (PUT included) a second time when a kept-alive
+    connection breaks before the reply. For a conditional PUT that hides a lost reply: the
+    resend meets our own write and fails with 412, a spurious conflict. Our retry loop
+    does resend, knowing the first try may have landed. (``_retry_connection`` is private;
+    aiohttp's own test client turns it off the same way.)
+    """
+    if not _HTTP_SESSION:
+        from aiobotocore.httpsession import AIOHTTPSession
+
+        class NoHiddenRetrySession(AIOHTTPSession):  # type: ignore[misc]
+            async def _get_session(self, proxy_url: Any) -> Any:
+                session = await super()._get_session(proxy_url)
+                session._retry_connection = False
+                return session
+
+        _HTTP_SESSION.append(NoHiddenRetrySession)
+    return _HTTP_SESSION[0]
 
 
 def _shared_session() -> Any:
@@ -159,6 +200,7 @@ async def connect(
         "read_timeout": settings.read_timeout,
         "retries": {"total_max_attempts": 1, "mode": "standard"},  # our retries decide
         "max_pool_connections": tuning.max_concurrent_requests,
+        "http_session_cls": _http_session_class(),
         # No CRC trailers: S3-compatible servers disagree on them, and they cost CPU.
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
@@ -181,35 +223,76 @@ async def connect(
         **fs_kwargs,
     )
     client = await fs.set_session()
-    return Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn = Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn.closer = _closing(conn)
+    await conn.closer.__anext__()  # the loop now knows it, and closes it at shutdown
+    return conn
 
 
 async def disconnect(connection: Connection) -> None:
-    """Close the client's connections, from whichever loop is running."""
+    """Close the client, on its own loop if that is still running."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
+    if connection.dropped:
+        return
     if running is connection.loop:
-        await connection.client.close()
+        await connection.closer.aclose()
     elif not connection.loop.is_closed() and connection.loop.is_running():
         # Another thread's loop: close it there, without waiting for it.
-        asyncio.run_coroutine_threadsafe(connection.client.close(), connection.loop)
+        asyncio.run_coroutine_threadsafe(connection.closer.aclose(), connection.loop)
+    else:  # its loop has ended without closing it: close the sockets here
+        drop({connection.loop: connection})
 
 
 def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
-    """Close the sockets of connections nobody will close (a storage collected unclosed,
-    or one whose loop has ended), synchronously, so no aiohttp session is left open.
+    """Close, without awaiting, the clients nobody else will close: those of a storage
+    collected unclosed (at exit too), and those whose loop has ended.
 
-    This reaches into aiobotocore and aiohttp (``_endpoint``, ``_sessions``,
-    ``_connector._close``): no public call closes a client without awaiting on its loop,
-    and that loop may be gone.
+    A client whose loop runs in another thread (zarr's I/O loop) is closed there, waiting a
+    moment; on the loop running here, a task closes it; with its loop stopped or closed,
+    its sockets are closed here. That last reaches into aiobotocore and aiohttp
+    (``_endpoint``, ``_sessions``, ``_connector``): no public call closes a client without
+    its loop.
     """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
     for conn in list(connections.values()):
-        with suppress(Exception):
-            sessions = conn.client._endpoint.http_session._sessions
-            for session in list(sessions.values()):
-                connector = session.connector
-                if connector is not None:
-                    connector._close()
+        if conn.dropped:
+            continue
+        loop = conn.loop
+        if loop.is_running() and not loop.is_closed():
+            if loop is running:
+                loop.create_task(conn.closer.aclose())
+                continue
+            future = asyncio.run_coroutine_threadsafe(conn.closer.aclose(), loop)
+            with suppress(Exception):
+                future.result(timeout=2)
+            if conn.dropped:
+                continue
+        conn.dropped = True
+        _close_sockets(conn)
+        # Finish the closer without its loop (``dropped`` makes its ``finally`` a no-op),
+        # so that collecting it asks nothing of a stopped loop.
+        with suppress(StopIteration, RuntimeError, Exception):
+            conn.closer.aclose().send(None)
     connections.clear()
+
+
+def _close_sockets(conn: Connection) -> None:
+    with suppress(Exception):
+        sessions = conn.client._endpoint.http_session._sessions
+        for session in list(sessions.values()):
+            connector = session.connector
+            if connector is None:
+                continue
+            for protocols in connector._conns.values():
+                for protocol, _ in protocols:
+                    transport = protocol.transport
+                    sock = transport and transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.close()
+            connector._close()

@@ -1,4 +1,5 @@
-"""S3 credentials as Icechunk 1.1 spells them: ``S3StaticCredentials``, the four
+"""Credentials for object storage (Icechunk's ``icechunk.credentials``); for now S3's,
+as Icechunk 1.1 spells them: ``S3StaticCredentials``, the four
 ``S3Credentials`` variants and the ``s3_*_credentials`` helpers.
 
 Secrets never show: reprs print the access key id alone. How a storage holding them pickles
