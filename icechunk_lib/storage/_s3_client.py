@@ -1,0 +1,298 @@
+"""One aiobotocore S3 client per event loop, built through s3fs, with botocore's own retries
+off (``S3Storage`` retries) and credentials resolved without ever being shown.
+
+An aiobotocore client belongs to the loop that made it: ick's sync API runs on a private
+loop or on zarr's, and async users bring their own, so a storage keeps one ``Connection``
+per running loop and closes them all on ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from icechunk_lib.errors import StorageError
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
+from icechunk_lib.storage.tuning import StorageTuning
+
+__all__ = ["Connection", "ConnectionSettings", "connect", "disconnect", "drop"]
+
+REFRESH_ADVISORY_SECONDS = 60
+"""Refreshable credentials are fetched again this long before they expire (if that fails,
+the old ones are used until the mandatory margin below)."""
+REFRESH_MANDATORY_SECONDS = 15
+_FAR_FUTURE = timedelta(days=365 * 100)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Where and how to connect: everything but the credentials."""
+
+    bucket: str
+    region: str | None
+    endpoint_url: str | None
+    force_path_style: bool
+    connect_timeout: float
+    read_timeout: float
+    """Seconds a reply may stall before the request fails (a retry follows)."""
+    where: str
+    """The bucket and endpoint as errors show them."""
+
+
+@dataclass(slots=True)
+class Connection:
+    """A client bound to one loop, and the semaphore limiting its requests in flight.
+
+    ``closer`` is an async generator started on that loop whose ``finally`` closes the
+    client: a loop closes its async generators when it shuts down (``asyncio.run`` and
+    pytest's loops do), and a collected one is closed on its loop, so a client is closed
+    on its own loop even when nobody calls ``S3Storage.close``.
+    """
+
+    client: Any
+    semaphore: asyncio.Semaphore
+    loop: asyncio.AbstractEventLoop
+    closer: Any = None
+    dropped: bool = False
+
+
+async def _closing(conn: Connection) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.dropped:
+            conn.dropped = True
+            with suppress(Exception):
+                await conn.client.close()
+
+
+def _no_credentials(settings: ConnectionSettings, lost_static: bool) -> StorageError:
+    if lost_static:
+        return StorageError(
+            f"no S3 credentials for {settings.where}: this storage was unpickled in another "
+            "process, and keys passed in code (access_key_id/secret_access_key) are never "
+            "pickled. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in "
+            "this process, or pass get_credentials= (a module-level function, called again "
+            "after unpickling)"
+        )
+    return StorageError(
+        f"no S3 credentials found for {settings.where}: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), pass access_key_id/secret_access_key or "
+        "get_credentials, or anonymous=True for a public bucket"
+    )
+
+
+def _metadata(credentials: S3StaticCredentials) -> dict[str, Any]:
+    """botocore's credential metadata for a refreshable source."""
+    expires = credentials.expires_after
+    if expires is None:
+        expires = datetime.now(UTC) + _FAR_FUTURE
+    elif expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return {
+        "access_key": credentials.access_key_id,
+        "secret_key": credentials.secret_access_key,
+        "token": credentials.session_token,
+        "expiry_time": expires.isoformat(),
+    }
+
+
+def _fetcher(get_credentials: Callable[[], S3StaticCredentials], where: str) -> Callable[[], Any]:
+    async def fetch() -> dict[str, Any]:
+        try:
+            fresh = await asyncio.to_thread(get_credentials)
+        except Exception as exc:
+            raise StorageError(
+                f"get_credentials failed for {where}: {type(exc).__name__}"
+            ) from None  # its message could hold a secret
+        if not isinstance(fresh, S3StaticCredentials):
+            raise StorageError(
+                f"get_credentials must return S3StaticCredentials for {where}, "
+                f"got {type(fresh).__name__}"
+            )
+        return _metadata(fresh)
+
+    return fetch
+
+
+_SESSION: list[Any] = []
+_HTTP_SESSION: list[type] = []
+
+
+def _http_session_class() -> type:
+    """aiobotocore's HTTP session, without aiohttp's hidden retry.
+
+    aiohttp sends an idempotent request (PUT included) a second time when a kept-alive
+    connection breaks before the reply. For a conditional PUT that hides a lost reply: the
+    resend meets our own write and fails with 412, a spurious conflict. Our retry loop
+    does resend, knowing the first try may have landed. (``_retry_connection`` is private;
+    aiohttp's own test client turns it off the same way.)
+    """
+    if not _HTTP_SESSION:
+        from aiobotocore.httpsession import AIOHTTPSession
+
+        class NoHiddenRetrySession(AIOHTTPSession):  # type: ignore[misc]
+            async def _get_session(self, proxy_url: Any) -> Any:
+                session = await super()._get_session(proxy_url)
+                session._retry_connection = False
+                return session
+
+        _HTTP_SESSION.append(NoHiddenRetrySession)
+    return _HTTP_SESSION[0]
+
+
+def _shared_session() -> Any:
+    """One aiobotocore session per process: it caches the S3 service model, which takes
+    a tenth of a second to load for each new session."""
+    if not _SESSION:
+        from aiobotocore.session import AioSession
+
+        _SESSION.append(AioSession())
+    return _SESSION[0]
+
+
+async def connect(
+    settings: ConnectionSettings,
+    credentials: AnyS3Credential,
+    tuning: StorageTuning,
+    *,
+    requester_pays: bool,
+    lost_static: bool,
+) -> Connection:
+    """A new client on the running loop (s3fs builds it from the settings and credentials)."""
+    import s3fs
+    from aiobotocore.credentials import AioRefreshableCredentials
+    from aiobotocore.session import AioSession
+
+    loop = asyncio.get_running_loop()
+    session = _shared_session()
+    fs_kwargs: dict[str, Any] = {}
+    if isinstance(credentials, S3Credentials.Anonymous):
+        fs_kwargs["anon"] = True
+    elif isinstance(credentials, S3Credentials.Static):
+        static = credentials.credentials
+        fs_kwargs.update(
+            key=static.access_key_id,
+            secret=static.secret_access_key,
+            token=static.session_token,
+        )
+    elif isinstance(credentials, S3Credentials.Refreshable):
+        fetch = _fetcher(credentials.get_credentials, settings.where)
+        current = credentials.current
+        session = AioSession()  # its own: it holds these credentials
+        session.register_component("data_loader", _shared_session().get_component("data_loader"))
+        metadata = _metadata(current) if current is not None else await fetch()
+        session._credentials = AioRefreshableCredentials.create_from_metadata(
+            metadata,
+            refresh_using=fetch,
+            method="ick-get-credentials",
+            advisory_timeout=REFRESH_ADVISORY_SECONDS,
+            mandatory_timeout=REFRESH_MANDATORY_SECONDS,
+        )
+    elif await session.get_credentials() is None:  # FromEnv: the environment, profile, role
+        raise _no_credentials(settings, lost_static)
+    config: dict[str, Any] = {
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": settings.read_timeout,
+        "retries": {"total_max_attempts": 1, "mode": "standard"},  # our retries decide
+        "max_pool_connections": tuning.max_concurrent_requests,
+        "http_session_cls": _http_session_class(),
+        # No CRC trailers: S3-compatible servers disagree on them, and they cost CPU.
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+    }
+    if settings.force_path_style:
+        config["s3"] = {"addressing_style": "path"}
+    client_kwargs: dict[str, Any] = {}
+    if settings.region:
+        client_kwargs["region_name"] = settings.region
+    fs = s3fs.S3FileSystem(
+        endpoint_url=settings.endpoint_url,
+        client_kwargs=client_kwargs,
+        config_kwargs=config,
+        requester_pays=requester_pays,
+        session=session,
+        asynchronous=True,
+        loop=loop,
+        skip_instance_cache=True,
+        use_listings_cache=False,
+        **fs_kwargs,
+    )
+    client = await fs.set_session()
+    conn = Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn.closer = _closing(conn)
+    await conn.closer.__anext__()  # the loop now knows it, and closes it at shutdown
+    return conn
+
+
+async def disconnect(connection: Connection) -> None:
+    """Close the client, on its own loop if that is still running."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if connection.dropped:
+        return
+    if running is connection.loop:
+        await connection.closer.aclose()
+    elif not connection.loop.is_closed() and connection.loop.is_running():
+        # Another thread's loop: close it there, without waiting for it.
+        asyncio.run_coroutine_threadsafe(connection.closer.aclose(), connection.loop)
+    else:  # its loop has ended without closing it: close the sockets here
+        drop({connection.loop: connection})
+
+
+def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
+    """Close, without awaiting, the clients nobody else will close: those of a storage
+    collected unclosed (at exit too), and those whose loop has ended.
+
+    A client whose loop runs in another thread (zarr's I/O loop) is closed there, waiting a
+    moment; on the loop running here, a task closes it; with its loop stopped or closed,
+    its sockets are closed here. That last reaches into aiobotocore and aiohttp
+    (``_endpoint``, ``_sessions``, ``_connector``): no public call closes a client without
+    its loop.
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    for conn in list(connections.values()):
+        if conn.dropped:
+            continue
+        loop = conn.loop
+        if loop.is_running() and not loop.is_closed():
+            if loop is running:
+                loop.create_task(conn.closer.aclose())
+                continue
+            future = asyncio.run_coroutine_threadsafe(conn.closer.aclose(), loop)
+            with suppress(Exception):
+                future.result(timeout=2)
+            if conn.dropped:
+                continue
+        conn.dropped = True
+        _close_sockets(conn)
+        # Finish the closer without its loop (``dropped`` makes its ``finally`` a no-op),
+        # so that collecting it asks nothing of a stopped loop.
+        with suppress(StopIteration, RuntimeError, Exception):
+            conn.closer.aclose().send(None)
+    connections.clear()
+
+
+def _close_sockets(conn: Connection) -> None:
+    with suppress(Exception):
+        sessions = conn.client._endpoint.http_session._sessions
+        for session in list(sessions.values()):
+            connector = session.connector
+            if connector is None:
+                continue
+            for protocols in connector._conns.values():
+                for protocol, _ in protocols:
+                    transport = protocol.transport
+                    sock = transport and transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.close()
+            connector._close()
