@@ -31,6 +31,7 @@ from icechunk_lib.repository_maintenance import Maintenance
 from icechunk_lib.repository_refs import BranchesAndTags, repository_exists
 from icechunk_lib.saved_config import read_config, set_value, swap_config, write_new_config
 from icechunk_lib.storage import Storage
+from icechunk_lib.storage_settings import tuning_from_settings
 from icechunk_lib.write_access import WriteAccess
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class Repository(BranchesAndTags, Maintenance):
         self._config_version = config_version
         self._objects = ObjectStore(storage, self._config)
         self._refs = RefStore(storage)
+        if self._config.storage is not None:  # else the storage keeps its own tuning
+            storage.apply_tuning(tuning_from_settings(self._config.storage))
         # Probed at create/open; a repository built otherwise (unpickled) probes at its
         # first write.
         self._write_access = WriteAccess(storage)
@@ -110,6 +113,8 @@ class Repository(BranchesAndTags, Maintenance):
     ) -> Repository:
         """Async twin of ``create``."""
         config = (config or RepositoryConfig.default()).validate()
+        if config.storage is not None:  # may turn conditional writes off
+            storage.apply_tuning(tuning_from_settings(config.storage))
         access = WriteAccess(storage)
         await access.require()
         if await repository_exists(storage):
@@ -253,6 +258,9 @@ class Repository(BranchesAndTags, Maintenance):
     def _adopt_config(self, config: RepositoryConfig, version: str | None) -> None:
         self._config, self._config_version = config, version
         self._objects = ObjectStore(self._storage, config)
+        if config.storage is not None:
+            self._storage.apply_tuning(tuning_from_settings(config.storage))
+        self._write_access.forget()  # the settings may turn conditional writes on or off
 
     # --- history ---------------------------------------------------------------------------------
 

@@ -69,6 +69,10 @@ class WriteAccess:
             self._capabilities = await self._storage.probe_capabilities()
         return self._capabilities
 
+    def forget(self) -> None:
+        """Probe again at the next write (the storage settings changed)."""
+        self._capabilities = None
+
     async def require(self) -> None:
         """Refuse a write with ``ReadOnlyStorageError`` unless it is safe or allowed; the
         first allowed unsafe one gives an ``UnsafeWritesWarning``."""
