@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import StorageError as StorageError
     from icechunk_lib.errors import TagAlreadyExistsError as TagAlreadyExistsError
     from icechunk_lib.errors import TagNotFoundError as TagNotFoundError
+    from icechunk_lib.errors import UnsafeWritesWarning as UnsafeWritesWarning
     from icechunk_lib.errors import UnsupportedError as UnsupportedError
     from icechunk_lib.errors import UnsupportedFormatError as UnsupportedFormatError
     from icechunk_lib.format.config import CachingConfig as CachingConfig
@@ -174,6 +175,7 @@ _EXPORTS = LazyExports(
         "StorageError": "icechunk_lib.errors",
         "TagAlreadyExistsError": "icechunk_lib.errors",
         "TagNotFoundError": "icechunk_lib.errors",
+        "UnsafeWritesWarning": "icechunk_lib.errors",
         "UnsupportedFormatError": "icechunk_lib.errors",
         "VerifyReport": "icechunk_lib.ops.verify",
         "VersionSelection": "icechunk_lib.conflicts",

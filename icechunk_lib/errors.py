@@ -55,6 +55,9 @@ refusals or failures the message explains. The tree, each error's category in br
     ├── ConfigChangedError                                [concurrent update]
     └── RefsKeptMovingError                               [concurrent update]
 
+One warning sits beside the tree: ``UnsafeWritesWarning`` (a ``UserWarning``), given once
+per repository written on storage without atomic operations by explicit opt-in.
+
 An unknown format version is not damage (``UnsupportedFormatError`` is no longer a
 ``CorruptObjectError``), and a config saved meanwhile is not an invalid value
 (``ConfigChangedError`` is no longer a ``ConfigError``): each error has one category, so
@@ -111,6 +114,7 @@ __all__ = [
     "StorageError",
     "TagAlreadyExistsError",
     "TagNotFoundError",
+    "UnsafeWritesWarning",
     "UnsupportedError",
     "UnsupportedFormatError",
 ]
@@ -235,6 +239,11 @@ class InvalidKeyError(StorageError, InvalidInputError, ValueError):
 
 class ReadOnlyStorageError(StorageError, PermissionError):
     """A write was attempted on storage that cannot write safely."""
+
+
+class UnsafeWritesWarning(UserWarning):
+    """Writes go to storage without atomic create-if-absent or compare-and-swap, because the
+    user allowed it (``allow_unsafe_writes=True``): racing writers can lose updates."""
 
 
 class InvalidStorageURLError(StorageError, InvalidInputError, ValueError):

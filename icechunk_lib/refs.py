@@ -8,6 +8,7 @@ every valid name (up to 255 bytes) fits a file name.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from icechunk_lib.errors import (
     BranchAlreadyExistsError,
@@ -41,7 +42,16 @@ from icechunk_lib.names import validate_new_ref_name, validate_ref_name
 from icechunk_lib.objects import fetch_referenced
 from icechunk_lib.storage import Storage
 
-__all__ = ["BRANCHES", "DEFAULT_BRANCH", "REFLOGS", "TAGS", "RefStore", "branch_key", "now_us"]
+__all__ = [
+    "BRANCHES",
+    "DEFAULT_BRANCH",
+    "REFLOGS",
+    "TAGS",
+    "RefStore",
+    "branch_key",
+    "now_us",
+    "outcome_unknown",
+]
 
 DEFAULT_BRANCH = "main"
 """The branch a repository is created with, and the default of every command; never deleted."""
@@ -53,6 +63,12 @@ REFLOGS = "reflogs/"
 def now_us() -> int:
     """Current UTC time in microseconds since the epoch."""
     return time.time_ns() // 1000
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed conditional write may have been applied by an earlier attempt
+    whose reply was lost (the storage retried it; see ``Storage.put_if_match``)."""
+    return bool(getattr(exc, "outcome_unknown", False))
 
 
 def branch_key(name: str) -> str:
@@ -106,8 +122,14 @@ class RefStore:
         rec = BranchRecord(snapshot_id=snapshot_id, updated_at=at, log=(item,), name=name)
         try:
             await self.storage.put_if_absent(branch_key(name), encode_branch(rec))
-        except ObjectExistsError:
-            raise BranchAlreadyExistsError(name) from None
+        except ObjectExistsError as exc:
+            try:
+                now, _ = await self.branch_record(name)
+            except BranchNotFoundError:  # deleted meanwhile: it existed all the same
+                raise BranchAlreadyExistsError(name) from None
+            if not await self._moved_by(now, item, deep=outcome_unknown(exc)):
+                raise BranchAlreadyExistsError(name) from None
+            # This creation landed; only its reply was lost.
 
     async def update_branch(
         self,
@@ -126,14 +148,17 @@ class RefStore:
         wherever it is (still atomically, so no concurrent move is lost).
         """
         known = self._known.get(name)
+        fresh: tuple[BranchRecord, str] | None = None
         while True:
-            guessed = known is not None and (not check or known[0].snapshot_id == expected)
-            if guessed:
+            cached = known is not None and (not check or known[0].snapshot_id == expected)
+            if fresh is not None:
+                rec, version = fresh
+            elif cached:
                 assert known is not None
                 rec, version = known
             else:
                 rec, version = await self.branch_record(name)
-            known = None
+            known = fresh = None
             if check and rec.snapshot_id != expected:
                 raise ConflictError(name, expected, rec.snapshot_id)
             at = now_us()
@@ -157,14 +182,45 @@ class RefStore:
                 token = await self.storage.put_if_match(
                     branch_key(name), encode_branch(new), version
                 )
-            except PreconditionFailedError:
+            except PreconditionFailedError as exc:
                 self._known.pop(name, None)
-                if guessed or not check:
-                    continue  # read the ref, then decide
-                actual = await self.lookup_branch(name)
-                raise ConflictError(name, expected, actual) from None
+                now = await self.branch_record(name)
+                if await self._moved_by(now[0], item, deep=outcome_unknown(exc)):
+                    # Our swap landed; only its reply was lost (the retry found it done).
+                    return rec.snapshot_id
+                if check and now[0].snapshot_id != expected:
+                    raise ConflictError(name, expected, now[0].snapshot_id) from None
+                if cached or not check:
+                    fresh = now  # try again against what was just read
+                    continue
+                raise ConflictError(name, expected, now[0].snapshot_id) from None
             self._known[name] = (new, token)
             return rec.snapshot_id
+
+    async def _moved_by(self, rec: BranchRecord, item: ReflogItem, *, deep: bool) -> bool:
+        """Whether the branch's reflog holds ``item``: that move (which has its writer's own
+        microsecond and snapshot) landed. ``deep`` also reads the newest archived page, for
+        when the outcome of a write is unknown and others may have moved the branch since."""
+        if item in rec.log:
+            return True
+        if not deep or rec.older is None:
+            return False
+        key = REFLOGS + rec.older
+        page = decode_reflog_page(
+            await fetch_referenced(self.storage, key), rec.older, path=self._where(key)
+        )
+        return item in page.items
+
+    def landed(self, name: str, snapshot_ids: Collection[str]) -> str | None:
+        """Which of ``snapshot_ids`` a commit put on branch ``name``, by the last record read
+        of it (no I/O): a commit whose reply was lost is found here, not made twice."""
+        known = self._known.get(name)
+        if known is None or not snapshot_ids:
+            return None
+        for move in known[0].log:
+            if move.action == "commit" and move.snapshot_id in snapshot_ids:
+                return move.snapshot_id
+        return None
 
     async def reflog(self, name: str) -> list[ReflogItem]:
         """Every recorded move of the branch, newest first."""
@@ -199,11 +255,22 @@ class RefStore:
         if await self.storage.exists(_tombstone_key(name)):
             raise TagAlreadyExistsError(name, deleted=True)
         rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us(), name=name)
+        data = encode_tag(rec)
         try:
-            await self.storage.put_if_absent(_tag_key(name), encode_tag(rec))
+            await self.storage.put_if_absent(_tag_key(name), data)
         except ObjectExistsError:
+            # The same bytes (same microsecond) are this creation, whose reply was lost.
+            if await self._holds(_tag_key(name), data):
+                return
             deleted = await self.storage.exists(_tombstone_key(name))
             raise TagAlreadyExistsError(name, deleted=deleted) from None
+
+    async def _holds(self, key: str, data: bytes) -> bool:
+        """Whether ``key`` holds exactly ``data``."""
+        try:
+            return await self.storage.get(key) == data
+        except ObjectNotFoundError:
+            return False
 
     async def lookup_tag(self, name: str) -> str:
         validate_ref_name(name, "tag")

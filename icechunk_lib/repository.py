@@ -28,9 +28,11 @@ from icechunk_lib.objects import SNAPSHOTS, ObjectStore
 from icechunk_lib.preloading import preload_manifests
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, now_us
 from icechunk_lib.repository_maintenance import Maintenance
-from icechunk_lib.repository_refs import BranchesAndTags, repository_exists, require_writable
+from icechunk_lib.repository_refs import BranchesAndTags, repository_exists
 from icechunk_lib.saved_config import read_config, set_value, swap_config, write_new_config
 from icechunk_lib.storage import Storage
+from icechunk_lib.storage_settings import tuning_from_settings
+from icechunk_lib.write_access import WriteAccess
 
 if TYPE_CHECKING:
     from icechunk_lib.conflicts import ConflictSolver
@@ -61,6 +63,11 @@ class Repository(BranchesAndTags, Maintenance):
         self._config_version = config_version
         self._objects = ObjectStore(storage, self._config)
         self._refs = RefStore(storage)
+        if self._config.storage is not None:  # else the storage keeps its own tuning
+            storage.apply_tuning(tuning_from_settings(self._config.storage))
+        # Probed at create/open; a repository built otherwise (unpickled) probes at its
+        # first write.
+        self._write_access = WriteAccess(storage)
 
     def __repr__(self) -> str:
         return f"<Repository at {self._storage.url}>"
@@ -106,7 +113,10 @@ class Repository(BranchesAndTags, Maintenance):
     ) -> Repository:
         """Async twin of ``create``."""
         config = (config or RepositoryConfig.default()).validate()
-        require_writable(storage)
+        if config.storage is not None:  # may turn conditional writes off
+            storage.apply_tuning(tuning_from_settings(config.storage))
+        access = WriteAccess(storage)
+        await access.require()
         if await repository_exists(storage):
             raise RepositoryAlreadyExistsError(storage.url)
         if not await _empty_or_unfinished(storage):
@@ -115,6 +125,7 @@ class Repository(BranchesAndTags, Maintenance):
             )
         await storage.create_root()
         repo = cls(storage, config)
+        repo._write_access = access
         initial = Snapshot(
             id=new_snapshot_id(),
             parent_id=None,
@@ -151,7 +162,9 @@ class Repository(BranchesAndTags, Maintenance):
             raise RepositoryNotFoundError(storage.url)
         # The version is read even when ``config`` is given: saving swaps against it.
         saved, version = await read_config(storage)
-        return cls(storage, config or saved or RepositoryConfig.default(), config_version=version)
+        repo = cls(storage, config or saved or RepositoryConfig.default(), config_version=version)
+        await repo._write_access.probe()
+        return repo
 
     @classmethod
     def open_or_create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
@@ -217,7 +230,7 @@ class Repository(BranchesAndTags, Maintenance):
     async def save_config_async(self) -> None:
         """Async twin of ``save_config``."""
         self._config.validate()
-        require_writable(self._storage)
+        await self._write_access.require()
         self._config_version = await swap_config(self._storage, self._config, self._config_version)
 
     def set_config_value(self, key: str, value: str) -> tuple[Any, Any]:
@@ -235,7 +248,7 @@ class Repository(BranchesAndTags, Maintenance):
 
     async def set_config_value_async(self, key: str, value: str) -> tuple[Any, Any]:
         """Async twin of ``set_config_value``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         config, version, before, after = await set_value(
             self._storage, self._config, self._config_version, key, value
         )
@@ -245,6 +258,9 @@ class Repository(BranchesAndTags, Maintenance):
     def _adopt_config(self, config: RepositoryConfig, version: str | None) -> None:
         self._config, self._config_version = config, version
         self._objects = ObjectStore(self._storage, config)
+        if config.storage is not None:
+            self._storage.apply_tuning(tuning_from_settings(config.storage))
+        self._write_access.forget()  # the settings may turn conditional writes on or off
 
     # --- history ---------------------------------------------------------------------------------
 
@@ -443,13 +459,20 @@ class Repository(BranchesAndTags, Maintenance):
 
     async def writable_session_async(self, branch: str) -> Session:
         """Async twin of ``writable_session``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         sid = await self._refs.lookup_branch(branch)
         snapshot = await self._objects.snapshot(sid)  # as for read-only: fail here if damaged
         await self._preload(snapshot)
         from icechunk_lib.session import Session
 
-        return Session(self._objects, sid, branch=branch, read_only=False, refs=self._refs)
+        return Session(
+            self._objects,
+            sid,
+            branch=branch,
+            read_only=False,
+            refs=self._refs,
+            write_access=self._write_access,
+        )
 
     async def _preload(self, snapshot: Snapshot) -> None:
         """Read the manifests the preload config picks (``config.manifest.preload``)."""

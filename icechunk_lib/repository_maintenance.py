@@ -15,8 +15,9 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import RepositoryNotFoundError
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore
-from icechunk_lib.repository_refs import repository_exists, require_writable
+from icechunk_lib.repository_refs import repository_exists
 from icechunk_lib.storage import Storage
+from icechunk_lib.write_access import WriteAccess
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -38,6 +39,7 @@ class Maintenance:
     _storage: Storage
     _objects: ObjectStore
     _refs: RefStore
+    _write_access: WriteAccess
 
     async def _require_repository(self) -> None:
         if not await repository_exists(self._storage):
@@ -122,7 +124,7 @@ class Maintenance:
 
         await self._require_repository()
         if not dry_run:
-            require_writable(self._storage)
+            await self._write_access.require()
         return await expire_snapshots(
             self._objects,
             self._refs,
@@ -196,7 +198,7 @@ class Maintenance:
                 raise ValueError(f"{name} must be at least 1, not {value}")
         await self._require_repository()
         if not dry_run:
-            require_writable(self._storage)
+            await self._write_access.require()
         return await garbage_collect(
             self._storage,
             delete_object_older_than,
@@ -323,5 +325,5 @@ class Maintenance:
         """Async twin of ``rewrite_manifests``."""
         from icechunk_lib.ops.rewrite import rewrite_manifests
 
-        require_writable(self._storage)
+        await self._write_access.require()
         return await rewrite_manifests(self._objects, self._refs, branch, message, metadata)

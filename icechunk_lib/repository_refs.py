@@ -10,13 +10,13 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import (
     ConflictError,
     MissingObjectError,
-    ReadOnlyStorageError,
     SnapshotNotFoundError,
 )
 from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, branch_key
 from icechunk_lib.storage import Storage
+from icechunk_lib.write_access import WriteAccess, require_writable
 
 __all__ = ["BranchesAndTags", "repository_exists", "require_writable"]
 
@@ -27,6 +27,7 @@ class BranchesAndTags:
     _storage: Storage
     _objects: ObjectStore
     _refs: RefStore
+    _write_access: WriteAccess
 
     async def _check_snapshot(self, snapshot_id: str) -> None:
         """``SnapshotNotFoundError`` unless ``snapshot_id`` names a snapshot that exists."""
@@ -51,7 +52,7 @@ class BranchesAndTags:
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         """Async twin of ``create_branch``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         await self._check_snapshot(snapshot_id)
         await self._refs.create_branch(branch, snapshot_id)
 
@@ -86,7 +87,7 @@ class BranchesAndTags:
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
         """Async twin of ``reset_branch``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         await self._check_snapshot(snapshot_id)
         try:
             await self._refs.update_branch(
@@ -113,7 +114,7 @@ class BranchesAndTags:
 
     async def delete_branch_async(self, branch: str) -> None:
         """Async twin of ``delete_branch``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         await self._refs.delete_branch(branch)
 
     # --- tags ------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class BranchesAndTags:
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         """Async twin of ``create_tag``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         await self._check_snapshot(snapshot_id)
         await self._refs.create_tag(tag, snapshot_id)
 
@@ -156,17 +157,8 @@ class BranchesAndTags:
 
     async def delete_tag_async(self, tag: str) -> None:
         """Async twin of ``delete_tag``."""
-        require_writable(self._storage)
+        await self._write_access.require()
         await self._refs.delete_tag(tag)
-
-
-def require_writable(storage: Storage) -> None:
-    """``ReadOnlyStorageError`` unless the storage has the atomic operations writes need."""
-    if not storage.capabilities.safe_writes:
-        raise ReadOnlyStorageError(
-            f"{storage.url} lacks atomic create-if-absent and compare-and-swap, "
-            "so concurrent writers could lose updates; it can only be read"
-        )
 
 
 async def repository_exists(storage: Storage) -> bool:

@@ -7,6 +7,7 @@ only by compare-and-swap); a lost swap is ``ConfigChangedError``, never a lost c
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from icechunk_lib.errors import (
@@ -18,6 +19,7 @@ from icechunk_lib.errors import (
 from icechunk_lib.format import RepositoryConfig
 from icechunk_lib.format.config import decode_config, encode_config
 from icechunk_lib.objects import CONFIG
+from icechunk_lib.refs import outcome_unknown
 from icechunk_lib.storage import Storage
 
 __all__ = [
@@ -47,7 +49,9 @@ async def read_config(storage: Storage) -> tuple[RepositoryConfig | None, str | 
 
 async def write_new_config(storage: Storage, data: bytes) -> str:
     """Create the config file; return its version token, as if this writer had read it."""
-    await storage.put_if_absent(CONFIG, data)
+    # Existing: ours whose reply was lost, or another writer's; the read below tells.
+    with contextlib.suppress(ObjectExistsError):
+        await storage.put_if_absent(CONFIG, data)
     current, version = await storage.get_versioned(CONFIG)
     # Someone saved another config in between: a later save by this writer must conflict.
     return version if current == data else _NO_VERSION
@@ -64,9 +68,16 @@ async def swap_config(storage: Storage, config: RepositoryConfig, version: str |
     data = encode_config(config)
     try:
         if version is None:
-            return await write_new_config(storage, data)
+            new_version = await write_new_config(storage, data)
+            if new_version == _NO_VERSION:
+                raise ObjectExistsError(CONFIG)
+            return new_version
         return await storage.put_if_match(CONFIG, data, version)
-    except (PreconditionFailedError, ObjectExistsError):
+    except (PreconditionFailedError, ObjectExistsError) as exc:
+        if outcome_unknown(exc):
+            current, current_version = await storage.get_versioned(CONFIG)
+            if current == data:  # the save landed; only its reply was lost
+                return current_version
         raise ConfigChangedError(
             f"someone else changed the repository config in {storage.url} since it was "
             "read; nothing was saved. Reopen the repository and try again"

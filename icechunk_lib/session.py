@@ -32,6 +32,7 @@ from icechunk_lib.ops.diff import Diff, diff_changes
 from icechunk_lib.ops.tree import NodeInfo, list_nodes
 from icechunk_lib.refs import RefStore
 from icechunk_lib.workspace import Workspace
+from icechunk_lib.write_access import WriteAccess
 from icechunk_lib.zarr_keys import Coords
 
 if TYPE_CHECKING:
@@ -64,13 +65,18 @@ class Session:
         branch: str | None,
         read_only: bool,
         refs: RefStore | None = None,
+        write_access: WriteAccess | None = None,
     ) -> None:
         self._workspace = Workspace(objects, snapshot_id, read_only=read_only)
         self._branch = branch
         # The repository's, when it opened the session: it remembers the branch record a
         # commit swaps against, saving a read of the ref.
         self._refs = refs if refs is not None else RefStore(objects.storage)
-        self._pending_commit: str | None = None
+        # The repository's too (probed, warned once); an unpickled session probes anew.
+        self._write_access = write_access or WriteAccess(objects.storage)
+        # Snapshots this session's commit wrote and tried to put on the branch, whose swap
+        # may have landed with its reply lost: a retry that finds one there returns it.
+        self._pending_commits: list[str] = []
 
     # --- pickling: the workspace carries the change set, caches are rebuilt --------------------
 
@@ -81,7 +87,8 @@ class Session:
         self._workspace = state["workspace"]
         self._branch = state["branch"]
         self._refs = RefStore(self._workspace.objects.storage)
-        self._pending_commit = None
+        self._write_access = WriteAccess(self._workspace.objects.storage)
+        self._pending_commits = []
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):
@@ -221,7 +228,12 @@ class Session:
                 "writable session and fork that"
             )
         return Session(
-            ws.objects, ws.snapshot_id, branch=self._branch, read_only=False, refs=self._refs
+            ws.objects,
+            ws.snapshot_id,
+            branch=self._branch,
+            read_only=False,
+            refs=self._refs,
+            write_access=self._write_access,
         )
 
     def merge(self, *others: Session) -> None:
@@ -311,6 +323,7 @@ class Session:
                 ``rebase_with`` resolves it; ``RebaseFailedError`` if it cannot).
             NoChangesToCommitError: nothing to commit and not ``allow_empty``.
             ReadOnlySessionError: a read-only or detached session.
+            ReadOnlyStorageError: the storage cannot write safely (``Repository.create``).
         """
         return _sync.run(
             self.commit_async(
@@ -336,12 +349,13 @@ class Session:
             check_solver(rebase_with)
         ws = self._workspace
         self._check_on_branch("commit", "commit from a detached session")
+        await self._write_access.require()
         with ws.busy("commit"):
             new_id = await self._commit_with_retries(
                 message, metadata or {}, rebase_with, rebase_tries, allow_empty
             )
             ws.adopt(new_id, read_only=True)
-            self._pending_commit = None
+            self._pending_commits = []
             return new_id
 
     def _check_on_branch(self, what: str, detached: str) -> None:
@@ -370,15 +384,18 @@ class Session:
                 metadata,
                 allow_empty=allow_empty,
             )
-            self._pending_commit = new_id
+            self._pending_commits.append(new_id)
             try:
                 await self._refs.update_branch(
                     self._branch, new_id, base.id, action="commit", message=message
                 )
                 return new_id
             except ConflictError as exc:
-                if exc.actual_parent is not None and exc.actual_parent == self._pending_commit:
-                    return exc.actual_parent  # an earlier swap landed but its reply was lost
+                # An earlier try of this commit landed but its reply was lost (it failed):
+                # the branch's reflog, just read, shows it. Never rebase it onto itself.
+                landed = self._refs.landed(self._branch, self._pending_commits)
+                if landed is not None:
+                    return landed
                 if solver is None or isinstance(exc, RebaseFailedError) or tries_left <= 0:
                     raise
                 tries_left -= 1

@@ -16,6 +16,7 @@ group attribute, so a snapshot is consistent only if all three agree with its me
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -25,7 +26,14 @@ from faulty_storage import Call, FaultyStorage
 
 import icechunk_lib as ic
 
-__all__ = ["ARRAYS", "commit_message", "commit_value", "create_repo", "write_value"]
+__all__ = [
+    "ARRAYS",
+    "commit_message",
+    "commit_value",
+    "create_repo",
+    "open_storage",
+    "write_value",
+]
 
 # "x": 4 native chunks (800 bytes each); "y": 4 inline chunks.
 ARRAYS: dict[str, dict[str, Any]] = {
@@ -46,8 +54,23 @@ def commit_value(message: str) -> int:
     return int(tag.lstrip("tw")) * 100_000 + int(k) + 1
 
 
+def open_storage(path: str) -> ic.Storage:
+    """A local path, or ``s3://bucket/prefix`` on the server at ``$ICK_TEST_S3_ENDPOINT``
+    with credentials from the environment (the S3 crash test)."""
+    if not path.startswith("s3://"):
+        return ic.local_filesystem_storage(path)
+    bucket, prefix = path.removeprefix("s3://").split("/", 1)
+    return ic.s3_storage(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint_url=os.environ["ICK_TEST_S3_ENDPOINT"],
+        allow_http=True,
+        force_path_style=True,
+    )
+
+
 def create_repo(path: str) -> ic.Repository:
-    repo = ic.Repository.create(ic.local_filesystem_storage(path))
+    repo = ic.Repository.create(open_storage(path))
     session = repo.writable_session("main")
     root = zarr.group(store=session.store)
     for name, kwargs in ARRAYS.items():
@@ -71,7 +94,7 @@ def _say(line: str) -> None:
 
 
 def _loop(path: str, tag: str, commits: int) -> None:
-    repo = ic.Repository.open(ic.local_filesystem_storage(path))
+    repo = ic.Repository.open(open_storage(path))
     _say("ready")
     for k in range(commits):
         message = commit_message(tag, k)
@@ -88,7 +111,7 @@ def _one_commit(path: str, tag: str, faulty: FaultyStorage) -> ic.Session:
 
 
 def _count(path: str, tag: str) -> None:
-    faulty = FaultyStorage(ic.local_filesystem_storage(path))
+    faulty = FaultyStorage(open_storage(path))
     session = _one_commit(path, tag, faulty)
     faulty.reset()
     session.commit(commit_message(tag, 0))
@@ -96,7 +119,7 @@ def _count(path: str, tag: str) -> None:
 
 
 def _pause(path: str, tag: str, index: int, when: str) -> None:
-    faulty = FaultyStorage(ic.local_filesystem_storage(path))
+    faulty = FaultyStorage(open_storage(path))
     session = _one_commit(path, tag, faulty)
 
     def stop_here(call: Call) -> None:

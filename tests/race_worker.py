@@ -50,7 +50,7 @@ def write_commit(session: ic.Session, proc: int, commit: int) -> None:
 
 
 def commit_worker(
-    path: str, proc: int, commits: int, mode: str, barrier: Any, results: Any
+    path: str | ic.Storage, proc: int, commits: int, mode: str, barrier: Any, results: Any
 ) -> None:
     """Make ``commits`` commits on main, retrying each conflict until it lands.
 
@@ -59,7 +59,9 @@ def commit_worker(
     ``(proc, [snapshot ids], conflicts)`` or ``(proc, None, traceback)`` on ``results``.
     """
     try:
-        repo = ic.Repository.open(ic.local_filesystem_storage(path))
+        # A local path, or a pickled storage (S3: credentials from the environment).
+        storage = path if isinstance(path, ic.Storage) else ic.local_filesystem_storage(path)
+        repo = ic.Repository.open(storage)
         barrier.wait()
         landed: list[str] = []
         conflicts = 0

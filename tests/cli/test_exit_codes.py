@@ -141,6 +141,8 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.ReadOnlySessionError("commit"), 1),
     (ic.NoChangesToCommitError(), 1),
     (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
+    # a warning, raised only where warnings are errors (python -W error): 1
+    (ic.UnsafeWritesWarning("writing to s3://b/r without compare-and-swap"), 1),
     # unsupported: 1
     (ic.UnsupportedError("written by a newer ick"), 1),
     (ic.UnsupportedFormatError("snapshots/X", "format version 9"), 1),

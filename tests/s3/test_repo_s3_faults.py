@@ -1,0 +1,93 @@
+"""Through A's fault proxy (tests/s3_proxy.py) in front of the real servers: a server that
+ignores conditional writes is refused for writing (unless unsafe writes are allowed, with
+the warning), and a commit whose ref-update reply is lost lands exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import s3_servers
+import zarr
+from conftest import s3_at
+from s3_proxy import S3FaultProxy
+from s3_servers import S3Server
+
+import icechunk_lib as ic
+from icechunk_lib.format.storage_settings import StorageRetriesSettings, StorageSettings
+
+FAST = ic.RepositoryConfig(
+    storage=StorageSettings(
+        retries=StorageRetriesSettings(max_tries=4, initial_backoff_ms=10, max_backoff_ms=50)
+    )
+)
+
+
+@pytest.fixture
+def proxy(s3_server: S3Server) -> Iterator[S3FaultProxy]:
+    with S3FaultProxy(s3_server.endpoint_url) as running:
+        yield running
+
+
+def _via(proxy: S3FaultProxy, server: S3Server, prefix: str, **kwargs: object) -> ic.Storage:
+    return s3_at(server, prefix, endpoint_url=proxy.endpoint_url, **kwargs)
+
+
+def test_a_server_ignoring_conditions_is_refused_then_allowed_with_the_warning(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    proxy.strip_conditions()
+    prefix = s3_server.fresh_prefix()
+    storage = _via(proxy, s3_server, prefix)
+    with pytest.raises(ic.ReadOnlyStorageError) as info:
+        ic.Repository.create(storage, FAST)
+    message = str(info.value)
+    assert storage.url in message and "allow_unsafe_writes=True" in message
+    assert "--unsafe-writes" in message and s3_servers.SECRET_KEY not in message
+
+    unsafe = _via(proxy, s3_server, prefix, allow_unsafe_writes=True)
+    with pytest.warns(ic.UnsafeWritesWarning, match="overwrite each other's commits") as seen:
+        repo = ic.Repository.create(unsafe, FAST)
+        session = repo.writable_session("main")
+        zarr.create_array(session.store, name="a", shape=(3,), dtype="i4")[:] = 5
+        new_id = session.commit("unsafe but allowed")
+    assert len(seen) == 1
+    proxy.strip_conditions(False)
+    reader = ic.Repository.open(s3_at(s3_server, prefix))
+    assert reader.lookup_branch("main") == new_id
+    data = zarr.open_array(reader.readonly_session("main").store, path="a", mode="r")[:]
+    np.testing.assert_array_equal(data, [5, 5, 5])
+
+
+def test_commit_whose_ref_update_reply_is_lost_lands_once(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    prefix = s3_server.fresh_prefix()
+    repo = ic.Repository.create(_via(proxy, s3_server, prefix), FAST)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(3,), dtype="i4")[:] = 1
+    session.commit("setup")
+
+    other = ic.Repository.open(s3_at(s3_server, prefix))
+
+    def another_writer_commits_on_top() -> None:
+        theirs = other.writable_session("main")
+        zarr.open_group(theirs.store, mode="r+").attrs["theirs"] = True
+        theirs.commit("theirs")
+
+    for then in (None, another_writer_commits_on_top):
+        session = repo.writable_session("main")
+        zarr.open_array(session.store, path="a", mode="r+")[0] = 7
+        rule = proxy.drop_replies(1, method="PUT", path_contains="refs/branch", then=then)
+        new_id = session.commit("mine", rebase_with=ic.ConflictDetector())
+        assert rule.hits == 1
+        history = list(other.ancestry(branch="main"))
+        assert [e.message for e in history].count("mine") == (1 if then is None else 2)
+        assert new_id in {e.id for e in history}
+    assert [e.message for e in other.ancestry(branch="main")][:4] == [
+        "theirs",
+        "mine",
+        "mine",
+        "setup",
+    ]
