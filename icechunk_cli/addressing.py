@@ -6,13 +6,12 @@ repository, as git finds ``.git``. Revisions are resolved by the library
 (``Repository.resolve``): branch, tag, snapshot id or unique prefix, with ``~N``.
 
 Storage is opened with the ``--storage-option`` settings and ``--unsafe-writes`` of the
-command line (``params.storage_settings``); with the latter, a warning on stderr says what
-unsafe writes can lose.
+command line (``params.storage_settings``). The library warns (``UnsafeWritesWarning``) when
+a write goes ahead without atomic operations; ``main`` shows that as one line on stderr.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +53,9 @@ def open_storage(location: str | Path, ctx: Any = None) -> ic.Storage:
     import icechunk_lib as ic
 
     options, unsafe = storage_settings(ctx)
-    storage = ic.storage_from_url(
+    return ic.storage_from_url(
         location, storage_options=options or None, allow_unsafe_writes=unsafe
     )
-    if getattr(storage, "unsafe_writes", False):  # asked for, on a backend that heeds it
-        _warn_unsafe(storage.url)
-    return storage
 
 
 def open_repository(repo: str | None, ctx: Any = None) -> ic.Repository:
@@ -68,12 +64,6 @@ def open_repository(repo: str | None, ctx: Any = None) -> ic.Repository:
     import icechunk_lib as ic
 
     return ic.Repository.open(open_storage(repository_url(repo), ctx))
-
-
-def _warn_unsafe(url: str) -> None:
-    from icechunk_lib.storage.fsspec_storage import UNSAFE_WRITES_WARNING
-
-    print(f"ick: warning: --unsafe-writes on {url}: {UNSAFE_WRITES_WARNING}", file=sys.stderr)
 
 
 def resolve(repository: ic.Repository, rev: str | None) -> str:

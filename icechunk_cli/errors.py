@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "PathNotFoundError",
     "classify",
     "report",
+    "show_warning",
 ]
 
 EXIT_OK = 0
@@ -273,6 +275,25 @@ def classify(exc: BaseException) -> Failure:
         f"unexpected {kind}: {exc}",
         f"run again with {DEBUG_ENV}=1 for the traceback, and report it",
     )
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` while a command runs: the library's ``UnsafeWritesWarning``
+    becomes one ``ick: warning:`` line on stderr; other warnings show as Python shows them."""
+    if category.__name__ == "UnsafeWritesWarning":  # by name: nothing imported from the library
+        print(f"ick: warning: {message}", file=sys.stderr)
+        return
+    _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
 
 
 def report(exc: BaseException, *, as_json: bool = False) -> int:

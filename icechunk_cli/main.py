@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -73,6 +74,7 @@ class IckGroup(TyperGroup):
             raise self._usage_error(exc) from exc
 
     def invoke(self, ctx: Any) -> Any:
+        shown, warnings.showwarning = warnings.showwarning, errors.show_warning
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
@@ -85,6 +87,8 @@ class IckGroup(TyperGroup):
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
         except KeyboardInterrupt as exc:
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
+        finally:
+            warnings.showwarning = shown
 
     def _usage_error(self, exc: ClickException) -> BaseException:
         """With --json, a usage error is the JSON error document; otherwise click shows it."""

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from icechunk_lib.errors import (
+    IcechunkError,
     LocationNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -133,9 +134,15 @@ class FsspecStorage(Storage):
         return f"{self._root}/{check_key(key)}"
 
     async def _run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one blocking filesystem call in a worker thread."""
+        """Run one blocking filesystem call in a worker thread; what the filesystem raises
+        beyond ick's own errors becomes a ``StorageError`` naming the location."""
         self._check_open()
-        return await asyncio.to_thread(functools.partial(call, *args, **kwargs))
+        try:
+            return await asyncio.to_thread(functools.partial(call, *args, **kwargs))
+        except IcechunkError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 
     def _info(self, path: str, key: str) -> dict[str, Any]:
         try:

@@ -161,3 +161,27 @@ def test_a_secret_given_as_an_option_never_shows(moto_server: S3Server) -> None:
     )
     assert "Traceback" in debug.stderr
     assert s3_servers.SECRET_KEY not in debug.stdout + debug.stderr
+
+
+def test_a_server_ignoring_conditions_is_refused_until_unsafe_writes(
+    moto_server: S3Server,
+) -> None:
+    from s3_proxy import S3FaultProxy
+
+    url = f"s3://{s3_servers.BUCKET}/{moto_server.fresh_prefix()}"
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
+        proxy.strip_conditions()
+        ick = S3Ick(moto_server, url)
+        ick.options[1] = f"endpoint_url={proxy.endpoint_url}"
+        refused = ick("init")
+        assert refused.returncode == 1, refused.stderr
+        assert "--unsafe-writes" in refused.stderr
+        for args in (["init"], ["tag", "create", "v1"]):
+            allowed = ick("--unsafe-writes", *args)
+            assert allowed.returncode == 0, allowed.stderr
+            warning = [line for line in allowed.stderr.splitlines() if "warning" in line.lower()]
+            assert len(warning) == 1, allowed.stderr
+            assert warning[0].startswith("ick: warning: writing to s3://")
+            assert "overwrite each other's commits" in warning[0]
+    ick.options[1] = f"endpoint_url={moto_server.endpoint_url}"  # the server itself
+    assert [t["name"] for t in ick.json("tag")["tags"]] == ["v1"]  # type: ignore[index, union-attr]
