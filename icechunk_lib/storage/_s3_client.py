@@ -137,9 +137,9 @@ def _http_session_class() -> type:
 
         class NoHiddenRetrySession(AIOHTTPSession):  # type: ignore[misc]
             async def _get_session(self, proxy_url: Any) -> Any:
-                session = await super()._get_session(proxy_url)
-                session._retry_connection = False
-                return session
+                pool = await super()._get_session(proxy_url)  # an aiohttp ClientSession
+                pool._retry_connection = False
+                return pool
 
         _HTTP_SESSION.append(NoHiddenRetrySession)
     return _HTTP_SESSION[0]
@@ -169,7 +169,7 @@ async def connect(
     from aiobotocore.session import AioSession
 
     loop = asyncio.get_running_loop()
-    session = _shared_session()
+    aio = _shared_session()
     fs_kwargs: dict[str, Any] = {}
     if isinstance(credentials, S3Credentials.Anonymous):
         fs_kwargs["anon"] = True
@@ -183,17 +183,17 @@ async def connect(
     elif isinstance(credentials, S3Credentials.Refreshable):
         fetch = _fetcher(credentials.get_credentials, settings.where)
         current = credentials.current
-        session = AioSession()  # its own: it holds these credentials
-        session.register_component("data_loader", _shared_session().get_component("data_loader"))
+        aio = AioSession()  # its own: it holds these credentials
+        aio.register_component("data_loader", _shared_session().get_component("data_loader"))
         metadata = _metadata(current) if current is not None else await fetch()
-        session._credentials = AioRefreshableCredentials.create_from_metadata(
+        aio._credentials = AioRefreshableCredentials.create_from_metadata(
             metadata,
             refresh_using=fetch,
             method="ick-get-credentials",
             advisory_timeout=REFRESH_ADVISORY_SECONDS,
             mandatory_timeout=REFRESH_MANDATORY_SECONDS,
         )
-    elif await session.get_credentials() is None:  # FromEnv: the environment, profile, role
+    elif await aio.get_credentials() is None:  # FromEnv: the environment, profile, role
         raise _no_credentials(settings, lost_static)
     config: dict[str, Any] = {
         "connect_timeout": settings.connect_timeout,
@@ -215,7 +215,7 @@ async def connect(
         client_kwargs=client_kwargs,
         config_kwargs=config,
         requester_pays=requester_pays,
-        session=session,
+        session=aio,
         asynchronous=True,
         loop=loop,
         skip_instance_cache=True,
@@ -284,9 +284,9 @@ def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
 
 def _close_sockets(conn: Connection) -> None:
     with suppress(Exception):
-        sessions = conn.client._endpoint.http_session._sessions
-        for session in list(sessions.values()):
-            connector = session.connector
+        http = conn.client._endpoint.http_session
+        for pool in list(http._sessions.values()):  # aiohttp ClientSessions
+            connector = pool.connector
             if connector is None:
                 continue
             for protocols in connector._conns.values():
