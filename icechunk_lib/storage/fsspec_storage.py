@@ -22,7 +22,9 @@ import asyncio
 import builtins
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+import secrets
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -88,6 +90,7 @@ class FsspecStorage(Storage):
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self._http = protocol in ("http", "https")
         self._lists = False  # an HTTP server was seen listing the root
+        self._token: str | None = None  # set when first pickled (see __reduce__)
 
     # --- identity ------------------------------------------------------------------------
 
@@ -123,10 +126,20 @@ class FsspecStorage(Storage):
     def __hash__(self) -> int:
         return hash(("fsspec", self._root))
 
-    # Pickles carry the filesystem as fsspec pickles it (its constructor arguments): pass
-    # credentials through the environment rather than as arguments to keep them out.
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self._fs, self._root, self._url, self.unsafe_writes))
+        """Pickle without secrets: the filesystem's class and its options minus any that
+        look like credentials, plus a token. Unpickled in this process the live filesystem
+        is found by the token; elsewhere it is rebuilt from the kept options, and its
+        credentials come from that process's environment (as with ``S3Storage``)."""
+        token = self._token
+        if token is None:
+            token = self._token = secrets.token_hex(16)
+            _live[token] = self._fs
+        options = public_options(self._fs.storage_options)
+        return (
+            _rebuild,
+            (type(self._fs), options, token, self._root, self._url, self.unsafe_writes),
+        )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -363,5 +376,33 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
-def _rebuild(fs: Any, root: str, url: str, unsafe_writes: bool) -> FsspecStorage:
-    return FsspecStorage(fs, root, url=url, allow_unsafe_writes=unsafe_writes)
+_live: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""Token -> the filesystem of a pickled storage, for unpickling in the same process."""
+
+_SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "credential", "sas", "auth")
+"""An option whose name holds one of these is taken for a credential and never pickled."""
+_NOT_SECRET = frozenset({"requester_pays", "key_prefix"})
+
+
+def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without anything that looks like a credential, in nested dicts too
+    (``client_kwargs={"aws_secret_access_key": ...}``)."""
+    kept: dict[str, Any] = {}
+    for name, value in options.items():
+        lowered = str(name).lower()
+        if lowered not in _NOT_SECRET and any(word in lowered for word in _SECRET_WORDS):
+            continue
+        kept[name] = public_options(value) if isinstance(value, Mapping) else value
+    return kept
+
+
+def _rebuild(
+    fs_class: Any, options: dict[str, Any], token: str, root: str, url: str, unsafe: bool
+) -> FsspecStorage:
+    fs = _live.get(token)
+    if fs is None:
+        fs = fs_class(**options)
+    storage = FsspecStorage(fs, root, url=url, allow_unsafe_writes=unsafe)
+    storage._token = token
+    _live[token] = fs
+    return storage

@@ -111,3 +111,47 @@ def test_repr_pickle_and_no_secret(read_only: FsspecStorage) -> None:
 def test_warning_says_what_can_be_lost() -> None:
     assert "lost" in UNSAFE_WRITES_WARNING
     assert "tag" in UNSAFE_WRITES_WARNING
+
+
+def test_pickles_carry_no_secret_option_and_rebuild_elsewhere(moto_server: S3Server) -> None:
+    """A secret passed as a filesystem option stays out of the pickle: in this process the
+    copy shares the live filesystem; in another it is rebuilt without the secret."""
+    import subprocess
+    import sys
+
+    storage = s3fs_storage(moto_server, moto_server.fresh_prefix(), unsafe=False)
+    data = pickle.dumps(storage)
+    assert s3_servers.SECRET_KEY.encode() not in data
+    clone = pickle.loads(data)
+    assert clone.fs is storage.fs
+    script = (
+        "import pickle, sys; s = pickle.loads(sys.stdin.buffer.read()); "
+        "print(sorted(s.fs.storage_options)); print(s.root)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], input=data, capture_output=True, check=True
+    ).stdout.decode()
+    assert "secret" not in shown
+    assert "'key'" not in shown
+    assert "client_kwargs" in shown
+    assert storage.root in shown
+
+
+def test_public_options_drop_credentials_at_any_depth() -> None:
+    from icechunk_lib.storage.fsspec_storage import public_options
+
+    options = {
+        "anon": False,
+        "key": "AKIA",
+        "secret": "s",
+        "token": "t",
+        "account_key": "k",
+        "sas_token": "x",
+        "requester_pays": True,
+        "client_kwargs": {"endpoint_url": "http://h", "aws_secret_access_key": "s"},
+    }
+    assert public_options(options) == {
+        "anon": False,
+        "requester_pays": True,
+        "client_kwargs": {"endpoint_url": "http://h"},
+    }
