@@ -68,15 +68,20 @@ class S3Backend:
         """Requests counted so far for ``prefix`` (only through a ``counted`` endpoint)."""
         return self.counter.counts(prefix)
 
-    def fsspec_store(self, prefix: str, read_only: bool) -> Store:
-        """zarr's ``FsspecStore`` on s3fs for ``prefix``: the plain-store floor on S3."""
+    def fsspec_store(self, prefix: str, read_only: bool, counted: bool = False) -> Store:
+        """zarr's ``FsspecStore`` on s3fs for ``prefix``: the plain-store floor on S3.
+
+        s3fs with its defaults, as ``FsspecStore.from_url("s3://...")`` makes it: the floor
+        is what a zarr user gets.
+        """
         from zarr.storage import FsspecStore
 
-        return FsspecStore(self._filesystem(), path=f"{self.bucket}/{prefix}", read_only=read_only)
+        fs = self._filesystem(counted)
+        return FsspecStore(fs, path=f"{self.bucket}/{prefix}", read_only=read_only)
 
-    def _filesystem(self) -> Any:
-        """One asynchronous s3fs for the run, made on zarr's event loop (which drives it)."""
-        if self._fs is None:
+    def _filesystem(self, counted: bool) -> Any:
+        """One asynchronous s3fs per endpoint, made on zarr's event loop (which drives it)."""
+        if counted not in self._fs:
             from zarr.core.sync import sync
 
             async def make() -> Any:
@@ -85,21 +90,23 @@ class S3Backend:
                 import s3fs
 
                 kwargs = self.server.client_kwargs()
+                if counted:
+                    kwargs["client_kwargs"]["endpoint_url"] = self.counter.endpoint_url
                 fs = s3fs.S3FileSystem(asynchronous=True, loop=asyncio.get_running_loop(), **kwargs)
                 await fs.set_session()
                 return fs
 
-            self._fs = sync(make())
-        return self._fs
+            self._fs[counted] = sync(make())
+        return self._fs[counted]
 
     def close(self) -> None:
-        if self._fs is not None:
-            from zarr.core.sync import sync
+        from zarr.core.sync import sync
 
-            creator = getattr(self._fs, "_s3creator", None)
+        for fs in self._fs.values():
+            creator = getattr(fs, "_s3creator", None)
             if creator is not None:  # on the loop that made it, before that loop goes
                 sync(creator.__aexit__(None, None, None))
-            self._fs = None
+        self._fs.clear()
         self.counter.stop()
         self.server.stop()
 
