@@ -68,6 +68,13 @@ if TYPE_CHECKING:
     from icechunk_lib.format.splitting import ManifestSplitCondition as ManifestSplitCondition
     from icechunk_lib.format.splitting import ManifestSplitDimCondition as ManifestSplitDimCondition
     from icechunk_lib.format.splitting import ManifestSplittingConfig as ManifestSplittingConfig
+    from icechunk_lib.format.storage_settings import (
+        StorageConcurrencySettings as StorageConcurrencySettings,
+    )
+    from icechunk_lib.format.storage_settings import (
+        StorageRetriesSettings as StorageRetriesSettings,
+    )
+    from icechunk_lib.format.storage_settings import StorageSettings as StorageSettings
     from icechunk_lib.history import ReflogEntry as ReflogEntry
     from icechunk_lib.history import SnapshotInfo as SnapshotInfo
     from icechunk_lib.ops.diff import Diff as Diff
@@ -81,10 +88,22 @@ if TYPE_CHECKING:
     from icechunk_lib.refs import DEFAULT_BRANCH as DEFAULT_BRANCH
     from icechunk_lib.repository import Repository as Repository
     from icechunk_lib.session import Session as Session
+    from icechunk_lib.storage import S3Credentials as S3Credentials
+    from icechunk_lib.storage import S3StaticCredentials as S3StaticCredentials
+    from icechunk_lib.storage import S3Storage as S3Storage
     from icechunk_lib.storage import Storage as Storage
+    from icechunk_lib.storage import StorageTuning as StorageTuning
     from icechunk_lib.storage import in_memory_storage as in_memory_storage
     from icechunk_lib.storage import local_filesystem_storage as local_filesystem_storage
+    from icechunk_lib.storage import r2_storage as r2_storage
+    from icechunk_lib.storage import s3_anonymous_credentials as s3_anonymous_credentials
+    from icechunk_lib.storage import s3_credentials as s3_credentials
+    from icechunk_lib.storage import s3_from_env_credentials as s3_from_env_credentials
+    from icechunk_lib.storage import s3_refreshable_credentials as s3_refreshable_credentials
+    from icechunk_lib.storage import s3_static_credentials as s3_static_credentials
+    from icechunk_lib.storage import s3_storage as s3_storage
     from icechunk_lib.storage import storage_from_url as storage_from_url
+    from icechunk_lib.storage import tigris_storage as tigris_storage
     from icechunk_lib.store import IcechunkStore as IcechunkStore
 
 __version__ = "0.1.0"
@@ -162,6 +181,21 @@ _EXPORTS = LazyExports(
         "in_memory_storage": "icechunk_lib.storage",
         "local_filesystem_storage": "icechunk_lib.storage",
         "storage_from_url": "icechunk_lib.storage",
+        "S3Credentials": "icechunk_lib.storage",
+        "S3StaticCredentials": "icechunk_lib.storage",
+        "S3Storage": "icechunk_lib.storage",
+        "StorageTuning": "icechunk_lib.storage",
+        "r2_storage": "icechunk_lib.storage",
+        "s3_anonymous_credentials": "icechunk_lib.storage",
+        "s3_credentials": "icechunk_lib.storage",
+        "s3_from_env_credentials": "icechunk_lib.storage",
+        "s3_refreshable_credentials": "icechunk_lib.storage",
+        "s3_static_credentials": "icechunk_lib.storage",
+        "s3_storage": "icechunk_lib.storage",
+        "tigris_storage": "icechunk_lib.storage",
+        "StorageConcurrencySettings": "icechunk_lib.format.storage_settings",
+        "StorageRetriesSettings": "icechunk_lib.format.storage_settings",
+        "StorageSettings": "icechunk_lib.format.storage_settings",
     },
     eager=("__version__",),
 )

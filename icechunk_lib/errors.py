@@ -186,7 +186,13 @@ class ObjectNotFoundError(StorageError, NotFoundError, FileNotFoundError):
 
 
 class ObjectExistsError(StorageError, AlreadyExistsError, FileExistsError):
-    """A create-if-absent write found ``key`` already present."""
+    """A create-if-absent write found ``key`` already present.
+
+    ``outcome_unknown`` is True when an earlier try of the same write lost its reply (a
+    timeout after the server may have applied it) and the object now holds other bytes.
+    """
+
+    outcome_unknown: bool = False
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -205,7 +211,14 @@ class LocationNotFoundError(StorageError, NotFoundError, FileNotFoundError):
 
 
 class PreconditionFailedError(StorageError, ConcurrentUpdateError):
-    """A compare-and-swap write found a different version of ``key`` than expected."""
+    """A compare-and-swap write found a different version of ``key`` than expected.
+
+    ``outcome_unknown`` is True when an earlier try of the same write lost its reply and
+    the object now holds other bytes: the first try may have landed and been replaced since
+    (check the ancestry before treating it as a conflict).
+    """
+
+    outcome_unknown: bool = False
 
     def __init__(self, key: str) -> None:
         self.key = key

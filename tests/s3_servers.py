@@ -154,6 +154,10 @@ def start_seaweedfs(workdir: Path) -> S3Server:
         "-s3",
         "-master.volumeSizeLimitMB=64",
         "-volume.max=0",
+        # Its Iceberg and Lance listeners take fixed ports (8181, 9101): off, so that several
+        # servers (test runs side by side) never collide.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     for name in ports:
         argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]

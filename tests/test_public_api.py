@@ -300,7 +300,14 @@ ALLOWED = {
         "icechunk_lib.errors",
         "icechunk_lib._lazy",
     },
-    "storage": {"fsspec", "s3fs", "xxhash", "icechunk_lib.errors", "icechunk_lib._lazy"},
+    "storage": {
+        "fsspec",
+        "s3fs",
+        "aiobotocore",
+        "xxhash",
+        "icechunk_lib.errors",
+        "icechunk_lib._lazy",
+    },
 }
 
 

@@ -10,6 +10,12 @@ from icechunk_lib.errors import ConfigError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
 from icechunk_lib.format.preload import ManifestPreloadConfig
 from icechunk_lib.format.splitting import ManifestSplittingConfig
+from icechunk_lib.format.storage_settings import (
+    SETTING_KINDS,
+    StorageConcurrencySettings,
+    StorageRetriesSettings,
+    StorageSettings,
+)
 
 __all__ = [
     "CachingConfig",
@@ -56,6 +62,9 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
     compression: CompressionConfig = msgspec.field(default_factory=CompressionConfig)
     caching: CachingConfig = msgspec.field(default_factory=CachingConfig)
     manifest: ManifestConfig = msgspec.field(default_factory=ManifestConfig)
+    storage: StorageSettings | None = None
+    """Icechunk's storage settings (retries, concurrency, multipart size, conditional
+    writes); ``None``: the storage's defaults."""
 
     @classmethod
     def default(cls) -> RepositoryConfig:
@@ -75,6 +84,8 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
             raise ConfigError(f"config keys and values are given as text, got {key!r} = {value!r}")
         if _structured(key):
             return self._with_json(key, value)
+        if key.startswith("storage."):
+            return self._with_storage(key, value)
         data = self.to_dict()
         parts = key.split(".")
         target: Any = data
@@ -87,10 +98,33 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
             or parts[-1] not in target
             or isinstance(target[parts[-1]], dict)
         ):
-            known = ", ".join(_leaf_keys(self.to_dict()))
+            known = ", ".join(_leaf_keys(_with_storage_keys(self.to_dict())))
             raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
         current = target[parts[-1]]
         target[parts[-1]] = _parse_like(current, value, key)
+        try:
+            updated = msgspec.convert(data, RepositoryConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"invalid value {value!r} for {key}: {exc}") from None
+        return updated.validate()
+
+    def _with_storage(self, key: str, value: str) -> RepositoryConfig:
+        """A copy with one ``storage.*`` setting set from text (``none`` unsets it); the
+        settings are made on first use, as Icechunk's are."""
+        name = key.removeprefix("storage.")
+        kind = SETTING_KINDS.get(name)
+        if kind is None:
+            known = ", ".join(f"storage.{k}" for k in SETTING_KINDS)
+            raise ConfigError(f"unknown config key {key!r}; storage keys: {known}")
+        data = _with_storage_keys(self.to_dict())
+        target = data["storage"]
+        *parents, leaf = name.split(".")
+        for part in parents:
+            target = target[part]
+        if value.strip().lower() in ("none", "null", ""):
+            target[leaf] = None
+        else:
+            target[leaf] = _parse_like(kind(), value, key)
         try:
             updated = msgspec.convert(data, RepositoryConfig)
         except msgspec.ValidationError as exc:
@@ -223,8 +257,23 @@ def _parse_like(current: object, text: str, key: str) -> object:
     return text
 
 
+def _with_storage_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a ``to_dict``) with every storage setting present, unset ones as None."""
+    current = data.get("storage") or {}
+    empty = msgspec.to_builtins(
+        StorageSettings(concurrency=StorageConcurrencySettings(), retries=StorageRetriesSettings())
+    )
+    for name in ("concurrency", "retries"):
+        empty[name].update(current.get(name) or {})
+    for name, value in current.items():
+        if name not in ("concurrency", "retries"):
+            empty[name] = value
+    return {**data, "storage": empty}
+
+
 _WRITTEN_WHEN_SET: dict[type[msgspec.Struct], tuple[str, ...]] = {
-    ManifestConfig: ("splitting", "preload")
+    ManifestConfig: ("splitting", "preload"),
+    RepositoryConfig: ("storage",),
 }
 """Fields added after format 2 shipped, left out of the map while they are None.
 

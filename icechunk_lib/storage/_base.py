@@ -11,9 +11,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from icechunk_lib.errors import InvalidKeyError, StorageError
+
+if TYPE_CHECKING:
+    from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = [
     "RESERVED_PREFIX",
@@ -177,6 +180,21 @@ class Storage(ABC):
     """Set by ``close``; a class default so backends need not call ``super().__init__``."""
 
     capabilities: StorageCapabilities
+
+    unsafe_writes: bool = False
+    """True when the user opted into writing without atomic operations (a backend, or a
+    server, that lacks them): concurrent writers can then lose updates."""
+
+    async def probe_capabilities(self) -> StorageCapabilities:
+        """The capabilities the backend really has, checked against the server once per
+        process where the backend cannot know them (S3 at a custom endpoint). The default
+        returns ``capabilities``."""
+        self._check_open()
+        return self.capabilities
+
+    def apply_tuning(self, tuning: StorageTuning) -> None:  # noqa: B027  (an optional hook)
+        """Use the repository's retry, concurrency and request-size settings from now on;
+        backends without requests to tune ignore them (the default)."""
 
     @property
     @abstractmethod

@@ -1,0 +1,895 @@
+"""S3 and S3-compatible object storage: atomic creates with ``If-None-Match: *``, compare-
+and-swap with ``If-Match: <ETag>``, and the retries, limits and splitting a cloud needs.
+
+s3fs builds the client (credentials, profiles, environment, endpoint, requester pays); the
+operations call the aiobotocore client directly with botocore's retries off, so one policy
+decides: exponential backoff with full jitter on throttling and lost connections, never on
+412, 404 or 403. A conditional write whose reply was lost is retried, and a 412 on the retry
+is checked against the object: our own bytes mean the first attempt landed.
+
+Credentials never leave the process in a pickle: a pickled ``S3Storage`` carries a random
+token instead. Unpickled in the same process it finds the live credentials by that token;
+elsewhere it re-resolves them (``get_credentials`` is pickled by reference and called again,
+anything else comes from the environment or profile; keys passed in code do not travel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import suppress
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from icechunk_lib.errors import (
+    InvalidStorageURLError,
+    LocationNotFoundError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    ReadOnlyStorageError,
+    StorageError,
+)
+from icechunk_lib.storage._base import (
+    RESERVED_PREFIX,
+    ObjectInfo,
+    Storage,
+    StorageCapabilities,
+    check_byte_range,
+    check_key,
+    check_prefix,
+)
+from icechunk_lib.storage._s3_client import (
+    Connection,
+    ConnectionSettings,
+    connect,
+    disconnect,
+    drop,
+)
+from icechunk_lib.storage._s3_errors import Failure, classify, error_code, http_status
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials
+from icechunk_lib.storage.tuning import StorageTuning
+
+__all__ = ["PROBE_PREFIX", "S3Storage"]
+
+T = TypeVar("T")
+
+PROBE_PREFIX = f"{RESERVED_PREFIX}probe-"
+"""Probe objects are written at ``<prefix>/.ick-probe-<random>``: a reserved segment no
+repository key can use, which ``list`` (and so gc and verify) never shows."""
+DELETE_BATCH = 1000
+"""Keys per DeleteObjects request (S3's limit)."""
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""S3's smallest part of a multipart upload (all but the last)."""
+MAX_PARTS = 10_000
+DEFAULT_READ_TIMEOUT = 60.0
+"""Icechunk's ``network_stream_timeout_seconds`` default."""
+CONNECT_TIMEOUT = 10.0
+_AWS_HOST = re.compile(r"(^|\.)amazonaws\.com(\.cn)?$")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+_live_credentials: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""Token -> the credentials of a live storage, for unpickling in the same process."""
+_probed: dict[tuple[str, str], StorageCapabilities] = {}
+"""(endpoint, bucket) -> what the probe found, once per process."""
+
+
+class _Failed(Exception):
+    """A request that failed for good: the last error, what it means, and whether an
+    earlier try may have been applied although its reply was lost."""
+
+    def __init__(self, exc: BaseException, failure: Failure, tries: int, uncertain: bool):
+        super().__init__(str(exc))
+        self.exc = exc
+        self.failure = failure
+        self.tries = tries
+        self.uncertain = uncertain
+
+
+def _is_aws(endpoint_url: str | None) -> bool:
+    if endpoint_url is None:
+        return True
+    host = urlsplit(endpoint_url).hostname or ""
+    return _AWS_HOST.search(host) is not None
+
+
+def _credential_kind(credentials: AnyS3Credential) -> str:
+    if isinstance(credentials, S3Credentials.Anonymous):
+        return "anonymous"
+    if isinstance(credentials, S3Credentials.Static):
+        return "static"
+    if isinstance(credentials, S3Credentials.Refreshable):
+        return "refreshable"
+    return "env"
+
+
+class S3Storage(Storage):
+    """A repository under ``s3://<bucket>/<prefix>`` on AWS or an S3-compatible server."""
+
+    capabilities = StorageCapabilities(create_if_absent=True, compare_and_swap=True)
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        allow_http: bool = False,
+        credentials: AnyS3Credential | None = None,
+        force_path_style: bool = False,
+        network_stream_timeout_seconds: int | None = None,
+        requester_pays: bool = False,
+        allow_unsafe_writes: bool = False,
+        tuning: StorageTuning | None = None,
+    ) -> None:
+        """Use ``prefix`` in ``bucket``; ``credentials`` default to the environment's.
+
+        ``allow_unsafe_writes=True`` writes even to a server the probe finds ignoring
+        conditional requests, emulating them with a read before the write: two writers
+        racing can then both win and one update is lost.
+        """
+        if not isinstance(bucket, str) or not bucket or "/" in bucket:
+            raise InvalidStorageURLError(f"s3://{bucket}", "the bucket must be a bare name")
+        clean = (prefix or "").strip("/")
+        if clean:
+            try:
+                check_key(clean)
+            except StorageError as exc:
+                raise InvalidStorageURLError(f"s3://{bucket}/{prefix}", str(exc)) from None
+        if endpoint_url is not None:
+            scheme = urlsplit(endpoint_url).scheme
+            if scheme not in ("http", "https"):
+                raise InvalidStorageURLError(endpoint_url, "endpoints are http(s):// URLs")
+            if scheme == "http" and not allow_http:
+                raise InvalidStorageURLError(
+                    endpoint_url, "plain http is refused unless allow_http=True"
+                )
+        self._bucket = bucket
+        self._prefix = clean
+        self._root = f"{clean}/" if clean else ""
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._allow_http = allow_http
+        self._force_path_style = force_path_style
+        self._stream_timeout = network_stream_timeout_seconds
+        self._requester_pays = requester_pays
+        self._allow_unsafe_writes = allow_unsafe_writes
+        self._credentials: AnyS3Credential = credentials or S3Credentials.FromEnv()
+        self._lost_static = False
+        self._token = secrets.token_hex(16)
+        _live_credentials[self._token] = self._credentials
+        self._connections: dict[asyncio.AbstractEventLoop, Connection] = {}
+        # A handle dropped without ``close`` (a pickled copy, say) still frees its sockets.
+        weakref.finalize(self, drop, self._connections)
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._probed: StorageCapabilities | None = None
+        self._tuning = StorageTuning()
+        self.apply_tuning(tuning or StorageTuning())
+
+    # --- identity ----------------------------------------------------------------------
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self._endpoint_url
+
+    @property
+    def tuning(self) -> StorageTuning:
+        """The retries, limits and sizes in use (see ``apply_tuning``)."""
+        return self._tuning
+
+    @property
+    def url(self) -> str:
+        """``s3://<bucket>/<prefix>``; never any credential."""
+        return f"s3://{self._bucket}/{self._prefix}" if self._prefix else f"s3://{self._bucket}"
+
+    @property
+    def _where(self) -> str:
+        """The location and endpoint, as messages name them."""
+        endpoint = self._endpoint_url or "AWS"
+        return f"{self.url} (endpoint {endpoint})"
+
+    def __repr__(self) -> str:
+        endpoint = f", endpoint_url={self._endpoint_url!r}" if self._endpoint_url else ""
+        return f"S3Storage({self.url!r}{endpoint})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, S3Storage):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def _identity(self) -> tuple[str | None, str, str]:
+        return (self._endpoint_url, self._bucket, self._prefix)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # No secret goes into the pickle: a token finds the live credentials in this process;
+        # elsewhere they are resolved again (see the module docstring).
+        refresh = None
+        if isinstance(self._credentials, S3Credentials.Refreshable):
+            refresh = self._credentials.pickled_function
+        state = {
+            "bucket": self._bucket,
+            "prefix": self._prefix,
+            "region": self._region,
+            "endpoint_url": self._endpoint_url,
+            "allow_http": self._allow_http,
+            "force_path_style": self._force_path_style,
+            "network_stream_timeout_seconds": self._stream_timeout,
+            "requester_pays": self._requester_pays,
+            "allow_unsafe_writes": self._allow_unsafe_writes,
+            "tuning": self._tuning,
+        }
+        return (_restore, (state, self._token, _credential_kind(self._credentials), refresh))
+
+    # --- settings ----------------------------------------------------------------------
+
+    @property
+    def unsafe_writes(self) -> bool:  # type: ignore[override]
+        """True when the user opted into writes without atomic operations: with
+        ``allow_unsafe_writes`` or Icechunk's ``unsafe_use_conditional_*=False``."""
+        t = self._tuning
+        return (
+            self._allow_unsafe_writes
+            or not t.use_conditional_create
+            or not t.use_conditional_update
+        )
+
+    def apply_tuning(self, tuning: StorageTuning) -> None:
+        """Use ``tuning`` from now on (overrides ``Storage.apply_tuning``); connections made
+        earlier keep their pool size until the storage is reopened."""
+        self._tuning = tuning
+        self._refresh_capabilities()
+
+    def _refresh_capabilities(self) -> None:
+        """The capabilities: what the server honours (if probed) and what we use."""
+        probed = self._probed or S3Storage.capabilities
+        t = self._tuning
+        capabilities = StorageCapabilities(
+            create_if_absent=probed.create_if_absent and t.use_conditional_create,
+            compare_and_swap=probed.compare_and_swap and t.use_conditional_update,
+        )
+        if capabilities == S3Storage.capabilities:
+            self.__dict__.pop("capabilities", None)
+        else:
+            self.capabilities = capabilities
+
+    @property
+    def _emulate_create(self) -> bool:
+        probed = self._probed
+        return not self._tuning.use_conditional_create or (
+            probed is not None and not probed.create_if_absent
+        )
+
+    @property
+    def _emulate_update(self) -> bool:
+        probed = self._probed
+        return not self._tuning.use_conditional_update or (
+            probed is not None and not probed.compare_and_swap
+        )
+
+    # --- connections and the retry policy ----------------------------------------------
+
+    def _settings(self) -> ConnectionSettings:
+        timeout = self._stream_timeout
+        read_timeout = (
+            DEFAULT_READ_TIMEOUT if timeout is None else float(timeout) if timeout else 86400.0
+        )
+        return ConnectionSettings(
+            bucket=self._bucket,
+            region=self._region or ("us-east-1" if self._endpoint_url else None),
+            endpoint_url=self._endpoint_url,
+            force_path_style=self._force_path_style,
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=read_timeout,
+            where=self._where,
+        )
+
+    async def _connection(self) -> Connection:
+        loop = asyncio.get_running_loop()
+        conn = self._connections.get(loop)
+        if conn is not None:
+            return conn
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            conn = self._connections.get(loop)
+            if conn is None:
+                ended = {k: c for k, c in self._connections.items() if k.is_closed()}
+                for gone in ended:
+                    del self._connections[gone]
+                drop(ended)
+                conn = await connect(
+                    self._settings(),
+                    self._credentials,
+                    self._tuning,
+                    requester_pays=self._requester_pays,
+                    lost_static=self._lost_static,
+                )
+                if self._closed:
+                    await disconnect(conn)
+                    raise self._closed_error()
+                self._connections[loop] = conn
+        return conn
+
+    def _backoff(self, tries: int) -> float:
+        """Full jitter: uniform up to the exponential bound (AWS's advice)."""
+        t = self._tuning
+        bound = min(t.max_backoff_seconds, t.initial_backoff_seconds * (2 ** (tries - 1)))
+        return random.uniform(0, bound)
+
+    async def _run(self, call: Callable[[Any], Awaitable[T]]) -> T:
+        """``call(client)`` under the loop's request limit, retried on throttling and lost
+        connections; raises ``_Failed`` when it fails for good."""
+        if self._closed:
+            raise self._closed_error()
+        conn = await self._connection()
+        max_tries = self._tuning.max_tries
+        uncertain = False
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async with conn.semaphore:
+                    return await call(conn.client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = classify(exc)
+                if failure is Failure.NO_REPLY:
+                    uncertain = True
+                retry = failure in (Failure.THROTTLED, Failure.NO_REPLY)
+                if not retry or tries >= max_tries:
+                    if failure is Failure.DENIED and not await self._bucket_exists(conn):
+                        failure = Failure.NO_BUCKET  # some servers deny, not 404, then
+                    raise _Failed(exc, failure, tries, uncertain) from None
+            await asyncio.sleep(self._backoff(tries))
+
+    async def _bucket_exists(self, conn: Connection) -> bool:
+        """False only when the server says the bucket does not exist (one HEAD)."""
+        try:
+            await conn.client.head_bucket(Bucket=self._bucket)
+        except Exception as exc:
+            return classify(exc) not in (Failure.NOT_FOUND, Failure.NO_BUCKET)
+        return True
+
+    def _error(self, failed: _Failed, action: str, key: str) -> StorageError:
+        """The library error for a request that failed for good; no secret in it."""
+        failure = failed.failure
+        if failure is Failure.NOT_FOUND:
+            return ObjectNotFoundError(key, self.url)
+        if failure is Failure.NO_BUCKET:
+            return LocationNotFoundError(f"bucket {self._bucket!r} at {self._endpoint_or_aws}")
+        reason = self._reason(failed.exc)
+        if failure is Failure.DENIED:
+            return StorageError(
+                f"access denied ({reason}) to {action} {key!r} in {self._where}: check the "
+                "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and the bucket's permissions"
+            )
+        if failure in (Failure.THROTTLED, Failure.NO_REPLY):
+            return StorageError(
+                f"could not {action} {key!r} in {self._where}: gave up after {failed.tries} "
+                f"tries ({reason}); the server is overloaded or unreachable, try again later "
+                "or raise storage.retries.max_tries"
+            )
+        return StorageError(f"could not {action} {key!r} in {self._where}: {reason}")
+
+    @property
+    def _endpoint_or_aws(self) -> str:
+        return self._endpoint_url or "AWS"
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        status = http_status(exc)
+        if status is None:
+            return f"{type(exc).__name__}: {exc}"
+        response: Any = getattr(exc, "response", {})
+        message = response.get("Error", {}).get("Message", "")
+        code = error_code(exc)
+        return f"HTTP {status} {code}" + (f": {message}" if message else "")
+
+    def _params(self, key: str, **extra: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._root + key, **extra}
+        if self._requester_pays:
+            params["RequestPayer"] = "requester"
+        return params
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _get_object(self, key: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
+        params = self._params(key, **extra)
+
+        async def call(client: Any) -> tuple[dict[str, Any], bytes]:
+            response = await client.get_object(**params)
+            async with response["Body"] as body:
+                data = await body.read()
+            return response, data
+
+        return await self._run(call)
+
+    async def _fetch(self, key: str, start: int, end: int | None) -> tuple[bytes, str | None]:
+        """Bytes ``[start, end)`` (clipped) and the ETag; large spans come in concurrent
+        ranged GETs pinned to one version with ``If-Match``."""
+        for _ in range(3):
+            try:
+                return await self._fetch_once(key, start, end)
+            except _Failed as failed:
+                if failed.failure is not Failure.PRECONDITION:
+                    raise self._error(failed, "read", key) from None
+            # The object was replaced between two pieces: read it again.
+        raise StorageError(f"could not read {key!r} in {self._where}: it kept changing")
+
+    async def _fetch_once(self, key: str, start: int, end: int | None) -> tuple[bytes, str | None]:
+        piece = self._tuning.ideal_concurrent_request_size
+        first_end = start + piece if end is None else min(end, start + piece)
+        try:
+            response, data = await self._get_object(key, Range=f"bytes={start}-{first_end - 1}")
+        except _Failed as failed:
+            if failed.failure is not Failure.RANGE:
+                raise
+            if start > 0:
+                return b"", None  # the object ends before ``start``
+            response, data = await self._get_object(key)  # an empty object
+            return data, response.get("ETag")
+        etag: str | None = response.get("ETag")
+        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
+        if match is None or match.group(3) == "*":
+            return data[start:end], etag  # the server sent the whole object
+        total = int(match.group(3))
+        stop = total if end is None else min(end, total)
+        got = start + len(data)
+        if got >= stop:
+            return data[: stop - start], etag
+        limit = asyncio.Semaphore(self._tuning.max_concurrent_requests_for_object)
+        condition = {"IfMatch": etag} if etag else {}
+
+        async def one(offset: int) -> bytes:
+            async with limit:
+                upto = min(offset + piece, stop)
+                _, part = await self._get_object(
+                    key, Range=f"bytes={offset}-{upto - 1}", **condition
+                )
+                return part
+
+        rest = await asyncio.gather(*(one(offset) for offset in range(got, stop, piece)))
+        return b"".join([data, *rest]), etag
+
+    async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
+        """The object's bytes or a clipped slice (see ``Storage.get``); large objects come
+        in concurrent ranged GETs of ``ideal_concurrent_request_size``."""
+        if self._closed:
+            raise self._closed_error()
+        check_key(key)
+        if byte_range is None:
+            return (await self._fetch(key, 0, None))[0]
+        start, end = check_byte_range(byte_range)
+        if end is not None and end <= start:
+            if not await self.exists(key):
+                raise ObjectNotFoundError(key, self.url)
+            return b""
+        return (await self._fetch(key, start, end))[0]
+
+    async def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The bytes and their ETag, the version token ``put_if_match`` compares."""
+        if self._closed:
+            raise self._closed_error()
+        check_key(key)
+        data, etag = await self._fetch(key, 0, None)
+        if etag is None:
+            raise StorageError(f"{self._where} returned no ETag for {key!r}")
+        return data, etag
+
+    async def _head(self, key: str) -> dict[str, Any] | None:
+        params = self._params(key)
+        try:
+            return await self._run(lambda client: client.head_object(**params))
+        except _Failed as failed:
+            if failed.failure is Failure.NOT_FOUND:
+                return None
+            raise self._error(failed, "look up", key) from None
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` exists (a HEAD request)."""
+        if self._closed:
+            raise self._closed_error()
+        return await self._head(check_key(key)) is not None
+
+    async def size(self, key: str) -> int:
+        """The object's size in bytes (a HEAD request)."""
+        if self._closed:
+            raise self._closed_error()
+        head = await self._head(check_key(key))
+        if head is None:
+            raise ObjectNotFoundError(key, self.url)
+        return int(head["ContentLength"])
+
+    # --- listing -------------------------------------------------------------------------
+
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """ListObjectsV2 pages, with ``StartAfter`` when given (overrides ``Storage.list``).
+        Reserved keys (a probe's) are never listed."""
+        self._check_open()
+        return self._list(check_prefix(prefix), start_after)
+
+    async def _list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
+        if start_after is None:
+            async for info in self._pages(prefix, None):
+                yield info
+            return
+        # Servers built on directories (SeaweedFS) take ``StartAfter="a/b"`` as "after the
+        # directory a/b" and skip the keys below it, which S3 lists: those are listed
+        # separately and merged in, in key order.
+        below = start_after + "/"
+        main = self._pages(prefix, start_after)
+        if below.startswith(prefix) or prefix.startswith(below):
+            children = self._pages(max(below, prefix, key=len), None)
+            listing = _merged(main, children)
+        else:
+            listing = main
+        async for info in listing:
+            if info.key > start_after:
+                yield info
+
+    async def _pages(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
+        """ListObjectsV2, page after page; reserved keys (a probe's) are left out."""
+        root = self._root
+        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": root + prefix}
+        if self._requester_pays:
+            params["RequestPayer"] = "requester"
+        if start_after is not None:
+            params["StartAfter"] = root + start_after
+        cut = len(root)
+        while True:
+            try:
+                page = await self._run(_list_call(dict(params)))
+            except _Failed as failed:
+                raise self._error(failed, "list", prefix or "/") from None
+            for item in page.get("Contents", ()):
+                key = item["Key"][cut:]
+                if RESERVED_PREFIX in key and _reserved(key):
+                    continue
+                yield ObjectInfo(key, int(item["Size"]), item["LastModified"])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
+            params.pop("StartAfter", None)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _storage_class(self, key: str) -> dict[str, Any]:
+        t = self._tuning
+        chosen = t.chunks_storage_class if key.startswith("chunks/") else t.metadata_storage_class
+        chosen = chosen or t.storage_class
+        return {"StorageClass": chosen} if chosen else {}
+
+    async def _write(self, key: str, data: bytes, condition: dict[str, str]) -> str:
+        """PUT (or a multipart upload above the threshold) under ``condition``; the ETag.
+        Raises ``_Failed``."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if len(data) >= self._tuning.minimum_size_for_multipart_upload:
+            return await self._multipart(key, data, condition)
+        params = self._params(key, Body=data, **condition, **self._storage_class(key))
+        response = await self._run(lambda client: client.put_object(**params))
+        etag: str = response["ETag"]
+        return etag
+
+    async def _multipart(self, key: str, data: bytes, condition: dict[str, str]) -> str:
+        """Upload in parts, the completing request carrying ``condition``; aborted on failure."""
+        created = await self._run(
+            lambda client: client.create_multipart_upload(
+                **self._params(key, **self._storage_class(key))
+            )
+        )
+        upload_id = created["UploadId"]
+        size = max(MIN_PART_SIZE, self._tuning.ideal_concurrent_request_size)
+        size = max(size, -(-len(data) // MAX_PARTS))
+        limit = asyncio.Semaphore(self._tuning.max_concurrent_requests_for_object)
+
+        async def part(number: int, offset: int) -> dict[str, Any]:
+            body = data[offset : offset + size]
+            params = self._params(key, UploadId=upload_id, PartNumber=number, Body=body)
+            async with limit:
+                uploaded = await self._run(lambda client: client.upload_part(**params))
+            return {"ETag": uploaded["ETag"], "PartNumber": number}
+
+        try:
+            parts = await asyncio.gather(
+                *(part(n, offset) for n, offset in enumerate(range(0, len(data), size), 1))
+            )
+            params = self._params(
+                key, UploadId=upload_id, MultipartUpload={"Parts": list(parts)}, **condition
+            )
+            done = await self._run(lambda client: client.complete_multipart_upload(**params))
+        except BaseException:
+            abort = self._params(key, UploadId=upload_id)
+            with suppress(Exception):
+                await self._run(lambda client: client.abort_multipart_upload(**abort))
+            raise
+        etag: str = done["ETag"]
+        return etag
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` unconditionally."""
+        if self._closed:
+            raise self._closed_error()
+        check_key(key)
+        try:
+            await self._write(key, data, {})
+        except _Failed as failed:
+            raise self._error(failed, "write", key) from None
+
+    async def put_new(self, key: str, data: bytes) -> None:
+        """Create a fresh object with ``If-None-Match: *`` (overrides ``Storage.put_new``)."""
+        await self._create(key, data)
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``If-None-Match: *``; ``ObjectExistsError`` if it exists."""
+        await self._create(key, data)
+
+    def _refuse_unsafe(self, key: str, what: str) -> None:
+        if not self._allow_unsafe_writes:
+            raise ReadOnlyStorageError(
+                f"cannot {what} {key!r} in {self._where}: the server ignores conditional "
+                "requests, so concurrent writers could lose updates; pass "
+                "allow_unsafe_writes=True to write anyway at that risk"
+            )
+
+    async def _create(self, key: str, data: bytes) -> None:
+        if self._closed:
+            raise self._closed_error()
+        check_key(key)
+        if self._emulate_create:
+            await self._create_unsafely(key, data)
+            return
+        try:
+            await self._write(key, data, {"IfNoneMatch": "*"})
+        except _Failed as failed:
+            if failed.failure is not Failure.PRECONDITION:
+                raise self._error(failed, "create", key) from None
+            if failed.uncertain and await self._holds(key, data):
+                return  # our first try landed; its reply was lost
+            error = ObjectExistsError(key)
+            error.outcome_unknown = failed.uncertain
+            raise error from None
+
+    async def _create_unsafely(self, key: str, data: bytes) -> None:
+        """HEAD then PUT: another writer between the two is overwritten (the race the
+        user accepted with unsafe writes)."""
+        if self._probed is not None and not self._probed.create_if_absent:
+            self._refuse_unsafe(key, "create")
+        if await self._head(key) is not None:
+            raise ObjectExistsError(key)
+        try:
+            await self._write(key, data, {})
+        except _Failed as failed:
+            raise self._error(failed, "create", key) from None
+
+    async def _holds(self, key: str, data: bytes) -> str | None:
+        """The ETag if ``key`` holds exactly ``data`` now, else ``None``."""
+        try:
+            current, etag = await self._fetch(key, 0, None)
+        except ObjectNotFoundError:
+            return None
+        return etag if current == data and etag else None
+
+    async def put_if_match(self, key: str, data: bytes, version: str) -> str:
+        """Replace ``key`` with ``If-Match: <version>``; the new ETag."""
+        if self._closed:
+            raise self._closed_error()
+        check_key(key)
+        if self._emulate_update:
+            return await self._swap_unsafely(key, data, version)
+        try:
+            return await self._write(key, data, {"IfMatch": version})
+        except _Failed as failed:
+            if failed.failure not in (Failure.PRECONDITION, Failure.NOT_FOUND):
+                raise self._error(failed, "update", key) from None
+            if failed.uncertain:
+                landed = await self._holds(key, data)
+                if landed is not None:
+                    return landed  # our first try landed; its reply was lost
+            error = PreconditionFailedError(key)
+            error.outcome_unknown = failed.uncertain
+            raise error from None
+
+    async def _swap_unsafely(self, key: str, data: bytes, version: str) -> str:
+        """Compare the ETag a HEAD reads, then PUT: racy, as the user accepted."""
+        if self._probed is not None and not self._probed.compare_and_swap:
+            self._refuse_unsafe(key, "update")
+        head = await self._head(key)
+        if head is None or head.get("ETag") != version:
+            raise PreconditionFailedError(key)
+        try:
+            return await self._write(key, data, {})
+        except _Failed as failed:
+            raise self._error(failed, "update", key) from None
+
+    async def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is fine."""
+        if self._closed:
+            raise self._closed_error()
+        params = self._params(check_key(key))
+        try:
+            await self._run(lambda client: client.delete_object(**params))
+        except _Failed as failed:
+            if failed.failure is not Failure.NOT_FOUND:
+                raise self._error(failed, "delete", key) from None
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """DeleteObjects in batches of 1000, all keys checked first (overrides
+        ``Storage.delete_many``)."""
+        if self._closed:
+            raise self._closed_error()
+        checked = [check_key(key) for key in keys]
+        batches = [checked[i : i + DELETE_BATCH] for i in range(0, len(checked), DELETE_BATCH)]
+        await asyncio.gather(*(self._delete_batch(batch) for batch in batches))
+        return len(checked)
+
+    async def _delete_batch(self, batch: Sequence[str]) -> None:
+        objects = [{"Key": self._root + key} for key in batch]
+        params = {"Bucket": self._bucket, "Delete": {"Objects": objects, "Quiet": True}}
+        if self._requester_pays:
+            params["RequestPayer"] = "requester"
+        try:
+            response = await self._run(lambda client: client.delete_objects(**params))
+        except _Failed as failed:
+            raise self._error(failed, "delete", batch[0]) from None
+        errors = [e for e in response.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
+        if errors:
+            first = errors[0]
+            key = str(first.get("Key", ""))[len(self._root) :]
+            raise StorageError(
+                f"could not delete {key!r} in {self._where} ({len(errors)} keys failed): "
+                f"{first.get('Code')}: {first.get('Message', '')}"
+            )
+
+    # --- location, probe, lifecycle ------------------------------------------------------
+
+    async def create_root(self) -> None:
+        """Check that the bucket exists; buckets are never created (overrides
+        ``Storage.create_root``)."""
+        self._check_open()
+        params: dict[str, Any] = {"Bucket": self._bucket}
+        try:
+            await self._run(lambda client: client.head_bucket(**params))
+        except _Failed as failed:
+            if failed.failure in (Failure.NOT_FOUND, Failure.NO_BUCKET):
+                raise LocationNotFoundError(
+                    f"bucket {self._bucket!r} at {self._endpoint_or_aws}"
+                ) from None
+            if failed.failure is not Failure.DENIED:  # HEAD may be denied where PUT is not
+                raise self._error(failed, "find", "/") from None
+
+    async def probe_capabilities(self) -> StorageCapabilities:
+        """What the server really honours (overrides ``Storage.probe_capabilities``).
+
+        AWS is known to honour both conditions. Another endpoint is probed once per process
+        per (endpoint, bucket): a probe object under a reserved key is created, created
+        again with ``If-None-Match: *`` (must fail), swapped with a current and then a stale
+        ``If-Match`` (the second must fail), and deleted.
+        """
+        self._check_open()
+        if not _is_aws(self._endpoint_url):
+            where = (self._endpoint_url or "", self._bucket)
+            found = _probed.get(where)
+            if found is None:
+                found = await self._probe()
+                if found is not None:
+                    _probed[where] = found
+            if found is not None:
+                self._probed = found
+                self._refresh_capabilities()
+        return self.capabilities
+
+    async def _probe(self) -> StorageCapabilities | None:
+        """Run the probe; ``None`` if it could not write (no permission: nothing learnt)."""
+        key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+        full = self._params(key)
+
+        async def put(body: bytes, **condition: str) -> str | None:
+            """The ETag, or ``None`` when the condition failed."""
+            params = {**full, "Body": body, **condition}
+            try:
+                response = await self._run(lambda client: client.put_object(**params))
+            except _Failed as failed:
+                if failed.failure in (Failure.PRECONDITION, Failure.NOT_FOUND):
+                    return None
+                raise
+            etag: str = response["ETag"]
+            return etag
+
+        try:
+            first = await put(b"probe 1", IfNoneMatch="*")
+            if first is None:
+                return None  # cannot happen under a fresh random key; learn nothing
+            create = await put(b"probe 2", IfNoneMatch="*") is None
+            head = await self._run(lambda client: client.head_object(**full))
+            current: str = head["ETag"]
+            swapped = await put(b"probe 3", IfMatch=current)
+            stale_refused = await put(b"probe 4", IfMatch=current) is None
+            cas = swapped is not None and stale_refused
+        except _Failed as failed:
+            if failed.failure is Failure.DENIED:
+                return None
+            raise self._error(failed, "probe with", key) from None
+        finally:
+            with suppress(_Failed):
+                await self._run(lambda client: client.delete_object(**full))
+        return StorageCapabilities(create_if_absent=create, compare_and_swap=cas)
+
+    async def close(self) -> None:
+        """Close the client of every loop this storage used (overrides ``Storage.close``)."""
+        if self._closed:
+            return
+        await super().close()
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for conn in connections:
+            with suppress(Exception):
+                await disconnect(conn)
+
+
+def _list_call(params: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:
+    """One ListObjectsV2 request with these parameters (bound now, not at call time)."""
+    return lambda client: client.list_objects_v2(**params)
+
+
+async def _merged(
+    first: AsyncIterator[ObjectInfo], second: AsyncIterator[ObjectInfo]
+) -> AsyncIterator[ObjectInfo]:
+    """Two listings sorted by key as one, each key once."""
+    a = await anext(first, None)
+    b = await anext(second, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.key < b.key):
+            assert a is not None
+            yield a
+            a = await anext(first, None)
+        elif a is None or b.key < a.key:
+            yield b
+            b = await anext(second, None)
+        else:
+            yield a
+            a, b = await anext(first, None), await anext(second, None)
+
+
+def _reserved(key: str) -> bool:
+    return any(part.startswith(RESERVED_PREFIX) for part in key.split("/"))
+
+
+def _restore(state: dict[str, Any], token: str, kind: str, refresh: bytes | None) -> S3Storage:
+    """Unpickle: the live credentials if this process holds them, else re-resolved."""
+    credentials = _live_credentials.get(token)
+    lost_static = False
+    if credentials is None:
+        if kind == "anonymous":
+            credentials = S3Credentials.Anonymous()
+        elif kind == "refreshable" and refresh is not None:
+            credentials = S3Credentials.Refreshable(refresh)
+        else:
+            credentials = S3Credentials.FromEnv()
+            lost_static = kind == "static"
+    storage = S3Storage(credentials=credentials, **state)
+    storage._lost_static = lost_static
+    return storage

@@ -1,0 +1,33 @@
+"""Module-level ``get_credentials`` functions for the S3 credential tests: they pickle by
+reference, so a storage unpickled in another process calls them again there."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import s3_servers
+
+from icechunk_lib.storage.credentials import S3StaticCredentials
+
+CALLS: list[datetime] = []
+"""When each function below was called, in this process."""
+
+
+def long_lived() -> S3StaticCredentials:
+    """The test servers' keys, valid for an hour."""
+    CALLS.append(datetime.now(UTC))
+    return S3StaticCredentials(
+        s3_servers.ACCESS_KEY,
+        s3_servers.SECRET_KEY,
+        expires_after=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
+def short_lived() -> S3StaticCredentials:
+    """The test servers' keys, expiring within the refresh margin: fetched for each request."""
+    CALLS.append(datetime.now(UTC))
+    return S3StaticCredentials(
+        s3_servers.ACCESS_KEY,
+        s3_servers.SECRET_KEY,
+        expires_after=datetime.now(UTC) + timedelta(seconds=5),
+    )
