@@ -112,13 +112,21 @@ class S3Backend:
 
 
 _backend: S3Backend | None = None
+_failed: BaseException | None = None
 
 
 def backend() -> S3Backend:
-    """The run's S3 backend, started on first use."""
-    global _backend
+    """The run's S3 backend, started on first use; a server that would not start is not
+    tried again for every engine and case."""
+    global _backend, _failed
+    if _failed is not None:
+        raise RuntimeError(f"the S3 server did not start: {_failed}")
     if _backend is None:
-        _backend = S3Backend()
+        try:
+            _backend = S3Backend()
+        except Exception as exc:
+            _failed = exc
+            raise
     return _backend
 
 
