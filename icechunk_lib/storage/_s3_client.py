@@ -9,7 +9,7 @@ per running loop and closes them all on ``close``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,11 +45,29 @@ class ConnectionSettings:
 
 @dataclass(slots=True)
 class Connection:
-    """A client bound to one loop, and the semaphore limiting its requests in flight."""
+    """A client bound to one loop, and the semaphore limiting its requests in flight.
+
+    ``closer`` is an async generator started on that loop whose ``finally`` closes the
+    client: a loop closes its async generators when it shuts down (``asyncio.run`` and
+    pytest's loops do), and a collected one is closed on its loop, so a client is closed
+    on its own loop even when nobody calls ``S3Storage.close``.
+    """
 
     client: Any
     semaphore: asyncio.Semaphore
     loop: asyncio.AbstractEventLoop
+    closer: Any = None
+    dropped: bool = False
+
+
+async def _closing(conn: Connection) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.dropped:
+            conn.dropped = True
+            with suppress(Exception):
+                await conn.client.close()
 
 
 def _no_credentials(settings: ConnectionSettings, lost_static: bool) -> StorageError:
@@ -119,9 +137,9 @@ def _http_session_class() -> type:
 
         class NoHiddenRetrySession(AIOHTTPSession):  # type: ignore[misc]
             async def _get_session(self, proxy_url: Any) -> Any:
-                session = await super()._get_session(proxy_url)
-                session._retry_connection = False
-                return session
+                pool = await super()._get_session(proxy_url)  # an aiohttp ClientSession
+                pool._retry_connection = False
+                return pool
 
         _HTTP_SESSION.append(NoHiddenRetrySession)
     return _HTTP_SESSION[0]
@@ -151,7 +169,7 @@ async def connect(
     from aiobotocore.session import AioSession
 
     loop = asyncio.get_running_loop()
-    session = _shared_session()
+    aio = _shared_session()
     fs_kwargs: dict[str, Any] = {}
     if isinstance(credentials, S3Credentials.Anonymous):
         fs_kwargs["anon"] = True
@@ -165,17 +183,17 @@ async def connect(
     elif isinstance(credentials, S3Credentials.Refreshable):
         fetch = _fetcher(credentials.get_credentials, settings.where)
         current = credentials.current
-        session = AioSession()  # its own: it holds these credentials
-        session.register_component("data_loader", _shared_session().get_component("data_loader"))
+        aio = AioSession()  # its own: it holds these credentials
+        aio.register_component("data_loader", _shared_session().get_component("data_loader"))
         metadata = _metadata(current) if current is not None else await fetch()
-        session._credentials = AioRefreshableCredentials.create_from_metadata(
+        aio._credentials = AioRefreshableCredentials.create_from_metadata(
             metadata,
             refresh_using=fetch,
             method="ick-get-credentials",
             advisory_timeout=REFRESH_ADVISORY_SECONDS,
             mandatory_timeout=REFRESH_MANDATORY_SECONDS,
         )
-    elif await session.get_credentials() is None:  # FromEnv: the environment, profile, role
+    elif await aio.get_credentials() is None:  # FromEnv: the environment, profile, role
         raise _no_credentials(settings, lost_static)
     config: dict[str, Any] = {
         "connect_timeout": settings.connect_timeout,
@@ -197,7 +215,7 @@ async def connect(
         client_kwargs=client_kwargs,
         config_kwargs=config,
         requester_pays=requester_pays,
-        session=session,
+        session=aio,
         asynchronous=True,
         loop=loop,
         skip_instance_cache=True,
@@ -205,35 +223,76 @@ async def connect(
         **fs_kwargs,
     )
     client = await fs.set_session()
-    return Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn = Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    conn.closer = _closing(conn)
+    await conn.closer.__anext__()  # the loop now knows it, and closes it at shutdown
+    return conn
 
 
 async def disconnect(connection: Connection) -> None:
-    """Close the client's connections, from whichever loop is running."""
+    """Close the client, on its own loop if that is still running."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
+    if connection.dropped:
+        return
     if running is connection.loop:
-        await connection.client.close()
+        await connection.closer.aclose()
     elif not connection.loop.is_closed() and connection.loop.is_running():
         # Another thread's loop: close it there, without waiting for it.
-        asyncio.run_coroutine_threadsafe(connection.client.close(), connection.loop)
+        asyncio.run_coroutine_threadsafe(connection.closer.aclose(), connection.loop)
+    else:  # its loop has ended without closing it: close the sockets here
+        drop({connection.loop: connection})
 
 
 def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
-    """Close the sockets of connections nobody will close (a storage collected unclosed,
-    or one whose loop has ended), synchronously, so no aiohttp session is left open.
+    """Close, without awaiting, the clients nobody else will close: those of a storage
+    collected unclosed (at exit too), and those whose loop has ended.
 
-    This reaches into aiobotocore and aiohttp (``_endpoint``, ``_sessions``,
-    ``_connector._close``): no public call closes a client without awaiting on its loop,
-    and that loop may be gone.
+    A client whose loop runs in another thread (zarr's I/O loop) is closed there, waiting a
+    moment; on the loop running here, a task closes it; with its loop stopped or closed,
+    its sockets are closed here. That last reaches into aiobotocore and aiohttp
+    (``_endpoint``, ``_sessions``, ``_connector``): no public call closes a client without
+    its loop.
     """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
     for conn in list(connections.values()):
-        with suppress(Exception):
-            sessions = conn.client._endpoint.http_session._sessions
-            for session in list(sessions.values()):
-                connector = session.connector
-                if connector is not None:
-                    connector._close()
+        if conn.dropped:
+            continue
+        loop = conn.loop
+        if loop.is_running() and not loop.is_closed():
+            if loop is running:
+                loop.create_task(conn.closer.aclose())
+                continue
+            future = asyncio.run_coroutine_threadsafe(conn.closer.aclose(), loop)
+            with suppress(Exception):
+                future.result(timeout=2)
+            if conn.dropped:
+                continue
+        conn.dropped = True
+        _close_sockets(conn)
+        # Finish the closer without its loop (``dropped`` makes its ``finally`` a no-op),
+        # so that collecting it asks nothing of a stopped loop.
+        with suppress(StopIteration, RuntimeError, Exception):
+            conn.closer.aclose().send(None)
     connections.clear()
+
+
+def _close_sockets(conn: Connection) -> None:
+    with suppress(Exception):
+        http = conn.client._endpoint.http_session
+        for pool in list(http._sessions.values()):  # aiohttp ClientSessions
+            connector = pool.connector
+            if connector is None:
+                continue
+            for protocols in connector._conns.values():
+                for protocol, _ in protocols:
+                    transport = protocol.transport
+                    sock = transport and transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.close()
+            connector._close()

@@ -16,12 +16,12 @@ anything else comes from the environment or profile; keys passed in code do not 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import secrets
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import suppress
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -45,12 +45,18 @@ from icechunk_lib.storage._base import (
 )
 from icechunk_lib.storage._s3_client import (
     Connection,
-    ConnectionSettings,
-    connect,
     disconnect,
     drop,
 )
-from icechunk_lib.storage._s3_errors import Failure, classify, error_code, http_status
+from icechunk_lib.storage._s3_errors import Failure
+from icechunk_lib.storage._s3_requests import (
+    PROBE_PREFIX,
+    Failed,
+    S3Requests,
+    list_call,
+    merged,
+    reserved,
+)
 from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials
 from icechunk_lib.storage.tuning import StorageTuning
 
@@ -58,11 +64,10 @@ __all__ = ["PROBE_PREFIX", "S3Storage"]
 
 T = TypeVar("T")
 
-PROBE_PREFIX = f"{RESERVED_PREFIX}probe-"
-"""Probe objects are written at ``<prefix>/.ick-probe-<random>``: a reserved segment no
-repository key can use, which ``list`` (and so gc and verify) never shows."""
 DELETE_BATCH = 1000
 """Keys per DeleteObjects request (S3's limit)."""
+LIST_PAGE = 1000
+"""Keys per ListObjectsV2 page (S3's limit)."""
 MIN_PART_SIZE = 5 * 1024 * 1024
 """S3's smallest part of a multipart upload (all but the last)."""
 MAX_PARTS = 10_000
@@ -76,18 +81,6 @@ _live_credentials: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDict
 """Token -> the credentials of a live storage, for unpickling in the same process."""
 _probed: dict[tuple[str, str], StorageCapabilities] = {}
 """(endpoint, bucket) -> what the probe found, once per process."""
-
-
-class _Failed(Exception):
-    """A request that failed for good: the last error, what it means, and whether an
-    earlier try may have been applied although its reply was lost."""
-
-    def __init__(self, exc: BaseException, failure: Failure, tries: int, uncertain: bool):
-        super().__init__(str(exc))
-        self.exc = exc
-        self.failure = failure
-        self.tries = tries
-        self.uncertain = uncertain
 
 
 def _is_aws(endpoint_url: str | None) -> bool:
@@ -107,7 +100,7 @@ def _credential_kind(credentials: AnyS3Credential) -> str:
     return "env"
 
 
-class S3Storage(Storage):
+class S3Storage(Storage, S3Requests):
     """A repository under ``s3://<bucket>/<prefix>`` on AWS or an S3-compatible server."""
 
     capabilities = StorageCapabilities(create_if_absent=True, compare_and_swap=True)
@@ -284,193 +277,6 @@ class S3Storage(Storage):
             probed is not None and not probed.compare_and_swap
         )
 
-    # --- connections and the retry policy ----------------------------------------------
-
-    def _settings(self) -> ConnectionSettings:
-        timeout = self._stream_timeout
-        read_timeout = (
-            DEFAULT_READ_TIMEOUT if timeout is None else float(timeout) if timeout else 86400.0
-        )
-        return ConnectionSettings(
-            bucket=self._bucket,
-            region=self._region or ("us-east-1" if self._endpoint_url else None),
-            endpoint_url=self._endpoint_url,
-            force_path_style=self._force_path_style,
-            connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=read_timeout,
-            where=self._where,
-        )
-
-    async def _connection(self) -> Connection:
-        loop = asyncio.get_running_loop()
-        conn = self._connections.get(loop)
-        if conn is not None:
-            return conn
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            conn = self._connections.get(loop)
-            if conn is None:
-                ended = {k: c for k, c in self._connections.items() if k.is_closed()}
-                for gone in ended:
-                    del self._connections[gone]
-                drop(ended)
-                conn = await connect(
-                    self._settings(),
-                    self._credentials,
-                    self._tuning,
-                    requester_pays=self._requester_pays,
-                    lost_static=self._lost_static,
-                )
-                if self._closed:
-                    await disconnect(conn)
-                    raise self._closed_error()
-                self._connections[loop] = conn
-        return conn
-
-    def _backoff(self, tries: int) -> float:
-        """Full jitter: uniform up to the exponential bound (AWS's advice)."""
-        t = self._tuning
-        bound = min(t.max_backoff_seconds, t.initial_backoff_seconds * (2 ** (tries - 1)))
-        return random.uniform(0, bound)
-
-    async def _run(self, call: Callable[[Any], Awaitable[T]]) -> T:
-        """``call(client)`` under the loop's request limit, retried on throttling and lost
-        connections; raises ``_Failed`` when it fails for good."""
-        if self._closed:
-            raise self._closed_error()
-        conn = await self._connection()
-        max_tries = self._tuning.max_tries
-        uncertain = False
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                async with conn.semaphore:
-                    return await call(conn.client)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failure = classify(exc)
-                if failure is Failure.NO_REPLY:
-                    uncertain = True
-                retry = failure in (Failure.THROTTLED, Failure.NO_REPLY)
-                if not retry or tries >= max_tries:
-                    if failure is Failure.DENIED and not await self._bucket_exists(conn):
-                        failure = Failure.NO_BUCKET  # some servers deny, not 404, then
-                    raise _Failed(exc, failure, tries, uncertain) from None
-            await asyncio.sleep(self._backoff(tries))
-
-    async def _bucket_exists(self, conn: Connection) -> bool:
-        """False only when the server says the bucket does not exist (one HEAD)."""
-        try:
-            await conn.client.head_bucket(Bucket=self._bucket)
-        except Exception as exc:
-            return classify(exc) not in (Failure.NOT_FOUND, Failure.NO_BUCKET)
-        return True
-
-    def _error(self, failed: _Failed, action: str, key: str) -> StorageError:
-        """The library error for a request that failed for good; no secret in it."""
-        failure = failed.failure
-        if failure is Failure.NOT_FOUND:
-            return ObjectNotFoundError(key, self.url)
-        if failure is Failure.NO_BUCKET:
-            return LocationNotFoundError(f"bucket {self._bucket!r} at {self._endpoint_or_aws}")
-        reason = self._reason(failed.exc)
-        if failure is Failure.DENIED:
-            return StorageError(
-                f"access denied ({reason}) to {action} {key!r} in {self._where}: check the "
-                "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and the bucket's permissions"
-            )
-        if failure in (Failure.THROTTLED, Failure.NO_REPLY):
-            return StorageError(
-                f"could not {action} {key!r} in {self._where}: gave up after {failed.tries} "
-                f"tries ({reason}); the server is overloaded or unreachable, try again later "
-                "or raise storage.retries.max_tries"
-            )
-        return StorageError(f"could not {action} {key!r} in {self._where}: {reason}")
-
-    @property
-    def _endpoint_or_aws(self) -> str:
-        return self._endpoint_url or "AWS"
-
-    @staticmethod
-    def _reason(exc: BaseException) -> str:
-        status = http_status(exc)
-        if status is None:
-            return f"{type(exc).__name__}: {exc}"
-        response: Any = getattr(exc, "response", {})
-        message = response.get("Error", {}).get("Message", "")
-        code = error_code(exc)
-        return f"HTTP {status} {code}" + (f": {message}" if message else "")
-
-    def _params(self, key: str, **extra: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._root + key, **extra}
-        if self._requester_pays:
-            params["RequestPayer"] = "requester"
-        return params
-
-    # --- reads ---------------------------------------------------------------------------
-
-    async def _get_object(self, key: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
-        params = self._params(key, **extra)
-
-        async def call(client: Any) -> tuple[dict[str, Any], bytes]:
-            response = await client.get_object(**params)
-            async with response["Body"] as body:
-                data = await body.read()
-            return response, data
-
-        return await self._run(call)
-
-    async def _fetch(self, key: str, start: int, end: int | None) -> tuple[bytes, str | None]:
-        """Bytes ``[start, end)`` (clipped) and the ETag; large spans come in concurrent
-        ranged GETs pinned to one version with ``If-Match``."""
-        for _ in range(3):
-            try:
-                return await self._fetch_once(key, start, end)
-            except _Failed as failed:
-                if failed.failure is not Failure.PRECONDITION:
-                    raise self._error(failed, "read", key) from None
-            # The object was replaced between two pieces: read it again.
-        raise StorageError(f"could not read {key!r} in {self._where}: it kept changing")
-
-    async def _fetch_once(self, key: str, start: int, end: int | None) -> tuple[bytes, str | None]:
-        piece = self._tuning.ideal_concurrent_request_size
-        first_end = start + piece if end is None else min(end, start + piece)
-        try:
-            response, data = await self._get_object(key, Range=f"bytes={start}-{first_end - 1}")
-        except _Failed as failed:
-            if failed.failure is not Failure.RANGE:
-                raise
-            if start > 0:
-                return b"", None  # the object ends before ``start``
-            response, data = await self._get_object(key)  # an empty object
-            return data, response.get("ETag")
-        etag: str | None = response.get("ETag")
-        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
-        if match is None or match.group(3) == "*":
-            return data[start:end], etag  # the server sent the whole object
-        total = int(match.group(3))
-        stop = total if end is None else min(end, total)
-        got = start + len(data)
-        if got >= stop:
-            return data[: stop - start], etag
-        limit = asyncio.Semaphore(self._tuning.max_concurrent_requests_for_object)
-        condition = {"IfMatch": etag} if etag else {}
-
-        async def one(offset: int) -> bytes:
-            async with limit:
-                upto = min(offset + piece, stop)
-                _, part = await self._get_object(
-                    key, Range=f"bytes={offset}-{upto - 1}", **condition
-                )
-                return part
-
-        rest = await asyncio.gather(*(one(offset) for offset in range(got, stop, piece)))
-        return b"".join([data, *rest]), etag
-
     async def get(self, key: str, byte_range: tuple[int, int | None] | None = None) -> bytes:
         """The object's bytes or a clipped slice (see ``Storage.get``); large objects come
         in concurrent ranged GETs of ``ideal_concurrent_request_size``."""
@@ -500,7 +306,7 @@ class S3Storage(Storage):
         params = self._params(key)
         try:
             return await self._run(lambda client: client.head_object(**params))
-        except _Failed as failed:
+        except Failed as failed:
             if failed.failure is Failure.NOT_FOUND:
                 return None
             raise self._error(failed, "look up", key) from None
@@ -542,7 +348,7 @@ class S3Storage(Storage):
         main = self._pages(prefix, start_after)
         if below.startswith(prefix) or prefix.startswith(below):
             children = self._pages(max(below, prefix, key=len), None)
-            listing = _merged(main, children)
+            listing = merged(main, children)
         else:
             listing = main
         async for info in listing:
@@ -552,7 +358,11 @@ class S3Storage(Storage):
     async def _pages(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectInfo]:
         """ListObjectsV2, page after page; reserved keys (a probe's) are left out."""
         root = self._root
-        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": root + prefix}
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Prefix": root + prefix,
+            "MaxKeys": LIST_PAGE,
+        }
         if self._requester_pays:
             params["RequestPayer"] = "requester"
         if start_after is not None:
@@ -560,12 +370,12 @@ class S3Storage(Storage):
         cut = len(root)
         while True:
             try:
-                page = await self._run(_list_call(dict(params)))
-            except _Failed as failed:
+                page = await self._run(list_call(dict(params)))
+            except Failed as failed:
                 raise self._error(failed, "list", prefix or "/") from None
             for item in page.get("Contents", ()):
                 key = item["Key"][cut:]
-                if RESERVED_PREFIX in key and _reserved(key):
+                if RESERVED_PREFIX in key and reserved(key):
                     continue
                 yield ObjectInfo(key, int(item["Size"]), item["LastModified"])
             token = page.get("NextContinuationToken")
@@ -574,61 +384,6 @@ class S3Storage(Storage):
             params["ContinuationToken"] = token
             params.pop("StartAfter", None)
 
-    # --- writes --------------------------------------------------------------------------
-
-    def _storage_class(self, key: str) -> dict[str, Any]:
-        t = self._tuning
-        chosen = t.chunks_storage_class if key.startswith("chunks/") else t.metadata_storage_class
-        chosen = chosen or t.storage_class
-        return {"StorageClass": chosen} if chosen else {}
-
-    async def _write(self, key: str, data: bytes, condition: dict[str, str]) -> str:
-        """PUT (or a multipart upload above the threshold) under ``condition``; the ETag.
-        Raises ``_Failed``."""
-        if type(data) is not bytes:
-            data = bytes(data)
-        if len(data) >= self._tuning.minimum_size_for_multipart_upload:
-            return await self._multipart(key, data, condition)
-        params = self._params(key, Body=data, **condition, **self._storage_class(key))
-        response = await self._run(lambda client: client.put_object(**params))
-        etag: str = response["ETag"]
-        return etag
-
-    async def _multipart(self, key: str, data: bytes, condition: dict[str, str]) -> str:
-        """Upload in parts, the completing request carrying ``condition``; aborted on failure."""
-        created = await self._run(
-            lambda client: client.create_multipart_upload(
-                **self._params(key, **self._storage_class(key))
-            )
-        )
-        upload_id = created["UploadId"]
-        size = max(MIN_PART_SIZE, self._tuning.ideal_concurrent_request_size)
-        size = max(size, -(-len(data) // MAX_PARTS))
-        limit = asyncio.Semaphore(self._tuning.max_concurrent_requests_for_object)
-
-        async def part(number: int, offset: int) -> dict[str, Any]:
-            body = data[offset : offset + size]
-            params = self._params(key, UploadId=upload_id, PartNumber=number, Body=body)
-            async with limit:
-                uploaded = await self._run(lambda client: client.upload_part(**params))
-            return {"ETag": uploaded["ETag"], "PartNumber": number}
-
-        try:
-            parts = await asyncio.gather(
-                *(part(n, offset) for n, offset in enumerate(range(0, len(data), size), 1))
-            )
-            params = self._params(
-                key, UploadId=upload_id, MultipartUpload={"Parts": list(parts)}, **condition
-            )
-            done = await self._run(lambda client: client.complete_multipart_upload(**params))
-        except BaseException:
-            abort = self._params(key, UploadId=upload_id)
-            with suppress(Exception):
-                await self._run(lambda client: client.abort_multipart_upload(**abort))
-            raise
-        etag: str = done["ETag"]
-        return etag
-
     async def put(self, key: str, data: bytes) -> None:
         """Write ``data`` unconditionally."""
         if self._closed:
@@ -636,7 +391,7 @@ class S3Storage(Storage):
         check_key(key)
         try:
             await self._write(key, data, {})
-        except _Failed as failed:
+        except Failed as failed:
             raise self._error(failed, "write", key) from None
 
     async def put_new(self, key: str, data: bytes) -> None:
@@ -664,7 +419,7 @@ class S3Storage(Storage):
             return
         try:
             await self._write(key, data, {"IfNoneMatch": "*"})
-        except _Failed as failed:
+        except Failed as failed:
             if failed.failure is not Failure.PRECONDITION:
                 raise self._error(failed, "create", key) from None
             if failed.uncertain and await self._holds(key, data):
@@ -682,7 +437,7 @@ class S3Storage(Storage):
             raise ObjectExistsError(key)
         try:
             await self._write(key, data, {})
-        except _Failed as failed:
+        except Failed as failed:
             raise self._error(failed, "create", key) from None
 
     async def _holds(self, key: str, data: bytes) -> str | None:
@@ -702,7 +457,7 @@ class S3Storage(Storage):
             return await self._swap_unsafely(key, data, version)
         try:
             return await self._write(key, data, {"IfMatch": version})
-        except _Failed as failed:
+        except Failed as failed:
             if failed.failure not in (Failure.PRECONDITION, Failure.NOT_FOUND):
                 raise self._error(failed, "update", key) from None
             if failed.uncertain:
@@ -722,17 +477,20 @@ class S3Storage(Storage):
             raise PreconditionFailedError(key)
         try:
             return await self._write(key, data, {})
-        except _Failed as failed:
+        except Failed as failed:
             raise self._error(failed, "update", key) from None
 
     async def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is fine."""
         if self._closed:
             raise self._closed_error()
-        params = self._params(check_key(key))
+        await self._delete_key(check_key(key))
+
+    async def _delete_key(self, key: str) -> None:
+        params = self._params(key)
         try:
             await self._run(lambda client: client.delete_object(**params))
-        except _Failed as failed:
+        except Failed as failed:
             if failed.failure is not Failure.NOT_FOUND:
                 raise self._error(failed, "delete", key) from None
 
@@ -753,7 +511,7 @@ class S3Storage(Storage):
             params["RequestPayer"] = "requester"
         try:
             response = await self._run(lambda client: client.delete_objects(**params))
-        except _Failed as failed:
+        except Failed as failed:
             raise self._error(failed, "delete", batch[0]) from None
         errors = [e for e in response.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
         if errors:
@@ -773,13 +531,33 @@ class S3Storage(Storage):
         params: dict[str, Any] = {"Bucket": self._bucket}
         try:
             await self._run(lambda client: client.head_bucket(**params))
-        except _Failed as failed:
+        except Failed as failed:
             if failed.failure in (Failure.NOT_FOUND, Failure.NO_BUCKET):
                 raise LocationNotFoundError(
                     f"bucket {self._bucket!r} at {self._endpoint_or_aws}"
                 ) from None
             if failed.failure is not Failure.DENIED:  # HEAD may be denied where PUT is not
                 raise self._error(failed, "find", "/") from None
+
+    async def remove_leftovers(self, older_than: datetime, *, skip: Collection[str] = ()) -> int:
+        """Delete probe objects a probe interrupted midway left behind, once older than
+        ``older_than`` (overrides ``Storage.remove_leftovers``); uploads are never partial
+        objects on S3, so nothing else is left over."""
+        self._check_open()
+        root = self._root
+        params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": root + PROBE_PREFIX}
+        try:
+            page = await self._run(list_call(params))
+        except Failed as failed:
+            raise self._error(failed, "list", PROBE_PREFIX) from None
+        stale = [
+            item["Key"][len(root) :]
+            for item in page.get("Contents", ())
+            if item["LastModified"] < older_than
+        ]
+        for key in stale:
+            await self._delete_key(key)
+        return len(stale)
 
     async def probe_capabilities(self) -> StorageCapabilities:
         """What the server really honours (overrides ``Storage.probe_capabilities``).
@@ -802,42 +580,6 @@ class S3Storage(Storage):
                 self._refresh_capabilities()
         return self.capabilities
 
-    async def _probe(self) -> StorageCapabilities | None:
-        """Run the probe; ``None`` if it could not write (no permission: nothing learnt)."""
-        key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
-        full = self._params(key)
-
-        async def put(body: bytes, **condition: str) -> str | None:
-            """The ETag, or ``None`` when the condition failed."""
-            params = {**full, "Body": body, **condition}
-            try:
-                response = await self._run(lambda client: client.put_object(**params))
-            except _Failed as failed:
-                if failed.failure in (Failure.PRECONDITION, Failure.NOT_FOUND):
-                    return None
-                raise
-            etag: str = response["ETag"]
-            return etag
-
-        try:
-            first = await put(b"probe 1", IfNoneMatch="*")
-            if first is None:
-                return None  # cannot happen under a fresh random key; learn nothing
-            create = await put(b"probe 2", IfNoneMatch="*") is None
-            head = await self._run(lambda client: client.head_object(**full))
-            current: str = head["ETag"]
-            swapped = await put(b"probe 3", IfMatch=current)
-            stale_refused = await put(b"probe 4", IfMatch=current) is None
-            cas = swapped is not None and stale_refused
-        except _Failed as failed:
-            if failed.failure is Failure.DENIED:
-                return None
-            raise self._error(failed, "probe with", key) from None
-        finally:
-            with suppress(_Failed):
-                await self._run(lambda client: client.delete_object(**full))
-        return StorageCapabilities(create_if_absent=create, compare_and_swap=cas)
-
     async def close(self) -> None:
         """Close the client of every loop this storage used (overrides ``Storage.close``)."""
         if self._closed:
@@ -848,34 +590,6 @@ class S3Storage(Storage):
         for conn in connections:
             with suppress(Exception):
                 await disconnect(conn)
-
-
-def _list_call(params: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:
-    """One ListObjectsV2 request with these parameters (bound now, not at call time)."""
-    return lambda client: client.list_objects_v2(**params)
-
-
-async def _merged(
-    first: AsyncIterator[ObjectInfo], second: AsyncIterator[ObjectInfo]
-) -> AsyncIterator[ObjectInfo]:
-    """Two listings sorted by key as one, each key once."""
-    a = await anext(first, None)
-    b = await anext(second, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a.key < b.key):
-            assert a is not None
-            yield a
-            a = await anext(first, None)
-        elif a is None or b.key < a.key:
-            yield b
-            b = await anext(second, None)
-        else:
-            yield a
-            a, b = await anext(first, None), await anext(second, None)
-
-
-def _reserved(key: str) -> bool:
-    return any(part.startswith(RESERVED_PREFIX) for part in key.split("/"))
 
 
 def _restore(state: dict[str, Any], token: str, kind: str, refresh: bytes | None) -> S3Storage:
