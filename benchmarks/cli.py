@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
     parser.add_argument("--cases", default="all", help="comma-separated case ids (default all)")
     parser.add_argument(
-        "--backends", default="memory,local", help="comma-separated backends (memory,local)"
+        "--backends",
+        default="memory,local",
+        help="comma-separated backends: memory, local, s3 (a SeaweedFS the run starts)",
     )
     parser.add_argument(
         "--engines", default="ick,icechunk,zarr", help="comma-separated engines to measure"
@@ -128,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         unknown = [c for c in chosen if c not in known]
         if unknown:
-            hint = " (S3 joins when ick has an S3 storage)" if "s3" in unknown else ""
-            print(f"unknown {name} {', '.join(unknown)}{hint}", file=sys.stderr)
+            print(f"unknown {name} {', '.join(unknown)}", file=sys.stderr)
             return 2
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
     ctx = Context(out=out, quick=args.quick, repeat=repeat)
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.profile:
                     _write_profiles(out / "profiles", f"case{case.id}-{backend}")
     finally:
+        from benchmarks import s3
+
+        s3.shutdown()
         remove(ctx.scratch)
     if args.profile:
         print(f"profiles in {out / 'profiles'} (timings of a profiled run are not saved)")

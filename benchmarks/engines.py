@@ -2,8 +2,13 @@
 
 * ``ick`` is this project (``icechunk_lib``),
 * ``icechunk`` is Icechunk 1.1 (the ``icechunk`` package),
-* ``zarr`` is zarr-python's own plain store for the backend (``MemoryStore``, ``LocalStore``):
-  no versions and no commits, the floor the others are measured against.
+* ``zarr`` is zarr-python's own plain store for the backend (``MemoryStore``, ``LocalStore``,
+  ``FsspecStore`` on s3fs for S3): no versions and no commits, the floor the others are
+  measured against.
+
+On the ``s3`` backend every repository (or plain store) is a fresh prefix in the bucket of the
+run's SeaweedFS server (``benchmarks/s3.py``); ``counted=True`` routes it through the proxy
+that counts its requests.
 
 A ``Repo`` is one repository (or plain store) on one backend. ``writable()`` starts a session
 and returns its store, ``commit()`` publishes it (a no-op for a plain store), ``readonly()``
@@ -34,8 +39,7 @@ __all__ = [
 
 ENGINES = ("ick", "icechunk", "zarr")
 LABELS = {"ick": "ick", "icechunk": "Icechunk", "zarr": "zarr plain store"}
-BACKENDS = ("memory", "local")
-"""S3 joins this list once ick has an S3 storage (then: ``s3`` for all three engines)."""
+BACKENDS = ("memory", "local", "s3")
 
 
 def import_engine(engine: str) -> ModuleType | None:
@@ -66,6 +70,8 @@ class Repo(ABC):
 
     engine: str
     versioned: bool
+    prefix: str | None = None
+    """The repository's prefix in the bucket on the ``s3`` backend (None elsewhere)."""
 
     @abstractmethod
     def writable(self) -> Store:
@@ -93,12 +99,15 @@ class VersionedRepo(Repo):
 
     versioned = True
 
-    def __init__(self, engine: str, module: Any, storage: Any, repo: Any) -> None:
+    def __init__(
+        self, engine: str, module: Any, storage: Any, repo: Any, prefix: str | None = None
+    ) -> None:
         self.engine = engine
         self._module = module
         self._storage = storage
         self._repo = repo
         self._session: Any = None
+        self.prefix = prefix
 
     def writable(self) -> Store:
         self._session = self._repo.writable_session("main")
@@ -117,26 +126,34 @@ class VersionedRepo(Repo):
 
     def reopen(self) -> Repo:
         repo = self._module.Repository.open(self._storage)
-        return VersionedRepo(self.engine, self._module, self._storage, repo)
+        return VersionedRepo(self.engine, self._module, self._storage, repo, self.prefix)
 
     def ancestry(self, limit: int) -> int:
         return sum(1 for _ in islice(self._repo.ancestry(branch="main"), limit))
 
 
 class PlainRepo(Repo):
-    """zarr's own store for the backend: a dict in memory or a directory."""
+    """zarr's own store for the backend: a dict in memory, a directory, or an S3 prefix."""
 
     engine = "zarr"
     versioned = False
 
-    def __init__(self, backend: str, path: Path) -> None:
+    def __init__(
+        self, backend: str, path: Path, prefix: str | None = None, counted: bool = False
+    ) -> None:
         self._backend = backend
         self._path = path
         self._data: dict[str, Any] = {}
+        self.prefix = prefix
+        self._counted = counted
 
     def _store(self, read_only: bool) -> Store:
         from zarr.storage import LocalStore, MemoryStore
 
+        if self.prefix is not None:
+            from benchmarks import s3
+
+            return s3.backend().fsspec_store(self.prefix, read_only, self._counted)
         if self._backend == "memory":
             return MemoryStore(self._data, read_only=read_only)
         return LocalStore(self._path, read_only=read_only)
@@ -155,23 +172,39 @@ class PlainRepo(Repo):
         return self
 
 
-def _storage(module: Any, backend: str, path: Path) -> Any:
+def _storage(module: Any, backend: str, path: Path, prefix: str | None, counted: bool) -> Any:
     if backend == "memory":
         return module.in_memory_storage()
     if backend == "local":
         return module.local_filesystem_storage(str(path))
+    if backend == "s3":
+        from benchmarks import s3
+
+        server = s3.backend()
+        return module.s3_storage(
+            bucket=server.bucket, prefix=prefix, **server.storage_kwargs(counted=counted)
+        )
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def create_repo(engine: str, backend: str, path: Path) -> Repo:
-    """A new, empty repository (or plain store); ``path`` is used by the local backend."""
+def create_repo(engine: str, backend: str, path: Path, counted: bool = False) -> Repo:
+    """A new, empty repository (or plain store).
+
+    ``path`` is the directory of the local backend; on ``s3`` it names the fresh prefix.
+    ``counted`` (``s3`` only) sends the requests through the counting proxy.
+    """
     module = import_engine(engine)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    prefix = None
+    if backend == "s3":
+        from benchmarks import s3
+
+        prefix = s3.backend().new_prefix(path)
     if module is None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}")
-        return PlainRepo(backend, path)
-    storage = _storage(module, backend, path)
-    return VersionedRepo(engine, module, storage, module.Repository.create(storage))
+        return PlainRepo(backend, path, prefix, counted)
+    storage = _storage(module, backend, path, prefix, counted)
+    return VersionedRepo(engine, module, storage, module.Repository.create(storage), prefix)
 
 
 def open_repo(engine: str, path: Path) -> Repo:
@@ -179,5 +212,5 @@ def open_repo(engine: str, path: Path) -> Repo:
     module = import_engine(engine)
     if module is None:
         return PlainRepo("local", path)
-    storage = _storage(module, "local", path)
+    storage = _storage(module, "local", path, None, False)
     return VersionedRepo(engine, module, storage, module.Repository.open(storage))

@@ -50,7 +50,7 @@ class Metric:
     key: str
     label: str
     unit: str
-    """``us/op``, ``ms``, ``s``, ``MB`` or ``bytes``: the unit of the values cases yield."""
+    """``us/op``, ``ms``, ``s``, ``MB``, ``bytes``, ``count`` or ``requests`` (HTTP requests)."""
     engines: tuple[str, ...] | None = None
     """The engines that report it (None: every engine of the case)."""
     backends: tuple[str, ...] | None = None

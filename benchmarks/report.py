@@ -132,6 +132,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value / 1e3:.1f} kB"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "requests":
+        return f"{value:g}"
     if unit == "us/op":
         unit = "µs/op"
     if value >= 100:

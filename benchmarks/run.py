@@ -8,6 +8,7 @@ Examples::
 
     .venv/bin/python benchmarks/run.py                      # everything (about 15 minutes)
     .venv/bin/python benchmarks/run.py --quick              # smoke run, smaller sizes
+    .venv/bin/python benchmarks/run.py --backends s3 --quick  # on a SeaweedFS the run starts
     .venv/bin/python benchmarks/run.py --cases 1,2 --backends local --repeat 9 --merge
 """
 

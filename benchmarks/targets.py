@@ -254,6 +254,61 @@ def _maintenance(v: Lookup) -> Iterator[Verdict]:
     )
 
 
+def _object_storage(v: Lookup) -> Iterator[Verdict]:
+    """Issue 11's targets on S3 (SeaweedFS): the plain floor is zarr's ``FsspecStore``."""
+    backend = "s3"
+    for size in ("small", "large"):
+        for op in ("write", "read"):
+            key = f"{size}_{op}"
+            ick = v("2", key, backend, "ick")
+            vs_zarr = _ratio(ick, v("2", key, backend, "zarr"))
+            vs_ic = _ratio(ick, v("2", key, backend, "icechunk"))
+            label = "1000x1000 f8, 10x10 chunks" if size == "small" else "4000x4000 f4"
+            yield Verdict(
+                "2",
+                "within 10% of zarr's FsspecStore, no slower than Icechunk",
+                backend,
+                f"{op} {label}",
+                f"{_fmt_ratio(vs_zarr)} FsspecStore, {_fmt_ratio(vs_ic)} Icechunk",
+                _all(
+                    None if vs_zarr is None else vs_zarr <= 1.10,
+                    None if vs_ic is None else vs_ic <= 1.0,
+                ),
+            )
+    for layout, layout_label in (("one", "one array"), ("spread", "100 arrays")):
+        for size, _, _ in COMMIT_SIZES:
+            key = f"commit_{size}_{layout}"
+            ick, ic = v("3", key, backend, "ick"), v("3", key, backend, "icechunk")
+            if ick is None and ic is None:
+                continue
+            yield _versus_icechunk(
+                "3",
+                "commit no slower than Icechunk",
+                backend,
+                f"{size} chunks, {layout_label}",
+                ick,
+                ic,
+                "ms",
+            )
+    for case, key, what, unit in (
+        ("5", "commit", "commit of 5,000 new arrays", "ms"),
+        ("6", "commit_one", "commit of one changed chunk", "ms"),
+        ("6", "ancestry_1000", "ancestry, 1,000 entries", "s"),
+    ):
+        ick, ic = v(case, key, backend, "ick"), v(case, key, backend, "icechunk")
+        yield _versus_icechunk(case, "no slower than Icechunk", backend, what, ick, ic, unit)
+    ick = v("6", "req_commit_total", backend, "ick")
+    ic = v("6", "req_commit_total", backend, "icechunk")
+    yield Verdict(
+        "6",
+        "no more requests per commit than Icechunk",
+        backend,
+        "commit of one changed chunk, HTTP requests",
+        f"{_fmt(ick, 'requests')} vs {_fmt(ic, 'requests')}",
+        None if ick is None or ic is None else ick <= ic,
+    )
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
@@ -261,6 +316,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value / 1e6:.2f} MB" if value >= 1e6 else f"{value / 1e3:.1f} kB"
     if unit == "s":
         return f"{value:.3f} s"
+    if unit == "requests":
+        return f"{value:g}"
     return f"{value:.3g} {unit}"
 
 
@@ -272,6 +329,7 @@ RULES = (
     _many_arrays,
     _history,
     _maintenance,
+    _object_storage,
 )
 
 

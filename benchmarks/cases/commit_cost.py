@@ -123,6 +123,7 @@ CASE = Case(
     ),
     metrics=_metrics(),
     run=measure,
+    backends=("memory", "local", "s3"),
     engines=("ick", "icechunk"),
     notes=(
         "A plain zarr store has no commit, so only ick and Icechunk are compared.",

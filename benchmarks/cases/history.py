@@ -4,7 +4,11 @@
   the first 100 (while each snapshot's ancestry summary still grows) are not reported.
 * ``ancestry``: the first 1,000 entries, and the whole 10,000, from a freshly opened
   repository. The local 10,000-commit repositories are built once and cached in
-  ``OUT/cache``; the in-memory ones are built in every run.
+  ``OUT/cache``; the in-memory ones are built in every run, and so are the S3 ones, of
+  1,000 commits (the server lives as long as the run).
+* Requests per commit (S3 only): one-chunk commits on a repository reached through the
+  proxy that counts requests (``benchmarks/request_counter.py``): what ``commit`` sends, by
+  kind, and what a whole cycle (writable session, one chunk written, commit) sends.
 * Whole processes (local only): ``ick log -n 1000 -R PATH`` against a Python process that
   opens the repository with Icechunk and prints 1,000 entries; the same Python process for
   both engines; ``ick --help`` against ``icechunk --help`` (Icechunk's own command line).
@@ -24,9 +28,11 @@ from zarr.core.buffer import Buffer
 from benchmarks.common import chunk_pool, run
 from benchmarks.engines import Repo, create_repo, open_repo
 from benchmarks.harness import Case, Context, Metric, Round, remove, stopwatch
+from benchmarks.s3 import request_metrics
 
 FIXTURE_VERSION = 1
 SLOTS = 100  # chunks of the array the commits take turns changing
+COUNTED = 10  # one-chunk commits whose requests are counted (S3)
 
 
 def _one_chunk_commit(repo: Repo, i: int, pool: Sequence[Buffer], collect: bool = True) -> float:
@@ -51,8 +57,9 @@ def _grow(repo: Repo, commits: int) -> None:
 
 
 def _history(ctx: Context, engine: str, backend: str, commits: int) -> tuple[Repo, Path | None]:
-    """A repository with ``commits`` commits on main (cached on disk for the local backend)."""
-    if backend == "memory":
+    """A repository with ``commits`` commits on main (cached on disk for the local backend;
+    an S3 server lives only as long as the run)."""
+    if backend != "local":
         repo = _new_history_repo(engine, backend, Path())
         _grow(repo, commits - 2)
         return repo, None
@@ -83,8 +90,31 @@ def _bin(ctx: Context, name: str) -> str:
     return str(Path(ctx.python).parent / name)
 
 
+def _requests(ctx: Context, engine: str) -> Iterator[Round]:
+    """Requests of one-chunk commits on S3, counted by the proxy in front of the server."""
+    from benchmarks.s3 import counting
+
+    path = ctx.tempdir(f"c6-{engine}-s3-counted")
+    try:
+        repo = create_repo(engine, "s3", path / "repo", counted=True)
+        zarr.create_array(
+            repo.writable(), name="a", shape=(128 * SLOTS,), chunks=(128,), dtype="f8"
+        )
+        repo.commit("array")
+        pool = chunk_pool(1024, 16)
+        for i in range(COUNTED):
+            with counting(repo.prefix) as cycle:
+                store = repo.writable()
+                run(store.set(f"a/c/{i % SLOTS}", pool[i % len(pool)]))
+                with counting(repo.prefix) as commit:
+                    repo.commit(f"change {i}")
+            yield {**commit.values("req_commit"), **cycle.values("req_cycle")}
+    finally:
+        remove(path)
+
+
 def measure(ctx: Context, engine: str, backend: str) -> Iterator[Round]:
-    commits = 1_000 if ctx.quick else 10_000
+    commits = 1_000 if ctx.quick or backend == "s3" else 10_000
     sampled, skipped = (40, 20) if ctx.quick else (200, 100)
 
     path = ctx.tempdir(f"c6-{engine}-{backend}")
@@ -97,6 +127,8 @@ def measure(ctx: Context, engine: str, backend: str) -> Iterator[Round]:
                 yield {"commit_one": ms}
     finally:
         remove(path)
+    if backend == "s3":
+        yield from _requests(ctx, engine)
 
     repo, where = _history(ctx, engine, backend, commits)
     for _ in range(ctx.rounds()):
@@ -162,14 +194,20 @@ CASE = Case(
             backends=("local",),
         ),
         Metric("help_process", "--help, whole process", "s", backends=("local",)),
+        *request_metrics("req_commit", "commit of one changed chunk"),
+        *request_metrics("req_cycle", "session + one chunk + commit", kinds=False),
     ),
     run=measure,
+    backends=("memory", "local", "s3"),
     engines=("ick", "icechunk"),
     notes=(
         "A plain zarr store has no history, so only ick and Icechunk are compared.",
         "Icechunk's `log` figure is a Python process that opens the repository and prints "
         "1,000 entries (`benchmarks/worker.py ancestry`); Icechunk 1.1's own command line "
         "lists snapshots only of repositories registered in its config file.",
-        "`--quick` uses a 1,000-commit repository (the ancestry rows then read all 1,000).",
+        "`--quick` uses a 1,000-commit repository (the ancestry rows then read all 1,000); "
+        "so does S3 at every size.",
+        "Requests (S3) are counted by a proxy in front of the server, on 10 one-chunk commits "
+        "of a repository of their own (timings are taken without the proxy).",
     ),
 )

@@ -96,5 +96,6 @@ CASE = Case(
         Metric("open_one", "open one array, cold", "ms"),
     ),
     run=measure,
+    backends=("memory", "local", "s3"),
     notes=("`--quick` uses 10 groups (1,000 arrays).",),
 )

@@ -109,4 +109,5 @@ CASE = Case(
     ),
     metrics=_metrics(),
     run=measure,
+    backends=("memory", "local", "s3"),
 )

@@ -8,6 +8,10 @@ in a manifest: every engine stores every chunk as an object. A write is ``create
 ``array[:] = data`` and, for the versioned engines, the commit that makes it visible (the
 commit alone is also reported). A read opens the repository afresh (nothing cached) and reads
 ``array[:]``. Each round writes to a new, empty repository or directory.
+
+On S3, one more round of the large array goes through the proxy that counts requests
+(``benchmarks/request_counter.py``): the requests of the write (commit included) and of the
+read, by kind.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import zarr
 
 from benchmarks.engines import create_repo
 from benchmarks.harness import Case, Context, Metric, Round, remove, stopwatch
+from benchmarks.s3 import request_metrics
 
 SIZES: dict[str, dict[str, Any]] = {
     "small": {"shape": (1000, 1000), "chunks": (10, 10), "dtype": "f8"},
@@ -71,6 +76,28 @@ def _round(
         remove(path)
 
 
+def _requests(ctx: Context, engine: str, data: np.ndarray[Any, Any]) -> Round:
+    """The requests of one write and one read of the large array, counted by the proxy."""
+    from benchmarks.s3 import counting
+
+    path = ctx.tempdir(f"c2-{engine}-s3-counted")
+    try:
+        repo = create_repo(engine, "s3", path / "repo", counted=True)
+        with counting(repo.prefix) as write:
+            store = repo.writable()
+            array = zarr.create_array(
+                store, name="x", shape=data.shape, chunks=SIZES["large"]["chunks"], dtype=data.dtype
+            )
+            array[:] = data
+            repo.commit("write large")
+        with counting(repo.prefix) as read:
+            reader = repo.reopen().readonly()
+            zarr.open_array(reader, path="x", mode="r")[:]
+        return {**write.values("req_large_write"), **read.values("req_large_read")}
+    finally:
+        remove(path)
+
+
 def measure(ctx: Context, engine: str, backend: str) -> Iterator[Round]:
     data = {size: _data(size, ctx.quick) for size in SIZES}
     for size in SIZES:  # warm up codecs, thread pools and the engine's imports
@@ -80,6 +107,8 @@ def measure(ctx: Context, engine: str, backend: str) -> Iterator[Round]:
         for size in SIZES:
             values.update(_round(ctx, engine, backend, size, data[size], str(rnd)))
         yield values
+    if backend == "s3":
+        yield _requests(ctx, engine, data["large"])
 
 
 def _metrics() -> tuple[Metric, ...]:
@@ -99,6 +128,8 @@ def _metrics() -> tuple[Metric, ...]:
                 plot=False,
             )
         )
+    out += request_metrics("req_large_write", "write 4000x4000 f4")
+    out += request_metrics("req_large_read", "read 4000x4000 f4")
     return tuple(out)
 
 
@@ -112,6 +143,7 @@ CASE = Case(
     ),
     metrics=_metrics(),
     run=measure,
+    backends=("memory", "local", "s3"),
     notes=(
         "Random data: every chunk is stored as its own object (none is small enough to be "
         "inlined in a manifest). `--quick` halves both sides of both arrays.",

@@ -82,6 +82,7 @@ CASE = Case(
         Metric("read", "open_zarr(...).load()", "s"),
     ),
     run=measure,
+    backends=("memory", "local", "s3"),
     notes=(
         "`--quick` uses 8 time steps (25 MB).",
         "Loads are bimodal on the reference machine: each round takes about 0.4 s or about "
