@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,9 @@ from typing import Any
 ACCESS_KEY = "ick-test-key"
 SECRET_KEY = "ick-test-secret-do-not-leak"
 """Credentials the tests use; servers accept any. A test greps for the secret in output."""
+READER_KEY = "ick-reader-key"
+READER_SECRET = "ick-reader-secret-do-not-leak"
+"""A SeaweedFS identity that may read and list but not write (moto accepts any keys)."""
 REGION = "us-east-1"
 BUCKET = "ick-tests"
 """The bucket every test's prefix lives in (a valid DNS name, as SeaweedFS requires)."""
@@ -158,6 +162,7 @@ def start_seaweedfs(workdir: Path) -> S3Server:
         # servers (test runs side by side) never collide.
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        f"-s3.config={_identities(workdir)}",
     ]
     for name in ports:
         argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
@@ -178,16 +183,47 @@ def start(kind: str) -> S3Server:
     return server
 
 
-def _wait_and_make_bucket(server: S3Server) -> None:
-    import s3fs
+def _identities(workdir: Path) -> Path:
+    """SeaweedFS's identities file: the test keys may do anything, the reader's only read
+    and list, and any other key (or a wrong secret) is refused, as on a real service."""
+    path = workdir / "identities.json"
+    everything = ["Admin", "Read", "Write", "List", "Tagging"]
+    identities = [
+        {"name": "writer", "keys": (ACCESS_KEY, SECRET_KEY), "actions": everything},
+        {"name": "reader", "keys": (READER_KEY, READER_SECRET), "actions": ["Read", "List"]},
+    ]
+    config = {
+        "identities": [
+            {
+                "name": one["name"],
+                "credentials": [{"accessKey": one["keys"][0], "secretKey": one["keys"][1]}],
+                "actions": one["actions"],
+            }
+            for one in identities
+        ]
+    }
+    path.write_text(json.dumps(config))
+    return path
 
-    fs = s3fs.S3FileSystem(**server.client_kwargs())
+
+def _wait_and_make_bucket(server: S3Server) -> None:
+    # boto3's plain client (moto needs it): synchronous, so no event loop is left behind.
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if server.process.poll() is not None:
             raise RuntimeError(f"exited with {server.process.returncode}")
         try:
-            fs.call_s3("create_bucket", Bucket=BUCKET)
+            client.create_bucket(Bucket=BUCKET)
+            client.close()
             return
         except Exception as exc:
             if "BucketAlreadyOwnedByYou" in repr(exc) or "BucketAlreadyExists" in repr(exc):
