@@ -307,6 +307,8 @@ ALLOWED = {
         "fsspec",
         "s3fs",
         "aiobotocore",
+        # aiobotocore's own base: the S3 backend falls back to its timestamp parser.
+        "botocore",
         "xxhash",
         "icechunk_lib.errors",
         "icechunk_lib._lazy",
