@@ -63,6 +63,15 @@ def seaweedfs_server() -> Iterator[S3Server]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def seaweedfs_auth_server() -> Iterator[S3Server]:
+    """A SeaweedFS that checks credentials (the test keys, and a reader that may only read
+    and list); the others accept any, so that a proxy may rewrite requests to them."""
+    server = s3_servers.start("seaweedfs", checks_credentials=True)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=s3_servers.SERVER_KINDS)
 def s3_server(request: pytest.FixtureRequest) -> S3Server:
     """Each real S3-compatible server in turn (started once per run, on first use)."""

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ BUCKET = "ick-tests"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 5.0
 SERVER_KINDS = ("moto", "seaweedfs")
+StorageFactory = Callable[..., Any]
+"""Makes a storage on a test server: ``make(prefix=None, **s3_storage_keywords)``."""
 
 
 def _bin(name: str) -> str:
@@ -143,8 +146,9 @@ def start_moto(workdir: Path) -> S3Server:
     return _spawn("moto", argv, workdir, f"http://127.0.0.1:{port}")
 
 
-def start_seaweedfs(workdir: Path) -> S3Server:
-    """SeaweedFS (master, volume, filer and S3 gateway in one process) on free ports."""
+def start_seaweedfs(workdir: Path, *, checks_credentials: bool = False) -> S3Server:
+    """SeaweedFS (master, volume, filer and S3 gateway in one process) on free ports; with
+    ``checks_credentials``, only the identities of ``_identities`` get in."""
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     grpc = {name: free_port() for name in ports}
     data = workdir / "data"
@@ -162,18 +166,22 @@ def start_seaweedfs(workdir: Path) -> S3Server:
         # servers (test runs side by side) never collide.
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        f"-s3.config={_identities(workdir)}",
     ]
+    if checks_credentials:
+        argv.append(f"-s3.config={_identities(workdir)}")
     for name in ports:
         argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
     return _spawn("seaweedfs", argv, workdir, f"http://127.0.0.1:{ports['s3']}")
 
 
-def start(kind: str) -> S3Server:
+def start(kind: str, *, checks_credentials: bool = False) -> S3Server:
     """Start a server of ``kind`` ("moto" or "seaweedfs"), wait until it serves, and make
     ``BUCKET``; a server that does not come up is stopped and its log shown."""
     workdir = Path(tempfile.mkdtemp(prefix=f"ick-{kind}-"))
-    server = start_moto(workdir) if kind == "moto" else start_seaweedfs(workdir)
+    if kind == "moto":
+        server = start_moto(workdir)
+    else:
+        server = start_seaweedfs(workdir, checks_credentials=checks_credentials)
     try:
         _wait_and_make_bucket(server)
     except BaseException:
@@ -231,3 +239,11 @@ def _wait_and_make_bucket(server: S3Server) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
+
+
+def s3_at(server: S3Server, prefix: str, **kwargs: object) -> Any:
+    """An ``icechunk_lib`` storage at ``prefix`` of the test bucket on ``server``."""
+    import icechunk_lib as ic
+
+    options = {**server.storage_kwargs(), **kwargs}
+    return ic.s3_storage(bucket=BUCKET, prefix=prefix, **options)

@@ -6,21 +6,10 @@ Every test gets a fresh prefix in the one bucket; the servers start once per run
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-import s3_servers
-from s3_servers import S3Server
+from s3_servers import S3Server, StorageFactory, s3_at
 
 import icechunk_lib as ic
-
-StorageFactory = Callable[..., ic.Storage]
-
-
-def s3_at(server: S3Server, prefix: str, **kwargs: object) -> ic.Storage:
-    """A storage at ``prefix`` of the test bucket on ``server``."""
-    options = {**server.storage_kwargs(), **kwargs}
-    return ic.s3_storage(bucket=s3_servers.BUCKET, prefix=prefix, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture

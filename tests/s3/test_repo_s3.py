@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import s3_servers
 import zarr
-from conftest import StorageFactory
-from s3_servers import S3Server
+from s3_servers import S3Server, StorageFactory
 
 import icechunk_lib as ic
 

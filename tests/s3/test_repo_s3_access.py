@@ -1,7 +1,8 @@
 """Credentials the server refuses: a wrong secret, an unknown key, and an identity that may
 read but not write. Each gets a clear error naming the place and the credentials to check,
 never a secret, and nothing in the repository changes. SeaweedFS checks credentials (its
-identities file in tests/s3_servers.py); moto accepts any, so these run on SeaweedFS only."""
+identities file in tests/s3_servers.py, on a server of its own); the other test servers
+accept any keys."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ def _storage(server: S3Server, prefix: str, key: str, secret: str) -> ic.Storage
 
 
 @pytest.fixture
-def prefix(seaweedfs_server: S3Server) -> str:
+def prefix(seaweedfs_auth_server: S3Server) -> str:
     """A repository with one committed array, made with the full-access keys."""
-    prefix = seaweedfs_server.fresh_prefix()
+    prefix = seaweedfs_auth_server.fresh_prefix()
     repo = ic.Repository.create(
-        _storage(seaweedfs_server, prefix, s3_servers.ACCESS_KEY, s3_servers.SECRET_KEY)
+        _storage(seaweedfs_auth_server, prefix, s3_servers.ACCESS_KEY, s3_servers.SECRET_KEY)
     )
     session = repo.writable_session("main")
     zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = 7
@@ -44,10 +45,10 @@ def prefix(seaweedfs_server: S3Server) -> str:
     ids=["wrong-secret", "unknown-key"],
 )
 def test_refused_credentials_are_named_without_the_secret(
-    seaweedfs_server: S3Server, prefix: str, key: str, secret: str
+    seaweedfs_auth_server: S3Server, prefix: str, key: str, secret: str
 ) -> None:
     with pytest.raises(StorageError) as caught:
-        ic.Repository.open(_storage(seaweedfs_server, prefix, key, secret))
+        ic.Repository.open(_storage(seaweedfs_auth_server, prefix, key, secret))
     message = str(caught.value)
     assert "access denied" in message
     assert f"s3://{s3_servers.BUCKET}/{prefix}" in message
@@ -57,10 +58,10 @@ def test_refused_credentials_are_named_without_the_secret(
 
 
 def test_a_reader_reads_and_is_refused_writing_with_nothing_changed(
-    seaweedfs_server: S3Server, prefix: str
+    seaweedfs_auth_server: S3Server, prefix: str
 ) -> None:
     reader = ic.Repository.open(
-        _storage(seaweedfs_server, prefix, s3_servers.READER_KEY, s3_servers.READER_SECRET)
+        _storage(seaweedfs_auth_server, prefix, s3_servers.READER_KEY, s3_servers.READER_SECRET)
     )
     tip = reader.lookup_branch("main")
     store = reader.readonly_session("main").store
@@ -75,7 +76,7 @@ def test_a_reader_reads_and_is_refused_writing_with_nothing_changed(
         with pytest.raises(StorageError, match="access denied"):
             denied()
     writer = ic.Repository.open(
-        _storage(seaweedfs_server, prefix, s3_servers.ACCESS_KEY, s3_servers.SECRET_KEY)
+        _storage(seaweedfs_auth_server, prefix, s3_servers.ACCESS_KEY, s3_servers.SECRET_KEY)
     )
     assert writer.lookup_branch("main") == tip
     assert writer.list_tags() == set()
@@ -83,13 +84,13 @@ def test_a_reader_reads_and_is_refused_writing_with_nothing_changed(
 
 
 def test_cli_access_denied_exits_1_and_shows_no_secret(
-    seaweedfs_server: S3Server, prefix: str
+    seaweedfs_auth_server: S3Server, prefix: str
 ) -> None:
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID=s3_servers.READER_KEY,
         AWS_SECRET_ACCESS_KEY=s3_servers.READER_SECRET,
-        AWS_ENDPOINT_URL=seaweedfs_server.endpoint_url,
+        AWS_ENDPOINT_URL=seaweedfs_auth_server.endpoint_url,
         AWS_REGION=s3_servers.REGION,
         ICK_DEBUG="1",
     )

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 import s3_servers
-from conftest import s3_at
 from crash_worker import commit_message, commit_value, create_repo, write_value
-from s3_servers import S3Server
+from s3_servers import S3Server, s3_at
 from test_crash import (
     TIMEOUT,
     WORKER,

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import s3_servers
 import zarr
-from conftest import s3_at
 from s3_proxy import S3FaultProxy
-from s3_servers import S3Server
+from s3_servers import S3Server, s3_at
 
 import icechunk_lib as ic
 from icechunk_lib.format.storage_settings import StorageRetriesSettings, StorageSettings

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import s3_servers
-from conftest import StorageFactory
 from race_worker import cell_value, commit_worker, message
+from s3_servers import StorageFactory
 from test_concurrency import (
     COMMITS,
     INITIAL,
