@@ -86,6 +86,8 @@ class IckGroup(TyperGroup):
         except Exception as exc:
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
         except KeyboardInterrupt as exc:
+            if render.outcome_reported():  # on the way out of a command that succeeded
+                return None
             raise typer.Exit(errors.report(exc, as_json=render.wants_json_errors())) from exc
         finally:
             warnings.showwarning = shown
@@ -217,6 +219,8 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # before or after a command runs (the group handles the rest)
+        if render.outcome_reported():  # the command succeeded and said so
+            sys.exit(errors.EXIT_OK)
         print("ick: error: interrupted", file=sys.stderr)
         sys.exit(errors.EXIT_INTERRUPTED)
     except Exception:

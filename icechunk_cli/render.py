@@ -43,6 +43,8 @@ __all__ = [
     "format_shape",
     "iso_time",
     "json_default",
+    "mark_outcome_reported",
+    "outcome_reported",
     "plain_table",
     "refuse_unasked",
     "relative_time",
@@ -81,6 +83,10 @@ STYLES = {
 # command line) and by the Output it makes; main() reads it.
 _json_errors = False
 
+# Whether the running command has reported a finished outcome (a commit that landed): a
+# Ctrl-C after that, on the way out, must not turn the exit code into 130.
+_outcome_reported = False
+
 
 def wants_json_errors() -> bool:
     """Whether the running command asked for --json, so its error is reported as JSON."""
@@ -93,10 +99,22 @@ def want_json_errors() -> None:
     _json_errors = True
 
 
+def mark_outcome_reported() -> None:
+    """The command's outcome is written out: a later Ctrl-C ends the process with exit 0."""
+    global _outcome_reported
+    _outcome_reported = True
+
+
+def outcome_reported() -> bool:
+    """Whether the running command has already reported a finished outcome."""
+    return _outcome_reported
+
+
 def reset_state() -> None:
     """Forget the previous command's output mode (one process may run several, as in tests)."""
-    global _json_errors
+    global _json_errors, _outcome_reported
     _json_errors = False
+    _outcome_reported = False
 
 
 def _layout_is_terminal(stream: Any) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from icechunk_cli import addressing
+from icechunk_cli import addressing, render
 from icechunk_cli.errors import Interrupted, PathNotFoundError
 from icechunk_cli.params import (
     JsonOpt,
@@ -26,7 +26,7 @@ from icechunk_cli.params import (
     complete_branches,
 )
 from icechunk_cli.progress import ProgressBar
-from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes
+from icechunk_cli.render import Column, Output, ask, can_ask, format_bytes, mark_outcome_reported
 
 if TYPE_CHECKING:
     import icechunk_lib as ic
@@ -138,8 +138,11 @@ def commit(
             _report(out, branch, shown, previous, snapshot_id, stats)
             if held.interrupted:
                 raise Interrupted(_interrupted_after(branch, snapshot_id))
+            mark_outcome_reported()  # a Ctrl-C from here on leaves the exit code at 0
     except KeyboardInterrupt:
         # Also a Ctrl-C held until the block ended but delivered only as it ended.
+        if render.outcome_reported():
+            return
         if finished:
             raise Interrupted(_interrupted_after(branch, snapshot_id)) from None
         raise Interrupted(

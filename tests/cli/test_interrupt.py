@@ -203,3 +203,54 @@ def test_ctrl_c_while_the_app_is_still_loading_is_one_line(module: str) -> None:
     assert done.returncode == 130, done.stderr
     assert done.stderr == "ick: error: interrupted\n"
     assert done.stdout == ""
+
+
+_LATE_INTERRUPTS = {
+    # inside the held block, once the outcome is reported: the hold absorbs it
+    "after the report": (
+        "original = commit_module.mark_outcome_reported\n"
+        "def late():\n"
+        "    original()\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "commit_module.mark_outcome_reported = late\n"
+    ),
+    # once the hold is lifted, on the way out of the command: a real KeyboardInterrupt
+    "after the hold": (
+        "held = commit_module._HeldInterrupts\n"
+        "original = held.__exit__\n"
+        "def late(self, *exc):\n"
+        "    original(self, *exc)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "held.__exit__ = late\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", sorted(_LATE_INTERRUPTS))
+def test_ctrl_c_after_the_commit_is_reported_leaves_exit_code_0(
+    big_source: Path, tmp_path: Path, moment: str
+) -> None:
+    """A Ctrl-C that lands once "Committed ..." is printed, on the way out of the command, does
+    not turn a landed and reported commit into exit code 130 (a pipeline would take it for a
+    failure). The process sends itself the SIGINT at that exact moment."""
+    repo = tmp_path / "repo"
+    subprocess.run([str(ICK), "init", str(repo)], check=True, capture_output=True)
+    code = (
+        "import os, signal\n"
+        "from icechunk_cli.commands import commit as commit_module\n"
+        + _LATE_INTERRUPTS[moment]
+        + "from icechunk_cli.entry import main\n"
+        "main()\n"
+    )
+    argv = ["commit", "-m", "m", "--from", str(big_source), "-R", str(repo)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.startswith("Committed "), (done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert tip(repo) == done.stdout.split()[1]
