@@ -7,6 +7,7 @@ commands import the library inside their functions, so ``ick --help`` starts fas
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -75,6 +76,7 @@ class IckGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         shown, warnings.showwarning = warnings.showwarning, errors.show_warning
+        _mark_on_return(self)
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
@@ -99,6 +101,31 @@ class IckGroup(TyperGroup):
         ):
             return exc
         return typer.Exit(errors.report(exc, as_json=True))
+
+
+def _mark_on_return(group: Any) -> None:
+    """Wrap every command's function under ``group`` so that its return marks the outcome
+    reported: a Ctrl-C that lands on the way out then leaves the exit code at 0."""
+    for command in group.commands.values():
+        if hasattr(command, "commands"):  # a group's own function runs before its command's
+            _mark_on_return(command)
+            continue
+        callback = command.callback
+        if callback is not None and not getattr(callback, "_marks_outcome", False):
+            command.callback = _marking(callback)
+
+
+def _marking(callback: Any) -> Any:
+    """``callback``, marking the outcome reported when it returns."""
+
+    @functools.wraps(callback)
+    def marking(*args: Any, **kwargs: Any) -> Any:
+        result = callback(*args, **kwargs)
+        render.mark_outcome_reported()  # looked up here: tests interrupt right after it
+        return result
+
+    marking._marks_outcome = True  # type: ignore[attr-defined]
+    return marking
 
 
 def _asks_for_json(args: Sequence[str], group: Any) -> bool:

@@ -254,3 +254,65 @@ def test_ctrl_c_after_the_commit_is_reported_leaves_exit_code_0(
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert tip(repo) == done.stdout.split()[1]
+
+
+_COMMAND_INTERRUPTS = {
+    # right after the command's function returned and its return was noted
+    "as it returns": (
+        "from icechunk_cli import render\n"
+        "original = render.mark_outcome_reported\n"
+        "def late():\n"
+        "    original()\n"
+        "    open(os.environ['ICK_TEST_MARK'], 'w').close()  # the moment came\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)  # the interrupt ends this\n"
+        "render.mark_outcome_reported = late\n"
+    ),
+    # as the command's function starts, after its group's own function ran
+    "as it starts": (
+        "from icechunk_cli.commands import tag\n"
+        "info = next(c for c in tag.app.registered_commands if c.name == 'create')\n"
+        "original = info.callback\n"
+        "@functools.wraps(original)\n"
+        "def early(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)  # the interrupt ends this\n"
+        "info.callback = early\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", sorted(_COMMAND_INTERRUPTS))
+def test_ctrl_c_after_any_command_returned_leaves_exit_code_0(tmp_path: Path, moment: str) -> None:
+    """``ick tag create`` did its work and printed it; a Ctrl-C that lands once its function
+    returned ends with exit code 0, not 130. One that lands as it starts (after its group's
+    own function ran) is an interrupt: 130, and no tag."""
+    repo = tmp_path / "repo"
+    subprocess.run([str(ICK), "init", str(repo)], check=True, capture_output=True)
+    code = (
+        "import functools, os, signal, time\n"
+        + _COMMAND_INTERRUPTS[moment]
+        + "from icechunk_cli.entry import main\n"
+        "main()\n"
+    )
+    mark = tmp_path / "interrupted-after-return"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "tag", "create", "v1", "-R", str(repo)],
+        env={**environment(), "ICK_TEST_MARK": str(mark)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    import icechunk_lib as ic
+
+    repository = ic.Repository.open(ic.local_filesystem_storage(repo))
+    if moment == "as it starts":
+        assert done.returncode == 130, (done.stdout, done.stderr)
+        assert done.stderr == "ick: error: interrupted\n"
+        assert repository.list_tags() == set()
+        return
+    assert mark.exists()  # the interrupt was sent once the function had returned
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stderr == ""
+    assert "v1" in done.stdout
+    assert repository.lookup_tag("v1") == repository.lookup_branch("main")
