@@ -259,7 +259,7 @@ class VirtualChunkContainer(msgspec.Struct):
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 
 
