@@ -4,19 +4,20 @@ repr or a pickle (a pickle re-resolves them, as a pickled S3 storage does)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import _virtual_credential_source as source
 import numpy as np
 import pytest
 import s3_servers
 import zarr
 import zstandard
 
-import _virtual_credential_source as source
 import icechunk_lib as ic
 from icechunk_lib.format import HEADER_SIZE, MAGIC
 from icechunk_lib.virtual import VirtualAccess
@@ -58,12 +59,11 @@ def _contents(root: Path) -> list[bytes]:
         data = path.read_bytes()
         found.append(data)
         if data.startswith(MAGIC):
-            try:
-                found.append(zstandard.ZstdDecompressor().decompressobj().decompress(
-                    data[HEADER_SIZE:]
-                ))
-            except zstandard.ZstdError:
-                pass  # stored raw: the bytes above hold it
+            # A file stored raw fails to decompress: the bytes above hold it.
+            with contextlib.suppress(zstandard.ZstdError):
+                found.append(
+                    zstandard.ZstdDecompressor().decompressobj().decompress(data[HEADER_SIZE:])
+                )
     return found
 
 
@@ -83,9 +83,7 @@ def test_authorised_prefixes_as_icechunk_reports_them(tmp_path: Path) -> None:
     expected = {"s3://archive/", "file:///data/", "s3://declared-later/"}
     assert repo.authorized_virtual_container_prefixes == expected
     assert ic.Repository.open(storage).authorized_virtual_container_prefixes == set()
-    opened = ic.Repository.open(
-        storage, authorize_virtual_chunk_access={"file:///data/": None}
-    )
+    opened = ic.Repository.open(storage, authorize_virtual_chunk_access={"file:///data/": None})
     assert opened.authorized_virtual_container_prefixes == {"file:///data/"}
     again = ic.Repository.open_or_create(storage, authorize_virtual_chunk_access=_auth())
     assert again.authorized_virtual_container_prefixes == expected
@@ -117,8 +115,14 @@ def test_credentials_never_show_in_reprs(tmp_path: Path) -> None:
         ic.local_filesystem_storage(str(tmp_path / "repo")), _config(), _auth()
     )
     access = VirtualAccess(_auth())
-    for shown in (repr(repo), repr(repo.config), str(repo.config.to_dict()), repr(access),
-                  repr(_auth()), str(_auth())):
+    for shown in (
+        repr(repo),
+        repr(repo.config),
+        str(repo.config.to_dict()),
+        repr(access),
+        repr(_auth()),
+        str(_auth()),
+    ):
         _assert_no_secret(shown)
     assert repr(access) == (
         "VirtualAccess({'file:///data/': default, 's3://archive/': static, "
@@ -149,7 +153,8 @@ resolver = repo._virtual_resolver()
 print(sorted(repo.authorized_virtual_container_prefixes))
 for location in ("s3://archive/x.nc", "file:///data/x.grib", "s3://anon/x", "s3://refresh/x"):
     creds = resolver.resolve(location).credentials
-    print(location, type(creds).__name__, access.lost_static(resolver.container(location)[0].url_prefix))
+    prefix = resolver.container(location)[0].url_prefix
+    print(location, type(creds).__name__, access.lost_static(prefix))
 print(resolver.resolve("s3://refresh/x").credentials.get_credentials().access_key_id)
 """
 
@@ -174,7 +179,11 @@ def test_in_another_process_credentials_are_re_resolved(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-c", _ELSEWHERE, str(path)],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert not done.stderr, done.stderr
     lines = done.stdout.splitlines()
@@ -196,7 +205,7 @@ def test_containers_credentials_checks_each_entry() -> None:
         "s3://a/": creds,
         "s3://b/": None,
     }
-    with pytest.raises(ic.InvalidVirtualContainerError, match="'s3://a/'.*not supported") as exc:
+    with pytest.raises(ic.InvalidVirtualContainerError, match=r"'s3://a/'.*not supported") as exc:
         ic.containers_credentials({"s3://a/": "AK:" + SECRET})  # type: ignore[dict-item]
     _assert_no_secret(str(exc.value))
     with pytest.raises(ic.InvalidVirtualContainerError, match="keys are container url prefixes"):

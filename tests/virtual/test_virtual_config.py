@@ -22,8 +22,12 @@ def _containers() -> list[ic.VirtualChunkContainer]:
         ),
         ic.VirtualChunkContainer(
             "s3://archive/netcdf/",
-            ic.s3_store(endpoint_url="http://localhost:9000", s3_compatible=True,
-                        allow_http=True, force_path_style=True),
+            ic.s3_store(
+                endpoint_url="http://localhost:9000",
+                s3_compatible=True,
+                allow_http=True,
+                force_path_style=True,
+            ),
             name="minio",
         ),
         ic.VirtualChunkContainer("gs://public/", ic.gcs_store({"skip_signature": "true"})),
@@ -133,11 +137,15 @@ def test_config_show_lists_them() -> None:
     [
         ({"url_prefix": "s3://b", "store": {"kind": "s3", "options": {}}}, "must end in '/'"),
         ({"url_prefix": "gs://b/", "store": {"kind": "s3", "options": {}}}, "does not match"),
-        ({"url_prefix": "file:///d/../e/", "store": {"kind": "local_filesystem", "path": "/"}},
-         "'..'"),
+        (
+            {"url_prefix": "file:///d/../e/", "store": {"kind": "local_filesystem", "path": "/"}},
+            "'..'",
+        ),
         ({"url_prefix": "s3://b/", "store": {"kind": "nfs"}}, "Invalid value 'nfs'"),
-        ({"url_prefix": "https://h/", "store": {"kind": "http", "opts": {"token": "t"}}},
-         "holds a credential"),
+        (
+            {"url_prefix": "https://h/", "store": {"kind": "http", "opts": {"token": "t"}}},
+            "holds a credential",
+        ),
     ],
 )
 def test_a_bad_saved_container_is_a_corrupt_config_naming_it(
@@ -155,9 +163,7 @@ def test_a_bad_saved_container_is_a_corrupt_config_naming_it(
 
 def test_an_unset_field_is_not_written() -> None:
     config = ic.RepositoryConfig()
-    document = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(msgspec.to_builtins(config))
-    )
+    document = msgspec.msgpack.decode(msgspec.msgpack.encode(msgspec.to_builtins(config)))
     del document["virtual_chunk_containers"]
     del document["storage"]
     del document["manifest"]["splitting"], document["manifest"]["preload"]

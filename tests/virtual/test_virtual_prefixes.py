@@ -40,9 +40,7 @@ segments = st.text(
 """Path segments: unicode, spaces, dots inside names; never '.' or '..'."""
 escaped = st.sampled_from(["%20", "%C3%A9", "%2B", "%25", "%7E"])
 """Percent escapes of harmless characters (a space, 'é', '+', '%', '~')."""
-path_segments = st.lists(
-    st.one_of(segments, st.tuples(segments, escaped).map("".join)), max_size=4
-)
+path_segments = st.lists(st.one_of(segments, st.tuples(segments, escaped).map("".join)), max_size=4)
 hosts = st.one_of(
     st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}[a-z0-9]", fullmatch=True),
     st.sampled_from(["[::1]", "[2001:db8::7]", "[::ffff:192.0.2.1]", "bücher.example"]),
@@ -239,8 +237,17 @@ def test_the_store_is_an_object_store_config(store: object) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["access_key", "account_key", "sas_token", "client_secret", "bearer_token", "password",
-     "service_account_key", "google_application_credentials", "Authorization"],
+    [
+        "access_key",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "bearer_token",
+        "password",
+        "service_account_key",
+        "google_application_credentials",
+        "Authorization",
+    ],
 )
 def test_store_options_holding_credentials_are_refused(option: str) -> None:
     """Store options are saved in the repository; credentials never are."""
