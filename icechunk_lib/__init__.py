@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import InvalidImportSourceError as InvalidImportSourceError
     from icechunk_lib.errors import InvalidInputError as InvalidInputError
     from icechunk_lib.errors import InvalidNameError as InvalidNameError
+    from icechunk_lib.errors import InvalidVirtualContainerError as InvalidVirtualContainerError
+    from icechunk_lib.errors import InvalidVirtualLocationError as InvalidVirtualLocationError
     from icechunk_lib.errors import NoChangesToCommitError as NoChangesToCommitError
     from icechunk_lib.errors import NodeNotFoundError as NodeNotFoundError
     from icechunk_lib.errors import NotFoundError as NotFoundError
@@ -60,10 +62,19 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import UnsafeWritesWarning as UnsafeWritesWarning
     from icechunk_lib.errors import UnsupportedError as UnsupportedError
     from icechunk_lib.errors import UnsupportedFormatError as UnsupportedFormatError
+    from icechunk_lib.errors import VirtualChunkError as VirtualChunkError
+    from icechunk_lib.errors import (
+        VirtualContainerNotAuthorizedError as VirtualContainerNotAuthorizedError,
+    )
+    from icechunk_lib.errors import VirtualContainerNotFoundError as VirtualContainerNotFoundError
     from icechunk_lib.format.config import CachingConfig as CachingConfig
     from icechunk_lib.format.config import CompressionConfig as CompressionConfig
     from icechunk_lib.format.config import ManifestConfig as ManifestConfig
     from icechunk_lib.format.config import RepositoryConfig as RepositoryConfig
+    from icechunk_lib.format.containers import AnyObjectStoreConfig as AnyObjectStoreConfig
+    from icechunk_lib.format.containers import ObjectStoreConfig as ObjectStoreConfig
+    from icechunk_lib.format.containers import S3Options as S3Options
+    from icechunk_lib.format.containers import VirtualChunkContainer as VirtualChunkContainer
     from icechunk_lib.format.preload import ManifestPreloadCondition as ManifestPreloadCondition
     from icechunk_lib.format.preload import ManifestPreloadConfig as ManifestPreloadConfig
     from icechunk_lib.format.splitting import ManifestSplitCondition as ManifestSplitCondition
@@ -108,6 +119,12 @@ if TYPE_CHECKING:
     from icechunk_lib.storage import storage_from_url as storage_from_url
     from icechunk_lib.storage import tigris_storage as tigris_storage
     from icechunk_lib.store import IcechunkStore as IcechunkStore
+    from icechunk_lib.virtual.access import containers_credentials as containers_credentials
+    from icechunk_lib.virtual.stores import azure_store as azure_store
+    from icechunk_lib.virtual.stores import gcs_store as gcs_store
+    from icechunk_lib.virtual.stores import http_store as http_store
+    from icechunk_lib.virtual.stores import local_filesystem_store as local_filesystem_store
+    from icechunk_lib.virtual.stores import s3_store as s3_store
 
 __version__ = "0.1.0"
 
@@ -199,6 +216,21 @@ _EXPORTS = LazyExports(
         "s3_static_credentials": "icechunk_lib.storage",
         "s3_storage": "icechunk_lib.storage",
         "tigris_storage": "icechunk_lib.storage",
+        "InvalidVirtualContainerError": "icechunk_lib.errors",
+        "InvalidVirtualLocationError": "icechunk_lib.errors",
+        "VirtualChunkError": "icechunk_lib.errors",
+        "VirtualContainerNotAuthorizedError": "icechunk_lib.errors",
+        "VirtualContainerNotFoundError": "icechunk_lib.errors",
+        "AnyObjectStoreConfig": "icechunk_lib.format.containers",
+        "ObjectStoreConfig": "icechunk_lib.format.containers",
+        "S3Options": "icechunk_lib.format.containers",
+        "VirtualChunkContainer": "icechunk_lib.format.containers",
+        "containers_credentials": "icechunk_lib.virtual.access",
+        "azure_store": "icechunk_lib.virtual.stores",
+        "gcs_store": "icechunk_lib.virtual.stores",
+        "http_store": "icechunk_lib.virtual.stores",
+        "local_filesystem_store": "icechunk_lib.virtual.stores",
+        "s3_store": "icechunk_lib.virtual.stores",
         "StorageConcurrencySettings": "icechunk_lib.format.storage_settings",
         "StorageRetriesSettings": "icechunk_lib.format.storage_settings",
         "StorageSettings": "icechunk_lib.format.storage_settings",

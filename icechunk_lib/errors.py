@@ -52,6 +52,11 @@ refusals or failures the message explains. The tree, each error's category in br
     ├── ConflictError                                     [concurrent update]
     │   └── RebaseFailedError
     ├── ConfigError (ValueError)                          [invalid input]
+    │   └── InvalidVirtualContainerError
+    ├── VirtualChunkError
+    │   ├── VirtualContainerNotFoundError                 [not found]
+    │   ├── VirtualContainerNotAuthorizedError (PermissionError)
+    │   └── InvalidVirtualLocationError (ValueError)      [invalid input]
     ├── ConfigChangedError                                [concurrent update]
     └── RefsKeptMovingError                               [concurrent update]
 
@@ -89,6 +94,8 @@ __all__ = [
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidStorageURLError",
+    "InvalidVirtualContainerError",
+    "InvalidVirtualLocationError",
     "LocationNotFoundError",
     "MissingObjectError",
     "NoChangesToCommitError",
@@ -117,6 +124,9 @@ __all__ = [
     "UnsafeWritesWarning",
     "UnsupportedError",
     "UnsupportedFormatError",
+    "VirtualChunkError",
+    "VirtualContainerNotAuthorizedError",
+    "VirtualContainerNotFoundError",
 ]
 
 
@@ -452,6 +462,72 @@ class ConfigError(InvalidInputError, ValueError):
 
 class ConfigChangedError(ConcurrentUpdateError):
     """Someone else saved the repository config between our read and our write."""
+
+
+class InvalidVirtualContainerError(ConfigError):
+    """A virtual chunk container, or the credentials authorising it, breaks Icechunk's rules.
+
+    ``url_prefix`` is the container's prefix and ``reason`` the rule it breaks.
+    """
+
+    def __init__(self, url_prefix: object, reason: str) -> None:
+        self.url_prefix = url_prefix
+        self.reason = reason
+        super().__init__(f"invalid virtual chunk container {url_prefix!r}: {reason}")
+
+
+# --- virtual chunks --------------------------------------------------------------------------
+# None of these is a KeyError or FileNotFoundError: zarr reads those as "no such chunk" and
+# would show fill values where a chunk could not be fetched.
+
+
+class VirtualChunkError(IcechunkError):
+    """A virtual chunk's location cannot be used: undeclared, unauthorised or escaping."""
+
+
+class VirtualContainerNotFoundError(VirtualChunkError, NotFoundError):
+    """No virtual chunk container declared in the repository config holds ``location``.
+
+    ``declared`` lists the prefixes the config declares.
+    """
+
+    def __init__(self, location: str, declared: Sequence[str]) -> None:
+        self.location = location
+        self.declared = list(declared)
+        shown = ", ".join(repr(p) for p in self.declared) if self.declared else "none"
+        super().__init__(
+            f"no virtual chunk container holds {location!r} (the repository declares {shown}); "
+            "declare one with config.set_virtual_chunk_container(VirtualChunkContainer(prefix, "
+            "store)) and save it with Repository.save_config()"
+        )
+
+
+class VirtualContainerNotAuthorizedError(VirtualChunkError, PermissionError):
+    """The container holding ``location`` is declared but was not authorised when the
+    repository was opened (``authorize_virtual_chunk_access``)."""
+
+    def __init__(self, location: str, url_prefix: str) -> None:
+        self.location = location
+        self.url_prefix = url_prefix
+        super().__init__(
+            f"virtual chunk {location!r} is in container {url_prefix!r}, which was not "
+            "authorised: open the repository with authorize_virtual_chunk_access="
+            f"{{{url_prefix!r}: None}} to use default or anonymous credentials, or "
+            f"{{{url_prefix!r}: credentials}} (e.g. ic.s3_credentials(...))"
+        )
+
+
+class InvalidVirtualLocationError(VirtualChunkError, InvalidInputError, ValueError):
+    """A virtual chunk location is malformed or would escape its container (``..``,
+    percent-encoded dots, an empty segment after the prefix); ``reason`` says which."""
+
+    def __init__(self, location: object, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(
+            f"invalid virtual chunk location {location!r}: {reason}; a location must name "
+            "an object inside a declared container"
+        )
 
 
 # --- maintenance -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from icechunk_lib.repository_refs import BranchesAndTags, repository_exists
 from icechunk_lib.saved_config import read_config, set_value, swap_config, write_new_config
 from icechunk_lib.storage import Storage
 from icechunk_lib.storage_settings import tuning_from_settings
+from icechunk_lib.virtual import AnyContainerCredential, VirtualAccess, VirtualResolver
 from icechunk_lib.write_access import WriteAccess
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ __all__ = ["Repository", "SnapshotInfo"]
 
 INITIAL_COMMIT_MESSAGE = "Repository initialized"
 
+Authorization = dict[str, AnyContainerCredential | None]
+"""``authorize_virtual_chunk_access``: container prefix -> credentials (None: default or
+anonymous access). Kept in memory by the repository object, never saved."""
+
 
 class Repository(BranchesAndTags, Maintenance):
     """A versioned Zarr repository in one storage location.
@@ -54,13 +59,20 @@ class Repository(BranchesAndTags, Maintenance):
     """
 
     def __init__(
-        self, storage: Storage, config: RepositoryConfig, *, config_version: str | None = None
+        self,
+        storage: Storage,
+        config: RepositoryConfig,
+        *,
+        config_version: str | None = None,
+        virtual_access: VirtualAccess | None = None,
     ) -> None:
         """``config_version`` is the version token of the saved config this object read
-        (None: none was saved); ``save_config`` swaps against it, so no change is lost."""
+        (None: none was saved); ``save_config`` swaps against it, so no change is lost.
+        ``virtual_access`` holds the containers the user authorised (none if None)."""
         self._storage = storage
         self._config = config.validate()
         self._config_version = config_version
+        self._virtual_access = virtual_access or VirtualAccess()
         self._objects = ObjectStore(storage, self._config)
         self._refs = RefStore(storage)
         if self._config.storage is not None:  # else the storage keeps its own tuning
@@ -77,11 +89,15 @@ class Repository(BranchesAndTags, Maintenance):
             "storage": self._storage,
             "config": self._config,
             "config_version": self._config_version,
+            "virtual_access": self._virtual_access,  # pickles without its secrets
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
-            state["storage"], state["config"], config_version=state.get("config_version")
+            state["storage"],
+            state["config"],
+            config_version=state.get("config_version"),
+            virtual_access=state.get("virtual_access"),
         )
 
     @property
@@ -94,29 +110,52 @@ class Repository(BranchesAndTags, Maintenance):
         """The config in effect here; change it and ``save_config`` to keep the change."""
         return self._config
 
+    @property
+    def authorized_virtual_container_prefixes(self) -> set[str]:
+        """The container prefixes authorised when this repository object was opened."""
+        return self._virtual_access.prefixes
+
+    def _virtual_resolver(self) -> VirtualResolver:
+        """Resolves virtual chunk locations against the containers of the config in effect
+        and the authorisation given at open (for the read path)."""
+        return VirtualResolver(self._config.virtual_chunk_containers, self._virtual_access)
+
     # --- creating and opening ------------------------------------------------------------------
 
     @classmethod
-    def create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
+    def create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
+    ) -> Repository:
         """Create a repository in an empty location, with one commit on ``main``.
+
+        ``authorize_virtual_chunk_access`` maps the prefixes of the virtual chunk containers
+        this repository object may read from to their credentials (None: default or
+        anonymous access); it is kept in memory only, never written to the repository.
 
         Raises:
             RepositoryAlreadyExistsError: a repository, or other data, is already there.
             ReadOnlyStorageError: the storage cannot write safely (no atomic operations).
-            ConfigError: ``config`` is invalid; nothing is written.
+            ConfigError: ``config`` (or the authorisation) is invalid; nothing is written.
         """
-        return _sync.run(cls.create_async(storage, config))
+        return _sync.run(cls.create_async(storage, config, authorize_virtual_chunk_access))
 
     @classmethod
     async def create_async(
-        cls, storage: Storage, config: RepositoryConfig | None = None
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
     ) -> Repository:
         """Async twin of ``create``."""
         config = (config or RepositoryConfig.default()).validate()
+        access = VirtualAccess(authorize_virtual_chunk_access)
         if config.storage is not None:  # may turn conditional writes off
             storage.apply_tuning(tuning_from_settings(config.storage))
-        access = WriteAccess(storage)
-        await access.require()
+        write_access = WriteAccess(storage)
+        await write_access.require()
         if await repository_exists(storage):
             raise RepositoryAlreadyExistsError(storage.url)
         if not await _empty_or_unfinished(storage):
@@ -124,8 +163,8 @@ class Repository(BranchesAndTags, Maintenance):
                 storage.url, "the location is not empty; choose an empty directory or prefix"
             )
         await storage.create_root()
-        repo = cls(storage, config)
-        repo._write_access = access
+        repo = cls(storage, config, virtual_access=access)
+        repo._write_access = write_access
         initial = Snapshot(
             id=new_snapshot_id(),
             parent_id=None,
@@ -144,49 +183,76 @@ class Repository(BranchesAndTags, Maintenance):
         return repo
 
     @classmethod
-    def open(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
+    def open(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
+    ) -> Repository:
         """Open an existing repository; ``config`` (if given) replaces the saved one here.
+
+        ``authorize_virtual_chunk_access``: as for ``create``; virtual chunks are read only
+        from declared containers authorised here.
 
         Raises:
             RepositoryNotFoundError: there is no repository at ``storage``.
             IntegrityError, UnsupportedError: the saved config is damaged or newer than ick.
+            ConfigError: the authorisation is invalid.
         """
-        return _sync.run(cls.open_async(storage, config))
+        return _sync.run(cls.open_async(storage, config, authorize_virtual_chunk_access))
 
     @classmethod
     async def open_async(
-        cls, storage: Storage, config: RepositoryConfig | None = None
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
     ) -> Repository:
         """Async twin of ``open``."""
+        access = VirtualAccess(authorize_virtual_chunk_access)
         if not await repository_exists(storage):
             raise RepositoryNotFoundError(storage.url)
         # The version is read even when ``config`` is given: saving swaps against it.
         saved, version = await read_config(storage)
-        repo = cls(storage, config or saved or RepositoryConfig.default(), config_version=version)
+        repo = cls(
+            storage,
+            config or saved or RepositoryConfig.default(),
+            config_version=version,
+            virtual_access=access,
+        )
         await repo._write_access.probe()
         return repo
 
     @classmethod
-    def open_or_create(cls, storage: Storage, config: RepositoryConfig | None = None) -> Repository:
+    def open_or_create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
+    ) -> Repository:
         """Open the repository at ``storage``, creating it first if there is none.
 
         Of two processes racing to create it, the loser opens the winner's. Raises what
         ``open`` and ``create`` raise (a location holding other data: already exists).
         """
-        return _sync.run(cls.open_or_create_async(storage, config))
+        return _sync.run(cls.open_or_create_async(storage, config, authorize_virtual_chunk_access))
 
     @classmethod
     async def open_or_create_async(
-        cls, storage: Storage, config: RepositoryConfig | None = None
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: Authorization | None = None,
     ) -> Repository:
         """Async twin of ``open_or_create``."""
+        auth = authorize_virtual_chunk_access
         if await repository_exists(storage):
-            return await cls.open_async(storage, config)
+            return await cls.open_async(storage, config, auth)
         try:
-            return await cls.create_async(storage, config)
+            return await cls.create_async(storage, config, auth)
         except RepositoryAlreadyExistsError:
             if await repository_exists(storage):  # lost a creation race: use the winner's
-                return await cls.open_async(storage, config)
+                return await cls.open_async(storage, config, auth)
             raise
 
     @staticmethod

@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(ic.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "_sync", "_lazy"},
     {"format", "storage"},
-    {"zarr_keys", "names", "changes", "storage_settings", "write_access"},
+    {"zarr_keys", "names", "changes", "storage_settings", "write_access", "virtual"},
     {"objects", "chunk_changes"},
     {"refs", "lineage"},
     {

@@ -8,6 +8,7 @@ import msgspec
 
 from icechunk_lib.errors import ConfigError
 from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+from icechunk_lib.format.containers import VirtualChunkContainer
 from icechunk_lib.format.preload import ManifestPreloadConfig
 from icechunk_lib.format.splitting import ManifestSplittingConfig
 from icechunk_lib.format.storage_settings import (
@@ -65,10 +66,41 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
     storage: StorageSettings | None = None
     """Icechunk's storage settings (retries, concurrency, multipart size, conditional
     writes); ``None``: the storage's defaults."""
+    virtual_chunk_containers: dict[str, VirtualChunkContainer] | None = None
+    """Where virtual chunks may be read from, by URL prefix; ``None``: none declared. Reading
+    from one also needs it authorised when the repository is opened (never saved)."""
 
     @classmethod
     def default(cls) -> RepositoryConfig:
         return cls()
+
+    def set_virtual_chunk_container(self, cont: VirtualChunkContainer) -> None:
+        """Declare ``cont``, replacing any container of the same prefix (Icechunk's rule).
+
+        Raises ``InvalidVirtualContainerError`` naming the prefix and the rule it breaks.
+        """
+        if not isinstance(cont, VirtualChunkContainer):
+            raise ConfigError(
+                f"set_virtual_chunk_container takes a VirtualChunkContainer, got {cont!r}"
+            )
+        cont.check()
+        self.virtual_chunk_containers = {
+            **(self.virtual_chunk_containers or {}),
+            cont.url_prefix: cont,
+        }
+
+    def clear_virtual_chunk_containers(self) -> None:
+        """Forget every declared container."""
+        self.virtual_chunk_containers = {}
+
+    def get_virtual_chunk_container(self, name: str) -> VirtualChunkContainer | None:
+        """The container declared under prefix ``name`` (Icechunk's lookup), else the one
+        whose ``name`` it is; None if there is neither."""
+        containers = self.virtual_chunk_containers or {}
+        found = containers.get(name)
+        if found is not None:
+            return found
+        return next((c for c in containers.values() if c.name is not None and c.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of every setting (what ``ick config show`` prints)."""
@@ -82,6 +114,12 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         """
         if not isinstance(key, str) or not isinstance(value, str):
             raise ConfigError(f"config keys and values are given as text, got {key!r} = {value!r}")
+        if key == _CONTAINERS or key.startswith(f"{_CONTAINERS}."):
+            raise ConfigError(
+                f"{key} is not set from text: declare containers in Python with "
+                "config.set_virtual_chunk_container(VirtualChunkContainer(prefix, store)) and "
+                "save them with Repository.save_config()"
+            )
         if _structured(key):
             return self._with_json(key, value)
         if key.startswith("storage."):
@@ -167,6 +205,7 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
         """Return ``self`` if every value has its type and is in range, else raise
         ``ConfigError``. Structs do not check types when built or assigned, and a mistyped
         value saved would fail to decode on every later open."""
+        self._check_containers()
         try:
             msgspec.convert(msgspec.to_builtins(self), RepositoryConfig)
         except (msgspec.ValidationError, TypeError) as exc:
@@ -191,6 +230,34 @@ class RepositoryConfig(msgspec.Struct, kw_only=True):
             raise ConfigError("caching sizes must be positive")
         return self
 
+    def _check_containers(self) -> None:
+        """Each container valid, under its own prefix, and no name used twice; checked
+        before the type check so the error names the container."""
+        containers = self.virtual_chunk_containers
+        if containers is None:
+            return
+        if not isinstance(containers, dict):
+            raise ConfigError(
+                f"virtual_chunk_containers must map prefixes to containers, got {containers!r}"
+            )
+        names: set[str] = set()
+        for prefix, cont in containers.items():
+            if not isinstance(cont, VirtualChunkContainer):
+                raise ConfigError(
+                    f"virtual_chunk_containers[{prefix!r}] must be a VirtualChunkContainer, "
+                    f"got {cont!r}"
+                )
+            cont.check()
+            if prefix != cont.url_prefix:
+                raise ConfigError(
+                    f"virtual_chunk_containers[{prefix!r}] holds the container of prefix "
+                    f"{cont.url_prefix!r}; use config.set_virtual_chunk_container(container)"
+                )
+            if cont.name is not None:
+                if cont.name in names:
+                    raise ConfigError(f"two virtual chunk containers are named {cont.name!r}")
+                names.add(cont.name)
+
 
 MAX_INT = 2**63 - 1
 """The largest integer setting: every one is a count or a size, and must fit an int64."""
@@ -209,7 +276,15 @@ def _leaves(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def _leaf_keys(data: dict[str, Any]) -> list[str]:
     """The keys ``with_value`` can set."""
-    return [key for key, _ in _leaves(data) if not _structured(key)]
+    return [
+        key
+        for key, _ in _leaves(data)
+        if not _structured(key) and not key.startswith(f"{_CONTAINERS}.")
+    ]
+
+
+_CONTAINERS = "virtual_chunk_containers"
+"""Declared in Python only: prefixes hold dots, and a container is a whole, checked unit."""
 
 
 _STRUCTURED = ("manifest.splitting", "manifest.preload.preload_if")
@@ -273,7 +348,7 @@ def _with_storage_keys(data: dict[str, Any]) -> dict[str, Any]:
 
 _WRITTEN_WHEN_SET: dict[type[msgspec.Struct], tuple[str, ...]] = {
     ManifestConfig: ("splitting", "preload"),
-    RepositoryConfig: ("storage",),
+    RepositoryConfig: ("storage", "virtual_chunk_containers"),
 }
 """Fields added after format 2 shipped, left out of the map while they are None.
 

@@ -141,6 +141,8 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.ReadOnlySessionError("commit"), 1),
     (ic.NoChangesToCommitError(), 1),
     (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
+    (ic.VirtualChunkError("a virtual chunk cannot be read"), 1),
+    (ic.VirtualContainerNotAuthorizedError("s3://b/x.nc", "s3://b/"), 1),
     # a warning, raised only where warnings are errors (python -W error): 1
     (ic.UnsafeWritesWarning("writing to s3://b/r without compare-and-swap"), 1),
     # unsupported: 1
@@ -155,6 +157,8 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.AmbiguousRefError("ab", ["branch ab", "snapshot ABCD"]), 2),
     (ic.InvalidNameError("branch", "a/b", "no slashes"), 2),
     (ic.ConfigError("unknown config key 'x'"), 2),
+    (ic.InvalidVirtualContainerError("s3://b", "must end in '/'"), 2),
+    (ic.InvalidVirtualLocationError("file:///d/../x", "has a '..' segment"), 2),
     # not found: 3
     (ic.NotFoundError("no such thing"), 3),
     (ic_errors.ObjectNotFoundError("chunks/X", "/repo"), 3),
@@ -167,6 +171,7 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.RevisionNotFoundError("main~9", "main has 3 ancestors"), 3),
     (ic.SnapshotNotFoundError("S"), 3),
     (ic.NodeNotFoundError("/p"), 3),
+    (ic.VirtualContainerNotFoundError("s3://other/x.nc", ["s3://b/"]), 3),
     # already exists: 4
     (ic.AlreadyExistsError("taken"), 4),
     (ic_errors.ObjectExistsError("refs/branch/main/ref"), 4),
