@@ -162,6 +162,14 @@ class Storage(ABC):
       and keeps its bytes, as ``put_if_absent`` does (on S3, ``If-None-Match: *``).
     * ``put_if_match`` replaces the object only if its current version token equals
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
+    * a reply lost after the write was applied (a backend that retries on a timeout) never
+      turns a write that landed into a failure: a create-if-absent (``put_if_absent``,
+      ``put_new``) whose outcome is uncertain returns when the object then holds exactly
+      ``data`` (which the retry or a read-back finds), and so does a ``put_if_match`` whose
+      retry fails its condition. Otherwise its error has ``outcome_unknown=True``
+      (``ObjectExistsError`` when other bytes are there, the error that ended the writes
+      when it cannot tell); a plain conflict has ``outcome_unknown=False``. Callers rely on
+      this and do not check again (``icechunk_lib.testing.LostReplyTests`` checks it).
     * ``delete`` of a missing key is not an error; a delete is ordered with ``put_if_match``,
       so a swap against the version read before the delete fails instead of restoring it.
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
@@ -237,7 +245,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def put_if_absent(self, key: str, data: bytes) -> None:
-        """Create ``key`` with ``data``; raise ``ObjectExistsError`` if it already exists."""
+        """Create ``key`` with ``data``; raise ``ObjectExistsError`` if it already exists.
+
+        A try whose reply was lost is recognised by its bytes (see the class docstring):
+        the caller need not read the object back.
+        """
 
     @abstractmethod
     async def put_if_match(self, key: str, data: bytes, version: str) -> str:

@@ -420,13 +420,37 @@ class S3Storage(Storage, S3Requests):
         try:
             await self._write(key, data, {"IfNoneMatch": "*"})
         except Failed as failed:
-            if failed.failure is not Failure.PRECONDITION:
-                raise self._error(failed, "create", key) from None
-            if failed.uncertain and await self._holds(key, data):
-                return  # our first try landed; its reply was lost
-            error = ObjectExistsError(key)
-            error.outcome_unknown = failed.uncertain
+            if failed.uncertain:
+                await self._created_after_lost_reply(key, data, failed)
+                return  # our try whose reply was lost landed
+            if failed.failure is Failure.PRECONDITION:
+                raise ObjectExistsError(key) from None
+            raise self._error(failed, "create", key) from None
+
+    async def _created_after_lost_reply(self, key: str, data: bytes, failed: Failed) -> None:
+        """Return if ``key`` holds ``data`` now, a try whose reply was lost having landed;
+        else raise, with ``outcome_unknown`` (the ``Storage`` contract): ``ObjectExistsError``
+        if the key holds other bytes, or the error the writes ended with."""
+        try:
+            current: bytes | None = (await self._fetch(key, 0, None))[0]
+        except ObjectNotFoundError:
+            current = None
+        except StorageError as unreadable:
+            error = StorageError(
+                f"{self._error(failed, 'create', key)}; whether {key!r} was created is "
+                f"unknown: a reply was lost and reading it back failed too ({unreadable})"
+            )
+            error.outcome_unknown = True
             raise error from None
+        if current == data:
+            return
+        error = (
+            ObjectExistsError(key)
+            if current is not None or failed.failure is Failure.PRECONDITION
+            else self._error(failed, "create", key)
+        )
+        error.outcome_unknown = True
+        raise error from None
 
     async def _create_unsafely(self, key: str, data: bytes) -> None:
         """HEAD then PUT: another writer between the two is overwritten (the race the

@@ -16,9 +16,12 @@ from s3_servers import S3Server, s3_at
 import icechunk_lib as ic
 from icechunk_lib.format.storage_settings import StorageRetriesSettings, StorageSettings
 
+MAX_TRIES = 4
 FAST = ic.RepositoryConfig(
     storage=StorageSettings(
-        retries=StorageRetriesSettings(max_tries=4, initial_backoff_ms=10, max_backoff_ms=50)
+        retries=StorageRetriesSettings(
+            max_tries=MAX_TRIES, initial_backoff_ms=10, max_backoff_ms=50
+        )
     )
 )
 
@@ -90,3 +93,37 @@ def test_commit_whose_ref_update_reply_is_lost_lands_once(
         "mine",
         "setup",
     ]
+
+
+@pytest.mark.parametrize("lost", [1, 100], ids=["one", "every"])
+def test_tag_whose_creation_reply_was_lost_is_created_once(
+    proxy: S3FaultProxy, s3_server: S3Server, lost: int
+) -> None:
+    """One reply lost: the retry's 412 finds our bytes; every reply lost: the storage gives
+    up writing and its read-back finds them. Either way the tag was created, once."""
+    prefix = s3_server.fresh_prefix()
+    repo = ic.Repository.create(_via(proxy, s3_server, prefix), FAST)
+    tip = repo.lookup_branch("main")
+    rule = proxy.drop_replies(lost, method="PUT", path_contains="refs/tag/v1/")
+    repo.create_tag("v1", tip)
+    rule.count = 0
+    assert rule.hits == (1 if lost == 1 else MAX_TRIES)
+    other = ic.Repository.open(s3_at(s3_server, prefix))
+    assert other.lookup_tag("v1") == tip
+    assert other.list_tags() == {"v1"}
+    with pytest.raises(ic.TagAlreadyExistsError):  # and it is not created twice
+        repo.create_tag("v1", tip)
+
+
+def test_config_save_whose_reply_was_lost_is_not_a_conflict(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    prefix = s3_server.fresh_prefix()
+    repo = ic.Repository.create(_via(proxy, s3_server, prefix), FAST)
+    repo.set_config_value("compression.level", "5")
+    rule = proxy.drop_replies(1, method="PUT", path_contains="/config")
+    assert repo.set_config_value("compression.level", "7") == (5, 7)
+    assert rule.hits == 1
+    saved = ic.Repository.fetch_config(s3_at(s3_server, prefix))
+    assert saved is not None and saved.compression.level == 7
+    repo.set_config_value("compression.level", "8")  # the version it holds is current
