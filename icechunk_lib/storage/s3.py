@@ -31,7 +31,6 @@ from icechunk_lib.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReadOnlyStorageError,
     StorageError,
 )
 from icechunk_lib.storage._base import (
@@ -402,14 +401,6 @@ class S3Storage(Storage, S3Requests):
         """Create ``key`` with ``If-None-Match: *``; ``ObjectExistsError`` if it exists."""
         await self._create(key, data)
 
-    def _refuse_unsafe(self, key: str, what: str) -> None:
-        if not self._allow_unsafe_writes:
-            raise ReadOnlyStorageError(
-                f"cannot {what} {key!r} in {self._where}: the server ignores conditional "
-                "requests, so concurrent writers could lose updates; pass "
-                "allow_unsafe_writes=True to write anyway at that risk"
-            )
-
     async def _create(self, key: str, data: bytes) -> None:
         if self._closed:
             raise self._closed_error()
@@ -456,7 +447,7 @@ class S3Storage(Storage, S3Requests):
         """HEAD then PUT: another writer between the two is overwritten (the race the
         user accepted with unsafe writes)."""
         if self._probed is not None and not self._probed.create_if_absent:
-            self._refuse_unsafe(key, "create")
+            self.check_writable()  # the repository checks too; this is defence in depth
         if await self._head(key) is not None:
             raise ObjectExistsError(key)
         try:
@@ -495,7 +486,7 @@ class S3Storage(Storage, S3Requests):
     async def _swap_unsafely(self, key: str, data: bytes, version: str) -> str:
         """Compare the ETag a HEAD reads, then PUT: racy, as the user accepted."""
         if self._probed is not None and not self._probed.compare_and_swap:
-            self._refuse_unsafe(key, "update")
+            self.check_writable()  # the repository checks too; this is defence in depth
         head = await self._head(key)
         if head is None or head.get("ETag") != version:
             raise PreconditionFailedError(key)

@@ -4,6 +4,7 @@ the warning), and a commit whose ref-update reply is lost lands exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import numpy as np
@@ -127,3 +128,51 @@ def test_config_save_whose_reply_was_lost_is_not_a_conflict(
     saved = ic.Repository.fetch_config(s3_at(s3_server, prefix))
     assert saved is not None and saved.compression.level == 7
     repo.set_config_value("compression.level", "8")  # the version it holds is current
+
+
+def test_refusal_is_worded_alike_by_the_repository_and_the_storage(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    """The repository's write check and the storage's own refusal (defence in depth) give
+    one message: the storage, what it lacks, and the opt-in."""
+    proxy.strip_conditions()
+    storage = _via(proxy, s3_server, s3_server.fresh_prefix())
+    with pytest.raises(ic.ReadOnlyStorageError) as by_repository:
+        ic.Repository.create(storage, FAST)
+
+    async def create_directly() -> None:
+        await storage.probe_capabilities()
+        await storage.put_if_absent("refs/tag/v1/ref", b"x")
+
+    with pytest.raises(ic.ReadOnlyStorageError) as by_storage:
+        asyncio.run(create_directly())
+    message = str(by_storage.value)
+    assert message == str(by_repository.value)
+    assert storage.url in message
+    assert "create-if-absent" in message and "compare-and-swap" in message
+    assert "allow_unsafe_writes=True" in message and "--unsafe-writes" in message
+    assert s3_servers.SECRET_KEY not in message
+
+
+def test_settings_that_turn_conditions_off_are_an_opt_in_both_checks_honour(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    """Icechunk's ``unsafe_use_conditional_create=False`` opts into unsafe writes: on a
+    server ignoring conditions the repository allows them (warning once), and so does the
+    storage when it emulates the swap it lacks."""
+    proxy.strip_conditions()
+    prefix = s3_server.fresh_prefix()
+    config = ic.RepositoryConfig(
+        storage=StorageSettings(
+            unsafe_use_conditional_create=False,
+            retries=StorageRetriesSettings(max_tries=MAX_TRIES),
+        )
+    )
+    with pytest.warns(ic.UnsafeWritesWarning) as seen:
+        repo = ic.Repository.create(_via(proxy, s3_server, prefix), config)
+        session = repo.writable_session("main")
+        zarr.create_array(session.store, name="a", shape=(3,), dtype="i4")[:] = 4
+        new_id = session.commit("allowed by the settings")
+    assert len(seen) == 1
+    proxy.strip_conditions(False)
+    assert ic.Repository.open(s3_at(s3_server, prefix)).lookup_branch("main") == new_id
