@@ -232,6 +232,18 @@ class StorageTests:
         assert all(isinstance(r, ObjectExistsError) for r in results if r is not None)
         assert await storage.get("race") == f"writer {winners[0]}".encode()
 
+    async def test_a_plain_conflict_is_not_marked_unknown(self, storage: Storage) -> None:
+        await storage.put_if_absent("refs/tag/v1/ref", b"theirs")
+        with pytest.raises(ObjectExistsError) as info:
+            await storage.put_if_absent("refs/tag/v1/ref", b"mine")
+        assert not info.value.outcome_unknown
+        await storage.put("refs/branch/main/ref", b"v1")
+        _, token = await storage.get_versioned("refs/branch/main/ref")
+        await storage.put("refs/branch/main/ref", b"v2")
+        with pytest.raises(PreconditionFailedError) as failed:
+            await storage.put_if_match("refs/branch/main/ref", b"mine", token)
+        assert not failed.value.outcome_unknown
+
     # --- fresh objects (put_new) -----------------------------------------------------
 
     async def test_put_new_creates(self, storage: Storage) -> None:
@@ -619,20 +631,6 @@ class LostReplyTests:
         assert getattr(info.value, "outcome_unknown", False)
         assert "refs/tag/v1/ref" in str(info.value)
         assert await storage.get("refs/tag/v1/ref") == b"mine"  # it had landed
-
-    async def test_a_plain_conflict_is_not_marked_unknown(
-        self, storage: Storage, lose_replies: LoseReplies
-    ) -> None:
-        await storage.put_if_absent("refs/tag/v1/ref", b"theirs")
-        with pytest.raises(ObjectExistsError) as info:
-            await storage.put_if_absent("refs/tag/v1/ref", b"mine")
-        assert not info.value.outcome_unknown
-        await storage.put("refs/branch/main/ref", b"v1")
-        _, token = await storage.get_versioned("refs/branch/main/ref")
-        await storage.put("refs/branch/main/ref", b"v2")
-        with pytest.raises(PreconditionFailedError) as failed:
-            await storage.put_if_match("refs/branch/main/ref", b"mine", token)
-        assert not failed.value.outcome_unknown
 
     async def test_swap_whose_reply_was_lost_succeeds(
         self, storage: Storage, lose_replies: LoseReplies
