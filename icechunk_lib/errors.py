@@ -187,7 +187,14 @@ class UnsupportedError(IcechunkError):
 
 
 class StorageError(IcechunkError, OSError):
-    """A storage backend failed or refused an operation."""
+    """A storage backend failed or refused an operation.
+
+    ``outcome_unknown`` is True when the operation was a write that may have been applied
+    although this error says otherwise: a try lost its reply, and what the object holds
+    now is not the bytes being written (or could not be read). See ``Storage``.
+    """
+
+    outcome_unknown: bool = False
 
 
 class ObjectNotFoundError(StorageError, NotFoundError, FileNotFoundError):
@@ -203,10 +210,9 @@ class ObjectExistsError(StorageError, AlreadyExistsError, FileExistsError):
     """A create-if-absent write found ``key`` already present.
 
     ``outcome_unknown`` is True when an earlier try of the same write lost its reply (a
-    timeout after the server may have applied it) and the object now holds other bytes.
+    timeout after the server may have applied it) and the object now holds other bytes:
+    ours never landed, or landed and was replaced since.
     """
-
-    outcome_unknown: bool = False
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -231,8 +237,6 @@ class PreconditionFailedError(StorageError, ConcurrentUpdateError):
     the object now holds other bytes: the first try may have landed and been replaced since
     (check the ancestry before treating it as a conflict).
     """
-
-    outcome_unknown: bool = False
 
     def __init__(self, key: str) -> None:
         self.key = key

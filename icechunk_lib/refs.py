@@ -67,7 +67,7 @@ def now_us() -> int:
 
 def outcome_unknown(exc: BaseException) -> bool:
     """Whether a failed conditional write may have been applied by an earlier attempt
-    whose reply was lost (the storage retried it; see ``Storage.put_if_match``)."""
+    whose reply was lost, and replaced since (the storage retried it; see ``Storage``)."""
     return bool(getattr(exc, "outcome_unknown", False))
 
 
@@ -123,11 +123,15 @@ class RefStore:
         try:
             await self.storage.put_if_absent(branch_key(name), encode_branch(rec))
         except ObjectExistsError as exc:
+            # The storage recognises a creation whose reply was lost by its bytes; with the
+            # outcome unknown, it may also have landed and been moved on since by others.
+            if not outcome_unknown(exc):
+                raise BranchAlreadyExistsError(name) from None
             try:
                 now, _ = await self.branch_record(name)
             except BranchNotFoundError:  # deleted meanwhile: it existed all the same
                 raise BranchAlreadyExistsError(name) from None
-            if not await self._moved_by(now, item, deep=outcome_unknown(exc)):
+            if not await self._moved_by(now, item, deep=True):
                 raise BranchAlreadyExistsError(name) from None
             # This creation landed; only its reply was lost.
 
@@ -257,20 +261,11 @@ class RefStore:
         rec = TagRecord(snapshot_id=snapshot_id, created_at=now_us(), name=name)
         data = encode_tag(rec)
         try:
+            # A creation whose reply was lost is recognised by the storage (its contract).
             await self.storage.put_if_absent(_tag_key(name), data)
         except ObjectExistsError:
-            # The same bytes (same microsecond) are this creation, whose reply was lost.
-            if await self._holds(_tag_key(name), data):
-                return
             deleted = await self.storage.exists(_tombstone_key(name))
             raise TagAlreadyExistsError(name, deleted=deleted) from None
-
-    async def _holds(self, key: str, data: bytes) -> bool:
-        """Whether ``key`` holds exactly ``data``."""
-        try:
-            return await self.storage.get(key) == data
-        except ObjectNotFoundError:
-            return False
 
     async def lookup_tag(self, name: str) -> str:
         validate_ref_name(name, "tag")

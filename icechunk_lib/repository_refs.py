@@ -16,9 +16,9 @@ from icechunk_lib.format.ids import is_object_id
 from icechunk_lib.objects import ObjectStore
 from icechunk_lib.refs import DEFAULT_BRANCH, RefStore, branch_key
 from icechunk_lib.storage import Storage
-from icechunk_lib.write_access import WriteAccess, require_writable
+from icechunk_lib.write_access import WriteAccess
 
-__all__ = ["BranchesAndTags", "repository_exists", "require_writable"]
+__all__ = ["BranchesAndTags", "repository_exists"]
 
 
 class BranchesAndTags:

@@ -19,7 +19,6 @@ from icechunk_lib.errors import (
 from icechunk_lib.format import RepositoryConfig
 from icechunk_lib.format.config import decode_config, encode_config
 from icechunk_lib.objects import CONFIG
-from icechunk_lib.refs import outcome_unknown
 from icechunk_lib.storage import Storage
 
 __all__ = [
@@ -73,11 +72,9 @@ async def swap_config(storage: Storage, config: RepositoryConfig, version: str |
                 raise ObjectExistsError(CONFIG)
             return new_version
         return await storage.put_if_match(CONFIG, data, version)
-    except (PreconditionFailedError, ObjectExistsError) as exc:
-        if outcome_unknown(exc):
-            current, current_version = await storage.get_versioned(CONFIG)
-            if current == data:  # the save landed; only its reply was lost
-                return current_version
+    except (PreconditionFailedError, ObjectExistsError):
+        # A save whose reply was lost is recognised by the storage (its contract): this is
+        # another writer's save.
         raise ConfigChangedError(
             f"someone else changed the repository config in {storage.url} since it was "
             "read; nothing was saved. Reopen the repository and try again"

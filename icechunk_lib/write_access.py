@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import warnings
 
-from icechunk_lib.errors import ReadOnlyStorageError, UnsafeWritesWarning
+from icechunk_lib.errors import UnsafeWritesWarning
 from icechunk_lib.storage import Storage, StorageCapabilities
 
-__all__ = ["UNSAFE_WRITES_RISK", "WriteAccess", "require_writable"]
+__all__ = ["UNSAFE_WRITES_RISK", "WriteAccess"]
 
 UNSAFE_WRITES_RISK = (
     "writers racing on one branch can overwrite each other's commits (the lost ones stay "
@@ -22,29 +22,6 @@ UNSAFE_WRITES_RISK = (
     "earlier"
 )
 """What unsafe writes can lose, as the warning says it."""
-
-
-def _missing(capabilities: StorageCapabilities) -> str:
-    lacks = []
-    if not capabilities.create_if_absent:
-        lacks.append("atomic create-if-absent (If-None-Match: * on S3)")
-    if not capabilities.compare_and_swap:
-        lacks.append("compare-and-swap (If-Match on S3)")
-    return " and ".join(lacks)
-
-
-def require_writable(storage: Storage, capabilities: StorageCapabilities | None = None) -> None:
-    """``ReadOnlyStorageError`` unless the storage has the atomic operations writes need
-    (``capabilities``: what a probe found; default the backend's declared ones) or the
-    user allowed unsafe writes on it."""
-    found = storage.capabilities if capabilities is None else capabilities
-    if found.safe_writes or storage.unsafe_writes:
-        return
-    raise ReadOnlyStorageError(
-        f"{storage.url} lacks {_missing(found)}, so concurrent writers could lose updates; "
-        "it can only be read. To write anyway, accepting that risk, open the storage with "
-        "allow_unsafe_writes=True (ick: --unsafe-writes)"
-    )
 
 
 class WriteAccess:
@@ -79,11 +56,11 @@ class WriteAccess:
         found = self._capabilities or await self.probe()
         if found.safe_writes:
             return
-        require_writable(self._storage, found)
+        self._storage.check_writable(found)
         if not self._warned:
             self._warned = True
             warnings.warn(
-                f"writing to {self._storage.url} without {_missing(found)}, because unsafe "
+                f"writing to {self._storage.url} without {found.missing}, because unsafe "
                 f"writes were allowed: {UNSAFE_WRITES_RISK}",
                 UnsafeWritesWarning,
                 stacklevel=1,  # raised on the engine's loop: no user frame to point at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,3 +78,40 @@ def s3_server(request: pytest.FixtureRequest) -> S3Server:
     """Each real S3-compatible server in turn (started once per run, on first use)."""
     server: S3Server = request.getfixturevalue(f"{request.param.replace('-', '_')}_server")
     return server
+
+
+SharedLocation = tuple[str, ic.Storage]
+"""A repository location other processes can open: its URL for ``crash_worker.open_storage``
+(a local path or ``s3://bucket/prefix``) and a storage on it for this process."""
+
+
+@pytest.fixture
+def shared_location(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], SharedLocation]:
+    """Fresh locations for tests with worker processes, on the backend given by indirect
+    parametrisation: ``"local"`` (the default) or an S3 server kind. For S3 the children
+    find the credentials and endpoint in the environment (a pickle carries no secret)."""
+    kind = getattr(request, "param", "local")
+    counter = itertools.count()
+    if kind == "local":
+
+        def local() -> SharedLocation:
+            path = tmp_path / f"shared{next(counter)}"
+            return str(path), ic.local_filesystem_storage(path)
+
+        return local
+    server: S3Server = request.getfixturevalue(f"{kind.replace('-', '_')}_server")
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", s3_servers.ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", s3_servers.SECRET_KEY),
+        ("AWS_DEFAULT_REGION", s3_servers.REGION),
+        ("ICK_TEST_S3_ENDPOINT", server.endpoint_url),
+    ):
+        monkeypatch.setenv(name, value)
+
+    def s3() -> SharedLocation:
+        prefix = server.fresh_prefix()
+        return f"s3://{s3_servers.BUCKET}/{prefix}", s3_servers.s3_at(server, prefix)
+
+    return s3

@@ -2,8 +2,9 @@
 
 In-process, ``FaultyStorage`` fails the N-th storage call of a commit for every N; across
 processes, ``crash_worker.py`` is SIGKILLed at random moments and at every storage call of a
-commit. Afterwards the repository, opened through the plain storage, must read exactly as it
-did at its last commit, and accept new commits.
+commit (the latter on a local disk and on SeaweedFS). Afterwards the repository, opened
+through the plain storage, must read exactly as it did at its last commit, and accept new
+commits.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -461,15 +461,21 @@ def test_worker_killed_at_random_moments(tmp_path: Path, spawn: Spawn) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("shared_location", ["local", "seaweedfs"], indirect=True)
 def test_worker_killed_at_every_storage_call_of_a_commit(
-    tmp_path: Path, spawn: Spawn, when: str
+    shared_location: Callable[[], tuple[str, ic.Storage]], spawn: Spawn, when: str
 ) -> None:
-    template = tmp_path / "template"
-    create_repo(str(template))
-    count_repo = tmp_path / "count"
-    shutil.copytree(template, count_repo)
+    """A writer SIGKILLed at each storage call of a commit, on a local disk and on
+    SeaweedFS: the repository reads at its last commit and the next commit works."""
+
+    def fresh() -> tuple[str, ic.Storage]:
+        url, storage = shared_location()
+        create_repo(url)
+        return url, storage
+
+    url, _ = fresh()
     out = subprocess.run(
-        [sys.executable, WORKER, "count", str(count_repo), "w1"],
+        [sys.executable, WORKER, "count", url, "w1"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -480,15 +486,13 @@ def test_worker_killed_at_every_storage_call_of_a_commit(
 
     procs = []
     for index in range(count):
-        path = tmp_path / f"repo{index}"
-        shutil.copytree(template, path)
-        procs.append((index, path, spawn("pause", str(path), "w1", str(index), when)))
-    before = observe(ic.local_filesystem_storage(template))
-    for index, path, proc in procs:
+        url, storage = fresh()
+        before = observe(storage)
+        procs.append((index, storage, before, spawn("pause", url, "w1", str(index), when)))
+    for index, storage, before, proc in procs:
         _expect(proc, f"paused {index} ")
         _, err = _kill(proc)
         assert proc.returncode == -signal.SIGKILL, err
-        storage = ic.local_filesystem_storage(path)
         repo = ic.Repository.open(storage)
         entries = check_linear(repo)
         check_consistent(repo, entries)

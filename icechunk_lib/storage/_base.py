@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Self
 
-from icechunk_lib.errors import InvalidKeyError, StorageError
+from icechunk_lib.errors import InvalidKeyError, ReadOnlyStorageError, StorageError
 
 if TYPE_CHECKING:
     from icechunk_lib.storage.tuning import StorageTuning
@@ -56,6 +56,16 @@ class StorageCapabilities:
     def safe_writes(self) -> bool:
         """True when concurrent writers cannot lose updates on this backend."""
         return self.create_if_absent and self.compare_and_swap
+
+    @property
+    def missing(self) -> str:
+        """The atomic operations lacking, as every message names them (``""``: none)."""
+        lacks = []
+        if not self.create_if_absent:
+            lacks.append("atomic create-if-absent (If-None-Match: * on S3)")
+        if not self.compare_and_swap:
+            lacks.append("compare-and-swap (If-Match on S3)")
+        return " and ".join(lacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,14 @@ class Storage(ABC):
       and keeps its bytes, as ``put_if_absent`` does (on S3, ``If-None-Match: *``).
     * ``put_if_match`` replaces the object only if its current version token equals
       ``version``; otherwise (or if it is missing) raises ``PreconditionFailedError``.
+    * a reply lost after the write was applied (a backend that retries on a timeout) never
+      turns a write that landed into a failure: a create-if-absent (``put_if_absent``,
+      ``put_new``) whose outcome is uncertain returns when the object then holds exactly
+      ``data`` (which the retry or a read-back finds), and so does a ``put_if_match`` whose
+      retry fails its condition. Otherwise its error has ``outcome_unknown=True``
+      (``ObjectExistsError`` when other bytes are there, the error that ended the writes
+      when it cannot tell); a plain conflict has ``outcome_unknown=False``. Callers rely on
+      this and do not check again (``icechunk_lib.testing.LostReplyTests`` checks it).
     * ``delete`` of a missing key is not an error; a delete is ordered with ``put_if_match``,
       so a swap against the version read before the delete fails instead of restoring it.
     * keys are checked with ``check_key``; an unsafe key raises ``InvalidKeyError``.
@@ -191,6 +209,22 @@ class Storage(ABC):
         returns ``capabilities``."""
         self._check_open()
         return self.capabilities
+
+    def check_writable(self, capabilities: StorageCapabilities | None = None) -> None:
+        """Raise ``ReadOnlyStorageError`` unless writes are safe with ``capabilities`` (what
+        a probe found; default ``capabilities``) or the user allowed unsafe writes.
+
+        The one refusal of unsafe writes and its wording: the repository's write check and
+        a backend refusing a write itself (S3 on a server that ignores conditions) call it.
+        """
+        found = self.capabilities if capabilities is None else capabilities
+        if found.safe_writes or self.unsafe_writes:
+            return
+        raise ReadOnlyStorageError(
+            f"{self.url} lacks {found.missing}, so concurrent writers could lose updates; "
+            "it can only be read. To write anyway, accepting that risk, open the storage "
+            "with allow_unsafe_writes=True (ick: --unsafe-writes)"
+        )
 
     def apply_tuning(self, tuning: StorageTuning) -> None:  # noqa: B027  (an optional hook)
         """Use the repository's retry, concurrency and request-size settings from now on;
@@ -237,7 +271,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def put_if_absent(self, key: str, data: bytes) -> None:
-        """Create ``key`` with ``data``; raise ``ObjectExistsError`` if it already exists."""
+        """Create ``key`` with ``data``; raise ``ObjectExistsError`` if it already exists.
+
+        A try whose reply was lost is recognised by its bytes (see the class docstring):
+        the caller need not read the object back.
+        """
 
     @abstractmethod
     async def put_if_match(self, key: str, data: bytes, version: str) -> str:

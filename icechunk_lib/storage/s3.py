@@ -31,7 +31,6 @@ from icechunk_lib.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReadOnlyStorageError,
     StorageError,
 )
 from icechunk_lib.storage._base import (
@@ -402,14 +401,6 @@ class S3Storage(Storage, S3Requests):
         """Create ``key`` with ``If-None-Match: *``; ``ObjectExistsError`` if it exists."""
         await self._create(key, data)
 
-    def _refuse_unsafe(self, key: str, what: str) -> None:
-        if not self._allow_unsafe_writes:
-            raise ReadOnlyStorageError(
-                f"cannot {what} {key!r} in {self._where}: the server ignores conditional "
-                "requests, so concurrent writers could lose updates; pass "
-                "allow_unsafe_writes=True to write anyway at that risk"
-            )
-
     async def _create(self, key: str, data: bytes) -> None:
         if self._closed:
             raise self._closed_error()
@@ -420,19 +411,43 @@ class S3Storage(Storage, S3Requests):
         try:
             await self._write(key, data, {"IfNoneMatch": "*"})
         except Failed as failed:
-            if failed.failure is not Failure.PRECONDITION:
-                raise self._error(failed, "create", key) from None
-            if failed.uncertain and await self._holds(key, data):
-                return  # our first try landed; its reply was lost
-            error = ObjectExistsError(key)
-            error.outcome_unknown = failed.uncertain
+            if failed.uncertain:
+                await self._created_after_lost_reply(key, data, failed)
+                return  # our try whose reply was lost landed
+            if failed.failure is Failure.PRECONDITION:
+                raise ObjectExistsError(key) from None
+            raise self._error(failed, "create", key) from None
+
+    async def _created_after_lost_reply(self, key: str, data: bytes, failed: Failed) -> None:
+        """Return if ``key`` holds ``data`` now, a try whose reply was lost having landed;
+        else raise, with ``outcome_unknown`` (the ``Storage`` contract): ``ObjectExistsError``
+        if the key holds other bytes, or the error the writes ended with."""
+        try:
+            current: bytes | None = (await self._fetch(key, 0, None))[0]
+        except ObjectNotFoundError:
+            current = None
+        except StorageError as unreadable:
+            error = StorageError(
+                f"{self._error(failed, 'create', key)}; whether {key!r} was created is "
+                f"unknown: a reply was lost and reading it back failed too ({unreadable})"
+            )
+            error.outcome_unknown = True
             raise error from None
+        if current == data:
+            return
+        error = (
+            ObjectExistsError(key)
+            if current is not None or failed.failure is Failure.PRECONDITION
+            else self._error(failed, "create", key)
+        )
+        error.outcome_unknown = True
+        raise error from None
 
     async def _create_unsafely(self, key: str, data: bytes) -> None:
         """HEAD then PUT: another writer between the two is overwritten (the race the
         user accepted with unsafe writes)."""
         if self._probed is not None and not self._probed.create_if_absent:
-            self._refuse_unsafe(key, "create")
+            self.check_writable()  # the repository checks too; this is defence in depth
         if await self._head(key) is not None:
             raise ObjectExistsError(key)
         try:
@@ -471,7 +486,7 @@ class S3Storage(Storage, S3Requests):
     async def _swap_unsafely(self, key: str, data: bytes, version: str) -> str:
         """Compare the ETag a HEAD reads, then PUT: racy, as the user accepted."""
         if self._probed is not None and not self._probed.compare_and_swap:
-            self._refuse_unsafe(key, "update")
+            self.check_writable()  # the repository checks too; this is defence in depth
         head = await self._head(key)
         if head is None or head.get("ETag") != version:
             raise PreconditionFailedError(key)

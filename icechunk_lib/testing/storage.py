@@ -15,6 +15,10 @@ async generator fixture can close it afterwards), and pytest collects the inheri
 The tests are coroutines: run them with pytest-asyncio in auto mode (``asyncio_mode =
 "auto"``). A backend must declare both atomic capabilities, and pickle to an equal handle
 on the same objects.
+
+``LostReplyTests`` is the part of the contract about replies lost on the way back (a
+timeout after the server applied a write): a backend that retries requests subclasses it
+too, with a ``lose_replies`` fixture that makes its transport lose them (see its docstring).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import pickle
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import pytest
 
@@ -35,7 +40,15 @@ from icechunk_lib.errors import (
 )
 from icechunk_lib.storage import ObjectInfo, Storage
 
-__all__ = ["BAD_KEYS", "BAD_PREFIXES", "KEYED_METHODS", "StorageTests", "collect"]
+__all__ = [
+    "BAD_KEYS",
+    "BAD_PREFIXES",
+    "KEYED_METHODS",
+    "LoseReplies",
+    "LostReplyTests",
+    "StorageTests",
+    "collect",
+]
 
 DATA = b"0123456789"
 
@@ -218,6 +231,18 @@ class StorageTests:
         assert len(winners) == 1
         assert all(isinstance(r, ObjectExistsError) for r in results if r is not None)
         assert await storage.get("race") == f"writer {winners[0]}".encode()
+
+    async def test_a_plain_conflict_is_not_marked_unknown(self, storage: Storage) -> None:
+        await storage.put_if_absent("refs/tag/v1/ref", b"theirs")
+        with pytest.raises(ObjectExistsError) as info:
+            await storage.put_if_absent("refs/tag/v1/ref", b"mine")
+        assert not info.value.outcome_unknown
+        await storage.put("refs/branch/main/ref", b"v1")
+        _, token = await storage.get_versioned("refs/branch/main/ref")
+        await storage.put("refs/branch/main/ref", b"v2")
+        with pytest.raises(PreconditionFailedError) as failed:
+            await storage.put_if_match("refs/branch/main/ref", b"mine", token)
+        assert not failed.value.outcome_unknown
 
     # --- fresh objects (put_new) -----------------------------------------------------
 
@@ -537,3 +562,82 @@ class StorageTests:
         _, token = await clone.get_versioned("refs/main")
         await clone.put_if_match("refs/main", b"from clone", token)
         assert await storage.get("refs/main") == b"from clone"
+
+
+class LoseReplies(Protocol):
+    """The ``lose_replies`` fixture of ``LostReplyTests``."""
+
+    def __call__(self, key: str, count: int, *, reads: bool = False) -> Callable[[], None]:
+        """Let the next ``count`` requests that write ``key`` (and, with ``reads``, those
+        that read it) reach the storage and be applied, but lose their replies; return a
+        function that stops losing them."""
+        ...
+
+
+EVERY = 1_000
+"""More lost replies than any backend retries: it never hears back."""
+
+
+class LostReplyTests:
+    """The ``Storage`` contract for replies lost after the write was applied.
+
+    A subclass provides ``storage`` (empty, open) and ``lose_replies`` (see ``LoseReplies``),
+    for a backend whose requests can time out after they were applied, and which retries:
+    a create-if-absent must then recognise its own bytes, so a lost reply never turns into
+    "already exists" nor into an error for a write that landed.
+    """
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        raise NotImplementedError("backends override the storage fixture")
+
+    @pytest.fixture
+    def lose_replies(self) -> LoseReplies:
+        raise NotImplementedError("backends override the lose_replies fixture")
+
+    @pytest.mark.parametrize("method", ["put_if_absent", "put_new"])
+    @pytest.mark.parametrize("lost", [1, EVERY], ids=["one", "every"])
+    async def test_create_whose_reply_was_lost_succeeds(
+        self, storage: Storage, lose_replies: LoseReplies, method: str, lost: int
+    ) -> None:
+        # One lost reply: the retry finds the key taken, by our own bytes. Every reply lost:
+        # the storage gives up writing and reads the key to learn what happened.
+        stop = lose_replies("refs/tag/v1/ref", lost)
+        await getattr(storage, method)("refs/tag/v1/ref", b"mine")
+        stop()
+        assert await storage.get("refs/tag/v1/ref") == b"mine"
+
+    @pytest.mark.parametrize("lost", [1, EVERY], ids=["one", "every"])
+    async def test_create_of_a_key_someone_holds_fails_with_outcome_unknown(
+        self, storage: Storage, lose_replies: LoseReplies, lost: int
+    ) -> None:
+        await storage.put_if_absent("refs/tag/v1/ref", b"theirs")
+        stop = lose_replies("refs/tag/v1/ref", lost)
+        with pytest.raises(ObjectExistsError) as info:
+            await storage.put_if_absent("refs/tag/v1/ref", b"mine")
+        stop()
+        # Other bytes are there: ours never landed, or landed and were replaced since.
+        assert info.value.outcome_unknown
+        assert await storage.get("refs/tag/v1/ref") == b"theirs"
+
+    async def test_create_it_cannot_check_fails_with_outcome_unknown(
+        self, storage: Storage, lose_replies: LoseReplies
+    ) -> None:
+        stop = lose_replies("refs/tag/v1/ref", EVERY, reads=True)
+        with pytest.raises(StorageError) as info:
+            await storage.put_if_absent("refs/tag/v1/ref", b"mine")
+        stop()
+        assert not isinstance(info.value, ObjectExistsError)
+        assert getattr(info.value, "outcome_unknown", False)
+        assert "refs/tag/v1/ref" in str(info.value)
+        assert await storage.get("refs/tag/v1/ref") == b"mine"  # it had landed
+
+    async def test_swap_whose_reply_was_lost_succeeds(
+        self, storage: Storage, lose_replies: LoseReplies
+    ) -> None:
+        await storage.put("refs/branch/main/ref", b"v1")
+        _, token = await storage.get_versioned("refs/branch/main/ref")
+        stop = lose_replies("refs/branch/main/ref", 1)
+        new_token = await storage.put_if_match("refs/branch/main/ref", b"v2", token)
+        stop()
+        assert await storage.get_versioned("refs/branch/main/ref") == (b"v2", new_token)

@@ -4,6 +4,7 @@ the warning), and a commit whose ref-update reply is lost lands exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,9 +17,12 @@ from s3_servers import S3Server, s3_at
 import icechunk_lib as ic
 from icechunk_lib.format.storage_settings import StorageRetriesSettings, StorageSettings
 
+MAX_TRIES = 4
 FAST = ic.RepositoryConfig(
     storage=StorageSettings(
-        retries=StorageRetriesSettings(max_tries=4, initial_backoff_ms=10, max_backoff_ms=50)
+        retries=StorageRetriesSettings(
+            max_tries=MAX_TRIES, initial_backoff_ms=10, max_backoff_ms=50
+        )
     )
 )
 
@@ -90,3 +94,85 @@ def test_commit_whose_ref_update_reply_is_lost_lands_once(
         "mine",
         "setup",
     ]
+
+
+@pytest.mark.parametrize("lost", [1, 100], ids=["one", "every"])
+def test_tag_whose_creation_reply_was_lost_is_created_once(
+    proxy: S3FaultProxy, s3_server: S3Server, lost: int
+) -> None:
+    """One reply lost: the retry's 412 finds our bytes; every reply lost: the storage gives
+    up writing and its read-back finds them. Either way the tag was created, once."""
+    prefix = s3_server.fresh_prefix()
+    repo = ic.Repository.create(_via(proxy, s3_server, prefix), FAST)
+    tip = repo.lookup_branch("main")
+    rule = proxy.drop_replies(lost, method="PUT", path_contains="refs/tag/v1/")
+    repo.create_tag("v1", tip)
+    rule.count = 0
+    assert rule.hits == (1 if lost == 1 else MAX_TRIES)
+    other = ic.Repository.open(s3_at(s3_server, prefix))
+    assert other.lookup_tag("v1") == tip
+    assert other.list_tags() == {"v1"}
+    with pytest.raises(ic.TagAlreadyExistsError):  # and it is not created twice
+        repo.create_tag("v1", tip)
+
+
+def test_config_save_whose_reply_was_lost_is_not_a_conflict(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    prefix = s3_server.fresh_prefix()
+    repo = ic.Repository.create(_via(proxy, s3_server, prefix), FAST)
+    repo.set_config_value("compression.level", "5")
+    rule = proxy.drop_replies(1, method="PUT", path_contains="/config")
+    assert repo.set_config_value("compression.level", "7") == (5, 7)
+    assert rule.hits == 1
+    saved = ic.Repository.fetch_config(s3_at(s3_server, prefix))
+    assert saved is not None and saved.compression.level == 7
+    repo.set_config_value("compression.level", "8")  # the version it holds is current
+
+
+def test_refusal_is_worded_alike_by_the_repository_and_the_storage(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    """The repository's write check and the storage's own refusal (defence in depth) give
+    one message: the storage, what it lacks, and the opt-in."""
+    proxy.strip_conditions()
+    storage = _via(proxy, s3_server, s3_server.fresh_prefix())
+    with pytest.raises(ic.ReadOnlyStorageError) as by_repository:
+        ic.Repository.create(storage, FAST)
+
+    async def create_directly() -> None:
+        await storage.probe_capabilities()
+        await storage.put_if_absent("refs/tag/v1/ref", b"x")
+
+    with pytest.raises(ic.ReadOnlyStorageError) as by_storage:
+        asyncio.run(create_directly())
+    message = str(by_storage.value)
+    assert message == str(by_repository.value)
+    assert storage.url in message
+    assert "create-if-absent" in message and "compare-and-swap" in message
+    assert "allow_unsafe_writes=True" in message and "--unsafe-writes" in message
+    assert s3_servers.SECRET_KEY not in message
+
+
+def test_settings_that_turn_conditions_off_are_an_opt_in_both_checks_honour(
+    proxy: S3FaultProxy, s3_server: S3Server
+) -> None:
+    """Icechunk's ``unsafe_use_conditional_create=False`` opts into unsafe writes: on a
+    server ignoring conditions the repository allows them (warning once), and so does the
+    storage when it emulates the swap it lacks."""
+    proxy.strip_conditions()
+    prefix = s3_server.fresh_prefix()
+    config = ic.RepositoryConfig(
+        storage=StorageSettings(
+            unsafe_use_conditional_create=False,
+            retries=StorageRetriesSettings(max_tries=MAX_TRIES),
+        )
+    )
+    with pytest.warns(ic.UnsafeWritesWarning) as seen:
+        repo = ic.Repository.create(_via(proxy, s3_server, prefix), config)
+        session = repo.writable_session("main")
+        zarr.create_array(session.store, name="a", shape=(3,), dtype="i4")[:] = 4
+        new_id = session.commit("allowed by the settings")
+    assert len(seen) == 1
+    proxy.strip_conditions(False)
+    assert ic.Repository.open(s3_at(s3_server, prefix)).lookup_branch("main") == new_id

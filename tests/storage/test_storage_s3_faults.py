@@ -184,7 +184,7 @@ async def test_probe_detects_stripped_conditions_and_writes_are_refused(
     assert not found.compare_and_swap
     assert storage.capabilities == found
     assert not storage.unsafe_writes
-    with pytest.raises(ReadOnlyStorageError, match="ignores conditional requests"):
+    with pytest.raises(ReadOnlyStorageError, match="lacks atomic create-if-absent"):
         await storage.put_if_absent("refs/tag.v1", b"1")
     assert not await storage.exists("refs/tag.v1")
     s3_module._probed.clear()
