@@ -303,9 +303,22 @@ class FsspecStorage(Storage):
         await self._run(self._remove, path)
 
     async def create_root(self) -> None:
-        """Create the root directory on filesystems that have directories."""
+        """Create the root directory on filesystems that have directories; on object
+        stores only check that the bucket (or container) exists: it is never created."""
         self._require_writes()
-        await self._run(self._fs.makedirs, self._root, exist_ok=True)
+        await self._run(self._make_root)
+
+    def _make_root(self) -> None:
+        root = self._fs._strip_protocol(self._root)
+        if self._fs.root_marker == "" and not self._http:
+            # No filesystem root: the first segment is a bucket or container, and makedirs
+            # (s3fs, gcsfs, adlfs) would create a missing one. Below it there is nothing to
+            # make: object stores have no directories.
+            bucket = root.strip("/").partition("/")[0]
+            if not self._fs.exists(bucket):
+                raise LocationNotFoundError(f"bucket {bucket!r} of {self.url}")
+            return
+        self._fs.makedirs(root, exist_ok=True)
 
     def _create(self, path: str, key: str, data: bytes) -> None:
         if self._fs.exists(path):
