@@ -194,3 +194,29 @@ def test_creating_a_repository_never_creates_the_bucket(moto_server: S3Server) -
     with pytest.warns(ic.UnsafeWritesWarning):
         repo = ic.Repository.create(good)
     assert repo.list_branches() == {"main"}
+
+
+async def test_a_ranged_read_is_one_request(moto_server: S3Server) -> None:
+    """A byte range, open-ended or not, is one ranged GET: no size lookup first."""
+    from s3_proxy import S3FaultProxy
+
+    import icechunk_lib as ic
+
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
+        options = _s3a_options(proxy.endpoint_url)
+        url = f"s3a://{s3_servers.BUCKET}/{moto_server.fresh_prefix()}"
+        storage = ic.storage_from_url(url, storage_options=options, allow_unsafe_writes=True)
+        await storage.put("chunks/A", b"0123456789")
+        cases = [((2, 7), b"23456"), ((3, None), b"3456789"), ((0, 4), b"0123")]
+        cases += [((8, 50), b"89")]
+        for byte_range, expected in cases:
+            before = len(proxy.requests())
+            assert await storage.get("chunks/A", byte_range) == expected
+            seen = proxy.requests()[before:]
+            assert [(s.method, b"range" in s.headers) for s in seen] == [("GET", True)]
+        # Past the end is empty, as slicing is (the server's 416 costs one more look).
+        assert await storage.get("chunks/A", (10, None)) == b""
+        assert await storage.get("chunks/A", (12, 20)) == b""
+        assert await storage.get("chunks/A", (5, 5)) == b""
+        with pytest.raises(FileNotFoundError):
+            await storage.get("chunks/B", (2, 5))
