@@ -77,6 +77,8 @@ class Session:
         # Snapshots this session's commit wrote and tried to put on the branch, whose swap
         # may have landed with its reply lost: a retry that finds one there returns it.
         self._pending_commits: list[str] = []
+        # One of those that a manual rebase found on the branch: ``commit`` returns it.
+        self._landed: str | None = None
 
     # --- pickling: the workspace carries the change set, caches are rebuilt --------------------
 
@@ -89,6 +91,7 @@ class Session:
         self._refs = RefStore(self._workspace.objects.storage)
         self._write_access = WriteAccess(self._workspace.objects.storage)
         self._pending_commits = []
+        self._landed = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):
@@ -347,6 +350,8 @@ class Session:
         """Async ``commit``."""
         if rebase_with is not None:
             check_solver(rebase_with)
+        if self._landed is not None:
+            return self._landed  # a rebase found this session's failed commit landed
         ws = self._workspace
         self._check_on_branch("commit", "commit from a detached session")
         await self._write_access.require()
@@ -404,6 +409,10 @@ class Session:
     def rebase(self, solver: ConflictSolver) -> None:
         """Replay this session's changes on the branch tip, resolving conflicts with ``solver``.
 
+        If a commit of this session failed but landed all the same (the reply to its branch
+        update was lost), the branch's reflog shows it: nothing is replayed, the session
+        moves to that commit, read-only as after a commit, and ``commit`` returns its id.
+
         Raises:
             RebaseFailedError: conflicts ``solver`` left unresolved; the session is unchanged.
             ReadOnlySessionError: a read-only or detached session.
@@ -415,7 +424,24 @@ class Session:
         check_solver(solver)
         self._check_on_branch("rebase", "rebase a detached session")
         with self._workspace.busy("rebase"):
+            if await self._found_landed():
+                return
             await self._rebase(solver)
+
+    async def _found_landed(self) -> bool:
+        """Whether an earlier, failed commit of this session is on the branch (as ``commit``
+        finds one when its swap loses); if so the session adopts it, as a commit does."""
+        if not self._pending_commits:
+            return False
+        assert self._branch is not None
+        await self._refs.lookup_branch(self._branch)  # reads the record and its reflog
+        landed = self._refs.landed(self._branch, self._pending_commits)
+        if landed is None:
+            return False
+        self._workspace.adopt(landed, read_only=True)
+        self._pending_commits = []
+        self._landed = landed
+        return True
 
     async def _rebase(self, solver: ConflictSolver) -> None:
         assert self._branch is not None

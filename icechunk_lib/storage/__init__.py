@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from icechunk_lib._lazy import LazyExports
 from icechunk_lib.storage._base import ObjectInfo as ObjectInfo
@@ -125,6 +125,41 @@ def s3_storage(
     ``allow_unsafe_writes=True`` writes to one that ignores them, at the risk of lost
     updates between concurrent writers.
     """
+    return _s3_storage(
+        bucket=bucket,
+        prefix=prefix,
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+        expires_after=expires_after,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+        force_path_style=force_path_style,
+        network_stream_timeout_seconds=network_stream_timeout_seconds,
+        requester_pays=requester_pays,
+        allow_unsafe_writes=allow_unsafe_writes,
+    )
+
+
+def _s3_storage(
+    *,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    session_token: str | None,
+    expires_after: datetime | None,
+    anonymous: bool | None,
+    from_env: bool | None,
+    get_credentials: Callable[[], S3StaticCredentials] | None,
+    scatter_initial_credentials: bool,
+    **settings: Any,
+) -> Storage:
+    """An ``S3Storage`` from ``s3_storage``'s keywords (the credential ones make one
+    ``credentials``) and ``S3Storage``'s own others (``weak_consistency``)."""
     from icechunk_lib.storage.credentials import s3_credentials
     from icechunk_lib.storage.s3 import S3Storage
 
@@ -138,18 +173,7 @@ def s3_storage(
         get_credentials=get_credentials,
         scatter_initial_credentials=scatter_initial_credentials,
     )
-    return S3Storage(
-        bucket=bucket,
-        prefix=prefix,
-        region=region,
-        endpoint_url=endpoint_url,
-        allow_http=allow_http,
-        credentials=credentials,
-        force_path_style=force_path_style,
-        network_stream_timeout_seconds=network_stream_timeout_seconds,
-        requester_pays=requester_pays,
-        allow_unsafe_writes=allow_unsafe_writes,
-    )
+    return S3Storage(credentials=credentials, **settings)
 
 
 def r2_storage(
@@ -222,15 +246,11 @@ def tigris_storage(
 ) -> Storage:
     """Storage in Tigris (Icechunk's factory): its global endpoint, region ``auto``.
 
-    ``use_weak_consistency=True`` (reads from the nearest region) is refused, as Icechunk
-    makes it read-only: ick has no read-only S3 mode yet.
+    ``use_weak_consistency=True`` reads from the nearest region, where recent writes may not
+    have arrived yet; as in Icechunk, such a storage is read-only (every write raises
+    ``ReadOnlyStorageError``), for experts who accept stale reads.
     """
-    if use_weak_consistency:
-        raise ValueError(
-            "tigris_storage(use_weak_consistency=True) is not supported: it gives a "
-            "read-only storage with undefined staleness"
-        )
-    return s3_storage(
+    return _s3_storage(
         bucket=bucket,
         prefix=prefix,
         region=region or "auto",
@@ -245,4 +265,5 @@ def tigris_storage(
         get_credentials=get_credentials,
         scatter_initial_credentials=scatter_initial_credentials,
         network_stream_timeout_seconds=network_stream_timeout_seconds,
+        weak_consistency=use_weak_consistency,
     )

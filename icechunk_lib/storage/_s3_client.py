@@ -17,7 +17,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from icechunk_lib.errors import StorageError
-from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, S3StaticCredentials
+from icechunk_lib.storage.credentials import (
+    AnyS3Credential,
+    S3Credentials,
+    S3StaticCredentials,
+    aws_profile_error,
+    empty_profile_error,
+)
 from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = [
@@ -87,7 +93,7 @@ def _no_credentials(settings: ConnectionSettings, lost_static: bool) -> StorageE
             "this process, or pass get_credentials= (a module-level function, called again "
             "after unpickling)"
         )
-    return StorageError(
+    return empty_profile_error(settings.where) or StorageError(
         f"no S3 credentials found for {settings.where}: set AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), pass access_key_id/secret_access_key or "
         "get_credentials, or anonymous=True for a public bucket"
@@ -196,6 +202,26 @@ def _shared_session() -> Any:
 
 
 async def connect(
+    settings: ConnectionSettings,
+    credentials: AnyS3Credential,
+    tuning: StorageTuning,
+    *,
+    requester_pays: bool,
+    lost_static: bool,
+) -> Connection:
+    """A new client on the running loop; a bad AWS profile or profile file, which botocore
+    reports as it builds one, is a ``StorageError`` naming it."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return await _connect(
+            settings, credentials, tuning, requester_pays=requester_pays, lost_static=lost_static
+        )
+    except BotoCoreError as exc:
+        raise aws_profile_error(settings.where, exc) from None
+
+
+async def _connect(
     settings: ConnectionSettings,
     credentials: AnyS3Credential,
     tuning: StorageTuning,

@@ -8,14 +8,20 @@ Secrets never show: reprs print the access key id alone. How a storage holding t
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+
+from icechunk_lib.errors import StorageError
 
 __all__ = [
     "AnyS3Credential",
     "S3Credentials",
     "S3StaticCredentials",
+    "aws_profile_error",
+    "empty_profile_error",
     "s3_anonymous_credentials",
     "s3_credentials",
     "s3_from_env_credentials",
@@ -223,3 +229,67 @@ def s3_credentials(
             expires_after=expires_after,
         )
     raise ValueError("Conflicting arguments to s3_credentials function")
+
+
+def _aws_files() -> tuple[str, str]:
+    """The AWS config and shared credentials files botocore reads."""
+    config = os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"
+    credentials = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    return str(Path(config).expanduser()), str(Path(credentials).expanduser())
+
+
+def _profile() -> tuple[str, str]:
+    """The AWS profile in use and the variable that chose it."""
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        name = os.environ.get(variable)
+        if name:
+            return name, variable
+    return "default", "AWS_PROFILE"
+
+
+def aws_profile_error(where: str, exc: Exception) -> StorageError:
+    """What botocore's error about the AWS profile or its files (``exc``) means for
+    ``where``, naming the profile or file and the fix; never a secret (a parse error names
+    the file, never its lines)."""
+    config, credentials = _aws_files()
+    profile, variable = _profile()
+    kind = type(exc).__name__
+    details = getattr(exc, "kwargs", {})
+    if kind == "ProfileNotFound":
+        return StorageError(
+            f"the AWS profile {profile!r} ({variable}) for {where} is in neither {config} "
+            f"nor {credentials}: correct its name, add it to one of them, or unset {variable}"
+        )
+    if kind == "ConfigParseError":
+        path = str(Path(str(details.get("path", config))).expanduser())
+        which = "AWS_SHARED_CREDENTIALS_FILE" if path == credentials else "AWS_CONFIG_FILE"
+        return StorageError(
+            f"cannot parse the AWS profile file {path} ({which}) for {where}: correct its "
+            f"syntax ([profile-name] headers, key = value lines), or point {which} at "
+            "another file"
+        )
+    if kind == "PartialCredentialsError":
+        missing = details.get("cred_var", "a key")
+        return StorageError(
+            f"the AWS profile {profile!r} ({variable}) for {where} has partial credentials: "
+            f"{missing} is missing; add aws_access_key_id and aws_secret_access_key to it "
+            f"in {credentials}, or unset {variable}"
+        )
+    return StorageError(
+        f"cannot resolve AWS credentials for {where} ({kind}): check the profile "
+        f"{profile!r} ({variable}) in {config} and {credentials}"
+    )
+
+
+def empty_profile_error(where: str) -> StorageError | None:
+    """The error for finding no credentials when a profile was chosen (it has no keys), or
+    ``None`` when none was (the caller says where credentials can come from)."""
+    profile, variable = _profile()
+    if variable not in os.environ:
+        return None
+    _, credentials = _aws_files()
+    return StorageError(
+        f"the AWS profile {profile!r} ({variable}) gives no credentials for {where}: add "
+        f"aws_access_key_id and aws_secret_access_key to it in {credentials} (or a "
+        f"credential_process, SSO or role), or unset {variable}"
+    )

@@ -118,12 +118,15 @@ class S3Storage(Storage, S3Requests):
         requester_pays: bool = False,
         allow_unsafe_writes: bool = False,
         tuning: StorageTuning | None = None,
+        weak_consistency: bool = False,
     ) -> None:
         """Use ``prefix`` in ``bucket``; ``credentials`` default to the environment's.
 
         ``allow_unsafe_writes=True`` writes even to a server the probe finds ignoring
         conditional requests, emulating them with a read before the write: two writers
-        racing can then both win and one update is lost.
+        racing can then both win and one update is lost. ``weak_consistency=True`` (reads
+        that may be stale, as Tigris's nearest region serves them) makes the storage
+        read-only, whatever else is allowed: no write could be checked against what is.
         """
         if not isinstance(bucket, str) or not bucket or "/" in bucket:
             raise InvalidStorageURLError(f"s3://{bucket}", "the bucket must be a bare name")
@@ -161,7 +164,14 @@ class S3Storage(Storage, S3Requests):
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._probed: StorageCapabilities | None = None
+        self._weak = bool(weak_consistency)
+        # Weakly consistent: neither atomic operation can be relied on, and no probe runs
+        # (it would write). Writes are refused by ``WriteAccess`` and by each write below.
+        self._probed: StorageCapabilities | None = (
+            StorageCapabilities(create_if_absent=False, compare_and_swap=False)
+            if self._weak
+            else None
+        )
         self._tuning = StorageTuning()
         self.apply_tuning(tuning or StorageTuning())
 
@@ -197,7 +207,8 @@ class S3Storage(Storage, S3Requests):
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self._endpoint_url!r}" if self._endpoint_url else ""
-        return f"S3Storage({self.url!r}{endpoint})"
+        weak = ", weak consistency, read-only" if self._weak else ""
+        return f"S3Storage({self.url!r}{endpoint}{weak})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, S3Storage):
@@ -227,6 +238,7 @@ class S3Storage(Storage, S3Requests):
             "requester_pays": self._requester_pays,
             "allow_unsafe_writes": self._allow_unsafe_writes,
             "tuning": self._tuning,
+            "weak_consistency": self._weak,
         }
         return (_restore, (state, self._token, _credential_kind(self._credentials), refresh))
 
@@ -235,9 +247,10 @@ class S3Storage(Storage, S3Requests):
     @property
     def unsafe_writes(self) -> bool:  # type: ignore[override]
         """True when the user opted into writes without atomic operations: with
-        ``allow_unsafe_writes`` or Icechunk's ``unsafe_use_conditional_*=False``."""
+        ``allow_unsafe_writes`` or Icechunk's ``unsafe_use_conditional_*=False`` (never with
+        weak consistency, which is read-only)."""
         t = self._tuning
-        return (
+        return not self._weak and (
             self._allow_unsafe_writes
             or not t.use_conditional_create
             or not t.use_conditional_update
@@ -383,8 +396,19 @@ class S3Storage(Storage, S3Requests):
             params["ContinuationToken"] = token
             params.pop("StartAfter", None)
 
+    def _refuse_weak(self) -> None:
+        """``ReadOnlyStorageError`` for any write to a weakly consistent storage."""
+        if self._weak:
+            raise ReadOnlyStorageError(
+                f"{self._where} is read-only: it was opened with weak consistency "
+                "(use_weak_consistency=True: reads from the nearest region, possibly stale), "
+                "so no write could be checked against the latest state, as in Icechunk. "
+                "To write, open it with use_weak_consistency=False"
+            )
+
     async def put(self, key: str, data: bytes) -> None:
         """Write ``data`` unconditionally."""
+        self._refuse_weak()
         if self._closed:
             raise self._closed_error()
         check_key(key)
@@ -395,10 +419,12 @@ class S3Storage(Storage, S3Requests):
 
     async def put_new(self, key: str, data: bytes) -> None:
         """Create a fresh object with ``If-None-Match: *`` (overrides ``Storage.put_new``)."""
+        self._refuse_weak()
         await self._create(key, data)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
         """Create ``key`` with ``If-None-Match: *``; ``ObjectExistsError`` if it exists."""
+        self._refuse_weak()
         await self._create(key, data)
 
     async def _create(self, key: str, data: bytes) -> None:
@@ -465,6 +491,7 @@ class S3Storage(Storage, S3Requests):
 
     async def put_if_match(self, key: str, data: bytes, version: str) -> str:
         """Replace ``key`` with ``If-Match: <version>``; the new ETag."""
+        self._refuse_weak()
         if self._closed:
             raise self._closed_error()
         check_key(key)
@@ -497,6 +524,7 @@ class S3Storage(Storage, S3Requests):
 
     async def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is fine."""
+        self._refuse_weak()
         if self._closed:
             raise self._closed_error()
         await self._delete_key(check_key(key))
@@ -512,6 +540,7 @@ class S3Storage(Storage, S3Requests):
     async def delete_many(self, keys: Iterable[str]) -> int:
         """DeleteObjects in batches of 1000, all keys checked first (overrides
         ``Storage.delete_many``)."""
+        self._refuse_weak()
         if self._closed:
             raise self._closed_error()
         checked = [check_key(key) for key in keys]
@@ -542,6 +571,7 @@ class S3Storage(Storage, S3Requests):
     async def create_root(self) -> None:
         """Check that the bucket exists; buckets are never created (overrides
         ``Storage.create_root``)."""
+        self._refuse_weak()
         self._check_open()
         params: dict[str, Any] = {"Bucket": self._bucket}
         try:
@@ -583,7 +613,7 @@ class S3Storage(Storage, S3Requests):
         ``If-Match`` (the second must fail), and deleted.
         """
         self._check_open()
-        if not _is_aws(self._endpoint_url):
+        if not _is_aws(self._endpoint_url) and not self._weak:
             where = (self._endpoint_url or "", self._bucket)
             found = _probed.get(where)
             if found is None:

@@ -155,3 +155,68 @@ def test_public_options_drop_credentials_at_any_depth() -> None:
         "requester_pays": True,
         "client_kwargs": {"endpoint_url": "http://h"},
     }
+
+
+def _s3a_options(endpoint_url: str) -> dict[str, object]:
+    """fsspec options for ``s3a://`` (s3fs through ``FsspecStorage``, not ``S3Storage``)."""
+    return {
+        "endpoint_url": endpoint_url,
+        "key": s3_servers.ACCESS_KEY,
+        "secret": s3_servers.SECRET_KEY,
+        "client_kwargs": {"region_name": s3_servers.REGION},
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+    }
+
+
+def test_creating_a_repository_never_creates_the_bucket(moto_server: S3Server) -> None:
+    """s3fs's makedirs creates a missing bucket; a repository on it must not."""
+    import s3fs
+
+    import icechunk_lib as ic
+    from icechunk_lib.errors import NotFoundError
+
+    bucket = f"ick-missing-{uuid.uuid4().hex[:12]}"
+    url = f"s3a://{bucket}/repo"
+    options = _s3a_options(moto_server.endpoint_url)
+    storage = ic.storage_from_url(url, storage_options=options, allow_unsafe_writes=True)
+    assert isinstance(storage, FsspecStorage)
+    with pytest.warns(ic.UnsafeWritesWarning), pytest.raises(NotFoundError) as info:
+        ic.Repository.create(storage)
+    assert repr(bucket) in str(info.value)
+    assert s3_servers.SECRET_KEY not in str(info.value)
+    fs = s3fs.S3FileSystem(**moto_server.client_kwargs())
+    assert bucket not in {name.rstrip("/") for name in fs.ls("")}
+
+    # Under an existing bucket the repository is created as before.
+    there = f"s3a://{s3_servers.BUCKET}/{moto_server.fresh_prefix()}"
+    good = ic.storage_from_url(there, storage_options=options, allow_unsafe_writes=True)
+    with pytest.warns(ic.UnsafeWritesWarning):
+        repo = ic.Repository.create(good)
+    assert repo.list_branches() == {"main"}
+
+
+async def test_a_ranged_read_is_one_request(moto_server: S3Server) -> None:
+    """A byte range, open-ended or not, is one ranged GET: no size lookup first."""
+    from s3_proxy import S3FaultProxy
+
+    import icechunk_lib as ic
+
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
+        options = _s3a_options(proxy.endpoint_url)
+        url = f"s3a://{s3_servers.BUCKET}/{moto_server.fresh_prefix()}"
+        storage = ic.storage_from_url(url, storage_options=options, allow_unsafe_writes=True)
+        await storage.put("chunks/A", b"0123456789")
+        cases = [((2, 7), b"23456"), ((3, None), b"3456789"), ((0, 4), b"0123")]
+        cases += [((8, 50), b"89")]
+        for byte_range, expected in cases:
+            before = len(proxy.requests())
+            assert await storage.get("chunks/A", byte_range) == expected
+            seen = proxy.requests()[before:]
+            assert [(s.method, b"range" in s.headers) for s in seen] == [("GET", True)]
+        # Past the end is empty, as slicing is (the server's 416 costs one more look).
+        assert await storage.get("chunks/A", (10, None)) == b""
+        assert await storage.get("chunks/A", (12, 20)) == b""
+        assert await storage.get("chunks/A", (5, 5)) == b""
+        with pytest.raises(FileNotFoundError):
+            await storage.get("chunks/B", (2, 5))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -125,3 +125,34 @@ def test_without_index_pages_names_work_and_listing_says_why(
         with pytest.raises(StorageError, match="does not list directories") as info:
             needs_listing()
         assert "at a branch, tag or full snapshot id works without listing" in str(info.value)
+
+
+class _Logged(_Quiet):
+    """Keeps an access log: method and ``Range`` header of every request."""
+
+    log: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log.append((self.command, self.headers.get("Range")))
+
+
+@pytest.fixture
+def logged_site(served: dict[str, str]) -> Iterator[str]:
+    _Logged.log.clear()
+    yield from _serve(served["root"], _Logged)
+
+
+async def test_a_ranged_read_is_one_request(logged_site: str, served: dict[str, str]) -> None:
+    """No size lookup before a ranged read, even from a server that ignores ``Range``."""
+    storage = ic.storage_from_url(f"{logged_site}/repo")
+    whole = (Path(served["root"]) / "repo" / "config").read_bytes()
+    size = len(whole)
+    for start, end in [(2, 7), (3, None), (0, 4), (size - 2, size + 40)]:
+        _Logged.log.clear()
+        assert await storage.get("config", (start, end)) == whole[start:end]
+        assert [method for method, _ in _Logged.log] == ["GET"], (start, end, _Logged.log)
+        assert _Logged.log[0][1] is not None
+    for start, end in [(size, None), (size + 5, size + 9)]:
+        _Logged.log.clear()
+        assert await storage.get("config", (start, end)) == b""
+        assert len(_Logged.log) == 1

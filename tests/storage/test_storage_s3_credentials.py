@@ -87,8 +87,9 @@ def test_presets() -> None:
     tigris = ic.tigris_storage(bucket="b", prefix=None)
     assert isinstance(tigris, S3Storage)
     assert tigris.endpoint_url == "https://fly.storage.tigris.dev"
-    with pytest.raises(ValueError, match="weak_consistency"):
-        ic.tigris_storage(bucket="b", prefix=None, use_weak_consistency=True)
+    assert tigris.capabilities.safe_writes
+    weak = ic.tigris_storage(bucket="b", prefix=None, use_weak_consistency=True)
+    assert not weak.capabilities.safe_writes and not weak.unsafe_writes  # read-only
 
 
 def test_plain_http_needs_allow_http() -> None:
