@@ -1,6 +1,8 @@
 """A dask ``LocalCluster`` of worker processes writing to S3 through pickled forks of one
 session, the coordinator merging and committing, then reading the commit back through the
-cluster; the workers resolve the credentials from their environment.
+cluster; the workers resolve the credentials from their environment. And a process forked
+(``os.fork``, as multiprocessing's default start method does on Linux) from one that used
+the storage: both keep working.
 
 Every wait has a deadline and an alarm interrupts the test after ``DEADLINE`` seconds (with
 every thread's stack on stderr), so a hang fails the test instead of stalling the run.
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import faulthandler
 import signal
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -133,3 +137,56 @@ def test_worker_processes_write_and_read_s3(seaweedfs_server: S3Server) -> None:
         values = client.compute(remote).result(timeout=WAIT)
     np.testing.assert_array_equal(values, source)
     assert total == source.sum()
+
+
+FORKED = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np, zarr
+    import icechunk_lib as ic
+
+    endpoint, bucket, prefix = sys.argv[1:4]
+    storage = ic.s3_storage(
+        bucket=bucket, prefix=prefix, endpoint_url=endpoint, allow_http=True,
+        force_path_style=True, network_stream_timeout_seconds=20,
+    )
+    repo = ic.Repository.create(storage)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(8,), chunks=(2,), dtype="i4")[:] = 1
+    session.commit("parent")  # the parent's client now keeps connections open
+    pid = os.fork()
+    if pid == 0:
+        import faulthandler
+        faulthandler.dump_traceback_later(60, exit=True)
+        session = repo.writable_session("main")
+        zarr.open_array(session.store, path="a")[:] = 2
+        session.commit("child")
+        sys.exit(0)  # a normal exit: what the child leaves behind is collected
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+    start = time.monotonic()
+    values = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[:]
+    print("parent read", values.tolist(), "in", time.monotonic() - start, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("s3_environment")
+def test_a_forked_child_uses_the_storage_and_the_parent_still_does(
+    seaweedfs_server: S3Server,
+) -> None:
+    """The child makes connections of its own and leaves the parent's alone: closing its
+    copies of them used to unregister the parent's sockets from the epoll instance both
+    share, and the parent's next request waited for its read timeout."""
+    args = [seaweedfs_server.endpoint_url, s3_servers.BUCKET, seaweedfs_server.fresh_prefix()]
+    result = subprocess.run(
+        [sys.executable, "-c", FORKED, *args], capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr
+    child, parent = result.stdout.splitlines()
+    assert child == "child exit 0", result.stderr
+    read, seconds = parent.split(" in ")
+    assert read == "parent read [2, 2, 2, 2, 2, 2, 2, 2]"
+    assert float(seconds) < 10, result.stderr  # far below the 20 s read timeout
+    assert "Unclosed" not in result.stderr
