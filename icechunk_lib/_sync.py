@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Coroutine
@@ -21,6 +22,24 @@ T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
+_inherited: list[asyncio.AbstractEventLoop] = []
+"""Loops a forked child inherited from its parent, kept so that nothing collects or closes
+them here: closing one would unregister its descriptors from the epoll instance both
+processes share, and the parent's loop would stop hearing its wake-ups."""
+
+
+def _forget_loop_after_fork() -> None:
+    """In a forked child the loop's thread does not exist: the first call starts a new one."""
+    global _loop, _thread, _lock
+    if _loop is not None:
+        _inherited.append(_loop)
+    _loop = None
+    _thread = None
+    _lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop_after_fork)
 
 
 def _private_loop() -> asyncio.AbstractEventLoop:

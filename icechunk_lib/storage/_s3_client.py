@@ -9,9 +9,10 @@ per running loop and closes them all on ``close``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "connect",
     "disconnect",
     "drop",
+    "inherited",
     "parse_timestamp",
 ]
 
@@ -72,6 +74,8 @@ class Connection:
     loop: asyncio.AbstractEventLoop
     closer: Any = None
     dropped: bool = False
+    pid: int = field(default_factory=os.getpid)
+    """The process that made it: a forked child inherits it but must never use or close it."""
 
 
 async def _closing(conn: Connection) -> AsyncIterator[None]:
@@ -303,6 +307,8 @@ async def disconnect(connection: Connection) -> None:
         running = None
     if connection.dropped:
         return
+    if inherited(connection):
+        return
     if running is connection.loop:
         await connection.closer.aclose()
     elif not connection.loop.is_closed() and connection.loop.is_running():
@@ -327,7 +333,7 @@ def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
     except RuntimeError:
         running = None
     for conn in list(connections.values()):
-        if conn.dropped:
+        if conn.dropped or inherited(conn):
             continue
         loop = conn.loop
         if loop.is_running() and not loop.is_closed():
@@ -346,6 +352,30 @@ def drop(connections: dict[asyncio.AbstractEventLoop, Connection]) -> None:
         with suppress(StopIteration, RuntimeError, Exception):
             conn.closer.aclose().send(None)
     connections.clear()
+
+
+def inherited(conn: Connection) -> bool:
+    """Whether ``conn`` was made by another process (this one is a fork of it); if so it is
+    set aside, never used or closed here.
+
+    Its sockets and loop are the parent's. Closing them here (aiohttp does, when its pool is
+    collected) unregisters the sockets from the epoll instance both processes share, and the
+    parent's next request on one of them waits for a reply it never hears of, until its read
+    timeout. So the pool is marked closed and emptied without touching a socket: collecting
+    it then closes only this process's copies of the descriptors.
+    """
+    if conn.pid == os.getpid():
+        return False
+    if not conn.dropped:
+        conn.dropped = True
+        with suppress(Exception):
+            http = conn.client._endpoint.http_session
+            for pool in list(http._sessions.values()):  # aiohttp ClientSessions
+                connector = pool.connector
+                if connector is not None:
+                    connector._conns.clear()
+                    connector._closed = True
+    return True
 
 
 def _close_sockets(conn: Connection) -> None:

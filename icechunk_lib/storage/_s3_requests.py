@@ -23,6 +23,7 @@ from icechunk_lib.storage._s3_client import (
     connect,
     disconnect,
     drop,
+    inherited,
 )
 from icechunk_lib.storage._s3_errors import Failure, classify, error_code, http_status
 from icechunk_lib.storage.credentials import AnyS3Credential
@@ -113,7 +114,9 @@ class S3Requests:
         async with lock:
             conn = self._connections.get(loop)
             if conn is None:
-                ended = {k: c for k, c in self._connections.items() if k.is_closed()}
+                ended = {
+                    k: c for k, c in self._connections.items() if k.is_closed() or inherited(c)
+                }
                 for gone in ended:
                     del self._connections[gone]
                 drop(ended)
