@@ -31,6 +31,7 @@ from icechunk_lib.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    ReadOnlyStorageError,
     StorageError,
 )
 from icechunk_lib.storage._base import (
@@ -395,6 +396,11 @@ class S3Storage(Storage, S3Requests):
                 return
             params["ContinuationToken"] = token
             params.pop("StartAfter", None)
+
+    def check_writable(self, capabilities: StorageCapabilities | None = None) -> None:
+        """Weak consistency is read-only whatever the opt-ins; otherwise the common check."""
+        self._refuse_weak()
+        super().check_writable(capabilities)
 
     def _refuse_weak(self) -> None:
         """``ReadOnlyStorageError`` for any write to a weakly consistent storage."""

@@ -66,7 +66,9 @@ def test_weak_consistency_opens_read_only(seaweedfs_server: S3Server) -> None:
         with pytest.raises(ic.ReadOnlyStorageError) as info:
             refused()
         message = str(info.value)
-        assert url in message and "it can only be read" in message, message
+        assert url in message and "is read-only" in message, message
+        # the way out that works: allow_unsafe_writes would not lift it
+        assert "use_weak_consistency=False" in message and "unsafe" not in message, message
         assert s3_servers.SECRET_KEY not in message
     # Directly on the storage too, each write says why: weak consistency, and the way out.
     for write in (
