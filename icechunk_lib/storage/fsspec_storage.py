@@ -34,7 +34,6 @@ from icechunk_lib.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    ReadOnlyStorageError,
     StorageError,
 )
 from icechunk_lib.storage._base import (
@@ -168,12 +167,7 @@ class FsspecStorage(Storage):
 
     def _require_writes(self) -> None:
         self._check_open()
-        if not self.unsafe_writes:
-            raise ReadOnlyStorageError(
-                f"{self.url} is read-only: it has no atomic create-if-absent or "
-                "compare-and-swap; pass allow_unsafe_writes=True (ick --unsafe-writes) to "
-                f"write anyway, accepting {UNSAFE_WRITES_WARNING}"
-            )
+        self.check_writable()  # the common refusal: no atomic operations, no opt-in
 
     # --- reads ---------------------------------------------------------------------------
 
