@@ -78,6 +78,9 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(region={self.region!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a signer holds a secret and is never pickled")
+
     def _signing_key(self, secret: str, day: str) -> bytes:
         cached = self._cached
         if cached is not None and cached[0] == day and cached[1] == secret:
