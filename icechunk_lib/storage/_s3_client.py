@@ -300,7 +300,12 @@ async def _direct(
     """The direct session beside ``client``: botocore's URL for an object of the bucket (a
     presigned one, cut before the key) and its region, and the same credentials."""
     # Imported here, as s3fs is: aiohttp comes with the s3 extra.
-    from icechunk_lib.storage._s3_http import CredentialSource, DirectHTTP, route_from_url
+    from icechunk_lib.storage._s3_http import (
+        CredentialSource,
+        DirectHTTP,
+        rehomed,
+        route_from_url,
+    )
     from icechunk_lib.storage._sigv4 import Keys
 
     url = await client.generate_presigned_url(
@@ -313,9 +318,13 @@ async def _direct(
         )
     else:
         source = await CredentialSource.of(signing)
+    region = client.meta.region_name or "us-east-1"
+    route = route_from_url(url, settings.aws)
+    if settings.aws:  # presigned URLs name the global host; requests go to the region's
+        route = rehomed(route, region)
     return DirectHTTP(
-        route_from_url(url, settings.aws),
-        client.meta.region_name or "us-east-1",
+        route,
+        region,
         source,
         requester_pays=requester_pays,
         max_connections=tuning.max_concurrent_requests,

@@ -255,3 +255,45 @@ def test_nothing_is_left_open_at_exit(s3_server: S3Server) -> None:
 async def storage(s3_server: S3Server) -> AsyncIterator[S3Storage]:
     async with storage_on(s3_server) as opened:
         yield opened
+
+
+# --- addressing (no request is sent) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "origin", "path", "region"),
+    [
+        ({"region": "eu-west-3"}, "https://ick-b.s3.eu-west-3.amazonaws.com", "/", "eu-west-3"),
+        (
+            {"region": "eu-west-3", "force_path_style": True},
+            "https://s3.eu-west-3.amazonaws.com",
+            "/ick-b/",
+            "eu-west-3",
+        ),
+        (
+            {"endpoint_url": "https://objects.example.com/s3", "force_path_style": True},
+            "https://objects.example.com",
+            "/s3/ick-b/",
+            "us-east-1",
+        ),
+        (
+            {"endpoint_url": "http://10.0.0.7:9000", "allow_http": True, "region": "garage"},
+            "http://10.0.0.7:9000",
+            "/ick-b/",
+            "garage",
+        ),
+    ],
+)
+async def test_requests_go_where_botocore_would_send_them(
+    options: dict[str, object], origin: str, path: str, region: str
+) -> None:
+    made = ic.s3_storage(
+        bucket="ick-b", prefix="p", access_key_id="AKID", secret_access_key=SECRET, **options
+    )
+    assert isinstance(made, S3Storage)
+    async with made as storage:
+        http = (await storage._connection()).http
+        assert (http.route.origin, http.route.path, http.signer.region) == (origin, path, region)
+        assert http.route.aws == ("endpoint_url" not in options)
+        assert http.route.target("p/a b") == (f"{origin}{path}p/a%20b", f"{path}p/a%20b")
+        assert SECRET not in repr(http)
