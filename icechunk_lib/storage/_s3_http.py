@@ -70,6 +70,11 @@ class S3ReplyError(Exception):
         code: str = self.response["Error"]["Code"]
         return code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        error = self.response["Error"]
+        status = self.response["ResponseMetadata"]["HTTPStatusCode"]
+        return (S3ReplyError, (status, error["Code"], error["Message"]))
+
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -6,6 +6,7 @@ credentials refreshed before expiry sign the requests; nothing is left open at e
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -122,6 +123,8 @@ async def test_error_replies_are_classified_by_status_and_code(
             "NoSuchKey",
             1,
         )
+        again = pickle.loads(pickle.dumps(missing.exc))
+        assert (str(again), error_code(again)) == (str(missing.exc), "NoSuchKey")
         head = await _failure(storage._send("HEAD", "missing"))
         assert head.failure is Failure.NOT_FOUND  # no body: the status stands for the code
         await storage.put("k", b"v")
