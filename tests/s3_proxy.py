@@ -7,6 +7,7 @@ after the server applied a request. On demand it can, for the next N requests th
 * ``drop_replies``: forward the request, then reset the client's connection instead of
   replying (a reply lost after the server applied the write);
 * ``slow_down``: answer 503 SlowDown without forwarding (throttling);
+* ``fail_with``: answer an S3 error of any status and code without forwarding;
 * ``strip_conditions`` (until turned off): remove ``If-None-Match`` and ``If-Match`` from
   every request, like a server that ignores conditional writes.
 
@@ -46,6 +47,8 @@ class Rule:
     then: Callable[[], object] | None = None
     """Called (in the proxy's thread) after a dropped request was applied, before the
     connection is reset: another writer acting between our write and our retry."""
+    reply: bytes = b""
+    """What a ``reply`` rule answers instead of forwarding."""
     hits: int = 0
 
     def matches(self, method: str, path: str, headers: dict[bytes, bytes]) -> bool:
@@ -110,6 +113,30 @@ class S3FaultProxy:
         """Answer the next ``count`` matching requests with 503 SlowDown."""
         return self._add(Rule("slow_down", count, method, path_contains))
 
+    def fail_with(
+        self,
+        status: int,
+        code: str,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        path_contains: str = "",
+    ) -> Rule:
+        """Answer the next ``count`` matching requests with an S3 error ``code``."""
+        body = b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code></Error>' % (
+            code.encode()
+        )
+        reply = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
+            % (
+                status,
+                code.encode(),
+                len(body),
+                body,
+            )
+        )
+        return self._add(Rule("reply", count, method, path_contains, reply=reply))
+
     def strip_conditions(self, enabled: bool = True) -> None:
         """Remove If-None-Match / If-Match from every request while enabled."""
         self.strip = enabled
@@ -169,9 +196,12 @@ class S3FaultProxy:
                 if request is None:
                     return
                 head, body, method, path, headers = request
-                action, then = self._decide(method, path, headers)
+                action, then, canned = self._decide(method, path, headers)
                 if action == "slow_down":
                     client.sendall(SLOW_DOWN % (len(SLOW_DOWN_BODY), SLOW_DOWN_BODY))
+                    continue
+                if action == "reply":
+                    client.sendall(canned)
                     continue
                 if self.strip:
                     head = _without_conditions(head)
@@ -194,17 +224,17 @@ class S3FaultProxy:
 
     def _decide(
         self, method: str, path: str, headers: dict[bytes, bytes]
-    ) -> tuple[str, Callable[[], object] | None]:
+    ) -> tuple[str, Callable[[], object] | None, bytes]:
         with self._lock:
-            action, then = "forward", None
+            action, then, canned = "forward", None, b""
             for rule in self.rules:
                 if rule.matches(method, path, headers):
                     rule.count -= 1
                     rule.hits += 1
-                    action, then = rule.action, rule.then
+                    action, then, canned = rule.action, rule.then, rule.reply
                     break
             self.seen.append(Seen(method, path, headers, action))
-            return action, then
+            return action, then, canned
 
 
 def _read_request(

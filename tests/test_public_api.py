@@ -28,7 +28,8 @@ def _modules() -> list[ModuleType]:
         try:
             found.append(importlib.import_module(info.name))
         except ImportError as exc:  # an optional integration whose extra is not installed
-            if exc.name and exc.name.split(".")[0] in {"xarray", "dask", "distributed", "s3fs"}:
+            optional = {"xarray", "dask", "distributed", "s3fs", "aiohttp"}
+            if exc.name and exc.name.split(".")[0] in optional:
                 continue
             raise
     return found
@@ -309,6 +310,10 @@ ALLOWED = {
         "aiobotocore",
         # aiobotocore's own base: the S3 backend falls back to its timestamp parser.
         "botocore",
+        # The S3 backend's direct requests (aiohttp and its URL type, with the s3 extra).
+        "aiohttp",
+        "yarl",
+        "multidict",
         "xxhash",
         "icechunk_lib.errors",
         "icechunk_lib._lazy",

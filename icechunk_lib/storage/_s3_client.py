@@ -1,9 +1,12 @@
-"""One aiobotocore S3 client per event loop, built through s3fs, with botocore's own retries
-off (``S3Storage`` retries) and credentials resolved without ever being shown.
+"""One aiobotocore S3 client and one direct aiohttp session per event loop, with botocore's
+own retries off (``S3Storage`` retries) and credentials resolved without ever being shown.
 
-An aiobotocore client belongs to the loop that made it: ick's sync API runs on a private
-loop or on zarr's, and async users bring their own, so a storage keeps one ``Connection``
-per running loop and closes them all on ``close``.
+The client (built through s3fs) resolves credentials and addressing and serves listings,
+multipart uploads, batch deletes and bucket checks; the direct session (``_s3_http``) sends
+the hot requests, GET, PUT, HEAD and DELETE of one object, signed with the client's own
+credentials at the URL the client would use. Both belong to the loop that made them: ick's
+sync API runs on a private loop or on zarr's, and async users bring their own, so a storage
+keeps one ``Connection`` per running loop and closes them all on ``close``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icechunk_lib.errors import StorageError
 from icechunk_lib.storage.credentials import (
@@ -26,6 +29,9 @@ from icechunk_lib.storage.credentials import (
     empty_profile_error,
 )
 from icechunk_lib.storage.tuning import StorageTuning
+
+if TYPE_CHECKING:
+    from icechunk_lib.storage._s3_http import DirectHTTP
 
 __all__ = [
     "Connection",
@@ -57,11 +63,14 @@ class ConnectionSettings:
     """Seconds a reply may stall before the request fails (a retry follows)."""
     where: str
     """The bucket and endpoint as errors show them."""
+    aws: bool = False
+    """The endpoint is AWS's own (a reply naming the bucket's region moves requests there)."""
 
 
 @dataclass(slots=True)
 class Connection:
-    """A client bound to one loop, and the semaphore limiting its requests in flight.
+    """A client and a direct session bound to one loop, and the semaphore limiting their
+    requests in flight.
 
     ``closer`` is an async generator started on that loop whose ``finally`` closes the
     client: a loop closes its async generators when it shuts down (``asyncio.run`` and
@@ -70,6 +79,7 @@ class Connection:
     """
 
     client: Any
+    http: DirectHTTP
     semaphore: asyncio.Semaphore
     loop: asyncio.AbstractEventLoop
     closer: Any = None
@@ -84,6 +94,8 @@ async def _closing(conn: Connection) -> AsyncIterator[None]:
     finally:
         if not conn.dropped:
             conn.dropped = True
+            with suppress(Exception):
+                await conn.http.close()
             with suppress(Exception):
                 await conn.client.close()
 
@@ -241,6 +253,7 @@ async def _connect(
     loop = asyncio.get_running_loop()
     aio = _shared_session()
     fs_kwargs: dict[str, Any] = {}
+    signing: Any = None  # botocore's credentials object, for the direct session
     if isinstance(credentials, S3Credentials.Anonymous):
         fs_kwargs["anon"] = True
     elif isinstance(credentials, S3Credentials.Static):
@@ -256,15 +269,17 @@ async def _connect(
         aio = _fast_parsing(AioSession())  # its own: it holds these credentials
         aio.register_component("data_loader", _shared_session().get_component("data_loader"))
         metadata = _metadata(current) if current is not None else await fetch()
-        aio._credentials = AioRefreshableCredentials.create_from_metadata(
+        signing = aio._credentials = AioRefreshableCredentials.create_from_metadata(
             metadata,
             refresh_using=fetch,
             method="ick-get-credentials",
             advisory_timeout=REFRESH_ADVISORY_SECONDS,
             mandatory_timeout=REFRESH_MANDATORY_SECONDS,
         )
-    elif await aio.get_credentials() is None:  # FromEnv: the environment, profile, role
-        raise _no_credentials(settings, lost_static)
+    else:  # FromEnv: the environment, profile, role (the session keeps what it found)
+        signing = await aio.get_credentials()
+        if signing is None:
+            raise _no_credentials(settings, lost_static)
     config: dict[str, Any] = {
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
@@ -293,10 +308,59 @@ async def _connect(
         **fs_kwargs,
     )
     client = await fs.set_session()
-    conn = Connection(client, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
+    try:
+        http = await _direct(client, settings, credentials, signing, tuning, requester_pays)
+    except BaseException:
+        await client.close()
+        raise
+    conn = Connection(client, http, asyncio.Semaphore(tuning.max_concurrent_requests), loop)
     conn.closer = _closing(conn)
     await conn.closer.__anext__()  # the loop now knows it, and closes it at shutdown
     return conn
+
+
+async def _direct(
+    client: Any,
+    settings: ConnectionSettings,
+    credentials: AnyS3Credential,
+    signing: Any,
+    tuning: StorageTuning,
+    requester_pays: bool,
+) -> DirectHTTP:
+    """The direct session beside ``client``: botocore's URL for an object of the bucket (a
+    presigned one, cut before the key) and its region, and the same credentials."""
+    # Imported here, as s3fs is: aiohttp comes with the s3 extra.
+    from icechunk_lib.storage._s3_http import (
+        CredentialSource,
+        DirectHTTP,
+        rehomed,
+        route_from_url,
+    )
+    from icechunk_lib.storage._sigv4 import Keys
+
+    url = await client.generate_presigned_url(
+        "get_object", Params={"Bucket": settings.bucket, "Key": "ick-route"}, ExpiresIn=60
+    )
+    if isinstance(credentials, S3Credentials.Static):
+        static = credentials.credentials
+        source = CredentialSource(
+            Keys(static.access_key_id, static.secret_access_key, static.session_token)
+        )
+    else:
+        source = await CredentialSource.of(signing)
+    region = client.meta.region_name or "us-east-1"
+    route = route_from_url(url, settings.aws)
+    if settings.aws:  # presigned URLs name the global host; requests go to the region's
+        route = rehomed(route, region)
+    return DirectHTTP(
+        route,
+        region,
+        source,
+        requester_pays=requester_pays,
+        max_connections=tuning.max_concurrent_requests,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
 
 
 async def disconnect(connection: Connection) -> None:
@@ -368,27 +432,25 @@ def inherited(conn: Connection) -> bool:
         return False
     if not conn.dropped:
         conn.dropped = True
-        with suppress(Exception):
-            http = conn.client._endpoint.http_session
-            for pool in list(http._sessions.values()):  # aiohttp ClientSessions
-                connector = pool.connector
-                if connector is not None:
-                    connector._conns.clear()
-                    connector._closed = True
+        from icechunk_lib.storage._s3_http import set_aside
+
+        conn.http.set_aside()
+        for connector in _botocore_connectors(conn):
+            set_aside(connector)
     return True
 
 
 def _close_sockets(conn: Connection) -> None:
+    from icechunk_lib.storage._s3_http import close_pool
+
+    conn.http.close_sockets()
+    for connector in _botocore_connectors(conn):
+        close_pool(connector)
+
+
+def _botocore_connectors(conn: Connection) -> list[Any]:
+    """The aiohttp connectors of the aiobotocore client's pools (no public way to them)."""
     with suppress(Exception):
         http = conn.client._endpoint.http_session
-        for pool in list(http._sessions.values()):  # aiohttp ClientSessions
-            connector = pool.connector
-            if connector is None:
-                continue
-            for protocols in connector._conns.values():
-                for protocol, _ in protocols:
-                    transport = protocol.transport
-                    sock = transport and transport.get_extra_info("socket")
-                    if sock is not None:
-                        sock.close()
-            connector._close()
+        return [pool.connector for pool in list(http._sessions.values())]
+    return []

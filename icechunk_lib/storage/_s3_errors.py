@@ -7,7 +7,7 @@ import asyncio
 from enum import Enum
 from typing import Any
 
-__all__ = ["Failure", "classify", "error_code", "http_status"]
+__all__ = ["EXPIRED_CODES", "Failure", "classify", "error_code", "http_status"]
 
 
 class Failure(Enum):
@@ -32,6 +32,8 @@ class Failure(Enum):
     """Anything else: reported as it is."""
 
 
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
+"""Codes saying the session token has expired: the credentials are refreshed, once."""
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {
     "AccessDenied",
@@ -106,9 +108,17 @@ def _is_network_failure(exc: BaseException) -> bool:
     if module.startswith(("aiohttp", "botocore", "aiobotocore", "urllib3")):
         # botocore's ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError,
         # ConnectionClosedError, ResponseStreamingError; aiohttp's ClientConnectionError,
-        # ServerDisconnectedError, ClientPayloadError.
+        # ClientConnectorError, ClientOSError, ServerDisconnectedError, ClientPayloadError.
         return any(
             word in name
-            for word in ("Timeout", "Connection", "Disconnected", "Payload", "Streaming")
+            for word in (
+                "Timeout",
+                "Connection",
+                "Connector",
+                "OSError",
+                "Disconnected",
+                "Payload",
+                "Streaming",
+            )
         )
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)

@@ -1,6 +1,9 @@
-"""The request machinery under ``S3Storage``: one client per loop, the retry policy, errors
-named without secrets, the transfers (ranged GETs, PUTs and multipart uploads), the probe of
-a server's conditional writes, and the listing helpers.
+"""The request machinery under ``S3Storage``: one connection per loop, the retry policy,
+errors named without secrets, the transfers (ranged GETs, PUTs and multipart uploads), the
+probe of a server's conditional writes, and the listing helpers.
+
+Requests for one object (GET, PUT, HEAD, DELETE) go through the connection's direct session
+(``_send``); the rest through its botocore client (``_run``). Both take the same retries.
 
 ``S3Requests`` is a base class of ``S3Storage`` alone; it holds no state of its own.
 """
@@ -14,6 +17,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from icechunk_lib.errors import LocationNotFoundError, ObjectNotFoundError, StorageError
 from icechunk_lib.storage._base import RESERVED_PREFIX, ObjectInfo, StorageCapabilities
@@ -25,11 +29,20 @@ from icechunk_lib.storage._s3_client import (
     drop,
     inherited,
 )
-from icechunk_lib.storage._s3_errors import Failure, classify, error_code, http_status
+from icechunk_lib.storage._s3_errors import (
+    EXPIRED_CODES,
+    Failure,
+    classify,
+    error_code,
+    http_status,
+)
 from icechunk_lib.storage.credentials import AnyS3Credential
 from icechunk_lib.storage.tuning import StorageTuning
 
-__all__ = ["PROBE_PREFIX", "Failed", "S3Requests", "list_call", "merged", "reserved"]
+if TYPE_CHECKING:
+    from icechunk_lib.storage._s3_http import Reply
+
+__all__ = ["PROBE_PREFIX", "Failed", "S3Requests", "is_aws", "list_call", "merged", "reserved"]
 
 T = TypeVar("T")
 
@@ -40,6 +53,16 @@ DEFAULT_READ_TIMEOUT = 60.0
 """Icechunk's ``network_stream_timeout_seconds`` default."""
 CONNECT_TIMEOUT = 10.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_AWS_HOST = re.compile(r"(^|\.)amazonaws\.com(\.cn)?$")
+_CONDITION_HEADERS = {"IfNoneMatch": "if-none-match", "IfMatch": "if-match"}
+
+
+def is_aws(endpoint_url: str | None) -> bool:
+    """Whether requests go to AWS itself (no endpoint, or one under amazonaws.com)."""
+    if endpoint_url is None:
+        return True
+    host = urlsplit(endpoint_url).hostname or ""
+    return _AWS_HOST.search(host) is not None
 
 
 PROBE_PREFIX = f"{RESERVED_PREFIX}probe-"
@@ -101,6 +124,7 @@ class S3Requests:
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=read_timeout,
             where=self._where,
+            aws=is_aws(self._endpoint_url),
         )
 
     async def _connection(self) -> Connection:
@@ -140,25 +164,47 @@ class S3Requests:
         return random.uniform(0, bound)
 
     async def _run(self, call: Callable[[Any], Awaitable[T]]) -> T:
-        """``call(client)`` under the loop's request limit, retried on throttling and lost
-        connections; raises ``Failed`` when it fails for good."""
+        """``call(client)`` with the botocore client, retried (see ``_retrying``)."""
+        return await self._retrying(lambda conn: call(conn.client))
+
+    async def _send(
+        self, method: str, key: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Reply:
+        """One request for the object ``key`` through the direct session, retried (see
+        ``_retrying``); ``headers`` are lower-case."""
+        full = self._root + key
+        return await self._retrying(lambda conn: conn.http.send(method, full, headers, body))
+
+    async def _retrying(self, call: Callable[[Connection], Awaitable[T]]) -> T:
+        """``call(connection)`` under the loop's request limit, retried on throttling and
+        lost connections, and sent again once with fresh credentials when the server says
+        the token expired; raises ``Failed`` when it fails for good."""
         if self._closed:
             raise self._closed_error()
         conn = await self._connection()
         max_tries = self._tuning.max_tries
         uncertain = False
+        refreshed = False
         tries = 0
         while True:
             tries += 1
             try:
                 async with conn.semaphore:
-                    return await call(conn.client)
+                    return await call(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = classify(exc)
                 if failure is Failure.NO_REPLY:
                     uncertain = True
+                if (
+                    not refreshed
+                    and error_code(exc) in EXPIRED_CODES
+                    and await conn.http.credentials.refresh()
+                ):
+                    refreshed = True  # the server refused the request: nothing applied
+                    tries -= 1
+                    continue
                 retry = failure in (Failure.THROTTLED, Failure.NO_REPLY)
                 if not retry or tries >= max_tries:
                     if failure is Failure.DENIED and not await self._bucket_exists(conn):
@@ -217,16 +263,8 @@ class S3Requests:
 
     # --- reads ---------------------------------------------------------------------------
 
-    async def _get_object(self, key: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
-        params = self._params(key, **extra)
-
-        async def call(client: Any) -> tuple[dict[str, Any], bytes]:
-            response = await client.get_object(**params)
-            async with response["Body"] as body:
-                data = await body.read()
-            return response, data
-
-        return await self._run(call)
+    async def _get_object(self, key: str, headers: dict[str, str] | None = None) -> Reply:
+        return await self._send("GET", key, headers)
 
     async def _fetch(self, key: str, start: int, end: int | None) -> tuple[bytes, str | None]:
         """Bytes ``[start, end)`` (clipped) and the ETag; large spans come in concurrent
@@ -244,16 +282,17 @@ class S3Requests:
         piece = self._tuning.ideal_concurrent_request_size
         first_end = start + piece if end is None else min(end, start + piece)
         try:
-            response, data = await self._get_object(key, Range=f"bytes={start}-{first_end - 1}")
+            reply = await self._get_object(key, {"range": f"bytes={start}-{first_end - 1}"})
         except Failed as failed:
             if failed.failure is not Failure.RANGE:
                 raise
             if start > 0:
                 return b"", None  # the object ends before ``start``
-            response, data = await self._get_object(key)  # an empty object
-            return data, response.get("ETag")
-        etag: str | None = response.get("ETag")
-        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
+            reply = await self._get_object(key)  # an empty object
+            return reply.body, reply.headers.get("ETag")
+        data = reply.body
+        etag: str | None = reply.headers.get("ETag")
+        match = _CONTENT_RANGE.fullmatch(reply.headers.get("Content-Range") or "")
         if match is None or match.group(3) == "*":
             return data[start:end], etag  # the server sent the whole object
         total = int(match.group(3))
@@ -262,15 +301,15 @@ class S3Requests:
         if got >= stop:
             return data[: stop - start], etag
         limit = asyncio.Semaphore(self._tuning.max_concurrent_requests_for_object)
-        condition = {"IfMatch": etag} if etag else {}
+        condition = {"if-match": etag} if etag else {}
 
         async def one(offset: int) -> bytes:
             async with limit:
                 upto = min(offset + piece, stop)
-                _, part = await self._get_object(
-                    key, Range=f"bytes={offset}-{upto - 1}", **condition
+                part = await self._get_object(
+                    key, {"range": f"bytes={offset}-{upto - 1}", **condition}
                 )
-                return part
+                return part.body
 
         rest = await asyncio.gather(*(one(offset) for offset in range(got, stop, piece)))
         return b"".join([data, *rest]), etag
@@ -297,10 +336,12 @@ class S3Requests:
             and "IfMatch" not in condition
         ):
             return await self._multipart(key, data, condition)
-        params = self._params(key, Body=data, **condition, **self._storage_class(key))
-        response = await self._run(lambda client: client.put_object(**params))
-        etag: str = response["ETag"]
-        return etag
+        headers = {_CONDITION_HEADERS[name]: value for name, value in condition.items()}
+        storage_class = self._storage_class(key)
+        if storage_class:
+            headers["x-amz-storage-class"] = storage_class["StorageClass"]
+        reply = await self._send("PUT", key, headers, data)
+        return _etag(reply)
 
     async def _multipart(self, key: str, data: bytes, condition: dict[str, str]) -> str:
         """Upload in parts, the completing request carrying ``condition``; aborted on failure."""
@@ -340,29 +381,24 @@ class S3Requests:
     async def _probe(self) -> StorageCapabilities | None:
         """Run the probe; ``None`` if it could not write (no permission: nothing learnt)."""
         key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
-        full = self._params(key)
 
-        async def put(body: bytes, **condition: str) -> str | None:
+        async def put(body: bytes, condition: dict[str, str]) -> str | None:
             """The ETag, or ``None`` when the condition failed."""
-            params = {**full, "Body": body, **condition}
             try:
-                response = await self._run(lambda client: client.put_object(**params))
+                return _etag(await self._send("PUT", key, condition, body))
             except Failed as failed:
                 if failed.failure in (Failure.PRECONDITION, Failure.NOT_FOUND):
                     return None
                 raise
-            etag: str = response["ETag"]
-            return etag
 
         try:
-            first = await put(b"probe 1", IfNoneMatch="*")
+            first = await put(b"probe 1", {"if-none-match": "*"})
             if first is None:
                 return None  # cannot happen under a fresh random key; learn nothing
-            create = await put(b"probe 2", IfNoneMatch="*") is None
-            head = await self._run(lambda client: client.head_object(**full))
-            current: str = head["ETag"]
-            swapped = await put(b"probe 3", IfMatch=current)
-            stale_refused = await put(b"probe 4", IfMatch=current) is None
+            create = await put(b"probe 2", {"if-none-match": "*"}) is None
+            current = _etag(await self._send("HEAD", key))
+            swapped = await put(b"probe 3", {"if-match": current})
+            stale_refused = await put(b"probe 4", {"if-match": current}) is None
             cas = swapped is not None and stale_refused
         except Failed as failed:
             if failed.failure is Failure.DENIED:
@@ -370,8 +406,15 @@ class S3Requests:
             raise self._error(failed, "probe with", key) from None
         finally:
             with suppress(Failed):
-                await self._run(lambda client: client.delete_object(**full))
+                await self._send("DELETE", key)
         return StorageCapabilities(create_if_absent=create, compare_and_swap=cas)
+
+
+def _etag(reply: Reply) -> str:
+    etag = reply.headers.get("ETag")
+    if etag is None:
+        raise StorageError("the server's reply to a PUT or HEAD carries no ETag")
+    return etag
 
 
 def list_call(params: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:

@@ -1,10 +1,12 @@
 """S3 and S3-compatible object storage: atomic creates with ``If-None-Match: *``, compare-
 and-swap with ``If-Match: <ETag>``, and the retries, limits and splitting a cloud needs.
 
-s3fs builds the client (credentials, profiles, environment, endpoint, requester pays); the
-operations call the aiobotocore client directly with botocore's retries off, so one policy
-decides: exponential backoff with full jitter on throttling and lost connections, never on
-412, 404 or 403. A conditional write whose reply was lost is retried, and a 412 on the retry
+s3fs builds the client (credentials, profiles, environment, endpoint, requester pays);
+reads, writes, HEADs and DELETEs of one object go out through a direct aiohttp session
+signed with the client's credentials (``_s3_http``), listings, multipart uploads and batch
+deletes through the client itself with botocore's retries off, so one policy decides:
+exponential backoff with full jitter on throttling and lost connections, never on 412, 404
+or 403. A conditional write whose reply was lost is retried, and a 412 on the retry
 is checked against the object: our own bytes mean the first attempt landed.
 
 Credentials never leave the process in a pickle: a pickled ``S3Storage`` carries a random
@@ -53,6 +55,7 @@ from icechunk_lib.storage._s3_requests import (
     PROBE_PREFIX,
     Failed,
     S3Requests,
+    is_aws,
     list_call,
     merged,
     reserved,
@@ -74,20 +77,12 @@ MAX_PARTS = 10_000
 DEFAULT_READ_TIMEOUT = 60.0
 """Icechunk's ``network_stream_timeout_seconds`` default."""
 CONNECT_TIMEOUT = 10.0
-_AWS_HOST = re.compile(r"(^|\.)amazonaws\.com(\.cn)?$")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 _live_credentials: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 """Token -> the credentials of a live storage, for unpickling in the same process."""
 _probed: dict[tuple[str, str], StorageCapabilities] = {}
 """(endpoint, bucket) -> what the probe found, once per process."""
-
-
-def _is_aws(endpoint_url: str | None) -> bool:
-    if endpoint_url is None:
-        return True
-    host = urlsplit(endpoint_url).hostname or ""
-    return _AWS_HOST.search(host) is not None
 
 
 def _credential_kind(credentials: AnyS3Credential) -> str:
@@ -316,13 +311,15 @@ class S3Storage(Storage, S3Requests):
         return data, etag
 
     async def _head(self, key: str) -> dict[str, Any] | None:
-        params = self._params(key)
+        """The object's ETag and ContentLength, or ``None`` if it is missing."""
         try:
-            return await self._run(lambda client: client.head_object(**params))
+            reply = await self._send("HEAD", key)
         except Failed as failed:
             if failed.failure is Failure.NOT_FOUND:
                 return None
             raise self._error(failed, "look up", key) from None
+        headers = reply.headers
+        return {"ETag": headers.get("ETag"), "ContentLength": headers.get("Content-Length", 0)}
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists (a HEAD request)."""
@@ -536,9 +533,8 @@ class S3Storage(Storage, S3Requests):
         await self._delete_key(check_key(key))
 
     async def _delete_key(self, key: str) -> None:
-        params = self._params(key)
         try:
-            await self._run(lambda client: client.delete_object(**params))
+            await self._send("DELETE", key)
         except Failed as failed:
             if failed.failure is not Failure.NOT_FOUND:
                 raise self._error(failed, "delete", key) from None
@@ -619,7 +615,7 @@ class S3Storage(Storage, S3Requests):
         ``If-Match`` (the second must fail), and deleted.
         """
         self._check_open()
-        if not _is_aws(self._endpoint_url) and not self._weak:
+        if not is_aws(self._endpoint_url) and not self._weak:
             where = (self._endpoint_url or "", self._bucket)
             found = _probed.get(where)
             if found is None:

@@ -11,6 +11,7 @@ from icechunk_lib.storage.credentials import S3StaticCredentials
 
 CALLS: list[datetime] = []
 """When each function below was called, in this process."""
+_ALTERNATE: list[bool] = []
 
 
 def long_lived() -> S3StaticCredentials:
@@ -30,4 +31,22 @@ def short_lived() -> S3StaticCredentials:
         s3_servers.ACCESS_KEY,
         s3_servers.SECRET_KEY,
         expires_after=datetime.now(UTC) + timedelta(seconds=5),
+    )
+
+
+def wrong_then_right() -> S3StaticCredentials:
+    """A wrong secret about to expire first, then the right keys for an hour: whoever signs
+    after the refresh must sign with the new ones."""
+    CALLS.append(datetime.now(UTC))
+    _ALTERNATE.append(not _ALTERNATE[-1] if _ALTERNATE else True)
+    if _ALTERNATE[-1]:
+        return S3StaticCredentials(
+            s3_servers.ACCESS_KEY,
+            "not-the-secret",
+            expires_after=datetime.now(UTC) + timedelta(seconds=5),
+        )
+    return S3StaticCredentials(
+        s3_servers.ACCESS_KEY,
+        s3_servers.SECRET_KEY,
+        expires_after=datetime.now(UTC) + timedelta(hours=1),
     )
