@@ -123,6 +123,17 @@ class S3Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _die_with_parent() -> None:
+    """In the server's process: be killed when the process that started it dies, so that a
+    test run killed outright (SIGKILL, a CI timeout) leaves no server behind (Linux only)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _spawn(kind: str, argv: list[str], workdir: Path, endpoint_url: str) -> S3Server:
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
@@ -133,6 +144,7 @@ def _spawn(kind: str, argv: list[str], workdir: Path, endpoint_url: str) -> S3Se
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stop() kills every child too
+            preexec_fn=_die_with_parent,
         )
     server = S3Server(kind, endpoint_url, process, workdir, log_path)
     atexit.register(server.stop)
