@@ -21,6 +21,7 @@ __all__ = [
     "S3Credentials",
     "S3StaticCredentials",
     "aws_profile_error",
+    "credential_kind",
     "empty_profile_error",
     "s3_anonymous_credentials",
     "s3_credentials",
@@ -293,3 +294,15 @@ def empty_profile_error(where: str) -> StorageError | None:
         f"aws_access_key_id and aws_secret_access_key to it in {credentials} (or a "
         f"credential_process, SSO or role), or unset {variable}"
     )
+
+
+def credential_kind(credentials: AnyS3Credential) -> str:
+    """What a pickle records of S3 credentials in place of them: ``anonymous``, ``static``,
+    ``refreshable`` or ``from_env`` (another process re-resolves them from that)."""
+    if isinstance(credentials, S3Credentials.Anonymous):
+        return "anonymous"
+    if isinstance(credentials, S3Credentials.Static):
+        return "static"
+    if isinstance(credentials, S3Credentials.Refreshable):
+        return "refreshable"
+    return "from_env"

@@ -60,7 +60,7 @@ from icechunk_lib.storage._s3_requests import (
     merged,
     reserved,
 )
-from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, credential_kind
 from icechunk_lib.storage.tuning import StorageTuning
 
 __all__ = ["PROBE_PREFIX", "S3Storage"]
@@ -83,16 +83,6 @@ _live_credentials: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDict
 """Token -> the credentials of a live storage, for unpickling in the same process."""
 _probed: dict[tuple[str, str], StorageCapabilities] = {}
 """(endpoint, bucket) -> what the probe found, once per process."""
-
-
-def _credential_kind(credentials: AnyS3Credential) -> str:
-    if isinstance(credentials, S3Credentials.Anonymous):
-        return "anonymous"
-    if isinstance(credentials, S3Credentials.Static):
-        return "static"
-    if isinstance(credentials, S3Credentials.Refreshable):
-        return "refreshable"
-    return "env"
 
 
 class S3Storage(Storage, S3Requests):
@@ -236,7 +226,7 @@ class S3Storage(Storage, S3Requests):
             "tuning": self._tuning,
             "weak_consistency": self._weak,
         }
-        return (_restore, (state, self._token, _credential_kind(self._credentials), refresh))
+        return (_restore, (state, self._token, credential_kind(self._credentials), refresh))
 
     # --- settings ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from icechunk_lib.errors import InvalidVirtualContainerError
-from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials
+from icechunk_lib.storage.credentials import AnyS3Credential, S3Credentials, credential_kind
 
 __all__ = ["AnyContainerCredential", "VirtualAccess", "containers_credentials"]
 
@@ -132,15 +132,7 @@ def _check_grant(prefix: object, credentials: object) -> None:
 
 
 def _kind(credentials: AnyContainerCredential | None) -> str:
-    if credentials is None:
-        return "default"
-    if isinstance(credentials, S3Credentials.Anonymous):
-        return "anonymous"
-    if isinstance(credentials, S3Credentials.Static):
-        return "static"
-    if isinstance(credentials, S3Credentials.Refreshable):
-        return "refreshable"
-    return "from_env"
+    return "default" if credentials is None else credential_kind(credentials)
 
 
 def _restore(token: str, kinds: dict[str, str], refresh: dict[str, bytes]) -> VirtualAccess:
