@@ -120,6 +120,7 @@ if TYPE_CHECKING:
     from icechunk_lib.storage import tigris_storage as tigris_storage
     from icechunk_lib.store import IcechunkStore as IcechunkStore
     from icechunk_lib.virtual.access import containers_credentials as containers_credentials
+    from icechunk_lib.virtual.spec import VirtualChunkSpec as VirtualChunkSpec
     from icechunk_lib.virtual.stores import azure_store as azure_store
     from icechunk_lib.virtual.stores import gcs_store as gcs_store
     from icechunk_lib.virtual.stores import http_store as http_store
@@ -231,6 +232,7 @@ _EXPORTS = LazyExports(
         "http_store": "icechunk_lib.virtual.stores",
         "local_filesystem_store": "icechunk_lib.virtual.stores",
         "s3_store": "icechunk_lib.virtual.stores",
+        "VirtualChunkSpec": "icechunk_lib.virtual.spec",
         "StorageConcurrencySettings": "icechunk_lib.format.storage_settings",
         "StorageRetriesSettings": "icechunk_lib.format.storage_settings",
         "StorageSettings": "icechunk_lib.format.storage_settings",

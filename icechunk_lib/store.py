@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from typing import Any
 
 from zarr.abc.store import (
@@ -26,6 +27,8 @@ from icechunk_lib import _sync
 from icechunk_lib.errors import InvalidKeyError, ReadOnlySessionError
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.session import Session, workspace_of
+from icechunk_lib.virtual.spec import VirtualChunkSpec, checked_ref
+from icechunk_lib.virtual.writes import record_virtual_ref, record_virtual_refs
 from icechunk_lib.workspace import UNLOADED
 from icechunk_lib.zarr_keys import META_KEY, parse_array_meta, path_to_prefix
 
@@ -325,6 +328,97 @@ class IcechunkStore(Store):
         async with self._workspace.check_then_set_lock():
             if not await self.exists(key):
                 await self.set(key, value)
+
+    # --- virtual references (Icechunk's API) --------------------------------------------------
+
+    def set_virtual_ref(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """Point the chunk at ``key`` (e.g. ``"temp/c/0/1"``) at ``length`` bytes from
+        ``offset`` of the object at ``location`` (e.g. ``"s3://bucket/file.nc"``).
+
+        ``checksum`` is the object's ETag (text) or a time it had not changed since (a
+        datetime): reads then refuse the object once it no longer matches.
+
+        Raises:
+            InvalidKeyError: ``key`` names no chunk of an array.
+            VirtualContainerNotFoundError: ``validate_container`` and no declared container
+                holds ``location``.
+            InvalidVirtualLocationError: the location is malformed or could leave its container.
+            InvalidInputError: a bad offset, length or checksum.
+        """
+        _sync.run(
+            self.set_virtual_ref_async(
+                key,
+                location,
+                offset=offset,
+                length=length,
+                checksum=checksum,
+                validate_container=validate_container,
+            )
+        )
+
+    async def set_virtual_ref_async(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """``set_virtual_ref`` for async callers."""
+        self._check_writable()
+        if isinstance(checksum, datetime):
+            ref = checked_ref(location, offset, length, last_updated_at=checksum)
+        else:
+            ref = checked_ref(location, offset, length, etag=checksum)
+        kind, a, b = await self._resolve(key, remember=False)
+        if kind != _CHUNK:
+            raise InvalidKeyError(key, "it names no chunk of an array")
+        await record_virtual_ref(self._workspace, a, b, ref, validate=validate_container)
+
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunks: list[VirtualChunkSpec],
+        *,
+        validate_containers: bool = True,
+    ) -> list[tuple[int, ...]] | None:
+        """Record many virtual chunks of the array at ``array_path`` at once.
+
+        With ``validate_containers``, chunks whose location no declared container holds are
+        skipped; their indices are returned (None: every chunk was recorded).
+
+        Raises:
+            NodeNotFoundError: no array at ``array_path``.
+            InvalidInputError: a malformed spec or an index outside the chunk grid (nothing
+                is recorded then).
+        """
+        return _sync.run(
+            self.set_virtual_refs_async(array_path, chunks, validate_containers=validate_containers)
+        )
+
+    async def set_virtual_refs_async(
+        self,
+        array_path: str,
+        chunks: list[VirtualChunkSpec],
+        *,
+        validate_containers: bool = True,
+    ) -> list[tuple[int, ...]] | None:
+        """``set_virtual_refs`` for async callers."""
+        self._check_writable()
+        return await record_virtual_refs(
+            self._workspace, array_path, chunks, validate=validate_containers
+        )
 
     async def delete(self, key: str) -> None:
         """Delete a key (overrides ``Store``). Deleting ``zarr.json`` deletes that node.

@@ -419,6 +419,20 @@ class Workspace:
             else:  # the hot path: columns only, no ChunkRef object
                 changes.put_native(node.id, coords, cid, len(data), digest)
 
+    async def set_chunk_refs(
+        self, node: NodeSnapshot, items: Iterable[tuple[Coords, ChunkRef]]
+    ) -> None:
+        """Record references made elsewhere (virtual chunks) at their coordinates.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
+        self.check_writable()
+        changes = await self.changeset()
+        with self._mutation():
+            for coords, ref in items:
+                changes.set_chunk_ref(node.id, coords, ref)
+
     async def _write_bytes(self, data: bytes, checksum: int | None) -> tuple[int, bytes | None]:
         """Checksum ``data`` and, unless it is small enough to inline, write it under a fresh
         chunk id. Returns the checksum and the id (None: keep the bytes inline)."""

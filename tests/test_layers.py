@@ -19,7 +19,10 @@ PACKAGE_DIR = Path(ic.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "_sync", "_lazy"},
     {"format", "storage"},
-    {"zarr_keys", "names", "changes", "storage_settings", "write_access", "virtual"},
+    {"zarr_keys", "names", "changes", "storage_settings", "write_access"},
+    {"virtual.access", "virtual.stores", "virtual.spec"},
+    {"virtual.resolver"},
+    {"virtual"},
     {"objects", "chunk_changes"},
     {"refs", "lineage"},
     {
@@ -47,7 +50,7 @@ LAYERS: list[set[str]] = [
     {"ops.import_source", "ops.gc", "ops.rewrite"},
     {"ops"},
     {"workspace"},
-    {"session"},
+    {"session", "virtual.writes"},
     {"store", "ops.importer"},
     {"repository_maintenance"},
     {"repository"},
@@ -68,13 +71,14 @@ SKIPPED = {"testing", "xarray", "dask"}
 
 def _unit(module: str) -> str:
     """The layer name of an ``icechunk_lib`` module: ``icechunk_lib.format.snapshot`` is
-    ``format``, ``icechunk_lib.ops.tree`` is ``ops.tree``, ``icechunk_lib`` is ``""``."""
+    ``format``, ``icechunk_lib.ops.tree`` is ``ops.tree`` (as are the modules of
+    ``virtual``), ``icechunk_lib`` is ``""``."""
     parts = module.split(".")[1:]
     if not parts:
         return ""
     if parts[0] in ("format", "storage"):
         return parts[0]
-    return ".".join(parts[:2]) if parts[0] == "ops" else parts[0]
+    return ".".join(parts[:2]) if parts[0] in ("ops", "virtual") else parts[0]
 
 
 def _runtime_imports(path: Path) -> list[tuple[int, str]]:

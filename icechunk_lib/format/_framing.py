@@ -3,7 +3,8 @@
 Layout (little-endian, 36 bytes, then the payload)::
 
     magic     4 bytes   b"\\x89ICK"
-    version   uint16    format version (2; 3 for a snapshot with region pieces)
+    version   uint16    format version (2; 3 for a snapshot with region pieces or a
+                        manifest with source ETags)
     kind      uint8     ObjectKind
     codec     uint8     0 = raw msgpack, 1 = zstd(msgpack)
     object_id 12 bytes  the id in the object's key; zeros for refs and config (no id)
@@ -35,6 +36,7 @@ from icechunk_lib.errors import (
 from icechunk_lib.format.ids import OBJECT_ID_BYTES, decode_id, encode_id
 
 __all__ = [
+    "ETAG_FORMAT_VERSION",
     "FORMAT_VERSION",
     "HEADER_SIZE",
     "MAGIC",
@@ -52,7 +54,10 @@ REGION_FORMAT_VERSION = 3
 """The version of a snapshot holding a manifest piece cut by region (``RegionRef``): a
 version 2 reader would look such a piece up by row-major range and miss chunks, so it must
 refuse the file. Every other file stays version 2."""
-_KNOWN = (FORMAT_VERSION, REGION_FORMAT_VERSION)
+ETAG_FORMAT_VERSION = 3
+"""The version of a manifest in which a virtual chunk carries its source's ETag: a version
+2 reader would drop the ETag and serve a changed source unchecked, so it must refuse it."""
+_KNOWN = (FORMAT_VERSION, REGION_FORMAT_VERSION, ETAG_FORMAT_VERSION)
 _HEADER = struct.Struct("<4sHBB12sQQ")
 HEADER_SIZE = _HEADER.size
 _PREFIX = struct.Struct("<4sH")

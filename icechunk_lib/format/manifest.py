@@ -59,11 +59,14 @@ class ChunkRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     offset: int = 0
     length: int = 0
     checksum: int = 0
-    """xxh3-64 of the chunk bytes (0 when unknown, e.g. virtual chunks)."""
+    """Native and inline chunks: xxh3-64 of the chunk bytes. Virtual chunks: the
+    ``last_updated_at`` checksum, whole seconds since the Unix epoch (0: none)."""
     data: bytes = b""
     """The bytes of an inline chunk."""
     location: str = ""
     """URL of the containing object for virtual chunks."""
+    etag: str = ""
+    """Virtual chunks: the containing object's ETag when the reference was made ("": none)."""
 
 
 def fold_keys(coords: npt.NDArray[Any], key_shape: Sequence[int]) -> Int64:
@@ -99,6 +102,9 @@ class ChunkTable:
     inline_data: bytes
     location_index: npt.NDArray[np.int32]
     locations: list[str]
+    """Distinct (location, etag) pairs of the virtual rows, indexed by ``location_index``."""
+    location_etags: list[str] = field(default_factory=list)
+    """The ETag of each entry of ``locations`` ("": none); empty when no entry has one."""
     # Lookups bisect a memoryview of the key column: unlike ``searchsorted`` it never
     # releases the GIL, which under zarr's codec threads costs a wait for every chunk read.
     _key_view: memoryview | None = field(default=None, repr=False)
@@ -164,7 +170,8 @@ class ChunkTable:
         # Inline chunks point into one blob through offset/length.
         inline_parts: list[bytes] = []
         locations: list[str] = []
-        loc_lookup: dict[str, int] = {}
+        etags: list[str] = []
+        loc_lookup: dict[tuple[str, str], int] = {}
         loc_index = np.full(n, -1, dtype=np.int32)
         pos = 0
         for i in sorted(others):
@@ -175,10 +182,12 @@ class ChunkTable:
                 lengths[i] = len(ref.data)
                 pos += len(ref.data)
             elif ref.kind == VIRTUAL:
-                idx = loc_lookup.get(ref.location)
+                pair = (ref.location, ref.etag)
+                idx = loc_lookup.get(pair)
                 if idx is None:
-                    idx = loc_lookup[ref.location] = len(locations)
+                    idx = loc_lookup[pair] = len(locations)
                     locations.append(ref.location)
+                    etags.append(ref.etag)
                 loc_index[i] = idx
         table = cls(
             node_id=node_id,
@@ -192,6 +201,7 @@ class ChunkTable:
             inline_data=b"".join(inline_parts),
             location_index=loc_index,
             locations=locations,
+            location_etags=etags if any(etags) else [],
         )
         if n > 1 and not bool((keys[1:] > keys[:-1]).all()):
             return table.take(np.argsort(keys, kind="stable"))
@@ -228,6 +238,7 @@ class ChunkTable:
             inline_data=blob,
             location_index=self.location_index[index],
             locations=self.locations,
+            location_etags=self.location_etags,
         )
 
     def coords(self) -> npt.NDArray[np.int64]:
@@ -282,13 +293,19 @@ class ChunkTable:
                 checksum=self.checksums.item(i),
                 data=self.inline_data[start : start + length],
             )
+        at = self.location_index.item(i)
         return ChunkRef(
             VIRTUAL,
             offset=self.offsets.item(i),
             length=self.lengths.item(i),
             checksum=self.checksums.item(i),
-            location=self.locations[self.location_index.item(i)],
+            location=self.locations[at],
+            etag=self.location_etags[at] if self.location_etags else "",
         )
+
+    def location_etag(self, at: int) -> str:
+        """The ETag of ``locations[at]`` ("": none)."""
+        return self.location_etags[at] if self.location_etags else ""
 
     # --- bulk operations ---------------------------------------------------------------------
 
@@ -341,6 +358,7 @@ class ChunkTable:
         offsets_parts = []
         loc_parts = []
         locations: list[str] = []
+        etags: list[str] = []
         blob_pos = 0
         for t in parts:
             off = t.offsets.copy()
@@ -354,6 +372,7 @@ class ChunkTable:
             if t.locations:
                 li = np.where(li >= 0, li + len(locations), li).astype(np.int32)
                 locations.extend(t.locations)
+                etags.extend(t.location_etags or [""] * len(t.locations))
             loc_parts.append(li)
         combined = ChunkTable(
             node_id=node_id,
@@ -367,6 +386,7 @@ class ChunkTable:
             inline_data=b"".join(blob_parts),
             location_index=np.concatenate(loc_parts),
             locations=locations,
+            location_etags=etags if any(etags) else [],
         )
         rows = np.flatnonzero(keep)
         order = rows[np.argsort(keys[rows], kind="stable")]

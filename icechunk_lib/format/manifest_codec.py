@@ -11,9 +11,17 @@ import math
 
 import msgspec
 import numpy as np
+from msgspec.structs import asdict
 
 from icechunk_lib.errors import CorruptObjectError
-from icechunk_lib.format._framing import ObjectKind, decode_object, encode_object
+from icechunk_lib.format._framing import (
+    ETAG_FORMAT_VERSION,
+    FORMAT_VERSION,
+    ObjectKind,
+    decode_object,
+    encode_object,
+    peek_version,
+)
 from icechunk_lib.format.ids import OBJECT_ID_BYTES
 from icechunk_lib.format.manifest import (
     INLINE,
@@ -45,20 +53,57 @@ class _EncodedManifest(msgspec.Struct, array_like=True, gc=False):
     tables: list[_EncodedTable]
 
 
+class _EtagTable(_EncodedTable, array_like=True, gc=False):
+    """A version 3 table: ``_EncodedTable`` and the ETag of each location."""
+
+    location_etags: list[str] = []
+
+
+class _EtagManifest(msgspec.Struct, array_like=True, gc=False):
+    """A version 3 manifest: some virtual chunk carries its source's ETag. A version 2
+    reader would drop the ETag and serve bytes of a changed source unchecked, so such a
+    manifest is written as version 3, which it refuses; every other stays version 2."""
+
+    tables: list[_EtagTable]
+
+
 def encode_manifest(manifest: ManifestFile, *, compression_level: int = 3) -> bytes:
     """Encode a manifest file (framed, checksummed, compressed)."""
-    enc = _EncodedManifest(tables=[_encode_table(t) for t in manifest.tables.values()])
+    tables = [_encode_table(t) for t in manifest.tables.values()]
+    if any(type(t) is _EtagTable for t in tables):
+        etagged = [t if type(t) is _EtagTable else _EtagTable(**asdict(t)) for t in tables]
+        return encode_object(
+            ObjectKind.MANIFEST,
+            _EtagManifest(tables=etagged),
+            object_id=manifest.id,
+            compression_level=compression_level,
+            version=ETAG_FORMAT_VERSION,
+        )
     return encode_object(
-        ObjectKind.MANIFEST, enc, object_id=manifest.id, compression_level=compression_level
+        ObjectKind.MANIFEST,
+        _EncodedManifest(tables=tables),
+        object_id=manifest.id,
+        compression_level=compression_level,
     )
 
 
 def decode_manifest(data: bytes, manifest_id: str, *, path: str) -> ManifestFile:
     """Decode and check ``manifests/<manifest_id>`` (another manifest is refused); errors
     name ``path``."""
-    enc = decode_object(
-        data, ObjectKind.MANIFEST, _EncodedManifest, object_id=manifest_id, path=path
-    )
+    enc: _EncodedManifest | _EtagManifest
+    if peek_version(data) == ETAG_FORMAT_VERSION:
+        enc = decode_object(
+            data,
+            ObjectKind.MANIFEST,
+            _EtagManifest,
+            object_id=manifest_id,
+            path=path,
+            versions=(FORMAT_VERSION, ETAG_FORMAT_VERSION),
+        )
+    else:
+        enc = decode_object(
+            data, ObjectKind.MANIFEST, _EncodedManifest, object_id=manifest_id, path=path
+        )
     try:
         tables = {t.node_id: _decode_table(t) for t in enc.tables}
     except ValueError as exc:
@@ -67,7 +112,7 @@ def decode_manifest(data: bytes, manifest_id: str, *, path: str) -> ManifestFile
 
 
 def _encode_table(table: ChunkTable) -> _EncodedTable:
-    return _EncodedTable(
+    columns = _EncodedTable(
         node_id=table.node_id,
         key_shape=list(table.key_shape),
         keys=table.keys.astype("<i8", copy=False).tobytes(),
@@ -80,6 +125,9 @@ def _encode_table(table: ChunkTable) -> _EncodedTable:
         location_index=table.location_index.astype("<i4", copy=False).tobytes(),
         locations=table.locations,
     )
+    if table.location_etags:
+        return _EtagTable(**asdict(columns), location_etags=table.location_etags)
+    return columns
 
 
 def _decode_table(enc: _EncodedTable) -> ChunkTable:
@@ -97,6 +145,7 @@ def _decode_table(enc: _EncodedTable) -> ChunkTable:
         inline_data=enc.inline_data,
         location_index=np.frombuffer(enc.location_index, dtype="<i4").astype(np.int32, copy=False),
         locations=enc.locations,
+        location_etags=enc.location_etags if isinstance(enc, _EtagTable) else [],
     )
     sizes = {
         len(table.kinds),
@@ -108,6 +157,8 @@ def _decode_table(enc: _EncodedTable) -> ChunkTable:
     }
     if sizes != {n} or len(enc.keys) % 8 or len(enc.chunk_ids) != n * OBJECT_ID_BYTES:
         raise ValueError(f"columns of node {enc.node_id} have inconsistent lengths")
+    if table.location_etags and len(table.location_etags) != len(table.locations):
+        raise ValueError(f"node {enc.node_id}: location ETags do not match the locations")
     _check_rows(table)
     return table
 

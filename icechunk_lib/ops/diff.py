@@ -123,6 +123,10 @@ def _changed_coords(a: ChunkTable, b: ChunkTable) -> list[list[int]]:
         la = np.array([*a.locations, ""], dtype=object)[a.location_index[ia]]
         lb = np.array([*b.locations, ""], dtype=object)[b.location_index[ib]]
         differs |= la != lb
+    if a.location_etags or b.location_etags:  # a reference remade after its source changed
+        ea = np.array([*(a.location_etags or [""] * len(a.locations)), ""], dtype=object)
+        eb = np.array([*(b.location_etags or [""] * len(b.locations)), ""], dtype=object)
+        differs |= ea[a.location_index[ia]] != eb[b.location_index[ib]]
     return _unravel(np.union1d(only, ka[ia[differs]]), shape)
 
 

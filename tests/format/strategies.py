@@ -71,15 +71,19 @@ def _inline() -> st.SearchStrategy[ChunkRef]:
     )
 
 
+_etags = st.sampled_from(["", "", '"9b2cf535f27731c974343645a3985328"', 'W/"1-2"'])
+
+
 def _virtual() -> st.SearchStrategy[ChunkRef]:
     return st.builds(
-        lambda loc, off, length, cs: ChunkRef(
-            VIRTUAL, offset=off, length=length, checksum=cs, location=loc
+        lambda loc, off, length, cs, etag: ChunkRef(
+            VIRTUAL, offset=off, length=length, checksum=cs, location=loc, etag=etag
         ),
         _locations,
         u64,
         u64,
         u64,
+        _etags,
     )
 
 

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from icechunk_lib.errors import CorruptObjectError
+from icechunk_lib.errors import CorruptObjectError, UnsupportedFormatError
 from icechunk_lib.format import (
+    FORMAT_VERSION,
     INLINE,
     NATIVE,
     VIRTUAL,
@@ -23,6 +24,7 @@ from icechunk_lib.format import (
     encode_manifest,
     encode_object,
 )
+from icechunk_lib.format._framing import ETAG_FORMAT_VERSION, decode_object, peek_version
 
 from .strategies import chunk_refs, coords_for, node_ids
 
@@ -322,6 +324,65 @@ def test_checksummed_manifest_with_dangling_rows_is_corrupt(overrides: dict[str,
     data = encode_object(ObjectKind.MANIFEST, [[_raw_table(2, 2, **overrides)]], object_id=MID)
     with pytest.raises(CorruptObjectError):
         decode_manifest(data, MID, path=PATH)
+
+
+def _virtual_table(*etags: str) -> ChunkTable:
+    refs = [
+        ChunkRef(VIRTUAL, offset=8 * i, length=8, location="s3://b/f.nc", etag=e)
+        for i, e in enumerate(etags)
+    ]
+    return ChunkTable.from_refs("NODE", np.arange(len(refs)).reshape(-1, 1), refs)
+
+
+def test_a_manifest_without_etags_stays_version_2() -> None:
+    data = encode_manifest(ManifestFile(MID, {"NODE": _virtual_table("", "")}))
+    assert peek_version(data) == FORMAT_VERSION
+
+
+def test_a_manifest_with_an_etag_is_version_3_and_keeps_it() -> None:
+    table = _virtual_table('"e1"', "", '"e2"', '"e1"')
+    assert table.locations == ["s3://b/f.nc"] * 3  # one entry per (location, etag)
+    plain = ChunkTable.from_refs("PLAIN", np.array([[0]]), [ChunkRef(INLINE, data=b"x")])
+    data = encode_manifest(ManifestFile(MID, {"NODE": table, "PLAIN": plain}))
+    assert peek_version(data) == ETAG_FORMAT_VERSION
+    back = decode_manifest(data, MID, path=PATH)
+    etags = [back.tables["NODE"].ref(i).etag for i in range(4)]
+    assert etags == ['"e1"', "", '"e2"', '"e1"']
+    assert as_model(back.tables["PLAIN"]) == as_model(plain)
+
+
+def test_a_version_2_reader_refuses_a_manifest_with_etags() -> None:
+    data = encode_manifest(ManifestFile(MID, {"NODE": _virtual_table('"e1"')}))
+    with pytest.raises(UnsupportedFormatError, match="format version 3"):
+        decode_object(data, ObjectKind.MANIFEST, list, object_id=MID, path=PATH)
+
+
+def test_etags_that_do_not_match_the_locations_are_corrupt() -> None:
+    raw = _raw_table(
+        1,
+        1,
+        kinds=bytes([VIRTUAL]),
+        location_index=np.zeros(1, dtype="<i4").tobytes(),
+        locations=["s3://b/f.nc"],
+    )
+    raw.append(['"e1"', '"e2"'])
+    data = encode_object(ObjectKind.MANIFEST, [[raw]], object_id=MID, version=ETAG_FORMAT_VERSION)
+    with pytest.raises(CorruptObjectError, match="ETags"):
+        decode_manifest(data, MID, path=PATH)
+
+
+def test_merge_keeps_each_rows_etag() -> None:
+    base = _virtual_table('"old"', "")
+    changes = ChunkTable.from_refs(
+        "NODE",
+        np.array([[1], [2]]),
+        [
+            ChunkRef(VIRTUAL, offset=1, length=1, location="s3://b/f.nc", etag='"new"'),
+            ChunkRef(NATIVE, bytes(12), 0, 3, 7),
+        ],
+    )
+    merged = ChunkTable.merge("NODE", 1, [base], changes, None)
+    assert [merged.ref(i).etag for i in range(3)] == ['"old"', '"new"', ""]
 
 
 def test_manifest_is_not_read_as_another_kind() -> None:
