@@ -81,10 +81,14 @@ class RemoteSource:
             raise VirtualSourceError(location, str(exc)) from None
         _check_reply(reply, etag, since, location)
         body = reply.body
-        match = _CONTENT_RANGE.fullmatch(reply.headers.get("Content-Range") or "")
-        if reply.status == 200 or match is None:  # the whole object: the range was ignored
+        if reply.status != 206:  # the whole object: the server ignored the range
             return body[start:end], len(body)
-        size = None if match.group(3) == "*" else int(match.group(3))
+        match = _CONTENT_RANGE.fullmatch(reply.headers.get("Content-Range") or "")
+        size = None if match is None or match.group(3) == "*" else int(match.group(3))
+        if match is not None and int(match.group(1)) != start:
+            raise VirtualSourceError(
+                location, f"the server sent bytes {match.group(1)}- for a range from {start}"
+            )
         return body, size
 
     def _error(
@@ -150,6 +154,7 @@ class S3Source(RemoteSource):
         credentials: Any,
         tuning: StorageTuning,
         *,
+        lost_static: bool = False,
         default_endpoint: str | None = None,
         default_region: str | None = None,
     ) -> None:
@@ -166,6 +171,8 @@ class S3Source(RemoteSource):
             requester_pays=options.requester_pays,
             tuning=tuning,
         )
+        # Keys given in code stayed behind in a pickle: a missing-credentials error says so.
+        storage._lost_static = lost_static
         super().__init__(storage, url_prefix, root)
 
 

@@ -24,7 +24,11 @@ import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
-from icechunk_lib.errors import VirtualSourceTruncatedError, VirtualStoreUnsupportedError
+from icechunk_lib.errors import (
+    VirtualSourceError,
+    VirtualSourceTruncatedError,
+    VirtualStoreUnsupportedError,
+)
 from icechunk_lib.format.containers import (
     HttpStore,
     LocalFileSystemStore,
@@ -157,7 +161,8 @@ class VirtualFetcher:
         with self._lock:
             source = self._sources.get(key)
             if source is None:
-                source = self._sources[key] = _new_source(config, target, location)
+                lost = self._access.lost_static(cont.url_prefix)
+                source = self._sources[key] = _new_source(config, target, location, lost)
             return source
 
     # --- batching ------------------------------------------------------------------------
@@ -220,8 +225,11 @@ def _fail(future: asyncio.Future[bytes], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-def _new_source(config: RepositoryConfig, target: VirtualTarget, location: str) -> Source:
-    """The source serving ``target``'s container, as its store config says."""
+def _new_source(
+    config: RepositoryConfig, target: VirtualTarget, location: str, lost_static: bool
+) -> Source:
+    """The source serving ``target``'s container, as its store config says (``lost_static``:
+    its keys given in code stayed behind in a pickle)."""
     cont, store = target.container, target.container.store
     parts = split_url(cont.url_prefix)
     assert parts is not None and parts[1] is not None  # a checked prefix
@@ -230,8 +238,14 @@ def _new_source(config: RepositoryConfig, target: VirtualTarget, location: str) 
         return LocalSource(root)
     if not isinstance(store, S3Store | S3CompatibleStore | TigrisStore | HttpStore):
         raise VirtualStoreUnsupportedError(location, cont.url_prefix, store.label)
-    # Imported on first use: the network machinery (aiohttp) loads only when needed.
-    from icechunk_lib.virtual._remote import HttpSource, S3Source
+    try:  # imported on first use: the network machinery (aiohttp) loads only when needed
+        from icechunk_lib.virtual._remote import HttpSource, S3Source
+    except ImportError as exc:
+        raise VirtualSourceError(
+            location,
+            f"reading {cont.url_prefix.split(':')[0]}:// virtual chunks needs aiohttp and "
+            f's3fs: pip install "ick[s3]" ({exc})',
+        ) from None
 
     tuning = tuning_from_settings(config.storage)
     if isinstance(store, HttpStore):
@@ -245,6 +259,7 @@ def _new_source(config: RepositoryConfig, target: VirtualTarget, location: str) 
         options,
         target.credentials,
         tuning,
+        lost_static=lost_static,
         default_endpoint=TIGRIS_ENDPOINT if tigris else None,
         default_region="auto" if tigris else None,
     )

@@ -22,6 +22,7 @@ from aiohttp import web
 from hdf5_files import WARNING_FILTER, Layout, add_arrays, read_all, write_sources
 
 import icechunk_lib as ic
+from icechunk_lib.virtual.fetch import MAX_GAP
 
 pytestmark = pytest.mark.filterwarnings(WARNING_FILTER)
 
@@ -237,3 +238,30 @@ def test_gcs_and_azure_containers_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(ic.VirtualStoreUnsupportedError) as info:
         zarr.open_array(session.store, path="a")[...]
     assert "gs://bucket/f.nc" in str(info.value) and "not supported yet" in str(info.value)
+
+
+def test_http_ranges_far_apart_in_one_object_are_separate_requests(
+    tmp_path: Path, server: FileServer
+) -> None:
+    blob = np.random.default_rng(3).integers(0, 255, size=3 * MAX_GAP, dtype="u1").tobytes()
+    (server.root / "blob.bin").write_bytes(blob)
+    config = ic.RepositoryConfig.default()
+    config.set_virtual_chunk_container(ic.VirtualChunkContainer(server.url_prefix, ic.http_store()))
+    repo = ic.Repository.create(
+        ic.local_filesystem_storage(str(tmp_path / "repo")), config, {server.url_prefix: None}
+    )
+    session = repo.writable_session("main")
+    arr = zarr.open_group(session.store, mode="a").create_array(
+        "b", shape=(4 * 16,), chunks=(16,), dtype="u1", compressors=None
+    )
+    # Chunks 0 and 1 are neighbours; chunk 2 is more than MAX_GAP after 1, chunk 3 just
+    # within MAX_GAP of 2.
+    offsets = [0, 16, 16 + 16 + MAX_GAP + 1, 16 + 16 + MAX_GAP + 1 + 16 + MAX_GAP]
+    for i, offset in enumerate(offsets):
+        session.store.set_virtual_ref(
+            f"b/c/{i}", server.url_prefix + "blob.bin", offset=offset, length=16
+        )
+    server.gets.clear()
+    got = arr[...].tobytes()
+    assert got == b"".join(blob[o : o + 16] for o in offsets)
+    assert server.gets["blob.bin"] == 2

@@ -6,7 +6,10 @@ truncated source fails naming its location; the secret never shows."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,8 +184,6 @@ def test_s3_credentials_never_show_and_a_pickled_session_reads(archive: Archive)
 
 @pytest.fixture
 def counted(seaweedfs_server: S3Server, tmp_path: Path) -> Iterator[tuple[Archive, object]]:
-    import sys
-
     sys.path.insert(0, str(_REQUEST_COUNTER))
     try:
         import request_counter as rc
@@ -224,3 +225,52 @@ def test_neighbouring_chunks_of_one_object_come_in_one_request(
     expected.append(raw[last[0] : last[0] + last[1]])
     assert ic._sync.run(parts()) == expected
     assert counter.counts(archive.prefix)["GET"] - before == 1  # type: ignore[attr-defined]
+
+
+# --- a session pickled to another process (as dask sends it to workers) -------------------
+
+_ELSEWHERE = """
+import pickle, sys, warnings
+warnings.simplefilter("ignore")
+import zarr
+import icechunk_lib as ic
+session = pickle.loads(open(sys.argv[1], "rb").read())
+try:
+    print(zarr.open_array(session.store, path="temp")[...].sum())
+except ic.VirtualSourceError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_session_pickled_to_another_process_reads_with_the_environments_credentials(
+    archive: Archive,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    repo = archive.repo()
+    path = archive.tmp_path / "session.pickle"
+    path.write_bytes(pickle.dumps(repo.readonly_session("main")))
+    assert s3_servers.SECRET_KEY.encode() not in path.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = str(root)
+
+    def run(extra: dict[str, str]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _ELSEWHERE, str(path)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    # The keys given in code stayed behind; the worker's environment stands in for them.
+    with_env = run(
+        {"AWS_ACCESS_KEY_ID": s3_servers.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "env-secret"}
+    )
+    expected = archive.layout.datasets["temp"].values.sum()
+    assert np.isclose(float(with_env), expected, rtol=1e-5), with_env
+    without = run({"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/none"})
+    assert without.startswith("VirtualSourceError") and archive.location in without
+    assert "never pickled" in without and s3_servers.SECRET_KEY not in without
