@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import StorageError as StorageError
     from icechunk_lib.errors import TagAlreadyExistsError as TagAlreadyExistsError
     from icechunk_lib.errors import TagNotFoundError as TagNotFoundError
+    from icechunk_lib.errors import UndeclaredContainersError as UndeclaredContainersError
     from icechunk_lib.errors import UnsafeWritesWarning as UnsafeWritesWarning
     from icechunk_lib.errors import UnsupportedError as UnsupportedError
     from icechunk_lib.errors import UnsupportedFormatError as UnsupportedFormatError
@@ -125,6 +126,9 @@ if TYPE_CHECKING:
     from icechunk_lib.storage import tigris_storage as tigris_storage
     from icechunk_lib.store import IcechunkStore as IcechunkStore
     from icechunk_lib.virtual.access import containers_credentials as containers_credentials
+    from icechunk_lib.virtual.kerchunk import KerchunkImportSummary as KerchunkImportSummary
+    from icechunk_lib.virtual.kerchunk import import_kerchunk as import_kerchunk
+    from icechunk_lib.virtual.kerchunk import import_kerchunk_async as import_kerchunk_async
     from icechunk_lib.virtual.spec import VirtualChunkSpec as VirtualChunkSpec
     from icechunk_lib.virtual.stores import azure_store as azure_store
     from icechunk_lib.virtual.stores import gcs_store as gcs_store
@@ -243,6 +247,10 @@ _EXPORTS = LazyExports(
         "local_filesystem_store": "icechunk_lib.virtual.stores",
         "s3_store": "icechunk_lib.virtual.stores",
         "VirtualChunkSpec": "icechunk_lib.virtual.spec",
+        "KerchunkImportSummary": "icechunk_lib.virtual.kerchunk",
+        "import_kerchunk": "icechunk_lib.virtual.kerchunk",
+        "import_kerchunk_async": "icechunk_lib.virtual.kerchunk",
+        "UndeclaredContainersError": "icechunk_lib.errors",
         "StorageConcurrencySettings": "icechunk_lib.format.storage_settings",
         "StorageRetriesSettings": "icechunk_lib.format.storage_settings",
         "StorageSettings": "icechunk_lib.format.storage_settings",

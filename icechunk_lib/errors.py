@@ -55,6 +55,7 @@ refusals or failures the message explains. The tree, each error's category in br
     │   └── InvalidVirtualContainerError
     ├── VirtualChunkError
     │   ├── VirtualContainerNotFoundError                 [not found]
+    │   │   └── UndeclaredContainersError
     │   ├── VirtualContainerNotAuthorizedError (PermissionError)
     │   ├── InvalidVirtualLocationError (ValueError)      [invalid input]
     │   ├── VirtualStoreUnsupportedError                  [unsupported]
@@ -126,6 +127,7 @@ __all__ = [
     "StorageError",
     "TagAlreadyExistsError",
     "TagNotFoundError",
+    "UndeclaredContainersError",
     "UnsafeWritesWarning",
     "UnsupportedError",
     "UnsupportedFormatError",
@@ -515,6 +517,30 @@ class VirtualContainerNotFoundError(VirtualChunkError, NotFoundError):
             "declare one with config.set_virtual_chunk_container(VirtualChunkContainer(prefix, "
             "store)) and save it with Repository.save_config()"
         )
+
+
+class UndeclaredContainersError(VirtualContainerNotFoundError):
+    """References to import point outside every declared container; nothing was imported.
+
+    ``prefixes`` are the undeclared directories (``file:///data/nc/``) the locations lie in,
+    ``location`` the first such location and ``declared`` the prefixes the config declares.
+    """
+
+    def __init__(self, prefixes: Sequence[str], location: str, declared: Sequence[str]) -> None:
+        self.prefixes = list(prefixes)
+        shown = ", ".join(repr(p) for p in self.prefixes[:10])
+        more = f" and {len(self.prefixes) - 10} more" if len(self.prefixes) > 10 else ""
+        declared_shown = ", ".join(repr(p) for p in declared) if declared else "none"
+        VirtualChunkError.__init__(
+            self,
+            f"no virtual chunk container holds the references below {shown}{more} (the "
+            f"repository declares {declared_shown}); nothing was imported. Declare a "
+            "container for each with config.set_virtual_chunk_container("
+            "ic.VirtualChunkContainer(prefix, store)) and repo.save_config() (see "
+            "docs/virtual.md), then import again",
+        )
+        self.location = location
+        self.declared = list(declared)
 
 
 class VirtualContainerNotAuthorizedError(VirtualChunkError, PermissionError):
