@@ -11,6 +11,8 @@ and size 0) references the whole object; one with neither is a missing chunk.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import io
 import json
 import math
 from pathlib import Path
@@ -103,30 +105,27 @@ def _present(value: object) -> bool:
 
 
 def _reader(name: str) -> Any:
-    """A function reading one parquet file into ``{column: array}``: fastparquet, or pyarrow."""
-    # Imported by name: neither package ships type information.
-    try:
-        fastparquet: Any = importlib.import_module("fastparquet")
-    except ImportError:
-        fastparquet = None
-    if fastparquet is not None:
-
-        def read_fastparquet(path: Path) -> dict[str, Any]:
-            frame = fastparquet.ParquetFile(str(path)).to_pandas()
-            return {c: frame[c].to_numpy() for c in frame.columns}
-
-        return read_fastparquet
-    try:
-        pq: Any = importlib.import_module("pyarrow.parquet")
-    except ImportError:
+    """A function reading one parquet file into ``{column: array}``, with pandas and the
+    first engine installed: fastparquet, else pyarrow (fsspec's choice too)."""
+    engine = next((e for e in ("fastparquet", "pyarrow") if importlib.util.find_spec(e)), None)
+    if engine is None:
         raise ImportSourceError(
             name,
             "reading parquet references needs the fastparquet package (or pyarrow); "
             "install one, e.g. pip install fastparquet",
-        ) from None
+        )
+    # Imported by name: neither ships type information.
+    module: Any = importlib.import_module(
+        "fastparquet" if engine == "fastparquet" else "pyarrow.parquet"
+    )
 
-    def read_pyarrow(path: Path) -> dict[str, Any]:
-        table = pq.read_table(str(path))
+    def read(path: Path) -> dict[str, Any]:
+        # From bytes, so no file stays open whatever the engine does with it.
+        data = io.BytesIO(path.read_bytes())
+        if engine == "fastparquet":
+            frame = module.ParquetFile(data).to_pandas()
+            return {c: frame[c].to_numpy() for c in frame.columns}
+        table = module.read_table(data)
         return {c: table.column(c).to_pylist() for c in table.column_names}
 
-    return read_pyarrow
+    return read

@@ -64,7 +64,7 @@ def _eval(node: ast.expr, names: Mapping[str, object], source: str) -> Any:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _eval(node.operand, names, source)
         return -value if isinstance(node.op, ast.USub) else +value
-    if isinstance(node, ast.BinOp):
+    if isinstance(node, ast.BinOp) and (isinstance(node.op, ast.Div) or type(node.op) in _BINARY):
         left = _eval(node.left, names, source)
         right = _eval(node.right, names, source)
         try:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
@@ -316,7 +315,7 @@ class _Planner:
             found = _file_location(self.base_dir / url)
         elif parts[0].lower() == "file" and parts[1] in (None, "localhost"):
             path = parts[2]
-            found = _file_location(self.base_dir / path) if path else url
+            found = _file_location(self.base_dir / path, escaped=True) if path else url
         else:
             found = url
         self.locations[url] = found
@@ -369,15 +368,17 @@ def _owner(key: str, arrays: dict[str, _Array]) -> tuple[_Array | None, str]:
     return None, key
 
 
-def _file_location(path: Path) -> str:
-    """``file:///`` URL of a local path, made absolute and normal (no ``..``)."""
-    absolute = os.path.normpath(path.absolute())  # not resolve(): symlinks stay as written
-    return "file://" + quote(absolute, safe="/:@!$&'()*+,;=~ -" + "".join(_unicode(absolute)))
+_ESCAPES = {"%": "%25", "?": "%3F", "#": "%23", "\\": "%5C"}
 
 
-def _unicode(text: str) -> set[str]:
-    """The non-ASCII characters of ``text``, kept as they are (locations may hold Unicode)."""
-    return {c for c in text if ord(c) > 127}
+def _file_location(path: Path | str, *, escaped: bool = False) -> str:
+    """``file:///`` URL of a local path, made absolute and normal (no ``..``). Only what a
+    URL path cannot hold as is gets escaped (``% ? # \\``): Unicode and spaces stay, as
+    locations may hold them; an ``escaped`` path (from a URL) is left as written."""
+    absolute = os.path.normpath(Path(path).absolute())  # not resolve(): symlinks stay
+    if not escaped:
+        absolute = "".join(_ESCAPES.get(c, c) for c in absolute)
+    return "file://" + absolute
 
 
 def _ancestors(path: str) -> list[str]:

@@ -175,6 +175,7 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.NodeNotFoundError("/p"), 3),
     (ic.VirtualContainerNotFoundError("s3://other/x.nc", ["s3://b/"]), 3),
     (ic.VirtualSourceNotFoundError("s3://b/x.nc"), 3),
+    (ic.UndeclaredContainersError(["s3://other/"], "s3://other/x.nc", ["s3://b/"]), 3),
     # already exists: 4
     (ic.AlreadyExistsError("taken"), 4),
     (ic_errors.ObjectExistsError("refs/branch/main/ref"), 4),
