@@ -197,6 +197,13 @@ def _words() -> dict[type[BaseException], _Words]:
         lib.InvalidImportSourceError: _Words(
             "nothing was imported; --from takes the top directory of a valid Zarr v3 store"
         ),
+        lib.InvalidReferencesError: _Words(
+            "nothing was imported; fix the reference set (as kerchunk or VirtualiZarr write it)"
+        ),
+        lib.UndeclaredContainersError: _Words(
+            "the ick command does not declare containers: declare them once in Python "
+            "(docs/virtual.md, Declaring containers)"
+        ),
         lib.ConfigError: _Words("`ick config show` lists the keys and their values"),
         lib.ConflictError: _Words(
             "look at `ick log --all` and run the command again",

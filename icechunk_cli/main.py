@@ -27,6 +27,7 @@ from icechunk_cli.commands import (
     diff,
     expire,
     gc,
+    import_refs,
     init,
     log,
     ls,
@@ -197,6 +198,7 @@ app.command("diff", rich_help_panel=HISTORY)(diff.diff)
 app.command("reflog", rich_help_panel=HISTORY)(reflog.reflog)
 app.command("ls", rich_help_panel=CONTENT)(ls.ls)
 app.command("commit", rich_help_panel=CONTENT)(commit.commit)
+app.command("import-refs", rich_help_panel=CONTENT)(import_refs.import_refs)
 app.add_typer(branch.app, name="branch", rich_help_panel=REFS)
 app.add_typer(tag.app, name="tag", rich_help_panel=REFS)
 app.command("reset", rich_help_panel=REFS)(reset.reset)

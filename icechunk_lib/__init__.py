@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from icechunk_lib.errors import InvalidImportSourceError as InvalidImportSourceError
     from icechunk_lib.errors import InvalidInputError as InvalidInputError
     from icechunk_lib.errors import InvalidNameError as InvalidNameError
+    from icechunk_lib.errors import InvalidReferencesError as InvalidReferencesError
     from icechunk_lib.errors import InvalidVirtualContainerError as InvalidVirtualContainerError
     from icechunk_lib.errors import InvalidVirtualLocationError as InvalidVirtualLocationError
     from icechunk_lib.errors import NoChangesToCommitError as NoChangesToCommitError
@@ -251,6 +252,7 @@ _EXPORTS = LazyExports(
         "import_kerchunk": "icechunk_lib.virtual.kerchunk",
         "import_kerchunk_async": "icechunk_lib.virtual.kerchunk",
         "UndeclaredContainersError": "icechunk_lib.errors",
+        "InvalidReferencesError": "icechunk_lib.errors",
         "StorageConcurrencySettings": "icechunk_lib.format.storage_settings",
         "StorageRetriesSettings": "icechunk_lib.format.storage_settings",
         "StorageSettings": "icechunk_lib.format.storage_settings",

@@ -26,6 +26,7 @@ refusals or failures the message explains. The tree, each error's category in br
     │   └── ImportSourceError
     │       ├── ImportSourceNotFoundError (FileNotFoundError)  [not found]
     │       └── InvalidImportSourceError (ValueError)     [invalid input]
+    │           └── InvalidReferencesError
     ├── RepositoryNotFoundError (FileNotFoundError)       [not found]
     ├── RepositoryAlreadyExistsError (FileExistsError)    [already exists]
     ├── RefError
@@ -99,6 +100,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidNameError",
+    "InvalidReferencesError",
     "InvalidStorageURLError",
     "InvalidVirtualContainerError",
     "InvalidVirtualLocationError",
@@ -303,6 +305,11 @@ class InvalidImportSourceError(ImportSourceError, InvalidInputError, ValueError)
         self.key = key
         self.field = field
         super().__init__(source, reason)
+
+
+class InvalidReferencesError(InvalidImportSourceError):
+    """A kerchunk or VirtualiZarr reference set is malformed, or holds metadata that cannot
+    become Zarr v3; ``key`` names the reference at fault. Raised before anything changes."""
 
 
 # --- repository ------------------------------------------------------------------------------

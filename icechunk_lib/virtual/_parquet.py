@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from icechunk_lib.errors import ImportSourceError, InvalidImportSourceError
+from icechunk_lib.errors import ImportSourceError, InvalidReferencesError
 
 __all__ = ["load_parquet_refs"]
 
@@ -31,15 +31,15 @@ def load_parquet_refs(root: Path, name: str) -> dict[str, Any]:
         metadata = zmeta["metadata"]
         record_size = int(zmeta["record_size"])
     except FileNotFoundError:
-        raise InvalidImportSourceError(
+        raise InvalidReferencesError(
             name, "a parquet reference directory has a .zmetadata file; this one has none"
         ) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidImportSourceError(
+        raise InvalidReferencesError(
             name, f"its .zmetadata is not a parquet reference index ({exc})", key=".zmetadata"
         ) from None
     if not isinstance(metadata, dict) or record_size <= 0:
-        raise InvalidImportSourceError(name, "its .zmetadata is malformed", key=".zmetadata")
+        raise InvalidReferencesError(name, "its .zmetadata is malformed", key=".zmetadata")
     refs: dict[str, Any] = dict(metadata)
     for key, doc in metadata.items():
         if not key.endswith(".zarray") or not isinstance(doc, dict):
@@ -48,7 +48,7 @@ def load_parquet_refs(root: Path, name: str) -> dict[str, Any]:
         try:
             grid = [math.ceil(s / c) for s, c in zip(doc["shape"], doc["chunks"], strict=True)]
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            raise InvalidImportSourceError(
+            raise InvalidReferencesError(
                 name, "its shape and chunks do not make a chunk grid", key=key
             ) from None
         sep = doc.get("dimension_separator") or "."

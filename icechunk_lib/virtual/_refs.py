@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from icechunk_lib.errors import ImportSourceNotFoundError, InvalidImportSourceError
+from icechunk_lib.errors import ImportSourceNotFoundError, InvalidReferencesError
 from icechunk_lib.storage.url import file_url_path
 from icechunk_lib.virtual._parquet import load_parquet_refs
 from icechunk_lib.virtual._templates import TemplateError, expand_gen, render
@@ -45,21 +45,21 @@ def load_refs(refs: KerchunkRefs) -> RefSet:
 
     Raises:
         ImportSourceNotFoundError: no file or directory at the path given.
-        InvalidImportSourceError: not a kerchunk reference set (the message says why).
+        InvalidReferencesError: not a kerchunk reference set (the message says why).
         ImportSourceError: parquet references, with neither fastparquet nor pyarrow installed.
     """
     if isinstance(refs, Mapping):
         name = "kerchunk references"
         return RefSet(_flatten(refs, name), name, Path.cwd())
     if not isinstance(refs, str | os.PathLike):
-        raise InvalidImportSourceError(
+        raise InvalidReferencesError(
             repr(refs),
             f"references are a dict or a path to a .json file or parquet directory, "
             f"not {type(refs).__name__}",
         )
     text = os.fspath(refs)
     if "://" in text and not text.startswith("file://"):
-        raise InvalidImportSourceError(
+        raise InvalidReferencesError(
             text, "reference files are read from local disk; download it first"
         )
     if text.startswith("file://"):
@@ -73,13 +73,13 @@ def load_refs(refs: KerchunkRefs) -> RefSet:
     except FileNotFoundError:
         raise ImportSourceNotFoundError(name, "no such file or directory") from None
     except OSError as exc:
-        raise InvalidImportSourceError(name, f"cannot read it: {exc.strerror or exc}") from None
+        raise InvalidReferencesError(name, f"cannot read it: {exc.strerror or exc}") from None
     try:
         doc = json.loads(_decompress(raw, path.name))
     except (ValueError, OSError) as exc:
-        raise InvalidImportSourceError(name, f"it is not a JSON reference file ({exc})") from None
+        raise InvalidReferencesError(name, f"it is not a JSON reference file ({exc})") from None
     if not isinstance(doc, dict):
-        raise InvalidImportSourceError(name, "a reference file holds a JSON object")
+        raise InvalidReferencesError(name, "a reference file holds a JSON object")
     return RefSet(_flatten(doc, name), name, path.parent)
 
 
@@ -99,20 +99,20 @@ def _flatten(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     version = doc.get("version")
     if version is None or not isinstance(doc.get("refs"), dict):
         if version not in (None, 0):
-            raise InvalidImportSourceError(
+            raise InvalidReferencesError(
                 name, f"reference set version {version!r} is not one ick reads (0 or 1)"
             )
         return {k: v for k, v in doc.items() if k != "version"}
     if version != 1:
-        raise InvalidImportSourceError(
+        raise InvalidReferencesError(
             name, f"reference set version {version!r} is not one ick reads (0 or 1)"
         )
     templates = doc.get("templates") or {}
     if not isinstance(templates, dict) or not all(isinstance(v, str) for v in templates.values()):
-        raise InvalidImportSourceError(name, "'templates' maps names to text", key="templates")
+        raise InvalidReferencesError(name, "'templates' maps names to text", key="templates")
     for tname, value in templates.items():
         if "{{" in value:
-            raise InvalidImportSourceError(
+            raise InvalidReferencesError(
                 name,
                 f"template {tname!r} is itself a template ({value!r}), which ick does not "
                 "render; expand the references with fsspec or kerchunk first",
@@ -124,11 +124,11 @@ def _flatten(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
             try:
                 value = [render(value[0], templates), *value[1:]]
             except TemplateError as exc:
-                raise InvalidImportSourceError(name, f"key {key!r}: {exc}", key=key) from None
+                raise InvalidReferencesError(name, f"key {key!r}: {exc}", key=key) from None
         out[key] = value
     try:
         for key, ref in expand_gen(doc.get("gen") or [], templates):
             out[key] = ref
     except TemplateError as exc:
-        raise InvalidImportSourceError(name, str(exc), key="gen") from None
+        raise InvalidReferencesError(name, str(exc), key="gen") from None
     return out

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
-    InvalidImportSourceError,
     InvalidNameError,
+    InvalidReferencesError,
     InvalidVirtualLocationError,
     NodeNotFoundError,
     ReadOnlySessionError,
@@ -122,7 +122,7 @@ async def import_kerchunk_async(
     Raises:
         ReadOnlySessionError: the session cannot write.
         ImportSourceNotFoundError: no reference file at the path.
-        InvalidImportSourceError: malformed references or metadata (naming the key).
+        InvalidReferencesError: malformed references or metadata (naming the key).
         UndeclaredContainersError: locations outside every declared container (listing
             their prefixes); nothing is written.
         InvalidNameError: a node path the tree cannot hold (inside an existing array).
@@ -175,8 +175,8 @@ class _Planner:
         self.locations: dict[str, str] = {}  # url as written -> normalised location
         self.sizes: dict[str, int] = {}  # local whole-object sizes
 
-    def fail(self, key: str, reason: str) -> InvalidImportSourceError:
-        return InvalidImportSourceError(self.name, f"key {key!r}: {reason}", key=key)
+    def fail(self, key: str, reason: str) -> InvalidReferencesError:
+        return InvalidReferencesError(self.name, f"key {key!r}: {reason}", key=key)
 
     def path_of(self, prefix: str) -> str:
         """Node path of the node whose keys start with ``prefix`` (``""``, ``a/b``)."""
@@ -431,7 +431,8 @@ async def _write(
 
     existing = await _nodes(session)
     for path in plan.parents:
-        if path not in existing:
+        # Not ``existing``: it lists implicit groups too, which have no metadata of their own.
+        if not await store.exists(key(path, META_KEY)):
             await store.set(key(path, META_KEY), proto.buffer.from_bytes(_GROUP_META))
             summary.groups += 1
     for path in sorted(plan.groups):

@@ -156,6 +156,7 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic_errors.InvalidKeyError("a/../b", "empty, '.' and '..' segments are not allowed"), 2),
     (ic_errors.InvalidStorageURLError("ftp://example.com/r", "unsupported scheme"), 2),
     (ic.InvalidImportSourceError("/src", "bad zarr.json", key="zarr.json", field="shape"), 2),
+    (ic.InvalidReferencesError("refs.json", "key 'a/0': bad", key="a/0"), 2),
     (ic.AmbiguousRefError("ab", ["branch ab", "snapshot ABCD"]), 2),
     (ic.InvalidNameError("branch", "a/b", "no slashes"), 2),
     (ic.ConfigError("unknown config key 'x'"), 2),

@@ -21,8 +21,8 @@ import zstandard
 import icechunk_lib as ic
 from icechunk_lib.errors import (
     ImportSourceNotFoundError,
-    InvalidImportSourceError,
     InvalidNameError,
+    InvalidReferencesError,
     ReadOnlySessionError,
     UndeclaredContainersError,
     VirtualContainerNotFoundError,
@@ -171,7 +171,7 @@ def test_templates_ick_cannot_render_are_refused_naming_the_key(
         "templates": {"u": DATA + "a.nc"},
         "refs": {"t/.zarray": zarray([1], [1]), **refs},
     }
-    with pytest.raises(InvalidImportSourceError, match=words) as info:
+    with pytest.raises(InvalidReferencesError, match=words) as info:
         ic.import_kerchunk(session, doc)
     assert info.value.key == "t/0" and "'t/0'" in str(info.value)
     assert not session.has_uncommitted_changes
@@ -349,7 +349,7 @@ def test_zarr_v3_documents_pass_through(session: ic.Session) -> None:
 def test_malformed_references_name_the_key_and_change_nothing(
     session: ic.Session, refs: dict[str, Any], key: str, words: str
 ) -> None:
-    with pytest.raises(InvalidImportSourceError, match=words) as info:
+    with pytest.raises(InvalidReferencesError, match=words) as info:
         ic.import_kerchunk(session, refs)
     assert info.value.key == key
     assert repr(key) in str(info.value)
@@ -357,13 +357,13 @@ def test_malformed_references_name_the_key_and_change_nothing(
 
 
 def test_unknown_versions_and_non_sets_are_refused(session: ic.Session, tmp_path: Path) -> None:
-    with pytest.raises(InvalidImportSourceError, match="version 2"):
+    with pytest.raises(InvalidReferencesError, match="version 2"):
         ic.import_kerchunk(session, {"version": 2, "refs": {}})
-    with pytest.raises(InvalidImportSourceError, match="not a JSON reference file"):
+    with pytest.raises(InvalidReferencesError, match="not a JSON reference file"):
         ic.import_kerchunk(session, _write(tmp_path / "x.json", b"[1,"))
     with pytest.raises(ImportSourceNotFoundError, match="no such file"):
         ic.import_kerchunk(session, tmp_path / "missing.json")
-    with pytest.raises(InvalidImportSourceError, match="local disk"):
+    with pytest.raises(InvalidReferencesError, match="local disk"):
         ic.import_kerchunk(session, "s3://bucket/refs.json")
     assert not session.has_uncommitted_changes
 
@@ -392,7 +392,7 @@ def test_undeclared_containers_are_listed_and_nothing_is_written(session: ic.Ses
 
 
 def test_group_places_everything_below_it(session: ic.Session) -> None:
-    zarr.group(store=session.store).create_group("keep")
+    zarr.group(store=session.store, attributes={"mine": 1}).create_group("keep")
     refs = {
         ".zgroup": '{"zarr_format": 2}',
         ".zattrs": '{"a": 1}',
@@ -404,6 +404,7 @@ def test_group_places_everything_below_it(session: ic.Session) -> None:
     paths = {n.path for n in session.list_nodes(recursive=True)}
     assert {"/keep", "/deep", "/deep/er", "/deep/er/v"} <= paths
     assert zarr.open_group(session.store, path="deep/er", mode="r").attrs.asdict() == {"a": 1}
+    assert zarr.open_group(session.store, mode="r").attrs.asdict() == {"mine": 1}  # untouched
 
 
 def test_import_again_repoints_an_array_and_keeps_other_children(repo: ic.Repository) -> None:
@@ -479,7 +480,7 @@ def test_local_paths_become_file_urls(session: ic.Session, tmp_path: Path) -> No
 
 
 def test_a_whole_remote_object_needs_its_size(session: ic.Session) -> None:
-    with pytest.raises(InvalidImportSourceError, match=r"\[url, 0, size\]"):
+    with pytest.raises(InvalidReferencesError, match=r"\[url, 0, size\]"):
         ic.import_kerchunk(session, {"a/.zarray": zarray([1], [1]), "a/0": [BUCKET + "w.nc"]})
 
 
