@@ -51,6 +51,7 @@ class Case:
 
 
 SOURCE = "{source}"  # replaced by a Zarr store's path
+REFS = "{refs}"  # replaced by a kerchunk reference file's path (inline data only)
 CASES: dict[tuple[str, ...], Case] = {
     ("init",): Case(writes=True),
     ("config",): Case(),
@@ -62,6 +63,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("reflog",): Case(("experiment",)),
     ("ls",): Case(("-l", "-r")),
     ("commit",): Case(("-m", "import", "--from", SOURCE, "-b", "experiment", "--yes"), writes=True),
+    ("import-refs",): Case((REFS, "-m", "refs", "--group", "imported"), writes=True),
     ("reset",): Case(("experiment", "v1.0", "--yes"), writes=True),
     ("branch",): Case(),
     ("branch", "list"): Case(),
@@ -108,6 +110,10 @@ class Setup:
     a: Path
     b: Path
     source: Path
+    refs: Path
+
+    def arg(self, word: str) -> str:
+        return {SOURCE: str(self.source), REFS: str(self.refs)}.get(word, word)
 
 
 @pytest.fixture
@@ -119,8 +125,20 @@ def setup(sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
     Ick(b).ok("config", "set", "compression.level", "9")
     source = tmp_path / "source.zarr"
     write_store(source)
+    refs = tmp_path / "refs.json"
+    zarray = {
+        "zarr_format": 2,
+        "shape": [2],
+        "chunks": [2],
+        "dtype": "|u1",
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+        "compressor": None,
+    }
+    refs.write_text(json.dumps({"v/.zarray": json.dumps(zarray), "v/0": "base64:AQI="}))
     monkeypatch.chdir(b)
-    return Setup(sample.path, b, source)
+    return Setup(sample.path, b, source, refs)
 
 
 def fresh(setup: Setup, path: tuple[str, ...], template: Path) -> Path:
@@ -139,7 +157,7 @@ def test_common_options_in_every_position_act_on_the_repository_they_name(
     setup: Setup, path: tuple[str, ...]
 ) -> None:
     case = CASES[path]
-    args = tuple(str(setup.source) if a == SOURCE else a for a in case.args)
+    args = tuple(setup.arg(a) for a in case.args)
     env = {"ICK_REPO": str(setup.b)}
     ick = Ick(None)
     b_before = fingerprint(setup.b)
@@ -173,7 +191,7 @@ def test_common_options_in_every_position_act_on_the_repository_they_name(
 @pytest.mark.parametrize("path", sorted(CASES), ids=" ".join)
 def test_no_color_in_every_position(setup: Setup, path: tuple[str, ...]) -> None:
     case = CASES[path]
-    args = tuple(str(setup.source) if a == SOURCE else a for a in case.args)
+    args = tuple(setup.arg(a) for a in case.args)
     ick = Ick(None)
     template = setup.a.parent / "template"
     shutil.copytree(setup.a, template)
@@ -191,7 +209,7 @@ def test_storage_options_in_every_position_reach_the_storage(
     # A local repository takes no storage options: the refusal names the ones that came
     # through from wherever they were given, so each position reached the storage.
     case = CASES[path]
-    args = tuple(str(setup.source) if a == SOURCE else a for a in case.args)
+    args = tuple(setup.arg(a) for a in case.args)
     ick = Ick(None)
     options = ["--storage-option", "region=eu-west-1", "-R", str(setup.a)]
     for line in placements(path, args, options):
