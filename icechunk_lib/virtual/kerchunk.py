@@ -301,6 +301,8 @@ class _Planner:
             for what, n in (("offset", offset), ("length", length)):
                 if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                     raise self.fail(key, f"its {what} {n!r} is not a non-negative integer")
+            if offset + length >= 2**64:
+                raise self.fail(key, "its byte range ends past byte 2**64-1")
         return VirtualChunkSpec(
             list(coords), location, offset, length, last_updated_at_checksum=self.checksum
         )
@@ -408,6 +410,10 @@ async def _check_tree(session: Session, plan: _Plan) -> None:
             node = nodes.get(ancestor)
             if node is not None and node.kind == "array" and ancestor not in plan.groups:
                 raise InvalidNameError("node", path, f"it is inside array {ancestor}")
+    for path in plan.parents:
+        node = nodes.get(path)
+        if node is not None and node.kind == "array":
+            raise InvalidNameError("node", path, "it is an array; the import needs a group there")
     for path in plan.arrays:
         below = path + "/"
         child = next((p for p in nodes if p.startswith(below)), None)

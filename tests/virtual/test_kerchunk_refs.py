@@ -329,6 +329,7 @@ def test_zarr_v3_documents_pass_through(session: ic.Session) -> None:
             "no-such-codec",
         ),
         ({"a/.zarray": zarray([2], [1]), "a/0": [DATA + "../etc/x", 0, 2]}, "a/0", "'..'"),
+        ({"a/.zarray": zarray([2], [1]), "a/0": [DATA + "x.nc", 2**63, 2**63]}, "a/0", "2\\*\\*64"),
     ],
     ids=[
         "bad-json",
@@ -344,6 +345,7 @@ def test_zarr_v3_documents_pass_through(session: ic.Session) -> None:
         "filter-order",
         "unknown-codec",
         "dot-dot",
+        "past-2**64",
     ],
 )
 def test_malformed_references_name_the_key_and_change_nothing(
@@ -436,6 +438,19 @@ def test_an_array_over_a_groups_children_is_refused_before_writing(repo: ic.Repo
     session = repo.writable_session("main")
     with pytest.raises(InvalidNameError, match="/g/child"):
         ic.import_kerchunk(session, {"g/.zarray": zarray([1], [1])})
+    assert not session.has_uncommitted_changes
+
+
+def test_a_group_over_an_existing_array_is_refused(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    zarr.group(store=session.store).create_array("arr", shape=(2,), dtype="i1")
+    session.commit("array")
+    session = repo.writable_session("main")
+    refs = {"v/.zarray": zarray([1], [1]), "v/0": [DATA + "f.nc", 0, 4]}
+    with pytest.raises(InvalidNameError, match="/arr"):
+        ic.import_kerchunk(session, refs, group="/arr")
+    with pytest.raises(InvalidNameError, match="/arr"):
+        ic.import_kerchunk(session, refs, group="/arr/below")
     assert not session.has_uncommitted_changes
 
 
