@@ -415,8 +415,8 @@ async def _check_tree(session: Session, plan: _Plan) -> None:
         if node is not None and node.kind == "array":
             raise InvalidNameError("node", path, "it is an array; the import needs a group there")
     for path in plan.arrays:
-        below = path + "/"
-        child = next((p for p in nodes if p.startswith(below)), None)
+        below = "/" if path == "/" else path + "/"
+        child = next((p for p in nodes if p != path and p.startswith(below)), None)
         if child is not None:
             raise InvalidNameError(
                 "node", path, f"the session has {child} below it, and an array has no children"

@@ -441,6 +441,22 @@ def test_an_array_over_a_groups_children_is_refused_before_writing(repo: ic.Repo
     assert not session.has_uncommitted_changes
 
 
+def test_a_root_array_imports_alone_and_is_refused_over_children(repo: ic.Repository) -> None:
+    refs = {".zarray": zarray([2], [1], "|u1"), "0": "base64:Bw==", "1": [DATA + "r.nc", 0, 1]}
+    alone = ic.Repository.create(ic.in_memory_storage(), repo.config).writable_session("main")
+    ic.import_kerchunk(alone, refs)
+    assert ranges(alone, "/") == {(1,): (DATA + "r.nc", 0, 1)}
+    assert zarr.open_array(alone.store, mode="r")[0] == 7
+
+    session = repo.writable_session("main")
+    zarr.group(store=session.store).create_group("child")
+    session.commit("tree")
+    session = repo.writable_session("main")
+    with pytest.raises(InvalidNameError, match="/child"):
+        ic.import_kerchunk(session, refs)
+    assert not session.has_uncommitted_changes
+
+
 def test_a_group_over_an_existing_array_is_refused(repo: ic.Repository) -> None:
     session = repo.writable_session("main")
     zarr.group(store=session.store).create_array("arr", shape=(2,), dtype="i1")
