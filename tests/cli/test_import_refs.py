@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+import zarr
 
 import icechunk_lib as ic
 from icechunk_lib.format.manifest import VIRTUAL
@@ -204,6 +205,12 @@ def test_executable_imports_kerchunk_refs_of_an_hdf5_file(tmp_path: Path, form: 
             index = tuple(o // c for o, c in zip(info.chunk_offset, dset.chunks, strict=True))
             expected[index] = (f"file://{h5}", info.byte_offset, info.size)
     assert virtual_refs(repo, "main", "/obs") == expected
+    reader = ic.Repository.open(
+        ic.local_filesystem_storage(str(repo)),
+        authorize_virtual_chunk_access={f"file://{data}/": None},
+    )
+    stored = zarr.open_array(reader.readonly_session("main").store, path="obs", mode="r")
+    np.testing.assert_array_equal(stored[...], values)
 
     failed = subprocess.run(
         [str(ICK), "-R", str(repo), "import-refs", str(data / "nope.json"), "-m", "x"],

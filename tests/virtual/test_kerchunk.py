@@ -219,3 +219,74 @@ def test_relative_locations_are_taken_from_the_json_files_directory(
     session = repo.writable_session("main")
     ic.import_kerchunk(session, source)
     assert {r.location for r in chunk_refs(session, "/temp").values()} == {f"file://{path}"}
+
+
+def reader(tmp_path: Path, data_dir: Path) -> ic.Repository:
+    return ic.Repository.open(
+        ic.local_filesystem_storage(str(tmp_path / "repo")),
+        authorize_virtual_chunk_access={f"file://{data_dir}/": None},
+    )
+
+
+@pytest.mark.parametrize("form", ["dict", "json", "parquet"])
+def test_imported_refs_read_back_equal_to_h5py(
+    tmp_path: Path, h5: tuple[Path, dict[str, np.ndarray]], form: str
+) -> None:
+    path, values = h5
+    refs = kerchunk_refs(path)
+    source: Any = {
+        "dict": lambda: refs,
+        "json": lambda: _as_json(refs, path.parent / "refs.json"),
+        "parquet": lambda: _as_parquet(refs, path.parent / "refs.parq"),
+    }[form]()
+    session = repo_for(tmp_path, path.parent).writable_session("main")
+    ic.import_kerchunk(session, source, group="/nc")
+    session.commit("import")
+
+    root = zarr.open_group(reader(tmp_path, path.parent).readonly_session("main").store, mode="r")
+    for name, expected in values.items():
+        got = root[f"nc/{name}"][...]
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        assert got.dtype == expected.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(root["nc/temp"][1:7, 2:11], values["temp"][1:7, 2:11])
+
+
+def test_xarray_reads_the_imported_dataset_equal_to_h5py(
+    tmp_path: Path, h5: tuple[Path, dict[str, np.ndarray]]
+) -> None:
+    xr = pytest.importorskip("xarray")
+    path, values = h5
+    session = repo_for(tmp_path, path.parent).writable_session("main")
+    ic.import_kerchunk(session, _as_json(kerchunk_refs(path), path.parent / "refs.json"))
+    session.commit("import")
+    store = reader(tmp_path, path.parent).readonly_session("main").store
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_zarr(store, consolidated=False, zarr_format=3)
+    try:
+        assert ds["temp"].dims == ("y", "x")
+        np.testing.assert_array_equal(ds["x"].values, values["x"])
+        np.testing.assert_array_equal(ds["y"].values, values["y"])
+        for name in ("temp", "counts", "flags"):
+            np.testing.assert_array_equal(ds[name].values, values[name], err_msg=name)
+        assert ds["temp"].attrs["units"] == "K"
+    finally:
+        ds.close()
+
+
+def test_a_source_changed_after_last_updated_at_fails_naming_it(
+    tmp_path: Path, h5: tuple[Path, dict[str, np.ndarray]]
+) -> None:
+    import datetime as dt
+    import os
+
+    path, _ = h5
+    session = repo_for(tmp_path, path.parent).writable_session("main")
+    when = dt.datetime.now(dt.UTC)
+    ic.import_kerchunk(session, kerchunk_refs(path), last_updated_at=when)
+    session.commit("import")
+    later = when.timestamp() + 60
+    os.utime(path, (later, later))
+    root = zarr.open_group(reader(tmp_path, path.parent).readonly_session("main").store, mode="r")
+    with pytest.raises(ic.VirtualSourceChangedError, match=str(path)):
+        root["temp"][...]
