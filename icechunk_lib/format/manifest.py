@@ -91,9 +91,10 @@ def _used_locations(
     """The virtual rows' location index renumbered over the distinct (location, etag) pairs
     they use, in first-entry order, with those pairs; -1 on every other row."""
     virtual = kinds == VIRTUAL
-    used = np.unique(index[virtual])  # few: one per source object
-    if len(used) and (used[0] < 0 or used[-1] >= len(locations)):
+    at = index[virtual]
+    if len(at) and (int(at.min()) < 0 or int(at.max()) >= len(locations)):
         raise ValueError("a virtual row has no location")
+    used = np.flatnonzero(np.bincount(at, minlength=len(locations)))  # a count, not a sort
     pairs = [(locations[i], etags[i] if etags else "") for i in used.tolist()]
     distinct: dict[tuple[str, str], int] = {}
     renumber = np.full(len(locations) + 1, -1, dtype=np.int32)  # [-1] stays -1
