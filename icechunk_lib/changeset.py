@@ -303,7 +303,7 @@ class ChangeSet:
             if mine is None:
                 self.chunks[nid] = changes
             else:
-                mine.update(changes)
+                mine.absorb(changes)
         for key in other.extra_changes:
             extra = other.extras.get(key)
             if extra is None:

@@ -278,9 +278,42 @@ class ChunkChanges(MutableMapping[Coords, "ChunkRef | None"]):
             self._checksums.frombytes(np.ascontiguousarray(checksums, dtype=np.uint64).tobytes())
             self._loc.frombytes(loc.astype(np.int32).tobytes())
             self._ids += bytes(_ID * n)
-            # An index would need a Python step per row: let the next lookup rebuild it
-            # (rows it superseded are _DROPPED already, which ``columns`` and the build skip).
-            self._rows = None
+            index = self._rows
+            if index is not None and n <= len(index) // 8:
+                # A small batch into a large indexed record: keep the index current.
+                first = len(self._kinds) - n
+                for row, c in enumerate(map(tuple, coords.tolist()), first):
+                    self._supersede(index, c)
+                    index[c] = row
+            else:
+                # An index would need a Python step per row: let the next lookup rebuild it
+                # (rows it superseded are _DROPPED already, which ``columns`` and the build
+                # skip).
+                self._rows = None
+
+    def absorb(self, other: ChunkChanges) -> None:
+        """Apply every change of ``other`` after ours (``other`` wins a chunk both changed),
+        column-wise: what merging a forked session's changes does."""
+        if other.ndim != self.ndim:
+            raise ValueError(f"expected changes of rank {self.ndim}, got rank {other.ndim}")
+        cols = other.columns()
+        n = len(cols)
+        if not n:
+            return
+        with self._lock:
+            first = len(self._kinds)
+            mine = np.array(
+                [self._pair(loc, etag) for loc, etag in cols.locations] + [-1], dtype=np.int32
+            )
+            self._coords.frombytes(np.ascontiguousarray(cols.coords, dtype=np.int64).tobytes())
+            self._kinds.frombytes(cols.kinds.tobytes())
+            self._offsets.frombytes(cols.offsets.tobytes())
+            self._lengths.frombytes(cols.lengths.tobytes())
+            self._checksums.frombytes(cols.checksums.tobytes())
+            self._loc.frombytes(mine[cols.loc_index].tobytes())  # -1 picks the final -1
+            self._ids += cols.ids.tobytes()
+            self._others.update({first + row: ref for row, ref in cols.refs.items()})
+            self._rows = None  # rebuilt on the next lookup, as after a large batch
 
     def __setitem__(self, coords: Coords, ref: ChunkRef | None) -> None:
         if len(coords) != self.ndim:

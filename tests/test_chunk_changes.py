@@ -110,6 +110,19 @@ class ChangesMachine(RuleBasedStateMachine):
                 VIRTUAL, offset=offset, length=length, checksum=checksum, location=loc, etag=etag
             )
 
+    @rule(items=st.dictionaries(COORDS, REFS, max_size=8), batch=VIRTUAL_ROWS)
+    def absorb(
+        self,
+        items: dict[tuple[int, int], ChunkRef | None],
+        batch: list[tuple[tuple[int, int], str, str, int, int, int]],
+    ) -> None:
+        # Another record (a fork's), with rows of every kind, applied after ours.
+        theirs = ChunkChanges(2, items)
+        theirs.put_virtual(_virtual_rows(batch))
+        expected = dict(theirs.items())
+        self.changes.absorb(theirs)
+        self.model.update(expected)
+
     @rule(coords=COORDS)
     def take_back(self, coords: tuple[int, int]) -> None:
         assert self.changes.pop(coords, "absent") == self.model.pop(coords, "absent")
@@ -255,3 +268,23 @@ def test_a_virtual_batch_keeps_columns_and_replaces_earlier_rows() -> None:
     assert copy[(0, 0)] == ChunkRef(VIRTUAL, offset=0, length=1, location="s3://b/c.nc")
     with pytest.raises(ValueError, match="coordinate matrix"):
         changes.put_virtual(_virtual_rows(batch)._replace(coords=np.zeros((3, 3), np.int64)))
+
+
+def test_a_small_virtual_batch_keeps_a_large_index_current() -> None:
+    changes = ChunkChanges(2)
+    for i in range(100):
+        changes.put_native((i, 0), bytes(12), i, 0)
+    assert len(changes) == 100  # builds the index
+    batch = [
+        ((5, 0), "s3://b/a.nc", "", 1, 2, 0),
+        ((200, 0), "s3://b/a.nc", "", 3, 4, 0),
+        ((5, 0), "s3://b/b.nc", '"e"', 5, 6, 7),
+    ]
+    changes.put_virtual(_virtual_rows(batch))
+    assert changes._rows is not None  # kept, not dropped for a rebuild
+    assert len(changes) == 101
+    assert changes[(5, 0)] == ChunkRef(
+        VIRTUAL, offset=5, length=6, checksum=7, location="s3://b/b.nc", etag='"e"'
+    )
+    assert changes[(200, 0)] == ChunkRef(VIRTUAL, offset=3, length=4, location="s3://b/a.nc")
+    assert _table_of(changes) == dict(changes.items())

@@ -258,6 +258,10 @@ class ChunkTable:
             offsets[inline_rows] = new_starts.astype(np.uint64)
         else:
             blob = b""
+        loc_index = self.location_index[index]
+        locations, etags = self.locations, self.location_etags
+        if locations:  # only the (location, etag) pairs these rows use, each once
+            loc_index, locations, etags = _used_locations(kinds, loc_index, locations, etags)
         return ChunkTable(
             node_id=self.node_id,
             key_shape=self.key_shape,
@@ -268,9 +272,9 @@ class ChunkTable:
             lengths=lengths,
             checksums=self.checksums[index],
             inline_data=blob,
-            location_index=self.location_index[index],
-            locations=self.locations,
-            location_etags=self.location_etags,
+            location_index=loc_index,
+            locations=locations,
+            location_etags=etags if any(etags) else [],
         )
 
     def coords(self) -> npt.NDArray[np.int64]:

@@ -19,7 +19,7 @@ from icechunk_lib.errors import (
     InvalidInputError,
     InvalidVirtualLocationError,
 )
-from icechunk_lib.format.manifest import VIRTUAL, ChunkRef
+from icechunk_lib.format.manifest import VIRTUAL, ChunkRef, ChunkTable
 from icechunk_lib.session import workspace_of
 from icechunk_lib.virtual.spec import checked_ref
 
@@ -416,3 +416,47 @@ def test_a_record_of_virtual_rows_pickles_as_columns() -> None:
     restored[(2, 2)] = checked_ref(PREFIX + "a.nc", 7, 8)  # interned with the pickled pairs
     assert restored[(2, 2)] == checked_ref(PREFIX + "a.nc", 7, 8)
     assert len(set(restored._locations)) == len(restored._locations)
+
+
+def _committed_tables(session: ic.Session, path: str = "/temp") -> list[ChunkTable]:
+    ws = workspace_of(session)
+
+    async def go() -> list[ChunkTable]:
+        node = (await ws.nodes())[path]
+        manifests = [await ws.objects.manifest(m.manifest_id) for m in node.manifests]
+        return [m.tables[node.id] for m in manifests]
+
+    return ic._sync.run(go())
+
+
+def test_manifests_keep_only_the_locations_their_rows_use(repo: ic.Repository) -> None:
+    session = repo.writable_session("main")
+    session.store.set_virtual_refs(
+        "temp",
+        [
+            ic.VirtualChunkSpec([0, 0], PREFIX + "a.nc", 0, 4),
+            ic.VirtualChunkSpec([0, 1], PREFIX + "b.nc", 0, 4, '"1"'),
+            ic.VirtualChunkSpec([0, 2], PREFIX + "c.nc", 0, 4),
+            ic.VirtualChunkSpec([0, 1], PREFIX + "b.nc", 0, 4, '"2"'),  # replaces '"1"'
+        ],
+    )
+    session.commit("three")
+    [table] = _committed_tables(session)
+    assert sorted(zip(table.locations, table.location_etags, strict=True)) == [
+        (PREFIX + "a.nc", ""),
+        (PREFIX + "b.nc", '"2"'),
+        (PREFIX + "c.nc", ""),
+    ]
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="temp", mode="r+")[0:2, 3:6] = 1.0  # b.nc's chunk
+    session.commit("b.nc replaced")
+    [table] = _committed_tables(session)
+    assert sorted(table.locations) == [PREFIX + "a.nc", PREFIX + "c.nc"]
+    assert table.location_etags == []  # no pair left has an etag
+    # Split into pieces, each keeps only its own rows' locations.
+    pieces = table.split(1)
+    assert [p.locations for p in pieces if (p.kinds == VIRTUAL).any()] == [
+        [PREFIX + "a.nc"],
+        [PREFIX + "c.nc"],
+    ]
+    assert [p.ref(0) for p in pieces] == [table.ref(i) for i in range(len(table))]
