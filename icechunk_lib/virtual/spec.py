@@ -193,8 +193,6 @@ class SpecColumns(NamedTuple):
     """Row -> its entry in ``pairs``."""
     pairs: list[tuple[str, str]]
     """Distinct (location, etag) pairs ("": no etag), in first-use order."""
-    locations: list[str]
-    """Row -> location, shared strings taken from the specs (for the container checks)."""
 
 
 _INDEX = attrgetter("_index")
@@ -256,10 +254,6 @@ def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns
             seconds[when] = updated_at_seconds(when, "")
         except InvalidInputError:
             return None
-    # Each distinct location once: its type and syntax (no escape out of a container).
-    for location in dict.fromkeys(locations):
-        if type(location) is not str or location_problem(location) is not None:
-            return None
     if distinct_updated == {None}:
         checksums = np.zeros(n, dtype=np.uint64)
     else:
@@ -274,8 +268,12 @@ def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns
         distinct[key] = i
         pair: tuple[str, str | None] = (key, None) if isinstance(key, str) else key  # type: ignore[assignment]
         pairs.append((pair[0], pair[1] or ""))
+    # Each distinct location once: its type and syntax (no escape out of a container).
+    for location in dict.fromkeys(loc for loc, _ in pairs):
+        if type(location) is not str or location_problem(location) is not None:
+            return None
     pair_index = np.fromiter(map(distinct.__getitem__, keys), np.int32, count=n)
-    return SpecColumns(coords, offsets, lengths, checksums, pair_index, pairs, locations)
+    return SpecColumns(coords, offsets, lengths, checksums, pair_index, pairs)
 
 
 def _u64_column(values: list[object]) -> npt.NDArray[np.uint64] | None:

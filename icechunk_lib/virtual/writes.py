@@ -5,7 +5,7 @@ index inside the array's grid), so a bad one changes nothing. With validation on
 no declared container holds is refused (``set_virtual_ref``) or skipped and reported
 (``set_virtual_refs``), as in Icechunk.
 
-``set_virtual_refs`` takes a million references in about a second: the specs are read and
+``set_virtual_refs`` takes a million references in a second or two: the specs are read and
 checked as columns (``spec_columns``), each distinct location is checked once, and the rows
 are appended to the change set column-wise. Only a batch with a bad spec is walked one spec
 at a time, to raise the error of the first bad one.
@@ -70,30 +70,28 @@ async def record_virtual_refs(
     resolver = _resolver(ws) if validate else None
     cols = spec_columns(chunks, info.grid) if info is not None and info.grid is not None else None
     if cols is None:  # some spec is bad (or unusual): find which, one by one
-        items, skipped = _one_by_one(node, chunks, resolver)
+        items, passed_over = _one_by_one(node, chunks, resolver)
         await ws.set_chunk_refs(node, items)
-        return skipped or None
-    keep: np.ndarray | None = None
+        return passed_over or None
+    rows = VirtualRows(*cols)
+    skipped: list[tuple[int, ...]] = []
     if resolver is not None:
         # Each distinct location once, in first-use order (so the error raised, if any, is
         # the one of the first spec that has it).
-        held = {loc: _held(resolver, loc) for loc in dict.fromkeys(cols.locations)}
+        held = {loc: _held(resolver, loc) for loc in dict.fromkeys(p[0] for p in cols.pairs)}
         if not all(held.values()):
-            keep = np.fromiter(map(held.__getitem__, cols.locations), bool, len(cols.locations))
-    if keep is None:
-        rows = VirtualRows(*cols[:6])
-        skipped = []
-    else:
-        at = np.flatnonzero(keep)
-        rows = VirtualRows(
-            cols.coords[at],
-            cols.offsets[at],
-            cols.lengths[at],
-            cols.checksums[at],
-            cols.pair_index[at],
-            cols.pairs,
-        )
-        skipped = [tuple(c) for c in cols.coords[~keep].tolist()]
+            pair_held = np.array([held[loc] for loc, _ in cols.pairs], dtype=bool)
+            keep = pair_held[cols.pair_index]
+            at = np.flatnonzero(keep)
+            rows = VirtualRows(
+                cols.coords[at],
+                cols.offsets[at],
+                cols.lengths[at],
+                cols.checksums[at],
+                cols.pair_index[at],
+                cols.pairs,
+            )
+            skipped = [tuple(c) for c in cols.coords[~keep].tolist()]
     await ws.put_virtual(node, rows)
     return skipped or None
 

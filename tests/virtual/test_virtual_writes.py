@@ -21,7 +21,7 @@ from icechunk_lib.errors import (
 )
 from icechunk_lib.format.manifest import VIRTUAL, ChunkRef, ChunkTable
 from icechunk_lib.session import workspace_of
-from icechunk_lib.virtual.spec import checked_ref
+from icechunk_lib.virtual.spec import checked_ref, spec_columns
 
 PREFIX = "s3://archive/data/"
 OTHER = "file:///archive/"
@@ -101,6 +101,7 @@ def _varied(n: int, seed: int = 0) -> list[ic.VirtualChunkSpec]:
 def test_a_batch_records_what_single_refs_would(repo: ic.Repository) -> None:
     session = repo.writable_session("main")
     specs = _varied(400)
+    assert spec_columns(specs, GRID) is not None  # recorded as columns, not one by one
     assert session.store.set_virtual_refs("temp", specs) is None
     model = _model(specs)
     record = _record(session)
@@ -275,6 +276,8 @@ def test_one_bad_spec_anywhere_records_nothing(
         for i in range(GRID[0] * GRID[1])
     ]
     batch = [bad, *good] if at == "first" else [*good, bad]
+    assert spec_columns(good, GRID) is not None
+    assert spec_columns(batch, GRID) is None  # the column checks see it too
     with pytest.raises(error, match=match):
         session.store.set_virtual_refs("temp", batch)  # type: ignore[arg-type]
     assert not session.has_uncommitted_changes
