@@ -196,7 +196,7 @@ class Session:
 
     def all_virtual_chunk_locations(self) -> list[str]:
         """Every distinct location (URL) of the virtual chunks this session sees, committed
-        or written in it, sorted.
+        or written in it, sorted (Icechunk 1.1 repeats a location once per chunk).
 
         Raises:
             MissingObjectError: a manifest of the session's tree is gone from storage.

@@ -8,6 +8,7 @@ import datetime as dt
 import enum
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -463,3 +464,70 @@ def test_manifests_keep_only_the_locations_their_rows_use(repo: ic.Repository) -
         [PREFIX + "c.nc"],
     ]
     assert [p.ref(0) for p in pieces] == [table.ref(i) for i in range(len(table))]
+
+
+@pytest.mark.parametrize("engine", ["ick", "icechunk"])
+def test_all_virtual_chunk_locations_as_icechunk_lists_them(tmp_path: Path, engine: str) -> None:
+    # The same steps in both engines give the same locations. Icechunk 1.1 lists one per
+    # virtual chunk, repeats included; ick lists each once, sorted.
+    module: Any = ic if engine == "ick" else pytest.importorskip("icechunk")
+    if engine == "icechunk":
+        module.set_logs_filter("error")  # not its warning about local storage
+    config = module.RepositoryConfig.default()
+    config.set_virtual_chunk_container(module.VirtualChunkContainer(PREFIX, module.s3_store()))
+    repo = module.Repository.create(module.local_filesystem_storage(str(tmp_path)), config)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="t", shape=(4, 4), chunks=(1, 1), dtype="i1")
+    specs = [
+        module.VirtualChunkSpec([i, j], f"{PREFIX}{(i + j) % 5}.nc", 4 * j, 4)
+        for i in range(4)
+        for j in range(4)
+    ]
+    session.store.set_virtual_refs("t", specs)
+    session.commit("refs")
+    session = repo.writable_session("main")
+    arr = zarr.open_array(session.store, path="t", mode="r+")
+    arr[0, 0] = arr[2, 3] = arr[3, 2] = 1  # every chunk of 0.nc ((i + j) % 5 == 0)
+    arr[1, 3] = 1  # one of 4.nc's three
+    session.store.set_virtual_ref("t/c/3/3", PREFIX + "new.nc", offset=0, length=4)  # a 1.nc
+    got = session.all_virtual_chunk_locations()
+    assert sorted(set(got)) == [PREFIX + f"{k}.nc" for k in (1, 2, 3, 4)] + [PREFIX + "new.nc"]
+    if engine == "ick":
+        assert got == sorted(set(got))
+
+
+def test_split_manifests_hold_and_list_their_own_locations(tmp_path: Path) -> None:
+    S, D = ic.ManifestSplitCondition, ic.ManifestSplitDimCondition
+    splitting = ic.ManifestSplittingConfig.from_dict(
+        {S.name_matches("^temp$"): {D.Axis(0): 2, D.Axis(1): 5}}
+    )
+    config = ic.RepositoryConfig(manifest=ic.ManifestConfig(splitting=splitting))
+    config.set_virtual_chunk_container(ic.VirtualChunkContainer(PREFIX, ic.s3_store()))
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(tmp_path)), config)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="temp", shape=(16, 30), chunks=(2, 3), dtype="f4")
+    # Row r of the grid points into row{r}.nc; the pieces are 2 rows x 5 columns of chunks.
+    specs = [
+        ic.VirtualChunkSpec([r, c], f"{PREFIX}row{r}.nc", 100 * c, 100)
+        for r in range(GRID[0])
+        for c in range(GRID[1])
+    ]
+    session.store.set_virtual_refs("temp", specs)
+    session.commit("split")
+    tables = _committed_tables(session)
+    assert len(tables) == 8
+    for table in tables:
+        rows = {int(r) for r in table.coords()[:, 0]}
+        assert sorted(table.locations) == sorted(f"{PREFIX}row{r}.nc" for r in rows)
+    expected = [f"{PREFIX}row{r}.nc" for r in range(GRID[0])]
+    assert session.all_virtual_chunk_locations() == expected
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="temp", mode="r+")[6:8, :] = 0.0  # all of row 3
+    assert session.all_virtual_chunk_locations() == [e for e in expected if "row3" not in e]
+    refs = _all_refs(session)
+    assert {c: r for c, r in refs.items() if c[0] != 3} == _model(
+        [s for s in specs if s.index[0] != 3]
+    )
+    assert sorted(c for c, r in refs.items() if r.kind != VIRTUAL) == [
+        (3, c) for c in range(GRID[1])
+    ]
