@@ -67,6 +67,11 @@ if TYPE_CHECKING:
         VirtualContainerNotAuthorizedError as VirtualContainerNotAuthorizedError,
     )
     from icechunk_lib.errors import VirtualContainerNotFoundError as VirtualContainerNotFoundError
+    from icechunk_lib.errors import VirtualSourceChangedError as VirtualSourceChangedError
+    from icechunk_lib.errors import VirtualSourceError as VirtualSourceError
+    from icechunk_lib.errors import VirtualSourceNotFoundError as VirtualSourceNotFoundError
+    from icechunk_lib.errors import VirtualSourceTruncatedError as VirtualSourceTruncatedError
+    from icechunk_lib.errors import VirtualStoreUnsupportedError as VirtualStoreUnsupportedError
     from icechunk_lib.format.config import CachingConfig as CachingConfig
     from icechunk_lib.format.config import CompressionConfig as CompressionConfig
     from icechunk_lib.format.config import ManifestConfig as ManifestConfig
@@ -222,6 +227,11 @@ _EXPORTS = LazyExports(
         "VirtualChunkError": "icechunk_lib.errors",
         "VirtualContainerNotAuthorizedError": "icechunk_lib.errors",
         "VirtualContainerNotFoundError": "icechunk_lib.errors",
+        "VirtualSourceChangedError": "icechunk_lib.errors",
+        "VirtualSourceError": "icechunk_lib.errors",
+        "VirtualSourceNotFoundError": "icechunk_lib.errors",
+        "VirtualSourceTruncatedError": "icechunk_lib.errors",
+        "VirtualStoreUnsupportedError": "icechunk_lib.errors",
         "AnyObjectStoreConfig": "icechunk_lib.format.containers",
         "ObjectStoreConfig": "icechunk_lib.format.containers",
         "S3Options": "icechunk_lib.format.containers",

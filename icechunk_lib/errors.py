@@ -56,7 +56,12 @@ refusals or failures the message explains. The tree, each error's category in br
     ├── VirtualChunkError
     │   ├── VirtualContainerNotFoundError                 [not found]
     │   ├── VirtualContainerNotAuthorizedError (PermissionError)
-    │   └── InvalidVirtualLocationError (ValueError)      [invalid input]
+    │   ├── InvalidVirtualLocationError (ValueError)      [invalid input]
+    │   ├── VirtualStoreUnsupportedError                  [unsupported]
+    │   └── VirtualSourceError
+    │       ├── VirtualSourceNotFoundError                [not found]
+    │       ├── VirtualSourceChangedError                 [integrity]
+    │       └── VirtualSourceTruncatedError               [integrity]
     ├── ConfigChangedError                                [concurrent update]
     └── RefsKeptMovingError                               [concurrent update]
 
@@ -127,6 +132,11 @@ __all__ = [
     "VirtualChunkError",
     "VirtualContainerNotAuthorizedError",
     "VirtualContainerNotFoundError",
+    "VirtualSourceChangedError",
+    "VirtualSourceError",
+    "VirtualSourceNotFoundError",
+    "VirtualSourceTruncatedError",
+    "VirtualStoreUnsupportedError",
 ]
 
 
@@ -486,7 +496,8 @@ class InvalidVirtualContainerError(ConfigError):
 
 
 class VirtualChunkError(IcechunkError):
-    """A virtual chunk's location cannot be used: undeclared, unauthorised or escaping."""
+    """A virtual chunk cannot be read: its location is undeclared, unauthorised or escaping,
+    or its source is unsupported, missing, changed or unreadable."""
 
 
 class VirtualContainerNotFoundError(VirtualChunkError, NotFoundError):
@@ -531,6 +542,72 @@ class InvalidVirtualLocationError(VirtualChunkError, InvalidInputError, ValueErr
         super().__init__(
             f"invalid virtual chunk location {location!r}: {reason}; a location must name "
             "an object inside a declared container"
+        )
+
+
+class VirtualStoreUnsupportedError(VirtualChunkError, UnsupportedError):
+    """The container holding ``location`` is served by a store this version of ick cannot
+    read virtual chunks from (GCS, Azure, in-memory); ``store`` names its kind."""
+
+    def __init__(self, location: str, url_prefix: str, store: str) -> None:
+        self.location = location
+        self.url_prefix = url_prefix
+        self.store = store
+        super().__init__(
+            f"cannot read virtual chunk {location!r}: its container {url_prefix!r} is served "
+            f"by {store}, and reading virtual chunks from it is not supported yet by this "
+            "version of ick (file://, s3:// and http(s):// containers are)"
+        )
+
+
+class VirtualSourceError(VirtualChunkError):
+    """The object holding a virtual chunk could not be read: an error reply, access denied,
+    or a server that stayed unreachable. ``location`` names it, ``reason`` says why."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"cannot read virtual chunk {location!r}: {reason}")
+
+
+class VirtualSourceNotFoundError(VirtualSourceError, NotFoundError):
+    """The object a virtual chunk refers to does not exist (deleted or moved since the
+    reference was made)."""
+
+    def __init__(self, location: str, reason: str = "") -> None:
+        super().__init__(
+            location,
+            reason
+            or "the object does not exist: it was deleted or moved since the reference was "
+            "made; fix or remove the reference",
+        )
+
+
+class VirtualSourceChangedError(VirtualSourceError, IntegrityError):
+    """The object a virtual chunk refers to changed since the reference was made (its ETag
+    differs, or it was modified after the reference's ``last_updated_at``): its bytes
+    would not be the chunk's, so none are returned."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(
+            location,
+            f"the source changed since the reference was made ({reason}); make the "
+            "reference again from the current object",
+        )
+
+
+class VirtualSourceTruncatedError(VirtualSourceError, IntegrityError):
+    """The object a virtual chunk refers to ends before the chunk does: it was truncated
+    or replaced, or the reference's offset and length are wrong."""
+
+    def __init__(self, location: str, end: int, size: int | None) -> None:
+        self.end = end
+        self.size = size
+        has = "fewer bytes" if size is None else f"{size} bytes"
+        super().__init__(
+            location,
+            f"the chunk ends at byte {end} but the object holds {has}: it was truncated or "
+            "replaced since the reference was made, or the reference is wrong",
         )
 
 

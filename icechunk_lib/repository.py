@@ -33,6 +33,7 @@ from icechunk_lib.saved_config import read_config, set_value, swap_config, write
 from icechunk_lib.storage import Storage
 from icechunk_lib.storage_settings import tuning_from_settings
 from icechunk_lib.virtual import AnyContainerCredential, VirtualAccess, VirtualResolver
+from icechunk_lib.virtual.fetch import VirtualFetcher
 from icechunk_lib.write_access import WriteAccess
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Repository(BranchesAndTags, Maintenance):
         self._config = config.validate()
         self._config_version = config_version
         self._virtual_access = virtual_access or VirtualAccess()
+        self._virtual = VirtualFetcher(self._virtual_access)
         self._objects = ObjectStore(storage, self._config)
         self._refs = RefStore(storage)
         if self._config.storage is not None:  # else the storage keeps its own tuning
@@ -513,7 +515,14 @@ class Repository(BranchesAndTags, Maintenance):
         await self._preload(snapshot)
         from icechunk_lib.session import Session
 
-        return Session(self._objects, sid, branch=None, read_only=True, refs=self._refs)
+        return Session(
+            self._objects,
+            sid,
+            branch=None,
+            read_only=True,
+            refs=self._refs,
+            virtual=self._virtual,
+        )
 
     def writable_session(self, branch: str) -> Session:
         """A session whose changes ``commit`` adds to ``branch``.
@@ -538,6 +547,7 @@ class Repository(BranchesAndTags, Maintenance):
             read_only=False,
             refs=self._refs,
             write_access=self._write_access,
+            virtual=self._virtual,
         )
 
     async def _preload(self, snapshot: Snapshot) -> None:

@@ -31,6 +31,7 @@ from icechunk_lib.objects import ObjectStore
 from icechunk_lib.ops.diff import Diff, diff_changes
 from icechunk_lib.ops.tree import NodeInfo, list_nodes
 from icechunk_lib.refs import RefStore
+from icechunk_lib.virtual.fetch import VirtualFetcher
 from icechunk_lib.virtual.locations import virtual_chunk_locations
 from icechunk_lib.workspace import Workspace
 from icechunk_lib.write_access import WriteAccess
@@ -67,8 +68,9 @@ class Session:
         read_only: bool,
         refs: RefStore | None = None,
         write_access: WriteAccess | None = None,
+        virtual: VirtualFetcher | None = None,
     ) -> None:
-        self._workspace = Workspace(objects, snapshot_id, read_only=read_only)
+        self._workspace = Workspace(objects, snapshot_id, read_only=read_only, virtual=virtual)
         self._branch = branch
         # The repository's, when it opened the session: it remembers the branch record a
         # commit swaps against, saving a read of the ref.
@@ -252,6 +254,7 @@ class Session:
             read_only=False,
             refs=self._refs,
             write_access=self._write_access,
+            virtual=ws.virtual,
         )
 
     def merge(self, *others: Session) -> None:

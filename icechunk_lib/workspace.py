@@ -22,11 +22,12 @@ from icechunk_lib.chunk_changes import VirtualRows
 from icechunk_lib.commit import committed_outside
 from icechunk_lib.errors import ReadOnlySessionError, SessionError
 from icechunk_lib.format import content_checksum, new_chunk_id
-from icechunk_lib.format.manifest import INLINE, NATIVE, ChunkRef, ChunkTable
+from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable
 from icechunk_lib.format.pieces import PieceIndex, uses_regions
 from icechunk_lib.format.snapshot import ExtraObject, ManifestRef, NodeSnapshot, Snapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore, chunk_key
+from icechunk_lib.virtual.fetch import VirtualFetcher
 from icechunk_lib.zarr_keys import Coords, grid_shrinks, parse_array_meta
 
 __all__ = ["UNLOADED", "Workspace"]
@@ -50,9 +51,12 @@ class Workspace:
         *,
         read_only: bool,
         changes: ChangeSet | None = None,
+        virtual: VirtualFetcher | None = None,
     ) -> None:
         self.objects = objects
         """The repository's objects (snapshots, manifests, chunks) and its config."""
+        self.virtual = virtual if virtual is not None else VirtualFetcher()
+        """Reads virtual chunks from the containers the user authorised (none if not given)."""
         self._base_id = snapshot_id
         self._read_only = read_only
         self._lock = threading.RLock()
@@ -73,6 +77,7 @@ class Workspace:
             "base_id": self._base_id,
             "read_only": self._read_only,
             "changes": changes if changes is not None and changes.dirty else None,
+            "virtual": self.virtual,  # pickles as its authorisation, without secrets
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -81,6 +86,7 @@ class Workspace:
             state["base_id"],
             read_only=state["read_only"],
             changes=state["changes"],
+            virtual=state.get("virtual"),
         )
 
     # --- what the session shows ----------------------------------------------------------------
@@ -382,7 +388,9 @@ class Workspace:
 
         Raises:
             CorruptObjectError: the stored chunk does not match its reference.
-            SessionError: the chunk is virtual (not supported by this version).
+            VirtualChunkError: a virtual chunk cannot be read: its container is undeclared,
+                unauthorised or unsupported, or its source is missing, changed or truncated
+                (see ``VirtualFetcher.read``).
         """
         if ref.kind == INLINE:
             return ref.data[start:end]
@@ -393,10 +401,11 @@ class Workspace:
             if start != 0 or stop != ref.length:  # a part: checked as far as it can be
                 return await self.objects.chunk_range(ref, start, stop)
             return await self.objects.chunk(ref)
-        raise SessionError(
-            f"chunk at {ref.location!r} is a virtual reference; reading virtual chunks "
-            "is not supported by this version of ick"
-        )
+        if ref.kind == VIRTUAL:
+            if start >= stop:
+                return b""
+            return await self.virtual.read(self.objects.config, ref, start, stop)
+        raise SessionError(f"cannot read a chunk reference of unknown kind {ref.kind}")
 
     async def set_chunk(
         self, node: NodeSnapshot, coords: Coords, data: bytes, *, checksum: int | None = None

@@ -103,3 +103,27 @@ def test_the_minimal_reader_reads_pieces_cut_by_region(tmp_path: Path) -> None:
         for i in range(6)
         for j in range(8)
     )
+
+
+@pytest.mark.parametrize("etag", ["", '"v1"'], ids=["version 2", "version 3"])
+def test_the_minimal_reader_finds_virtual_rows_and_their_etag(tmp_path: Path, etag: str) -> None:
+    """A virtual row, with an ETag (a version 3 manifest) or without, beside a native one."""
+    root = tmp_path / "repo"
+    config = ic.RepositoryConfig.default()
+    prefix = "s3://archive/"
+    config.set_virtual_chunk_container(ic.VirtualChunkContainer(prefix, ic.s3_store()))
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(root)), config)
+    session = repo.writable_session("main")
+    arr = zarr.group(session.store).create_array(
+        "v", shape=(2000,), chunks=(1000,), dtype="i1", compressors=None
+    )
+    arr[:1000] = 7
+    session.store.set_virtual_ref(
+        "v/c/1", prefix + "f.nc", offset=64, length=1000, checksum=etag or None
+    )
+    sid = session.commit("native and virtual")
+    r = reader()
+    assert r["read_chunk"](root, sid, "/v", (0,)) == bytes([7]) * 1000
+    with pytest.raises(NotImplementedError) as exc:
+        r["read_chunk"](root, sid, "/v", (1,))
+    assert str(exc.value) == f"virtual chunk in {prefix}f.nc (ETag {etag!r}), bytes 64..1064"

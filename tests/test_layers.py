@@ -20,9 +20,9 @@ LAYERS: list[set[str]] = [
     {"errors", "_sync", "_lazy"},
     {"format", "storage"},
     {"zarr_keys", "names", "changes", "storage_settings", "write_access"},
-    {"virtual.access", "virtual.stores", "virtual.spec"},
-    {"virtual.resolver"},
-    {"virtual"},
+    {"virtual.access", "virtual.stores", "virtual.spec", "virtual._local", "virtual._ranges"},
+    {"virtual.resolver", "virtual._remote"},
+    {"virtual", "virtual.fetch"},
     {"objects", "chunk_changes"},
     {"refs", "lineage"},
     {
@@ -226,6 +226,7 @@ LAZY_IMPORTS = {
     ("repository_maintenance", "icechunk_lib.ops.rewrite"): "history and refs load no numpy",
     ("repository", "icechunk_lib.session"): "history and refs load no numpy or zarr",
     ("session", "icechunk_lib.store"): "a session loads zarr only when its store is asked for",
+    ("virtual.fetch", "icechunk_lib.virtual._remote"): "aiohttp loads only for remote sources",
 }
 """The engine's imports inside functions, each deferring a heavy module on purpose; an
 import deferred to dodge a cycle means a layer is wrong."""

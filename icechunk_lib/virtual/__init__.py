@@ -7,6 +7,7 @@ builders, the user's authorisation with its credentials, and the resolver the re
 
 from __future__ import annotations
 
+from icechunk_lib.virtual._local import local_file_etag
 from icechunk_lib.virtual.access import (
     AnyContainerCredential,
     VirtualAccess,
@@ -30,6 +31,7 @@ __all__ = [
     "containers_credentials",
     "gcs_store",
     "http_store",
+    "local_file_etag",
     "local_filesystem_store",
     "s3_store",
 ]

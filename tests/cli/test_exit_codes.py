@@ -143,12 +143,14 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic_errors.ImportWouldDeleteError("/src", "/", ["/a"]), 1),
     (ic.VirtualChunkError("a virtual chunk cannot be read"), 1),
     (ic.VirtualContainerNotAuthorizedError("s3://b/x.nc", "s3://b/"), 1),
+    (ic.VirtualSourceError("s3://b/x.nc", "HTTP 500 InternalError"), 1),
     # a warning, raised only where warnings are errors (python -W error): 1
     (ic.UnsafeWritesWarning("writing to s3://b/r without compare-and-swap"), 1),
     # unsupported: 1
     (ic.UnsupportedError("written by a newer ick"), 1),
     (ic.UnsupportedFormatError("snapshots/X", "format version 9"), 1),
     (ic_errors.RetiredFormatError("snapshots/X", "format version 1"), 1),
+    (ic.VirtualStoreUnsupportedError("gs://b/x.nc", "gs://b/", "ObjectStoreConfig.Gcs"), 1),
     # invalid input: 2
     (ic.InvalidInputError("bad argument"), 2),
     (ic_errors.InvalidKeyError("a/../b", "empty, '.' and '..' segments are not allowed"), 2),
@@ -172,6 +174,7 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.SnapshotNotFoundError("S"), 3),
     (ic.NodeNotFoundError("/p"), 3),
     (ic.VirtualContainerNotFoundError("s3://other/x.nc", ["s3://b/"]), 3),
+    (ic.VirtualSourceNotFoundError("s3://b/x.nc"), 3),
     # already exists: 4
     (ic.AlreadyExistsError("taken"), 4),
     (ic_errors.ObjectExistsError("refs/branch/main/ref"), 4),
@@ -190,6 +193,8 @@ EVERY_ERROR: list[tuple[BaseException, int]] = [
     (ic.CorruptObjectError("snapshots/X", "bad checksum"), 5),
     (ic_errors.ObjectIdMismatchError("snapshots/X", "snapshot", "X", "Y"), 5),
     (ic_errors.MissingObjectError("manifests/X", "/repo"), 5),
+    (ic.VirtualSourceChangedError("s3://b/x.nc", "its ETag differs"), 5),
+    (ic.VirtualSourceTruncatedError("file:///d/x.nc", 100, 50), 5),
     # the command line's own
     (errors.CliError("no such file: out.json"), 1),
     (errors.PathNotFoundError("no such directory: /src"), 3),
