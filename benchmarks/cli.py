@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark ick against Icechunk and zarr's plain stores.",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
-    parser.add_argument("--cases", default="all", help="comma-separated case ids (default all)")
+    parser.add_argument(
+        "--cases",
+        default="all",
+        help="comma-separated case ids (default all but the on-demand ones)",
+    )
     parser.add_argument(
         "--backends",
         default="memory,local",
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for case in CASES.values():
-            print(f"{case.id}. {case.title}: backends {', '.join(case.backends)}")
+            when = " (on demand: name it in --cases)" if case.on_demand else ""
+            print(f"{case.id}. {case.title}: backends {', '.join(case.backends)}{when}")
         return 0
     out: Path = args.out.resolve()
     old = None
@@ -118,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {report.update_docs(old, ROOT)}")
         return 0
 
-    case_ids = list(CASES) if args.cases == "all" else _split(args.cases)
+    if args.cases == "all":
+        case_ids = [c.id for c in CASES.values() if not c.on_demand]
+    else:
+        case_ids = _split(args.cases)
     backends = _split(args.backends)
     engines = _split(args.engines)
     if args.profile and args.engines == _parser().get_default("engines"):

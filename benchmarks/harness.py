@@ -117,6 +117,8 @@ class Case:
     engines: tuple[str, ...] = ("ick", "icechunk", "zarr")
     backends: tuple[str, ...] = ("memory", "local")
     notes: tuple[str, ...] = ()
+    on_demand: bool = False
+    """Left out of ``--cases all``: runs only when named (too slow for every run)."""
 
     def metric(self, key: str) -> Metric:
         return next(m for m in self.metrics if m.key == key)

@@ -309,6 +309,27 @@ def _object_storage(v: Lookup) -> Iterator[Verdict]:
     )
 
 
+def _virtual(v: Lookup) -> Iterator[Verdict]:
+    """Issue 12: ick ahead of Icechunk writing 1M virtual refs and reading 1,000 chunks."""
+    for backend in BACKENDS:
+        for key, what, unit in (
+            ("set_refs", "set_virtual_refs, 1M refs", "s"),
+            ("commit_refs", "commit of 1M virtual refs", "s"),
+            ("read_1k", "read of 1,000 virtual chunks", "ms"),
+        ):
+            ick = v("9", key, backend, "ick")
+            ic = v("9", key, backend, "icechunk")
+            r = _ratio(ick, ic)
+            yield Verdict(
+                "9",
+                "ahead of Icechunk",
+                backend,
+                what,
+                f"{_fmt(ick, unit)} vs {_fmt(ic, unit)} ({_fmt_ratio(r)})",
+                None if r is None else r < 1.0,
+            )
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
@@ -330,6 +351,7 @@ RULES = (
     _history,
     _maintenance,
     _object_storage,
+    _virtual,
 )
 
 

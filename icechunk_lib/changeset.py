@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from icechunk_lib.changes import NodeChanges, node_changes
-from icechunk_lib.chunk_changes import ChunkChanges
+from icechunk_lib.chunk_changes import ChunkChanges, VirtualRows
 from icechunk_lib.errors import InvalidNameError, NodeNotFoundError
 from icechunk_lib.format import new_node_id
 from icechunk_lib.format.manifest import NATIVE, ChunkRef
@@ -201,6 +201,12 @@ class ChangeSet:
         changes.put_native(coords, chunk_id, length, checksum)
         self.dirty = True
 
+    def put_virtual(self, node_id: str, rows: VirtualRows) -> None:
+        """Record many virtual chunks of an array at once, column-wise (see ``ChunkChanges``)."""
+        if len(rows.pair_index):
+            self.chunk_record(node_id, rows.coords.shape[1]).put_virtual(rows)
+            self.dirty = True
+
     def set_chunk_ref(self, node_id: str, coords: Coords, ref: ChunkRef | None) -> None:
         """Record the chunk at ``coords`` as ``ref``; ``None`` deletes the chunk."""
         self.chunk_record(node_id, len(coords))[coords] = ref
@@ -297,7 +303,7 @@ class ChangeSet:
             if mine is None:
                 self.chunks[nid] = changes
             else:
-                mine.update(changes)
+                mine.absorb(changes)
         for key in other.extra_changes:
             extra = other.extras.get(key)
             if extra is None:

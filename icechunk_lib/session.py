@@ -32,6 +32,7 @@ from icechunk_lib.ops.diff import Diff, diff_changes
 from icechunk_lib.ops.tree import NodeInfo, list_nodes
 from icechunk_lib.refs import RefStore
 from icechunk_lib.virtual.fetch import VirtualFetcher
+from icechunk_lib.virtual.locations import virtual_chunk_locations
 from icechunk_lib.workspace import Workspace
 from icechunk_lib.write_access import WriteAccess
 from icechunk_lib.zarr_keys import Coords
@@ -194,6 +195,20 @@ class Session:
         return await list_nodes(
             ws.objects, cs.nodes, cs.chunks, path, recursive=recursive, stats=stats
         )
+
+    def all_virtual_chunk_locations(self) -> list[str]:
+        """Every distinct location (URL) of the virtual chunks this session sees, committed
+        or written in it, sorted (Icechunk 1.1 repeats a location once per chunk).
+
+        Raises:
+            MissingObjectError: a manifest of the session's tree is gone from storage.
+        """
+        return _sync.run(self.all_virtual_chunk_locations_async())
+
+    async def all_virtual_chunk_locations_async(self) -> list[str]:
+        """Async ``all_virtual_chunk_locations``."""
+        ws = self._workspace
+        return await virtual_chunk_locations(ws.objects, await ws.copy_changes())
 
     async def chunk_coordinates(
         self, array_path: str, batch_size: int = 1000

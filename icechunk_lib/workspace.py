@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from icechunk_lib.changeset import ChangeSet
+from icechunk_lib.chunk_changes import VirtualRows
 from icechunk_lib.commit import committed_outside
 from icechunk_lib.errors import ReadOnlySessionError, SessionError
 from icechunk_lib.format import content_checksum, new_chunk_id
@@ -441,6 +442,17 @@ class Workspace:
         with self._mutation():
             for coords, ref in items:
                 changes.set_chunk_ref(node.id, coords, ref)
+
+    async def put_virtual(self, node: NodeSnapshot, rows: VirtualRows) -> None:
+        """Record many virtual chunks of array ``node`` at once, column-wise.
+
+        Raises:
+            ReadOnlySessionError: the session is read-only.
+        """
+        self.check_writable()
+        changes = await self.changeset()
+        with self._mutation():
+            changes.put_virtual(node.id, rows)
 
     async def _write_bytes(self, data: bytes, checksum: int | None) -> tuple[int, bytes | None]:
         """Checksum ``data`` and, unless it is small enough to inline, write it under a fresh

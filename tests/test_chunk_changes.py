@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from icechunk_lib.chunk_changes import ChunkChanges
+from icechunk_lib.chunk_changes import ChunkChanges, VirtualRows
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef
 
 COORDS = st.tuples(st.integers(0, 6), st.integers(0, 6))
@@ -40,6 +40,31 @@ REFS = st.one_of(
         st.integers(0, 2**20),
     ),
 )
+
+
+VIRTUAL_ROWS = st.lists(
+    st.tuples(
+        COORDS,
+        st.sampled_from(["s3://b/one.nc", "s3://b/two.nc", "s3://b/three.nc"]),
+        st.sampled_from(["", '"e1"', '"e2"']),
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 2**40),
+        st.integers(0, 2**40),
+    ),
+    max_size=12,
+)
+
+
+def _virtual_rows(batch: list[tuple[tuple[int, int], str, str, int, int, int]]) -> VirtualRows:
+    pairs = list(dict.fromkeys((loc, etag) for _, loc, etag, *_ in batch))
+    return VirtualRows(
+        coords=np.array([c for c, *_ in batch], dtype=np.int64).reshape(-1, 2),
+        offsets=np.array([b[3] for b in batch], dtype=np.uint64),
+        lengths=np.array([b[4] for b in batch], dtype=np.uint64),
+        checksums=np.array([b[5] for b in batch], dtype=np.uint64),
+        pair_index=np.array([pairs.index((b[1], b[2])) for b in batch], dtype=np.int32),
+        pairs=pairs,
+    )
 
 
 def _table_of(changes: ChunkChanges) -> dict[tuple[int, ...], ChunkRef | None]:
@@ -76,6 +101,27 @@ class ChangesMachine(RuleBasedStateMachine):
     def put_native(self, coords: tuple[int, int], cid: bytes, length: int, checksum: int) -> None:
         self.changes.put_native(coords, cid, length, checksum)
         self.model[coords] = ChunkRef(NATIVE, cid, 0, length, checksum)
+
+    @rule(batch=VIRTUAL_ROWS)
+    def put_virtual(self, batch: list[tuple[tuple[int, int], str, str, int, int, int]]) -> None:
+        self.changes.put_virtual(_virtual_rows(batch))
+        for coords, loc, etag, offset, length, checksum in batch:
+            self.model[coords] = ChunkRef(
+                VIRTUAL, offset=offset, length=length, checksum=checksum, location=loc, etag=etag
+            )
+
+    @rule(items=st.dictionaries(COORDS, REFS, max_size=8), batch=VIRTUAL_ROWS)
+    def absorb(
+        self,
+        items: dict[tuple[int, int], ChunkRef | None],
+        batch: list[tuple[tuple[int, int], str, str, int, int, int]],
+    ) -> None:
+        # Another record (a fork's), with rows of every kind, applied after ours.
+        theirs = ChunkChanges(2, items)
+        theirs.put_virtual(_virtual_rows(batch))
+        expected = dict(theirs.items())
+        self.changes.absorb(theirs)
+        self.model.update(expected)
 
     @rule(coords=COORDS)
     def take_back(self, coords: tuple[int, int]) -> None:
@@ -195,3 +241,50 @@ def test_lookups_racing_writes_from_other_threads_lose_nothing() -> None:
             assert len({c for (c,) in cols.coords.tolist()}) == 500
     finally:
         sys.setswitchinterval(old)
+
+
+def test_a_virtual_batch_keeps_columns_and_replaces_earlier_rows() -> None:
+    changes = ChunkChanges(2)
+    changes[(0, 0)] = ChunkRef(INLINE, b"", 0, 1, 1, b"x")
+    changes[(0, 1)] = ChunkRef(NATIVE, b"n" * 12, 0, 5, 2)
+    assert len(changes) == 2  # the row index exists now
+    del changes[(0, 1)]  # taken back: must stay gone once the batch drops the index
+    batch = [
+        ((0, 0), "s3://b/a.nc", "", 1, 2, 0),
+        ((3, 3), "s3://b/a.nc", '"e"', 3, 4, 5),
+        ((3, 3), "s3://b/b.nc", "", 6, 7, 0),
+    ]
+    changes.put_virtual(_virtual_rows(batch))
+    expected = {
+        (0, 0): ChunkRef(VIRTUAL, offset=1, length=2, location="s3://b/a.nc"),
+        (3, 3): ChunkRef(VIRTUAL, offset=6, length=7, location="s3://b/b.nc"),
+    }
+    assert _table_of(changes) == expected  # columns without an index
+    assert dict(changes.items()) == expected  # the rebuilt index agrees
+    assert not changes._others  # the inline row it replaced is gone, virtual rows keep none
+    copy = changes.copy()
+    copy.put_virtual(_virtual_rows([((0, 0), "s3://b/c.nc", "", 0, 1, 0)]))
+    assert dict(changes.items()) == expected
+    assert copy[(0, 0)] == ChunkRef(VIRTUAL, offset=0, length=1, location="s3://b/c.nc")
+    with pytest.raises(ValueError, match="coordinate matrix"):
+        changes.put_virtual(_virtual_rows(batch)._replace(coords=np.zeros((3, 3), np.int64)))
+
+
+def test_a_small_virtual_batch_keeps_a_large_index_current() -> None:
+    changes = ChunkChanges(2)
+    for i in range(100):
+        changes.put_native((i, 0), bytes(12), i, 0)
+    assert len(changes) == 100  # builds the index
+    batch = [
+        ((5, 0), "s3://b/a.nc", "", 1, 2, 0),
+        ((200, 0), "s3://b/a.nc", "", 3, 4, 0),
+        ((5, 0), "s3://b/b.nc", '"e"', 5, 6, 7),
+    ]
+    changes.put_virtual(_virtual_rows(batch))
+    assert changes._rows is not None  # kept, not dropped for a rebuild
+    assert len(changes) == 101
+    assert changes[(5, 0)] == ChunkRef(
+        VIRTUAL, offset=5, length=6, checksum=7, location="s3://b/b.nc", etag='"e"'
+    )
+    assert changes[(200, 0)] == ChunkRef(VIRTUAL, offset=3, length=4, location="s3://b/a.nc")
+    assert _table_of(changes) == dict(changes.items())

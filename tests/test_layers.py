@@ -56,7 +56,7 @@ LAYERS: list[set[str]] = [
         "conflicts",
         "commit",
     },
-    {"ops.import_source", "ops.gc", "ops.rewrite"},
+    {"ops.import_source", "ops.gc", "ops.rewrite", "virtual.locations"},
     {"ops"},
     {"workspace"},
     {"session", "virtual.writes"},

@@ -9,6 +9,7 @@ from benchmarks.cases import (
     maintenance,
     many_arrays,
     store_overhead,
+    virtual_refs,
     whole_arrays,
     xarray_io,
 )
@@ -27,5 +28,6 @@ CASES: dict[str, Case] = {
         history.CASE,
         xarray_io.CASE,
         maintenance.CASE,
+        virtual_refs.CASE,
     )
 }

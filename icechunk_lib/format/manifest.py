@@ -44,6 +44,7 @@ _OFFSET = attrgetter("offset")
 _LENGTH = attrgetter("length")
 _CHECKSUM = attrgetter("checksum")
 _CHUNK_ID = attrgetter("chunk_id")
+_LOCATION_ETAG = attrgetter("location", "etag")
 MAX_KEY = 2**63 - 1
 """The largest folded chunk key: a chunk grid must have fewer cells than this."""
 
@@ -79,6 +80,28 @@ def fold_keys(coords: npt.NDArray[Any], key_shape: Sequence[int]) -> Int64:
         np.int64, copy=False
     )
     return keys
+
+
+def _used_locations(
+    kinds: npt.NDArray[np.uint8],
+    index: npt.NDArray[np.int32],
+    locations: Sequence[str],
+    etags: Sequence[str],
+) -> tuple[npt.NDArray[np.int32], list[str], list[str]]:
+    """The virtual rows' location index renumbered over the distinct (location, etag) pairs
+    they use, in first-entry order, with those pairs; -1 on every other row."""
+    virtual = kinds == VIRTUAL
+    at = index[virtual]
+    if len(at) and (int(at.min()) < 0 or int(at.max()) >= len(locations)):
+        raise ValueError("a virtual row has no location")
+    used = np.flatnonzero(np.bincount(at, minlength=len(locations)))  # a count, not a sort
+    pairs = [(locations[i], etags[i] if etags else "") for i in used.tolist()]
+    distinct: dict[tuple[str, str], int] = {}
+    renumber = np.full(len(locations) + 1, -1, dtype=np.int32)  # [-1] stays -1
+    for i, pair in zip(used.tolist(), pairs, strict=True):
+        renumber[i] = distinct.setdefault(pair, len(distinct))
+    out = np.where(virtual, renumber[index], np.int32(-1)).astype(np.int32, copy=False)
+    return out, [loc for loc, _ in distinct], [etag for _, etag in distinct]
 
 
 def _unfold(keys: Int64, key_shape: Sequence[int]) -> npt.NDArray[np.int64]:
@@ -135,6 +158,13 @@ class ChunkTable:
         blob = b"".join(map(_CHUNK_ID, refs))
         if len(blob) != n * _ID:  # not all native: pad the others' empty ids
             blob = b"".join(r.chunk_id if r.kind == NATIVE else bytes(_ID) for r in refs)
+        virtual = np.flatnonzero(kinds == VIRTUAL).tolist()
+        pairs = list(map(_LOCATION_ETAG, map(refs.__getitem__, virtual)))
+        distinct = dict.fromkeys(pairs)
+        for i, pair in enumerate(distinct):
+            distinct[pair] = i
+        loc_index = np.full(n, -1, dtype=np.int32)
+        loc_index[virtual] = np.fromiter(map(distinct.__getitem__, pairs), np.int32, len(pairs))
         return cls.from_columns(
             node_id,
             coords,
@@ -143,7 +173,10 @@ class ChunkTable:
             offsets=np.fromiter(map(_OFFSET, refs), dtype=np.uint64, count=n),
             lengths=np.fromiter(map(_LENGTH, refs), dtype=np.uint64, count=n),
             checksums=np.fromiter(map(_CHECKSUM, refs), dtype=np.uint64, count=n),
-            others={i: refs[i] for i in np.flatnonzero(kinds != NATIVE).tolist()},
+            others={i: refs[i] for i in np.flatnonzero(kinds == INLINE).tolist()},
+            location_index=loc_index,
+            locations=[loc for loc, _ in distinct],
+            location_etags=[etag for _, etag in distinct],
         )
 
     @classmethod
@@ -158,9 +191,14 @@ class ChunkTable:
         lengths: npt.NDArray[np.uint64],
         checksums: npt.NDArray[np.uint64],
         others: dict[int, ChunkRef],
+        location_index: npt.NDArray[np.int32] | None = None,
+        locations: Sequence[str] = (),
+        location_etags: Sequence[str] = (),
     ) -> ChunkTable:
-        """Build a sorted table from unsorted columns; ``others`` holds the full refs of the
-        inline and virtual rows (their bytes and locations). ``offsets`` may be modified."""
+        """Build a sorted table from unsorted columns. ``others`` holds the full refs of the
+        inline rows (their bytes); virtual rows point with ``location_index`` into
+        ``locations`` and ``location_etags`` (entries no row uses are left out, and equal
+        (location, etag) pairs are merged). ``offsets`` may be modified."""
         n = len(kinds)
         coords = np.asarray(coords, dtype=np.int64)
         if coords.ndim != 2 or len(coords) != n:
@@ -169,10 +207,6 @@ class ChunkTable:
         keys = fold_keys(coords, key_shape)
         # Inline chunks point into one blob through offset/length.
         inline_parts: list[bytes] = []
-        locations: list[str] = []
-        etags: list[str] = []
-        loc_lookup: dict[tuple[str, str], int] = {}
-        loc_index = np.full(n, -1, dtype=np.int32)
         pos = 0
         for i in sorted(others):
             ref = others[i]
@@ -181,14 +215,12 @@ class ChunkTable:
                 offsets[i] = pos
                 lengths[i] = len(ref.data)
                 pos += len(ref.data)
-            elif ref.kind == VIRTUAL:
-                pair = (ref.location, ref.etag)
-                idx = loc_lookup.get(pair)
-                if idx is None:
-                    idx = loc_lookup[pair] = len(locations)
-                    locations.append(ref.location)
-                    etags.append(ref.etag)
-                loc_index[i] = idx
+        loc_index, locs, etags = _used_locations(
+            kinds,
+            np.full(n, -1, dtype=np.int32) if location_index is None else location_index,
+            locations,
+            location_etags,
+        )
         table = cls(
             node_id=node_id,
             key_shape=key_shape,
@@ -200,7 +232,7 @@ class ChunkTable:
             checksums=checksums,
             inline_data=b"".join(inline_parts),
             location_index=loc_index,
-            locations=locations,
+            locations=locs,
             location_etags=etags if any(etags) else [],
         )
         if n > 1 and not bool((keys[1:] > keys[:-1]).all()):
@@ -226,6 +258,10 @@ class ChunkTable:
             offsets[inline_rows] = new_starts.astype(np.uint64)
         else:
             blob = b""
+        loc_index = self.location_index[index]
+        locations, etags = self.locations, self.location_etags
+        if locations:  # only the (location, etag) pairs these rows use, each once
+            loc_index, locations, etags = _used_locations(kinds, loc_index, locations, etags)
         return ChunkTable(
             node_id=self.node_id,
             key_shape=self.key_shape,
@@ -236,9 +272,9 @@ class ChunkTable:
             lengths=lengths,
             checksums=self.checksums[index],
             inline_data=blob,
-            location_index=self.location_index[index],
-            locations=self.locations,
-            location_etags=self.location_etags,
+            location_index=loc_index,
+            locations=locations,
+            location_etags=etags if any(etags) else [],
         )
 
     def coords(self) -> npt.NDArray[np.int64]:

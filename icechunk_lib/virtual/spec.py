@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from icechunk_lib.errors import InvalidInputError, InvalidVirtualLocationError
 from icechunk_lib.format.containers import location_problem
 from icechunk_lib.format.manifest import VIRTUAL, ChunkRef
 
-__all__ = ["VirtualChunkSpec", "checked_ref", "updated_at_seconds"]
+__all__ = ["SpecColumns", "VirtualChunkSpec", "checked_ref", "spec_columns", "updated_at_seconds"]
 
 _U64 = 2**64
 
@@ -172,3 +178,109 @@ def checked_ref(
     return ChunkRef(
         VIRTUAL, offset=start, length=size, checksum=seconds, location=location, etag=etag or ""
     )
+
+
+class SpecColumns(NamedTuple):
+    """Many checked ``VirtualChunkSpec`` s as columns, row ``i`` from spec ``i``."""
+
+    coords: npt.NDArray[np.int64]
+    """(n, ndim) chunk indices, each inside the grid."""
+    offsets: npt.NDArray[np.uint64]
+    lengths: npt.NDArray[np.uint64]
+    checksums: npt.NDArray[np.uint64]
+    """``last_updated_at`` in whole seconds (0: none)."""
+    pair_index: npt.NDArray[np.int32]
+    """Row -> its entry in ``pairs``."""
+    pairs: list[tuple[str, str]]
+    """Distinct (location, etag) pairs ("": no etag), in first-use order."""
+
+
+_INDEX = attrgetter("_index")
+_LOCATION = attrgetter("_location")
+_OFFSET = attrgetter("_offset")
+_LENGTH = attrgetter("_length")
+_ETAG = attrgetter("_etag_checksum")
+_UPDATED = attrgetter("_last_updated_at_checksum")
+
+
+def spec_columns(specs: Sequence[object], grid: Sequence[int]) -> SpecColumns | None:
+    """The specs as checked columns, with whole-column passes (no Python step per spec);
+    None when any spec fails a check, or is of an unusual type (an ``int`` subclass, say),
+    so the caller checks them one by one with ``checked_ref`` for the exact error.
+
+    Every check of ``checked_ref`` holds for each row, and each index has ``len(grid)``
+    plain ``int`` coordinates inside ``grid``; each distinct location and checksum is
+    checked once.
+    """
+    try:
+        return _spec_columns(specs, tuple(grid))
+    except (TypeError, ValueError, OverflowError):  # unhashable, unsized, too large...
+        return None
+
+
+def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns | None:
+    n = len(specs)
+    ndim = len(grid)
+    if not all(map(isinstance, specs, repeat(VirtualChunkSpec))):
+        return None
+    # Every pass below is map/set/fromiter over the specs: C loops, no Python frame per spec.
+    indices = list(map(_INDEX, specs))
+    if n and set(map(len, indices)) != {ndim}:
+        return None
+    if n and ndim and set(map(type, chain.from_iterable(indices))) != {int}:
+        return None
+    flat = chain.from_iterable(indices)
+    coords = np.fromiter(flat, dtype=np.int64, count=n * ndim).reshape(n, ndim)
+    if n and ndim and not ((coords >= 0).all() and (coords < np.array(grid)).all()):
+        return None
+    offsets = _u64_column(list(map(_OFFSET, specs)))
+    lengths = _u64_column(list(map(_LENGTH, specs)))
+    if offsets is None or lengths is None:
+        return None
+    if ((offsets + lengths) < offsets).any():  # wrapped: ends past byte 2**64-1
+        return None
+    locations = list(map(_LOCATION, specs))
+    etags = list(map(_ETAG, specs))
+    updated = list(map(_UPDATED, specs))
+    distinct_etags = set(etags)
+    if not all(type(e) is str and e for e in distinct_etags - {None}):
+        return None
+    distinct_updated = set(updated)
+    seconds: dict[object, int] = {None: 0}
+    for when in distinct_updated - {None}:
+        if type(when) is not dt.datetime:
+            return None
+        try:
+            seconds[when] = updated_at_seconds(when, "")
+        except InvalidInputError:
+            return None
+    if distinct_updated == {None}:
+        checksums = np.zeros(n, dtype=np.uint64)
+    else:
+        checksums = np.fromiter(map(seconds.__getitem__, updated), np.uint64, count=n)
+    # Distinct (location, etag) pairs, keyed by the location alone when no spec has an etag.
+    keys: list[object] = (
+        list(locations) if distinct_etags <= {None} else list(zip(locations, etags, strict=True))
+    )
+    distinct: dict[object, int] = dict.fromkeys(keys, 0)
+    pairs: list[tuple[str, str]] = []
+    for i, key in enumerate(distinct):
+        distinct[key] = i
+        pair: tuple[str, str | None] = (key, None) if isinstance(key, str) else key  # type: ignore[assignment]
+        pairs.append((pair[0], pair[1] or ""))
+    # Each distinct location once: its type and syntax (no escape out of a container).
+    for location in dict.fromkeys(loc for loc, _ in pairs):
+        if type(location) is not str or location_problem(location) is not None:
+            return None
+    pair_index = np.fromiter(map(distinct.__getitem__, keys), np.int32, count=n)
+    return SpecColumns(coords, offsets, lengths, checksums, pair_index, pairs)
+
+
+def _u64_column(values: list[object]) -> npt.NDArray[np.uint64] | None:
+    """``values`` as uint64 if every one is a plain ``int`` in [0, 2**64) (None: not)."""
+    if values and set(map(type, values)) != {int}:
+        return None
+    try:
+        return np.fromiter(values, dtype=np.uint64, count=len(values))
+    except OverflowError:  # negative, or 2**64 and above
+        return None
