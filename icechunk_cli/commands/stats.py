@@ -94,6 +94,7 @@ def _usage_doc(usage: ChunkUsage) -> dict[str, int]:
         "native_bytes": usage.native_bytes,
         "inlined_bytes": usage.inlined_bytes,
         "virtual_bytes": usage.virtual_bytes,
+        "virtual_chunks": usage.virtual_chunks,
         "non_virtual_bytes": usage.non_virtual_bytes,
         "total_bytes": usage.total_bytes,
     }
@@ -221,9 +222,12 @@ def _arrays(out: Output, report: StorageReport) -> None:
 
 
 def _totals(out: Output, total: ChunkUsage, meta: MetadataUsage) -> None:
+    virtual = f"{out.size(total.virtual_bytes)} virtual"
+    if total.virtual_chunks:
+        virtual += f" (in {total.virtual_chunks} virtual chunks)"
     out.wrapped(
         f"total: {total.chunks} chunks, {out.size(total.native_bytes)} native, "
-        f"{out.size(total.inlined_bytes)} inline, {out.size(total.virtual_bytes)} virtual; "
+        f"{out.size(total.inlined_bytes)} inline, {virtual}; "
         f"metadata {out.size(meta.total_bytes)} ({meta.snapshots} snapshots, "
         f"{meta.manifests} manifests, {meta.transaction_logs} transaction logs)"
     )
