@@ -10,10 +10,11 @@ import msgspec
 import numpy as np
 import pytest
 import zarr
-from virtual_mixed import Mixed, build, chunk_ref, files_state, later
+from virtual_mixed import CHUNKS, SHAPE, Mixed, build, chunk_ref, files_state, later
 
 import icechunk_lib as ic
 from icechunk_lib import _sync
+from icechunk_lib.format import content_checksum
 from icechunk_lib.format.ids import new_object_id
 from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, ChunkTable, ManifestFile
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
@@ -269,3 +270,41 @@ def test_verify_reports_malformed_locations_and_ranges_once_each(mixed: Mixed) -
     assert "2 chunk(s)" in messages[escaping] and "'..'" in messages[escaping]
     assert "1 chunk(s)" in messages[good] and "past byte 2**64-1" in messages[good]
     assert all(p.kind != "chunk" for p in report.problems)
+
+
+# --- commit --from -------------------------------------------------------------------------------
+
+
+def test_import_never_takes_a_virtual_checksum_for_a_content_checksum(
+    mixed: Mixed, tmp_path: Path
+) -> None:
+    """A virtual chunk's checksum is its source's update time: even one equal to the xxh3
+    of the imported chunk (made so here, through the format layer) does not make the
+    importer skip that chunk as unchanged."""
+    plain = tmp_path / "plain"
+    array = zarr.create_array(
+        zarr.storage.LocalStore(plain), name="mixed", shape=SHAPE, chunks=CHUNKS, dtype="f8"
+    )
+    array[:] = mixed.values
+    encoded = (plain / "mixed" / "c" / "2" / "0").read_bytes()
+    session = mixed.repo.readonly_session("main")
+    refs = [chunk_ref(session, "/mixed", (row, 0)) for row in range(4)]
+    assert all(r is not None for r in refs)
+    refs[2] = ChunkRef(
+        VIRTUAL,
+        offset=mixed.ranges[0][0],
+        length=len(encoded),
+        checksum=content_checksum(encoded),
+        location=mixed.blob,
+    )
+    _put_manifest_rows(mixed, [r for r in refs if r is not None])
+
+    session = mixed.repo.writable_session("main")
+    stats = ic.import_zarr(session, plain)
+    # Rows 0 and 1 hold the same bytes; both virtual rows are replaced by the source's.
+    assert stats.chunks_written == 2 and stats.chunks_unchanged == 2
+    written = chunk_ref(session, "/mixed", (2, 0))
+    assert written is not None and written.kind == NATIVE
+    session.commit("imported")
+    values = zarr.open_array(mixed.repo.readonly_session("main").store, path="mixed", mode="r")
+    np.testing.assert_array_equal(values[:], mixed.values)
