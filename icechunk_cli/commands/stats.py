@@ -67,8 +67,9 @@ def stats(
     """Show how much storage the chunks take, each chunk counted once.
 
     Sizes count native chunks (in chunks/), inline chunks (inside manifests) and virtual
-    chunks (byte ranges elsewhere, not stored here). "only here" is what expiring that
-    snapshot alone would let gc free. Reads every reachable manifest; nothing is written.
+    chunks (byte ranges elsewhere, not stored here; a range counts once however many
+    chunks, arrays or snapshots name it). "only here" is what expiring that snapshot alone
+    would let gc free. Reads every reachable manifest; nothing is written.
     """
     if by is By.branch and rev is not None:
         raise typer.BadParameter("--by branch covers every branch and tag: give no REV")

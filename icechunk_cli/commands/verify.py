@@ -18,7 +18,8 @@ def verify(
         bool,
         typer.Option(
             "--data",
-            help="Also read every chunk and compare its checksum (reads all the data).",
+            help="Also read every chunk stored in the repository and compare its checksum "
+            "(reads all the data; the sources of virtual chunks are not read).",
         ),
     ] = False,
     repo: RepoOpt = None,

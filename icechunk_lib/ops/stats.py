@@ -13,7 +13,11 @@ manifests' sharing: a manifest named by several snapshots makes all its chunks s
 once, so only chunks whose every manifest has a single owner can be exclusive.
 
 What counts once: a native chunk by its id, a virtual chunk by (location, offset, length), and
-inline bytes once per manifest that stores them (each such manifest holds its own copy).
+inline bytes once per manifest that stores them (each such manifest holds its own copy). A
+virtual range counts once whatever ETag or ``last_updated_at`` its refs carry, as in
+Icechunk: a ref remade after its source changed names the same bytes of the same object.
+These totals (and ``only_here`` and the branch view) count each range once; the snapshot
+and array views add up what each array's manifests hold, as a reader of it sees them.
 """
 
 from __future__ import annotations
