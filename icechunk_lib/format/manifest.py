@@ -226,6 +226,7 @@ class ChunkTable:
             offsets[inline_rows] = new_starts.astype(np.uint64)
         else:
             blob = b""
+        location_index, locations, etags = self._used_locations(self.location_index[index])
         return ChunkTable(
             node_id=self.node_id,
             key_shape=self.key_shape,
@@ -236,10 +237,31 @@ class ChunkTable:
             lengths=lengths,
             checksums=self.checksums[index],
             inline_data=blob,
-            location_index=self.location_index[index],
-            locations=self.locations,
-            location_etags=self.location_etags,
+            location_index=location_index,
+            locations=locations,
+            location_etags=etags,
         )
+
+    def _used_locations(
+        self, index: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.int32], list[str], list[str]]:
+        """``index`` (rows' location indices) and the locations and ETags, keeping only the
+        entries a row names: a merge appends the changes' locations to the base's, so
+        without this every location a chunk ever had would stay in its manifest."""
+        locations, etags = self.locations, self.location_etags
+        if not locations:
+            return index, locations, etags
+        named = index >= 0
+        used = np.bincount(index[named], minlength=len(locations)) > 0
+        if used.all():
+            return index, locations, etags
+        keep = np.flatnonzero(used)
+        remap = np.full(len(locations), -1, dtype=np.int32)
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        index = np.where(named, remap[np.maximum(index, 0)], -1).astype(np.int32)
+        picked = keep.tolist()
+        kept_etags = [etags[i] for i in picked] if etags else []
+        return index, [locations[i] for i in picked], kept_etags if any(kept_etags) else []
 
     def coords(self) -> npt.NDArray[np.int64]:
         """The (n, ndim) coordinates of every row, in key order."""

@@ -20,6 +20,7 @@ from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL, ChunkRef, Chun
 from icechunk_lib.format.manifest_codec import decode_manifest, encode_manifest
 from icechunk_lib.format.snapshot import ManifestRef, decode_snapshot, encode_snapshot
 from icechunk_lib.ops.stats import ChunkStorageStats
+from icechunk_lib.session import workspace_of
 
 
 @pytest.fixture
@@ -308,3 +309,45 @@ def test_import_never_takes_a_virtual_checksum_for_a_content_checksum(
     session.commit("imported")
     values = zarr.open_array(mixed.repo.readonly_session("main").store, path="mixed", mode="r")
     np.testing.assert_array_equal(values[:], mixed.values)
+
+
+# --- what manifests keep -------------------------------------------------------------------------
+
+
+def _table(m: Mixed) -> ChunkTable:
+    ws = workspace_of(m.repo.readonly_session("main"))
+
+    async def go() -> ChunkTable:
+        node = (await ws.nodes())["/mixed"]
+        [mref] = node.manifests
+        return (await ws.objects.manifest(mref.manifest_id)).tables[node.id]
+
+    return _sync.run(go())
+
+
+def test_a_manifest_keeps_only_the_locations_its_chunks_name(mixed: Mixed) -> None:
+    """Re-pointing chunks must not leave every former location in the array's manifest
+    (read by stats, verify and all_virtual_chunk_locations, and written on every commit)."""
+    for i in range(4):
+        session = mixed.repo.writable_session("main")
+        location = mixed.prefix + f"f{i}.bin"
+        session.store.set_virtual_ref("mixed/c/2/0", location, offset=0, length=10, checksum='"x"')
+        session.commit(f"row 2 in f{i}.bin")
+    table = _table(mixed)
+    assert sorted(table.locations) == [mixed.blob, mixed.prefix + "f3.bin"]
+    assert sorted(table.location_etags) == ["", '"x"']
+    refs = [table.ref(i) for i in range(len(table))]
+    assert [(r.kind, r.location, r.etag) for r in refs[2:]] == [
+        (VIRTUAL, mixed.prefix + "f3.bin", '"x"'),
+        (VIRTUAL, mixed.blob, ""),
+    ]
+    # verify covers the whole history: the blob and f0..f3, each once.
+    assert mixed.repo.verify().virtual_locations == 5
+    # The last ETag gone: the manifest keeps no ETag column.
+    session = mixed.repo.writable_session("main")
+    session.store.set_virtual_ref("mixed/c/2/0", mixed.blob, offset=0, length=10)
+    session.commit("row 2 back in the blob")
+    table = _table(mixed)
+    # (Rows merged from the base and from the change may each keep their own entry.)
+    assert set(table.locations) == {mixed.blob} and table.location_etags == []
+    assert [r.kind for r in map(table.ref, range(len(table)))] == [NATIVE, INLINE, VIRTUAL, VIRTUAL]
