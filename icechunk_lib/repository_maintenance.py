@@ -55,9 +55,12 @@ class Maintenance:
         Refs must name existing snapshots; snapshots, manifests and the transaction logs of
         non-root snapshots must exist and decode under their ids; manifests must hold what
         their snapshots record; native chunks must exist with their length (``data=True``:
-        and checksum). Nothing is written. Raises only ``RepositoryNotFoundError`` (no
-        repository here) and ``StorageError`` (the storage itself failed). ``progress(phase,
-        done, total)`` hears how many refs, snapshots, manifests and chunks were checked.
+        and checksum). Virtual chunks are checked without reading their sources: each
+        location must be well formed and held by a container of the config in effect, each
+        range must end before byte 2**64. Nothing is written. Raises only
+        ``RepositoryNotFoundError`` (no repository here) and ``StorageError`` (the storage
+        itself failed). ``progress(phase, done, total)`` hears how many refs, snapshots,
+        manifests and chunks were checked.
         """
         return _sync.run(self.verify_async(data=data, progress=progress))
 
@@ -68,7 +71,12 @@ class Maintenance:
         from icechunk_lib.ops.verify import verify_repository
 
         await self._require_repository()
-        return await verify_repository(self._storage, data=data, progress=progress)
+        return await verify_repository(
+            self._storage,
+            data=data,
+            progress=progress,
+            containers=self._objects.config.virtual_chunk_containers,
+        )
 
     # --- expire ----------------------------------------------------------------------------------
 

@@ -68,7 +68,8 @@ def gc(
     wrote it before --older-than (default 7d), so sessions still writing keep their chunks.
     Safe to run beside writers and beside another gc. Asks first at a terminal; in a script
     or with --json it does not ask, and --yes (or --dry-run) is required. Each run records
-    what it saw, so the next one reads only what changed since.
+    what it saw, so the next one reads only what changed since. Only the repository's own
+    objects are deleted: the files virtual chunks point into are never touched.
     """
     out = Output(json=json, no_color=no_color)
     cut_off = older_than_option(older_than)

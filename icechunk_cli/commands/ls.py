@@ -49,7 +49,11 @@ def ls(
     ] = None,
     long: Annotated[
         bool,
-        typer.Option("--long", "-l", help="Also count the chunks written and their bytes."),
+        typer.Option(
+            "--long",
+            "-l",
+            help="Also count the chunks written, their bytes, and how many are virtual.",
+        ),
     ] = False,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="List every descendant, not only children.")
@@ -63,7 +67,9 @@ def ls(
     """List groups and arrays.
 
     Lists the children of PATH (every descendant with -r) with the shape, dtype and chunk
-    shape of each array; -l adds the chunks written and their size.
+    shape of each array; -l adds the chunks written and their size (virtual chunks included),
+    and, when any array has virtual chunks, how many of its chunks are virtual. --json
+    counts native, inline and virtual chunks apart.
     """
     out = Output(json=json, no_color=no_color)
     rev, where = split_ref_and_path(ref, path)
@@ -87,14 +93,21 @@ def ls(
         Column("dtype", shrink=True),
         Column("chunks"),
     ]
+    # Virtual chunks get their own column only where there are some (most repositories hold
+    # none): how many of the chunks written are byte ranges of files outside the repository.
+    virtual = long and any(n.virtual_chunks for n in nodes)
     if long:
         columns += [Column("written", numeric=True), Column("bytes", numeric=True)]
+    if virtual:
+        columns += [Column("virtual", numeric=True)]
     rows: list[list[Cell]] = []
     for node in nodes:
         if node.kind == "group":
             row: list[Cell] = [(node.path.rstrip("/") + "/", "group"), "", "", ""]
             if long:
                 row += ["", ""]
+            if virtual:
+                row += [""]
         else:
             shape, chunks = out.shape(node.shape), out.shape(node.chunk_shape)
             row = [node.path, shape, node.dtype_name or "-", chunks]
@@ -104,6 +117,8 @@ def ls(
                 if out.terminal and total is not None and node.chunks_written is not None:
                     written = f"{written}/{total}"
                 row += [written, out.size(node.bytes_written)]
+            if virtual:
+                row += [str(node.virtual_chunks or 0)]
         rows.append(row)
     if not rows:
         out.note(f"no groups or arrays under {where}")
@@ -121,4 +136,8 @@ def _node_doc(node: Any) -> dict[str, Any]:
         "attributes": node.attributes,
         "chunks_written": node.chunks_written,
         "bytes_written": node.bytes_written,
+        "native_chunks": node.native_chunks,
+        "inline_chunks": node.inline_chunks,
+        "virtual_chunks": node.virtual_chunks,
+        "virtual_bytes": node.virtual_bytes,
     }

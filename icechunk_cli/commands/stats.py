@@ -67,8 +67,9 @@ def stats(
     """Show how much storage the chunks take, each chunk counted once.
 
     Sizes count native chunks (in chunks/), inline chunks (inside manifests) and virtual
-    chunks (byte ranges elsewhere, not stored here). "only here" is what expiring that
-    snapshot alone would let gc free. Reads every reachable manifest; nothing is written.
+    chunks (byte ranges elsewhere, not stored here; a range counts once however many
+    chunks, arrays or snapshots name it). "only here" is what expiring that snapshot alone
+    would let gc free. Reads every reachable manifest; nothing is written.
     """
     if by is By.branch and rev is not None:
         raise typer.BadParameter("--by branch covers every branch and tag: give no REV")
@@ -94,6 +95,7 @@ def _usage_doc(usage: ChunkUsage) -> dict[str, int]:
         "native_bytes": usage.native_bytes,
         "inlined_bytes": usage.inlined_bytes,
         "virtual_bytes": usage.virtual_bytes,
+        "virtual_chunks": usage.virtual_chunks,
         "non_virtual_bytes": usage.non_virtual_bytes,
         "total_bytes": usage.total_bytes,
     }
@@ -221,9 +223,12 @@ def _arrays(out: Output, report: StorageReport) -> None:
 
 
 def _totals(out: Output, total: ChunkUsage, meta: MetadataUsage) -> None:
+    virtual = f"{out.size(total.virtual_bytes)} virtual"
+    if total.virtual_chunks:
+        virtual += f" (in {total.virtual_chunks} virtual chunks)"
     out.wrapped(
         f"total: {total.chunks} chunks, {out.size(total.native_bytes)} native, "
-        f"{out.size(total.inlined_bytes)} inline, {out.size(total.virtual_bytes)} virtual; "
+        f"{out.size(total.inlined_bytes)} inline, {virtual}; "
         f"metadata {out.size(meta.total_bytes)} ({meta.snapshots} snapshots, "
         f"{meta.manifests} manifests, {meta.transaction_logs} transaction logs)"
     )

@@ -29,6 +29,7 @@ from icechunk_lib.errors import (
     ReadOnlySessionError,
 )
 from icechunk_lib.format import content_checksum
+from icechunk_lib.format.manifest import VIRTUAL
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.ops.import_source import V2_NODE_KEYS, SourceReader, ZarrSource, open_source
@@ -412,7 +413,9 @@ class _Importer(SourceReader):
         if data is not None:
             ref = None if job.fresh else await self.workspace.chunk_ref(job.node, coords)
             found = (len(data), content_checksum(data))
-            if ref is not None and (ref.length, ref.checksum) == found:
+            # A virtual chunk's checksum is its source's last_updated_at, not a content
+            # checksum: only a native or inline chunk can hold the same bytes already.
+            if ref is not None and ref.kind != VIRTUAL and (ref.length, ref.checksum) == found:
                 self.stats.chunks_unchanged += 1
             else:
                 await self.workspace.set_chunk(job.node, coords, data, checksum=found[1])

@@ -13,7 +13,11 @@ manifests' sharing: a manifest named by several snapshots makes all its chunks s
 once, so only chunks whose every manifest has a single owner can be exclusive.
 
 What counts once: a native chunk by its id, a virtual chunk by (location, offset, length), and
-inline bytes once per manifest that stores them (each such manifest holds its own copy).
+inline bytes once per manifest that stores them (each such manifest holds its own copy). A
+virtual range counts once whatever ETag or ``last_updated_at`` its refs carry, as in
+Icechunk: a ref remade after its source changed names the same bytes of the same object.
+These totals (and ``only_here`` and the branch view) count each range once; the snapshot
+and array views add up what each array's manifests hold, as a reader of it sees them.
 """
 
 from __future__ import annotations
@@ -111,6 +115,8 @@ class ChunkUsage:
     native_bytes: int = 0
     inlined_bytes: int = 0
     virtual_bytes: int = 0
+    virtual_chunks: int = 0
+    """How many of ``chunks`` are virtual (byte ranges of objects outside the repository)."""
 
     @property
     def non_virtual_bytes(self) -> int:
@@ -133,6 +139,7 @@ class ChunkUsage:
             self.native_bytes + other.native_bytes,
             self.inlined_bytes + other.inlined_bytes,
             self.virtual_bytes + other.virtual_bytes,
+            self.virtual_chunks + other.virtual_chunks,
         )
 
 
@@ -214,8 +221,10 @@ def _table_usage(table: ChunkTable) -> tuple[ChunkUsage, int, int]:
     native = int(lengths[kinds == NATIVE].sum(dtype=np.uint64))
     inline_rows = kinds == INLINE
     inlined = int(lengths[inline_rows].sum(dtype=np.uint64))
-    virtual = int(lengths[kinds == VIRTUAL].sum(dtype=np.uint64))
-    return ChunkUsage(len(table), native, inlined, virtual), inlined, int(inline_rows.sum())
+    virtual_rows = kinds == VIRTUAL
+    virtual = int(lengths[virtual_rows].sum(dtype=np.uint64))
+    usage = ChunkUsage(len(table), native, inlined, virtual, int(virtual_rows.sum()))
+    return usage, inlined, int(inline_rows.sum())
 
 
 class _Collector:
@@ -327,6 +336,7 @@ def _total(collector: _Collector, native: ChunkGroups, virtual: ChunkGroups) -> 
         n_bytes,
         sum(collector.inline_bytes),
         v_bytes,
+        v_chunks,
     )
 
 
@@ -424,7 +434,11 @@ def _snapshots(
             if found is not None:
                 usage = usage + found
         only = ChunkUsage(
-            excl[0][i] + excl[2][i] + inline_rows[i], excl[1][i], inline_bytes[i], excl[3][i]
+            excl[0][i] + excl[2][i] + inline_rows[i],
+            excl[1][i],
+            inline_bytes[i],
+            excl[3][i],
+            excl[2][i],
         )
         written_at, message = collector.snapshot_meta[i]
         when = dt.datetime.fromtimestamp(written_at / 1_000_000, dt.UTC)
@@ -472,7 +486,7 @@ def _history_usage(
     picked = np.flatnonzero(named).tolist()
     inline_bytes = sum(collector.inline_bytes[m] for m in picked)
     inline_rows = sum(collector.inline_rows[m] for m in picked)
-    return ChunkUsage(n_chunks + v_chunks + inline_rows, n_bytes, inline_bytes, v_bytes)
+    return ChunkUsage(n_chunks + v_chunks + inline_rows, n_bytes, inline_bytes, v_bytes, v_chunks)
 
 
 async def _metadata(storage: Storage, collector: _Collector) -> MetadataUsage:

@@ -13,8 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from icechunk_lib.chunk_changes import ChunkChanges
 from icechunk_lib.errors import NodeNotFoundError
+from icechunk_lib.format.manifest import INLINE, NATIVE, VIRTUAL
 from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.objects import ObjectStore
@@ -40,6 +43,14 @@ class NodeInfo:
     """Stored bytes of those chunks (compressed, as written)."""
     dtype_name: str | None = None
     """The data type as people read it: ``int32``, ``struct{a:int32,b:float64}``, ..."""
+    native_chunks: int | None = None
+    """Of ``chunks_written`` (with ``stats``): those stored as objects in ``chunks/``."""
+    inline_chunks: int | None = None
+    """Those stored inside manifests."""
+    virtual_chunks: int | None = None
+    """Those that are byte ranges of objects outside the repository (virtual chunks)."""
+    virtual_bytes: int | None = None
+    """The bytes of the virtual chunks (part of ``bytes_written``, not stored here)."""
 
 
 def _describe(node: NodeSnapshot) -> NodeInfo:
@@ -58,19 +69,48 @@ def _describe(node: NodeSnapshot) -> NodeInfo:
     )
 
 
-async def _stats(
-    objects: ObjectStore, node: NodeSnapshot, changes: ChunkChanges | None
-) -> tuple[int, int]:
-    """(chunks, bytes) of an array: summed from manifest columns when nothing is pending."""
+@dataclass
+class _Sizes:
+    """Chunks of one array by kind, and their bytes (virtual bytes also on their own)."""
+
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    """Indexed by kind: ``NATIVE``, ``INLINE``, ``VIRTUAL`` (index 0 unused)."""
+    size: int = 0
+    virtual_size: int = 0
+
+    def applied(self, info: NodeInfo) -> NodeInfo:
+        """``info`` with these counts filled in."""
+        return dataclasses.replace(
+            info,
+            chunks_written=sum(self.counts),
+            bytes_written=self.size,
+            native_chunks=self.counts[NATIVE],
+            inline_chunks=self.counts[INLINE],
+            virtual_chunks=self.counts[VIRTUAL],
+            virtual_bytes=self.virtual_size,
+        )
+
+
+async def _stats(objects: ObjectStore, node: NodeSnapshot, changes: ChunkChanges | None) -> _Sizes:
+    """An array's chunks by kind and their bytes: summed from manifest columns (a few numpy
+    reductions per table) when nothing is pending, else ref by ref."""
+    sizes = _Sizes()
     if not changes:
         manifests = await asyncio.gather(*(objects.manifest(m.manifest_id) for m in node.manifests))
-        tables = [m.tables[node.id] for m in manifests if node.id in m.tables]
-        return sum(len(t) for t in tables), sum(int(t.lengths.sum()) for t in tables)
-    count = size = 0
+        for table in (m.tables[node.id] for m in manifests if node.id in m.tables):
+            counts = np.bincount(table.kinds, minlength=4).tolist()
+            sizes.counts = [a + b for a, b in zip(sizes.counts, counts[:4], strict=True)]
+            sizes.size += int(table.lengths.sum(dtype=np.uint64))
+            virtual = table.kinds == VIRTUAL
+            if counts[VIRTUAL]:
+                sizes.virtual_size += int(table.lengths[virtual].sum(dtype=np.uint64))
+        return sizes
     async for _, ref in objects.chunk_refs(node, changes):
-        count += 1
-        size += ref.length
-    return count, size
+        sizes.counts[ref.kind] += 1
+        sizes.size += ref.length
+        if ref.kind == VIRTUAL:
+            sizes.virtual_size += ref.length
+    return sizes
 
 
 async def list_nodes(
@@ -111,6 +151,6 @@ async def list_nodes(
         sums = await asyncio.gather(
             *(_stats(objects, n, chunks.get(n.id)) for _, n in arrays if n is not None)
         )
-        for (i, _), (count, size) in zip(arrays, sums, strict=True):
-            infos[i] = dataclasses.replace(infos[i], chunks_written=count, bytes_written=size)
+        for (i, _), sizes in zip(arrays, sums, strict=True):
+            infos[i] = sizes.applied(infos[i])
     return infos

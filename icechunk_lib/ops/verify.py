@@ -6,20 +6,32 @@ under their own ids, manifests hold what their snapshots' manifest refs say, non
 snapshots have a transaction log, and every native chunk exists with its recorded length
 (with ``data=True``, its bytes also match the manifest's checksum). Damage becomes a
 ``Problem`` in the report; only storage failures raise.
+
+Virtual chunks are byte ranges of objects outside the repository: they are never looked up
+in ``chunks/`` (their checksum is the source's ``last_updated_at``, not a content checksum).
+What can be known without reading a source is checked: each location is a well-formed URL
+that a declared container holds without escaping it, and each range ends before byte 2**64.
+A location is checked once however many chunks name it, and reported once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from icechunk_lib.errors import MissingObjectError, ObjectNotFoundError
+from icechunk_lib.errors import (
+    InvalidVirtualLocationError,
+    MissingObjectError,
+    ObjectNotFoundError,
+    VirtualContainerNotFoundError,
+)
 from icechunk_lib.format import content_checksum
-from icechunk_lib.format.manifest import NATIVE, ChunkTable, ManifestFile
+from icechunk_lib.format.containers import VirtualChunkContainer
+from icechunk_lib.format.manifest import NATIVE, VIRTUAL, ChunkTable, ManifestFile
 from icechunk_lib.format.snapshot import ManifestRef, RegionRef, Snapshot
 from icechunk_lib.objects import MANIFESTS, chunk_key
 from icechunk_lib.ops.reachable import (
@@ -32,6 +44,7 @@ from icechunk_lib.ops.reachable import (
     walk,
 )
 from icechunk_lib.storage import Storage
+from icechunk_lib.virtual import VirtualAccess, VirtualResolver
 
 __all__ = ["Problem", "ProgressCallback", "VerifyReport", "verify_repository"]
 
@@ -51,10 +64,11 @@ class Problem:
     """One damaged object: what it is, where, what led to it, and what is wrong."""
 
     kind: str
-    """``"ref"``, ``"snapshot"``, ``"manifest"``, ``"transaction_log"``, ``"chunk"`` or
-    ``"expiration_record"``."""
+    """``"ref"``, ``"snapshot"``, ``"manifest"``, ``"transaction_log"``, ``"chunk"``,
+    ``"expiration_record"`` or ``"virtual_chunk"``."""
     key: str
-    """The object's storage key (``refs/branch/main/ref``, ``chunks/<id>``, ...)."""
+    """The object's storage key (``refs/branch/main/ref``, ``chunks/<id>``, ...); for a
+    virtual chunk, its location (a URL outside the repository)."""
     reached_from: str
     """The ref, snapshot or manifest that names it (``"branch main"``, ``"snapshot <id>"``)."""
     message: str
@@ -79,6 +93,10 @@ class VerifyReport:
     """Whether chunk contents were read and checksummed, not only their sizes."""
     expiration_records: int = 0
     """Expiration records read (each must decode: history is read through them)."""
+    virtual_chunks: int = 0
+    """Virtual chunk references checked (one per manifest row; their sources are not read)."""
+    virtual_locations: int = 0
+    """Distinct locations those references name."""
 
     @property
     def ok(self) -> bool:
@@ -89,10 +107,24 @@ class VerifyReport:
 class _Verifier:
     """The state of one verification: counts, problems, and what manifests should hold."""
 
-    def __init__(self, storage: Storage, data: bool, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        data: bool,
+        progress: ProgressCallback | None,
+        containers: Mapping[str, VirtualChunkContainer] | None = None,
+    ) -> None:
         self.storage = storage
         self.data = data
         self.progress = progress
+        # Containers only: whether the user authorised one is a reader's concern.
+        self.resolver = VirtualResolver(containers, VirtualAccess())
+        self.declared = sorted(c.url_prefix for c in (containers or {}).values())
+        self.virtual_chunks = 0
+        self.locations: dict[str, str | None] = {}
+        """Each virtual location checked: what is wrong with it, or None."""
+        self.reported: set[tuple[str, str]] = set()
+        """(location, what) already reported: a location is reported once per kind of fault."""
         self.chunks_checked = 0
         self.problems: list[Problem] = []
         self.counts = {
@@ -169,6 +201,7 @@ class _Verifier:
                 self.pieces[(manifest.id, node_id)] = piece
         for node_id, mref, via in claims:
             self._agree(manifest.id, node_id, mref, via)
+        self._virtual(manifest)
         await self._chunks(manifest)
 
     # --- checks ------------------------------------------------------------------------------
@@ -209,6 +242,71 @@ class _Verifier:
                     f" in the box {expected[3]}..{expected[4]} (they lie in {piece[3]}..{piece[4]})"
                 )
         self.problem("manifest", MANIFESTS + manifest_id, via, message)
+
+    def _virtual(self, manifest: ManifestFile) -> None:
+        """Check the virtual rows of ``manifest`` without reading their sources: per distinct
+        location, that it is well formed and declared; per row, that its range is sane."""
+        via = f"manifest {manifest.id}"
+        for node_id, table in manifest.tables.items():
+            rows = np.flatnonzero(table.kinds == VIRTUAL)
+            if not len(rows):
+                continue
+            self.virtual_chunks += len(rows)
+            at = table.location_index[rows].astype(np.int64)
+            lost = (at < 0) | (at >= len(table.locations))
+            if lost.any():
+                self.problem(
+                    "manifest",
+                    MANIFESTS + manifest.id,
+                    via,
+                    f"array node {node_id}: {int(lost.sum())} virtual chunk(s) name no location",
+                )
+                rows, at = rows[~lost], at[~lost]
+            # Offsets and lengths are uint64: a range ends past 2**64-1 exactly when the
+            # length exceeds what is left after the offset.
+            past = table.lengths[rows] > np.uint64(2**64 - 1) - table.offsets[rows]
+            where, counts = np.unique(at, return_counts=True)
+            bad_ranges = dict(zip(*np.unique(at[past], return_counts=True), strict=True))
+            for index, count in zip(where.tolist(), counts.tolist(), strict=True):
+                location = table.locations[index]
+                problem = self._location_problem(location)
+                if problem is not None and (location, "location") not in self.reported:
+                    self.reported.add((location, "location"))
+                    self.problem(
+                        "virtual_chunk",
+                        location,
+                        via,
+                        f"{count} chunk(s) of array node {node_id}: {problem}",
+                    )
+                bad = int(bad_ranges.get(index, 0))
+                if bad and (location, "range") not in self.reported:
+                    self.reported.add((location, "range"))
+                    self.problem(
+                        "virtual_chunk",
+                        location,
+                        via,
+                        f"{bad} chunk(s) of array node {node_id} end past byte 2**64-1 "
+                        "(offset plus length)",
+                    )
+
+    def _location_problem(self, location: str) -> str | None:
+        """What keeps ``location`` from ever being read, or None (checked once each)."""
+        if location in self.locations:
+            return self.locations[location]
+        problem: str | None = None
+        try:
+            self.resolver.container(location)
+        except InvalidVirtualLocationError as e:
+            problem = f"not a usable location: {e.reason}"
+        except VirtualContainerNotFoundError:
+            declared = ", ".join(self.declared) or "none"
+            problem = (
+                f"no virtual chunk container declared in the repository config holds it "
+                f"(declared: {declared}); declare one with "
+                "config.set_virtual_chunk_container(...) and save the config"
+            )
+        self.locations[location] = problem
+        return problem
 
     async def _extras(self, snap: Snapshot) -> None:
         """Extra keys kept in ``chunks/`` are checked like chunks."""
@@ -280,6 +378,8 @@ class _Verifier:
             problems=tuple(self.problems),
             chunks=len(self.chunks_seen),
             data=self.data,
+            virtual_chunks=self.virtual_chunks,
+            virtual_locations=len(self.locations),
             **self.counts,
         )
 
@@ -309,9 +409,11 @@ async def verify_repository(
     data: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: ProgressCallback | None = None,
+    containers: Mapping[str, VirtualChunkContainer] | None = None,
 ) -> VerifyReport:
-    """Check every object reachable from the repository's refs; see the module docstring."""
-    verifier = _Verifier(storage, data, progress)
+    """Check every object reachable from the repository's refs; see the module docstring.
+    ``containers``: the virtual chunk containers of the config in effect (None: none)."""
+    verifier = _Verifier(storage, data, progress, containers)
     async for found in walk(storage, concurrency=concurrency):
         if isinstance(found, RefFound):
             verifier.ref(found)

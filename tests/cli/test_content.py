@@ -34,11 +34,16 @@ def test_ls_json_lists_children_with_node_info_fields(ick: Ick, sample: Sample) 
         "attributes",
         "chunks_written",
         "bytes_written",
+        "native_chunks",
+        "inline_chunks",
+        "virtual_chunks",
+        "virtual_bytes",
     }
     assert temps["shape"] == [10, 4, 4]
     assert temps["chunk_shape"] == [1, 4, 4]
     assert temps["dtype"] == "float32"
     assert temps["chunks_written"] is None
+    assert temps["virtual_chunks"] is None  # counted only with -l
     assert doc["nodes"][1]["attributes"] == {"title": "weather"}
 
 
@@ -48,6 +53,8 @@ def test_ls_long_recursive_counts_chunks_and_bytes(ick: Ick) -> None:
     assert nodes[0]["chunks_written"] == 4
     assert nodes[2]["chunks_written"] == 3
     assert nodes[2]["bytes_written"] > 0
+    assert nodes[0]["native_chunks"] + nodes[0]["inline_chunks"] == 4
+    assert nodes[0]["virtual_chunks"] == nodes[0]["virtual_bytes"] == 0
     lines = ick.ok("ls", "-l", "-r").stdout.splitlines()
     assert lines[0].split() == ["path", "shape", "dtype", "chunks", "written", "bytes"]
     assert lines[1].split()[:5] == ["/temps", "10x4x4", "float32", "1x4x4", "4"]

@@ -73,6 +73,7 @@ def test_branch_and_array_views(native: Ick) -> None:
                 "native_bytes": 4 * CHUNK,
                 "inlined_bytes": 0,
                 "virtual_bytes": 0,
+                "virtual_chunks": 0,
                 "non_virtual_bytes": 4 * CHUNK,
                 "total_bytes": 4 * CHUNK,
             },
@@ -150,6 +151,7 @@ def test_empty_repository(bare_ick: Ick, tmp_path: Path) -> None:
         "native_bytes": 0,
         "inlined_bytes": 0,
         "virtual_bytes": 0,
+        "virtual_chunks": 0,
         "non_virtual_bytes": 0,
         "total_bytes": 0,
     }

@@ -55,6 +55,8 @@ def test_json_document_lists_counts_and_no_problems(ick: Ick, native: Ick) -> No
         "transaction_logs": 1,
         "manifests": 1,
         "chunks": 4,
+        "virtual_chunks": 0,
+        "virtual_locations": 0,
     }
 
 

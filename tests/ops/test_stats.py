@@ -412,10 +412,12 @@ def test_virtual_chunks_count_once_per_location_and_range(storage: ic.Storage) -
     assert stats.total_bytes == 16 * 8 + 1024
     [array] = repo.storage_stats(by="array").arrays
     # A reader of the array sees four chunks; the repeated range is one stored range.
-    assert array.usage == ChunkUsage(chunks=4, native_bytes=16 * 8, virtual_bytes=2024)
+    assert array.usage == ChunkUsage(
+        chunks=4, native_bytes=16 * 8, virtual_bytes=2024, virtual_chunks=3
+    )
     tip = repo.storage_stats().snapshots[0]
     assert tip.snapshot_id == snap.id
-    assert tip.only_here == ChunkUsage(chunks=2, virtual_bytes=1024)
+    assert tip.only_here == ChunkUsage(chunks=2, virtual_bytes=1024, virtual_chunks=2)
 
 
 # --- grouping ------------------------------------------------------------------------------------
