@@ -5,6 +5,7 @@ together (overlapping, identical, at its end, partial) each get their own bytes.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ import zarr
 
 import icechunk_lib as ic
 from icechunk_lib.errors import VirtualContainerNotAuthorizedError, VirtualSourceTruncatedError
-from icechunk_lib.session import workspace_of
 
 DATA = bytes(range(256)) * 4
 
@@ -53,3 +53,93 @@ def test_a_container_declared_in_place_after_a_read_takes_over_its_locations(
     )
     with pytest.raises(VirtualContainerNotAuthorizedError, match=inner):
         arr[:]
+
+
+def _spans_repo(tmp_path: Path, spans: list[tuple[int, int]]) -> tuple[ic.Repository, int]:
+    """A committed array whose chunk i is ``spans[i]`` = (offset, length) of one file."""
+    repo, outer = _repo(tmp_path, [])
+    session = repo.writable_session("main")
+    n = len(spans)
+    zarr.create_array(
+        session.store, name="x", shape=(n * 64,), chunks=(64,), dtype="u1", compressors=None
+    )
+    for i, (offset, length) in enumerate(spans):
+        session.store.set_virtual_ref(f"x/c/{i}", outer + "sub/f", offset=offset, length=length)
+    session.commit("virtual")
+    return repo, n
+
+
+SPANS = [(0, 64), (32, 64), (0, 64), (1000, 24), (960, 64), (100, 1), (512, 64), (980, 64)]
+"""Overlapping, identical, ending at the file's end, one byte, far apart, past the end."""
+
+
+def _expected(offset: int, length: int, start: int, end: int) -> bytes:
+    return DATA[offset : offset + length][start:end]
+
+
+def test_ranges_of_one_object_requested_together_each_get_their_own_bytes(
+    tmp_path: Path,
+) -> None:
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+
+    repo, n = _spans_repo(tmp_path, SPANS)
+    proto = default_buffer_prototype()
+    asks = []
+    for i in range(n - 1):  # the last one runs past the file's end
+        offset, length = SPANS[i]
+        asks += [
+            (i, None, 0, length),
+            (i, RangeByteRequest(0, 1), 0, 1),
+            (i, OffsetByteRequest(length - 1), length - 1, length),
+            (i, SuffixByteRequest(2), max(length - 2, 0), length),
+            (i, RangeByteRequest(1, 10**9), 1, length),
+        ]
+
+    async def read_all() -> list[bytes | None]:
+        store = repo.readonly_session(branch="main").store
+        got = await store.get_partial_values(proto, [(f"x/c/{i}", r) for i, r, _, _ in asks])
+        return [None if b is None else b.to_bytes() for b in got]
+
+    def check(got: list[bytes | None]) -> None:
+        for (i, rng, start, end), data in zip(asks, got, strict=True):
+            assert data == _expected(*SPANS[i], start, end), (i, rng)
+
+    check(asyncio.run(read_all()))
+    # The same from four threads at once, each with its own event loop.
+    results: list[list[bytes | None]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(asyncio.run(read_all()))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    for got in results:
+        check(got)
+
+
+def test_a_range_past_the_end_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    repo, n = _spans_repo(tmp_path, SPANS)
+    store = repo.readonly_session(branch="main").store
+    proto = default_buffer_prototype()
+
+    async def one(i: int) -> bytes | BaseException:
+        try:
+            buf = await store.get(f"x/c/{i}", proto)
+        except VirtualSourceTruncatedError as exc:
+            return exc
+        assert buf is not None
+        return buf.to_bytes()
+
+    async def go() -> list[bytes | BaseException]:
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+    got = asyncio.run(go())
+    for i in range(n - 1):
+        assert got[i] == _expected(*SPANS[i], 0, SPANS[i][1])
+    assert isinstance(got[-1], VirtualSourceTruncatedError)
+    assert "sub/f" in str(got[-1])
