@@ -143,3 +143,25 @@ def test_a_range_past_the_end_fails_alone_in_its_batch(tmp_path: Path) -> None:
         assert got[i] == _expected(*SPANS[i], 0, SPANS[i][1])
     assert isinstance(got[-1], VirtualSourceTruncatedError)
     assert "sub/f" in str(got[-1])
+
+
+@pytest.mark.parametrize("spelling", ["%73ub/f", "sub%2Ff", "%73%75%62%2F%66"])
+def test_a_percent_encoded_location_belongs_to_the_container_of_the_object_it_names(
+    tmp_path: Path, spelling: str
+) -> None:
+    # The outer container is authorised, the inner one (a longer prefix) is not: spelling
+    # the inner object's path with escapes must not read it through the outer container.
+    repo, outer = _repo(tmp_path, [])
+    inner = outer + "sub/"
+    repo.config.set_virtual_chunk_container(
+        ic.VirtualChunkContainer(inner, ic.local_filesystem_store(str(tmp_path / "src" / "sub")))
+    )
+    session = repo.writable_session("main")
+    zarr.create_array(
+        session.store, name="x", shape=(64,), chunks=(64,), dtype="u1", compressors=None
+    )
+    session.store.set_virtual_ref("x/c/0", outer + spelling, offset=0, length=64)
+    session.commit("virtual")
+    arr = zarr.open_array(repo.readonly_session(branch="main").store, path="x", mode="r")
+    with pytest.raises(VirtualContainerNotAuthorizedError, match=inner):
+        arr[:]
