@@ -241,6 +241,11 @@ class _Planner:
     def node_meta(self, prefix: str, docs: dict[str, dict[str, Any]]) -> bytes:
         """``zarr.json`` bytes of the node at ``prefix`` from its documents."""
         where = f"{prefix}/" if prefix else ""
+        kinds = [d for d in (META_KEY, ".zarray", ".zgroup") if d in docs]
+        if len(kinds) > 1:  # which one describes the node would be a guess
+            raise self.fail(
+                where + kinds[1], f"the node has both {kinds[0]} and {kinds[1]}; keep one"
+            )
         if META_KEY in docs:
             key = where + META_KEY
             data = json.dumps(docs[META_KEY]).encode()
@@ -248,9 +253,11 @@ class _Planner:
         attrs = docs.get(".zattrs", {})
         if ".zarray" in docs:
             try:
-                return array_v3(docs[".zarray"], attrs)
+                meta = array_v3(docs[".zarray"], attrs)
             except MetadataError as exc:
                 raise self.fail(where + ".zarray", str(exc)) from None
+            # The checks a zarr.json gets: zarr converts some metadata it cannot open.
+            return check_source_meta(self.name, where + ".zarray", meta)
         try:
             return group_v3(attrs)
         except Exception as exc:

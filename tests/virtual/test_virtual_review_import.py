@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import icechunk_lib as ic
-from icechunk_lib.errors import InvalidReferencesError
+from icechunk_lib.errors import InvalidImportSourceError, InvalidReferencesError
 
 ZARRAY = json.dumps(
     {
@@ -66,3 +66,32 @@ def test_a_generator_dimension_too_large_is_refused_before_it_is_listed(
     refs = {"version": 1, "refs": {"x/.zarray": ZARRAY}, "gen": [gen]}
     with pytest.raises(InvalidReferencesError, match="too many"):
         ic.import_kerchunk(session, refs)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"chunks": [0]}, "chunk"), ({"shape": [2**70]}, "shape"), ({"shape": [2**64]}, "shape")],
+)
+def test_a_zarray_zarr_cannot_open_is_refused_before_anything_is_written(
+    session: ic.Session, fields: dict[str, object], field: str
+) -> None:
+    doc = {**json.loads(ZARRAY), **fields}
+    with pytest.raises(InvalidImportSourceError, match=rf"x/\.zarray.*{field}"):
+        ic.import_kerchunk(session, {"x/.zarray": json.dumps(doc)})
+    assert not session.has_uncommitted_changes
+
+
+@pytest.mark.parametrize(
+    "docs",
+    [
+        {".zarray": ZARRAY, ".zgroup": '{"zarr_format": 2}'},
+        {".zarray": ZARRAY, "zarr.json": '{"zarr_format": 3, "node_type": "group"}'},
+        {".zgroup": '{"zarr_format": 2}', "zarr.json": '{"zarr_format": 3, "node_type": "group"}'},
+    ],
+)
+def test_a_node_described_twice_is_refused(session: ic.Session, docs: dict[str, str]) -> None:
+    # Which document would win is a guess (zarr itself refuses an array that is a group).
+    refs = {f"x/{leaf}": doc for leaf, doc in docs.items()}
+    with pytest.raises(InvalidReferencesError, match=r"'x/.*both"):
+        ic.import_kerchunk(session, refs)
+    assert not session.has_uncommitted_changes
