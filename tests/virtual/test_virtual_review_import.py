@@ -4,6 +4,7 @@ refused before anything is built, naming the key."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,30 @@ def test_a_node_described_twice_is_refused(session: ic.Session, docs: dict[str, 
     with pytest.raises(InvalidReferencesError, match=r"'x/.*both"):
         ic.import_kerchunk(session, refs)
     assert not session.has_uncommitted_changes
+
+
+def test_a_parquet_index_claiming_a_huge_grid_loads_only_the_files_there(
+    session: ic.Session, tmp_path: Path
+) -> None:
+    # 2**40 records of one chunk each: the loader must not look for each file in turn.
+    import fastparquet
+    import pandas as pd
+
+    root = tmp_path / "refs.parq"
+    (root / "x").mkdir(parents=True)
+    zarray = {**json.loads(ZARRAY), "shape": [2**40], "chunks": [1]}
+    index = {"metadata": {".zgroup": {"zarr_format": 2}, "x/.zarray": zarray}, "record_size": 1}
+    (root / ".zmetadata").write_text(json.dumps(index))
+    frame = pd.DataFrame({"path": [None], "offset": [0], "size": [0], "raw": [b"\x07"]})
+    fastparquet.write(str(root / "x" / "refs.3.parq"), frame)
+    done: list[ic.KerchunkImportSummary] = []
+    worker = threading.Thread(
+        target=lambda: done.append(ic.import_kerchunk(session, root)), daemon=True
+    )
+    worker.start()
+    worker.join(30)
+    assert done, "the import did not finish in 30 s"
+    assert done[0].inline_chunks == 1
+    import zarr
+
+    assert zarr.open_array(session.store, path="x", mode="r")[3] == 7
