@@ -243,3 +243,20 @@ def test_etag_spellings_and_last_updated_at_to_the_second(tmp_path: Path) -> Non
     for i in (4, 5):  # another ETag; modified the second after
         with pytest.raises(VirtualSourceChangedError, match="sub/f"):
             arr[i * 64 : i * 64 + 64]
+
+
+@pytest.mark.parametrize(("offset", "length"), [(2**63, 64), (2**64 - 65, 64), (0, 2**50)])
+def test_a_range_far_past_a_local_file_is_truncated_not_a_crash(
+    tmp_path: Path, offset: int, length: int
+) -> None:
+    # Read as it is, 2**63 overflows pread's offset and 2**50 asks it for a 1 PiB buffer.
+    repo, outer = _repo(tmp_path)
+    session = repo.writable_session("main")
+    zarr.create_array(
+        session.store, name="x", shape=(64,), chunks=(64,), dtype="u1", compressors=None
+    )
+    session.store.set_virtual_ref("x/c/0", outer + "sub/f", offset=offset, length=length)
+    session.commit("virtual")
+    arr = zarr.open_array(repo.readonly_session(branch="main").store, path="x", mode="r")
+    with pytest.raises(VirtualSourceTruncatedError, match="sub/f"):
+        arr[:]
