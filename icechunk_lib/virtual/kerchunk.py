@@ -310,6 +310,8 @@ class _Planner:
                     raise self.fail(key, f"its {what} {n!r} is not a non-negative integer")
             if offset + length >= 2**64:
                 raise self.fail(key, "its byte range ends past byte 2**64-1")
+        if length == 0:  # no codec decodes a chunk from no bytes
+            raise self.fail(key, f"its length is 0: no chunk is stored in 0 bytes of {location!r}")
         return VirtualChunkSpec(
             list(coords), location, offset, length, last_updated_at_checksum=self.checksum
         )

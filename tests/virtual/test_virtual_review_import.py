@@ -123,3 +123,14 @@ def test_a_parquet_index_claiming_a_huge_grid_loads_only_the_files_there(
     import zarr
 
     assert zarr.open_array(session.store, path="x", mode="r")[3] == 7
+
+
+def test_a_zero_length_reference_is_refused(session: ic.Session, tmp_path: Path) -> None:
+    # No codec decodes a chunk from no bytes: imported, it would fail every read of it.
+    (tmp_path / "files").mkdir(exist_ok=True)
+    (tmp_path / "files" / "empty").write_bytes(b"")
+    source = str(tmp_path / "files" / "f")
+    for ref in ([source, 0, 0], [str(tmp_path / "files" / "empty")]):
+        with pytest.raises(InvalidReferencesError, match=r"'x/0'.*length"):
+            ic.import_kerchunk(session, {"x/.zarray": ZARRAY, "x/0": ref})
+        assert not session.has_uncommitted_changes
