@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
+    InvalidImportSourceError,
     InvalidNameError,
     InvalidReferencesError,
     InvalidVirtualLocationError,
@@ -248,8 +249,7 @@ class _Planner:
             )
         if META_KEY in docs:
             key = where + META_KEY
-            data = json.dumps(docs[META_KEY]).encode()
-            return check_source_meta(self.name, key, data)
+            return self.checked(key, json.dumps(docs[META_KEY]).encode())
         attrs = docs.get(".zattrs", {})
         if ".zarray" in docs:
             try:
@@ -257,11 +257,20 @@ class _Planner:
             except MetadataError as exc:
                 raise self.fail(where + ".zarray", str(exc)) from None
             # The checks a zarr.json gets: zarr converts some metadata it cannot open.
-            return check_source_meta(self.name, where + ".zarray", meta)
+            return self.checked(where + ".zarray", meta)
         try:
             return group_v3(attrs)
         except Exception as exc:
             raise self.fail(where + ".zattrs", f"attributes zarr cannot store ({exc})") from None
+
+    def checked(self, key: str, meta: bytes) -> bytes:
+        """``meta`` if zarr opens it and the engine can index it, else an error naming
+        ``key`` and the field at fault."""
+        try:
+            return check_source_meta(self.name, key, meta)
+        except InvalidImportSourceError as exc:
+            reason = str(exc).removeprefix(f"cannot import {self.name}: ")
+            raise InvalidReferencesError(self.name, reason, key=key, field=exc.field) from None
 
     def add_chunks(self, chunks: list[tuple[str, Any]], arrays: dict[str, _Array]) -> None:
         """File every chunk reference under its array, checked."""

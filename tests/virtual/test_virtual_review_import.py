@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import icechunk_lib as ic
-from icechunk_lib.errors import InvalidImportSourceError, InvalidReferencesError
+from icechunk_lib.errors import InvalidReferencesError
 
 ZARRAY = json.dumps(
     {
@@ -77,8 +77,9 @@ def test_a_zarray_zarr_cannot_open_is_refused_before_anything_is_written(
     session: ic.Session, fields: dict[str, object], field: str
 ) -> None:
     doc = {**json.loads(ZARRAY), **fields}
-    with pytest.raises(InvalidImportSourceError, match=rf"x/\.zarray.*{field}"):
+    with pytest.raises(InvalidReferencesError, match=rf"x/\.zarray.*{field}") as info:
         ic.import_kerchunk(session, {"x/.zarray": json.dumps(doc)})
+    assert info.value.key == "x/.zarray"
     assert not session.has_uncommitted_changes
 
 
