@@ -98,7 +98,10 @@ class LocalSource:
                 )
             if since and st.st_mtime_ns // 1_000_000_000 > since:
                 raise VirtualSourceChangedError(location, changed_since(since))
-            return read_fully(fd, start, end - start), st.st_size
+            # Only what the file holds: a range far past its end would overflow pread's
+            # offset or have it allocate the whole length; the caller reports it truncated.
+            end = min(end, st.st_size)
+            return (read_fully(fd, start, end - start) if start < end else b""), st.st_size
         except OSError as exc:
             raise VirtualSourceError(location, f"cannot read {file}: {exc.strerror}") from None
         finally:

@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,7 @@ def _read_field(
 
     total = math.prod(grid)
     prefix = f"{field}/" if field else ""
-    for record in range(math.ceil(total / record_size)):
-        path = root / field / f"refs.{record}.parq"
-        if not path.exists():
-            continue
+    for record, path in _record_files(root / field, math.ceil(total / record_size)):
         columns = read(path)
         paths, raws = columns.get("path"), columns.get("raw")
         offsets, sizes = columns.get("offset"), columns.get("size")
@@ -91,6 +89,25 @@ def _read_field(
             start = int(offsets[row]) if offsets is not None else 0
             size = int(sizes[row]) if sizes is not None else 0
             refs[key] = [str(url)] if start == size == 0 else [str(url), start, size]
+
+
+def _record_files(directory: Path, records: int) -> list[tuple[int, Path]]:
+    """(record number, file) of the record files in ``directory``, in order: listed, not
+    looked for one by one, as an index may claim more records than could ever be written
+    (a missing one holds only missing chunks, as fsspec reads it)."""
+    found = []
+    try:
+        entries = list(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        match = _RECORD.fullmatch(entry.name)
+        if match is not None and int(match.group(1)) < records:
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+_RECORD = re.compile(r"refs\.(0|[1-9][0-9]*)\.parq")
 
 
 def _rows(columns: dict[str, Any]) -> int:

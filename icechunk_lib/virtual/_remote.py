@@ -67,8 +67,10 @@ class RemoteSource:
         """Bytes ``[start, end)`` of the object at ``path`` below the container (fewer at
         its end) and its size if the reply says, after the checks (empty / 0: none)."""
         headers = {"range": f"bytes={start}-{end - 1}"}
-        if etag:
-            headers["if-match"] = etag if etag.startswith(("W/", '"')) else f'"{etag}"'
+        if etag and not etag.startswith("W/"):
+            # A weak ETag never matches If-Match (RFC 9110 compares it strongly), so a
+            # weak one is checked against the reply's ETag only.
+            headers["if-match"] = etag if etag.startswith('"') else f'"{etag}"'
         if since:
             headers["if-unmodified-since"] = formatdate(since, usegmt=True)
         try:
@@ -83,13 +85,25 @@ class RemoteSource:
         body = reply.body
         if reply.status != 206:  # the whole object: the server ignored the range
             return body[start:end], len(body)
-        match = _CONTENT_RANGE.fullmatch(reply.headers.get("Content-Range") or "")
-        size = None if match is None or match.group(3) == "*" else int(match.group(3))
-        if match is not None and int(match.group(1)) != start:
+        sent = reply.headers.get("Content-Range")
+        match = _CONTENT_RANGE.fullmatch(sent or "")
+        if match is None:
+            # No range said: the body is taken as the one asked for only if it fits it
+            # (short at the object's end); a longer one is some other part of the object.
+            if len(body) > end - start:
+                raise VirtualSourceError(
+                    location,
+                    f"the server answered a range of {end - start} bytes with {len(body)} "
+                    f"bytes and Content-Range {sent!r}, so which bytes they are is unknown",
+                )
+            return body, None
+        first, last = int(match.group(1)), int(match.group(2))
+        if first != start or last - first + 1 != len(body):
             raise VirtualSourceError(
-                location, f"the server sent bytes {match.group(1)}- for a range from {start}"
+                location,
+                f"the server sent {len(body)} bytes as {sent!r} for bytes {start}-{end - 1}",
             )
-        return body, size
+        return body, None if match.group(3) == "*" else int(match.group(3))
 
     def _error(
         self, failed: Failed, location: str, etag: str, since: int, end: int

@@ -27,6 +27,8 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
 }
 _MAX_GENERATED = 100_000_000
+_MAX_TEXT = 65_536
+"""The longest text a template expression may make (URLs and keys are far shorter)."""
 
 
 class TemplateError(ValueError):
@@ -67,6 +69,7 @@ def _eval(node: ast.expr, names: Mapping[str, object], source: str) -> Any:
     if isinstance(node, ast.BinOp) and (isinstance(node.op, ast.Div) or type(node.op) in _BINARY):
         left = _eval(node.left, names, source)
         right = _eval(node.right, names, source)
+        _check_sizes(node.op, left, right, source)
         try:
             if isinstance(node.op, ast.Div):
                 return left / right
@@ -76,6 +79,19 @@ def _eval(node: ast.expr, names: Mapping[str, object], source: str) -> Any:
         except (TypeError, ZeroDivisionError) as exc:
             raise TemplateError(f"template {{{{{source}}}}}: {exc}") from None
     raise TemplateError(_unsupported(source))
+
+
+def _check_sizes(op: ast.operator, left: object, right: object, source: str) -> None:
+    """Refuse text an operation would make too long before it is made: ``'a' * 10**9``
+    and ``'%999999999d' % 1`` allocate gigabytes (a URL or key is never that long)."""
+    if isinstance(op, ast.Mod) and isinstance(left, str):
+        raise TemplateError(f"template {{{{{source}}}}}: text formatting with % is not supported")
+    if isinstance(op, ast.Mult):
+        for text, count in ((left, right), (right, left)):
+            if isinstance(text, str) and isinstance(count, int) and len(text) * count > _MAX_TEXT:
+                raise TemplateError(
+                    f"template {{{{{source}}}}} makes text too long (over {_MAX_TEXT} characters)"
+                )
 
 
 def _unsupported(source: str) -> str:
@@ -118,7 +134,12 @@ def _dimension(number: int, name: str, dim: object) -> list[Any]:
     if isinstance(dim, dict) and isinstance(dim.get("stop"), int):
         start, step = dim.get("start", 0), dim.get("step", 1)
         if isinstance(start, int) and isinstance(step, int) and step != 0:
-            return list(range(start, dim["stop"], step))
+            values = range(start, dim["stop"], step)
+            if len(values) > _MAX_GENERATED:  # before listing it
+                raise TemplateError(
+                    f"gen entry {number}: dimension {name!r} makes {len(values)} values, too many"
+                )
+            return list(values)
     raise TemplateError(
         f"gen entry {number}: dimension {name!r} must be a list or {{start, stop, step}} of "
         f"integers, not {dim!r}"

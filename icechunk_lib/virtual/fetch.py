@@ -91,7 +91,9 @@ class VirtualFetcher:
         self._access = access if access is not None else VirtualAccess()
         self._lock = threading.Lock()
         self._sources: dict[tuple[str, str], Source] = {}
-        self._resolver: tuple[object, VirtualResolver, dict[str, tuple[Source, str]]] | None = None
+        self._resolver: (
+            tuple[tuple[object, ...], VirtualResolver, dict[str, tuple[Source, str]]] | None
+        ) = None
         self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, _Batch]] = (
             weakref.WeakKeyDictionary()
         )
@@ -142,9 +144,12 @@ class VirtualFetcher:
     def _resolve(self, config: RepositoryConfig, location: str) -> tuple[Source, str]:
         """The source and path below its container of ``location``, cached per config."""
         containers = config.virtual_chunk_containers
+        # The declared containers as they are now: the dict may be replaced or edited in
+        # place, and a longer prefix declared since takes its locations over.
+        declared = tuple(containers.items()) if containers else ()
         cached = self._resolver
-        if cached is None or cached[0] is not containers:
-            cached = (containers, VirtualResolver(containers, self._access), {})
+        if cached is None or cached[0] != declared:
+            cached = (declared, VirtualResolver(containers, self._access), {})
             self._resolver = cached
         found = cached[2].get(location)
         if found is None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from icechunk_lib import _sync
 from icechunk_lib.errors import (
+    InvalidImportSourceError,
     InvalidNameError,
     InvalidReferencesError,
     InvalidVirtualLocationError,
@@ -241,20 +242,35 @@ class _Planner:
     def node_meta(self, prefix: str, docs: dict[str, dict[str, Any]]) -> bytes:
         """``zarr.json`` bytes of the node at ``prefix`` from its documents."""
         where = f"{prefix}/" if prefix else ""
+        kinds = [d for d in (META_KEY, ".zarray", ".zgroup") if d in docs]
+        if len(kinds) > 1:  # which one describes the node would be a guess
+            raise self.fail(
+                where + kinds[1], f"the node has both {kinds[0]} and {kinds[1]}; keep one"
+            )
         if META_KEY in docs:
             key = where + META_KEY
-            data = json.dumps(docs[META_KEY]).encode()
-            return check_source_meta(self.name, key, data)
+            return self.checked(key, json.dumps(docs[META_KEY]).encode())
         attrs = docs.get(".zattrs", {})
         if ".zarray" in docs:
             try:
-                return array_v3(docs[".zarray"], attrs)
+                meta = array_v3(docs[".zarray"], attrs)
             except MetadataError as exc:
                 raise self.fail(where + ".zarray", str(exc)) from None
+            # The checks a zarr.json gets: zarr converts some metadata it cannot open.
+            return self.checked(where + ".zarray", meta)
         try:
             return group_v3(attrs)
         except Exception as exc:
             raise self.fail(where + ".zattrs", f"attributes zarr cannot store ({exc})") from None
+
+    def checked(self, key: str, meta: bytes) -> bytes:
+        """``meta`` if zarr opens it and the engine can index it, else an error naming
+        ``key`` and the field at fault."""
+        try:
+            return check_source_meta(self.name, key, meta)
+        except InvalidImportSourceError as exc:
+            reason = str(exc).removeprefix(f"cannot import {self.name}: ")
+            raise InvalidReferencesError(self.name, reason, key=key, field=exc.field) from None
 
     def add_chunks(self, chunks: list[tuple[str, Any]], arrays: dict[str, _Array]) -> None:
         """File every chunk reference under its array, checked."""
@@ -303,6 +319,8 @@ class _Planner:
                     raise self.fail(key, f"its {what} {n!r} is not a non-negative integer")
             if offset + length >= 2**64:
                 raise self.fail(key, "its byte range ends past byte 2**64-1")
+        if length == 0:  # no codec decodes a chunk from no bytes
+            raise self.fail(key, f"its length is 0: no chunk is stored in 0 bytes of {location!r}")
         return VirtualChunkSpec(
             list(coords), location, offset, length, last_updated_at_checksum=self.checksum
         )

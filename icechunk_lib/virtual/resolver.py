@@ -4,7 +4,8 @@ path below the container's prefix, and the credentials the user authorised for i
 The checks, each with its own error naming the location: the location is a well-formed URL
 that cannot leave its container (no ``.``/``..`` segment, percent-encoded or not, no empty
 segment right after the prefix, no query, fragment or backslash), a declared container holds
-it (the longest matching prefix wins; another scheme or host matches none), and that
+it (the longest matching prefix wins, compared percent-decoded, so the container is that of
+the object read however its path is spelt; another scheme or host matches none), and that
 container was authorised when the repository was opened.
 """
 
@@ -54,9 +55,13 @@ class VirtualResolver:
     def __init__(
         self, containers: Mapping[str, VirtualChunkContainer] | None, access: VirtualAccess
     ) -> None:
-        # Longest prefix first: the first that matches is the most specific container.
+        # Matched decoded, as the path read is decoded: ``s3://b/%73ub/x`` names the object
+        # ``sub/x``, so it belongs to a container ``s3://b/sub/`` (authorised or not), never
+        # to ``s3://b/`` by its spelling. Longest first: the first match is the most specific.
         self._containers = sorted(
-            (containers or {}).values(), key=lambda c: len(c.url_prefix), reverse=True
+            ((unquote(c.url_prefix, errors="replace"), c) for c in (containers or {}).values()),
+            key=lambda pc: len(pc[0]),
+            reverse=True,
         )
         self._access = access
 
@@ -76,11 +81,10 @@ class VirtualResolver:
         parts = split_url(location)
         assert parts is not None  # location_problem checked it
         # Schemes are case-insensitive; declared prefixes are lowercase.
-        wanted = parts[0].lower() + location[len(parts[0]) :]
-        for cont in self._containers:
-            if wanted.startswith(cont.url_prefix):
-                rest = wanted[len(cont.url_prefix) :]
-                path = unquote(rest, errors="replace")
+        wanted = unquote(parts[0].lower() + location[len(parts[0]) :], errors="replace")
+        for decoded, cont in self._containers:
+            if wanted.startswith(decoded):
+                path = wanted[len(decoded) :]
                 if not path:
                     raise InvalidVirtualLocationError(
                         location, f"it names the container {cont.url_prefix!r}, not an object in it"
@@ -92,7 +96,7 @@ class VirtualResolver:
                         f"{cont.url_prefix!r}, which a URL join could take outside it",
                     )
                 return cont, path
-        raise VirtualContainerNotFoundError(location, [c.url_prefix for c in self._containers])
+        raise VirtualContainerNotFoundError(location, [c.url_prefix for _, c in self._containers])
 
     def resolve(self, location: str) -> VirtualTarget:
         """The container, path and credentials for reading ``location``.
