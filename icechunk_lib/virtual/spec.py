@@ -168,6 +168,10 @@ def checked_ref(
         raise InvalidVirtualLocationError(location, problem)
     start = _checked_int(offset, "offset", location)
     size = _checked_int(length, "length", location)
+    if size == 0:  # zarr cannot decode an empty chunk: every read of it would fail
+        raise InvalidInputError(
+            f"virtual chunk {location!r} has length 0; a chunk holds at least one byte"
+        )
     if start + size >= _U64:
         raise InvalidInputError(f"virtual chunk {location!r} ends past byte 2**64-1")
     if etag is not None and (not isinstance(etag, str) or not etag):
@@ -237,7 +241,7 @@ def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns
     lengths = _u64_column(list(map(_LENGTH, specs)))
     if offsets is None or lengths is None:
         return None
-    if ((offsets + lengths) < offsets).any():  # wrapped: ends past byte 2**64-1
+    if ((offsets + lengths) < offsets).any() or not lengths.all():  # wrapped, or empty
         return None
     locations = list(map(_LOCATION, specs))
     etags = list(map(_ETAG, specs))

@@ -103,7 +103,15 @@ def test_a_location_that_could_escape_is_refused_even_unvalidated(
 
 @pytest.mark.parametrize(
     ("offset", "length", "checksum"),
-    [(-1, 4, None), (0, -4, None), (0, 2**64, None), (True, 4, None), (0, 4, ""), (0, 4, 7)],
+    [
+        (-1, 4, None),
+        (0, -4, None),
+        (0, 0, None),
+        (0, 2**64, None),
+        (True, 4, None),
+        (0, 4, ""),
+        (0, 4, 7),
+    ],
 )
 def test_bad_ranges_and_checksums_are_refused(
     session: ic.Session, offset: int, length: int, checksum: object

@@ -93,7 +93,7 @@ def _varied(n: int, seed: int = 0) -> list[ic.VirtualChunkSpec]:
         when = WHEN + dt.timedelta(seconds=i % 4) if i % 7 == 0 else None
         specs.append(
             ic.VirtualChunkSpec(
-                index, f"{where}f{i % 6}.nc", int(rng.integers(0, 2**40)), i, etag, when
+                index, f"{where}f{i % 6}.nc", int(rng.integers(0, 2**40)), i + 1, etag, when
             )
         )
     return specs
