@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     import icechunk_lib as ic
     from icechunk_lib.ops.importer import ImportStats
 
-__all__ = ["commit", "parse_metadata"]
+__all__ = ["commit", "commit_imported", "parse_metadata"]
+
+T = TypeVar("T")
 
 _SHOWN = 10
 """Paths listed in a question or warning before "..."."""
@@ -108,7 +111,6 @@ def commit(
     if not source.strip():  # "$UNSET" is not the current directory
         raise typer.BadParameter("SOURCE is empty; the current directory is .", param_hint="--from")
     from icechunk_lib import DEFAULT_BRANCH
-    from icechunk_lib.errors import NoChangesToCommitError
     from icechunk_lib.storage.url import redact_url, url_scheme
 
     if url_scheme(source) is None and not _local(source).exists():
@@ -117,25 +119,50 @@ def commit(
     branch = DEFAULT_BRANCH if branch is None else branch
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
-    previous = session.snapshot_id
-    snapshot_id: str | None = None
-    finished = False  # the commit returned: from here an interrupt must not say "nothing"
-    try:
+
+    def imported() -> ImportStats:
         stats = _import(out, session, source, shown, dest, yes=yes)
         if stats.skipped_v2:
             out.note(
                 f"ick: warning: skipped {len(stats.skipped_v2)} Zarr v2 group(s) or array(s) "
                 f"in {shown} (convert them to v3 to import them): {_some(stats.skipped_v2)}"
             )
-        # From here Ctrl-C waits until the commit and its report are done: the output then
-        # says truly whether the commit landed.
+        return stats
+
+    def report(previous: str, snapshot_id: str | None, stats: ImportStats) -> None:
+        _report(out, branch, shown, previous, snapshot_id, stats)
+
+    commit_imported(session, branch, message, meta, imported, report)
+
+
+def commit_imported(
+    session: ic.Session,
+    branch: str,
+    message: str,
+    meta: dict[str, Any],
+    do_import: Callable[[], T],
+    report: Callable[[str, str | None, T], None],
+) -> None:
+    """Import into ``session`` (``do_import``), commit it to ``branch`` and report
+    (``report(previous, snapshot_id, result)``; None: nothing changed).
+
+    Ctrl-C during the import commits nothing; from the commit on it waits until the commit
+    and its report are done, so the output says truly whether the commit landed.
+    """
+    from icechunk_lib.errors import NoChangesToCommitError
+
+    previous = session.snapshot_id
+    snapshot_id: str | None = None
+    finished = False  # the commit returned: from here an interrupt must not say "nothing"
+    try:
+        result = do_import()
         with _HeldInterrupts() as held:
             try:
                 snapshot_id = session.commit(message, meta)
             except NoChangesToCommitError:
                 snapshot_id = None
             finished = True
-            _report(out, branch, shown, previous, snapshot_id, stats)
+            report(previous, snapshot_id, result)
             if held.interrupted:
                 raise Interrupted(_interrupted_after(branch, snapshot_id))
             mark_outcome_reported()  # a Ctrl-C from here on leaves the exit code at 0

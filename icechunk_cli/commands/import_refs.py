@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from icechunk_cli import addressing, render
-from icechunk_cli.commands.commit import _HeldInterrupts, parse_metadata
-from icechunk_cli.errors import Interrupted, PathNotFoundError
+from icechunk_cli import addressing
+from icechunk_cli.commands.commit import commit_imported, parse_metadata
+from icechunk_cli.errors import PathNotFoundError
 from icechunk_cli.params import (
     JsonOpt,
     NoColorOpt,
@@ -24,7 +24,7 @@ from icechunk_cli.params import (
     complete_branches,
 )
 from icechunk_cli.progress import ProgressBar
-from icechunk_cli.render import Column, Output, mark_outcome_reported
+from icechunk_cli.render import Column, Output
 
 if TYPE_CHECKING:
     from icechunk_lib.virtual.kerchunk import KerchunkImportSummary
@@ -93,36 +93,21 @@ def import_refs(
             f"no such file or directory: {refs}", "give the path of a reference file"
         )
     from icechunk_lib import DEFAULT_BRANCH, import_kerchunk
-    from icechunk_lib.errors import NoChangesToCommitError
 
     branch = DEFAULT_BRANCH if branch is None else branch
     repository = addressing.open_repository(repo)
     session = repository.writable_session(branch)
-    previous = session.snapshot_id
-    finished = False
-    try:
+
+    def imported() -> KerchunkImportSummary:
         with ProgressBar(out) as bar:
-            summary = import_kerchunk(
+            return import_kerchunk(
                 session, Path(refs).expanduser(), group=group, progress=bar.update
             )
-        with _HeldInterrupts() as held:
-            try:
-                snapshot_id: str | None = session.commit(message, meta)
-            except NoChangesToCommitError:
-                snapshot_id = None
-            finished = True
-            _report(out, branch, previous, snapshot_id, summary)
-            if held.interrupted:
-                raise Interrupted(f"interrupted after committing {snapshot_id} to {branch!r}")
-            mark_outcome_reported()
-    except KeyboardInterrupt:
-        if render.outcome_reported():
-            return
-        if finished:
-            raise Interrupted(f"interrupted after the commit to {branch!r}") from None
-        raise Interrupted(
-            f"interrupted; nothing was committed, {branch!r} stays at {previous}"
-        ) from None
+
+    def report(previous: str, snapshot_id: str | None, summary: KerchunkImportSummary) -> None:
+        _report(out, branch, previous, snapshot_id, summary)
+
+    commit_imported(session, branch, message, meta, imported, report)
 
 
 def _report(
