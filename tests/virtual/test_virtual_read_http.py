@@ -4,10 +4,8 @@ in one request, ETag and last_updated_at checks, and every failure naming its lo
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
-import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import xarray as xr
 import zarr
 from aiohttp import web
 from hdf5_files import WARNING_FILTER, Layout, add_arrays, read_all, write_sources
+from http_servers import LoopbackHttpServer
 
 import icechunk_lib as ic
 from icechunk_lib.virtual.fetch import MAX_GAP
@@ -27,11 +26,12 @@ from icechunk_lib.virtual.fetch import MAX_GAP
 pytestmark = pytest.mark.filterwarnings(WARNING_FILTER)
 
 
-class FileServer:
+class FileServer(LoopbackHttpServer):
     """Serves a directory over HTTP (ranges, ``If-Match``, ``If-Unmodified-Since``, as
     aiohttp's ``FileResponse`` does), counting GETs per file; can fail on demand."""
 
     def __init__(self, root: Path) -> None:
+        super().__init__()
         self.root = root
         self.gets: Counter[str] = Counter()
         self.fail_with = 0
@@ -39,10 +39,6 @@ class FileServer:
         self.ignore_ranges = False
         """Send the whole file with its ETag and Last-Modified, ignoring ranges and
         conditions, as a plain server does."""
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.port = 0
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -61,28 +57,8 @@ class FileServer:
             return web.Response(body=path.read_bytes(), headers=headers)
         return web.FileResponse(path)
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/data/{name}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def start(self) -> FileServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     @property
     def url_prefix(self) -> str:
@@ -99,7 +75,8 @@ class FileServer:
 def server(tmp_path: Path) -> Iterator[FileServer]:
     root = tmp_path / "served"
     root.mkdir()
-    running = FileServer(root).start()
+    running = FileServer(root)
+    running.start()
     try:
         yield running
     finally:

@@ -4,9 +4,7 @@ another host. Each either serves the chunk's own bytes or fails naming the locat
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 import pytest
 import zarr
 from aiohttp import web
+from http_servers import LoopbackHttpServer
 
 import icechunk_lib as ic
 from icechunk_lib.errors import VirtualSourceChangedError, VirtualSourceError
@@ -23,20 +22,17 @@ BODY = bytes(range(256)) * 4
 CHUNK = 64
 
 
-class OddServer:
+class OddServer(LoopbackHttpServer):
     """Serves ``/data/obj`` (``BODY``) on 127.0.0.1, misbehaving as ``mode`` says:
     ``"whole-206"`` (206 with the whole body and no Content-Range), ``"weak"`` (a weak
     ETag, If-Match compared strongly as RFC 9110 says: a weak tag never matches),
     ``"redirect"`` (302 to ``/elsewhere``, which counts its hits)."""
 
     def __init__(self, mode: str) -> None:
+        super().__init__()
         self.mode = mode
         self.etag = 'W/"v1"'
         self.elsewhere = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     async def _obj(self, request: web.Request) -> web.StreamResponse:
         if self.mode == "redirect":
@@ -60,28 +56,9 @@ class OddServer:
         self.elsewhere += 1
         return web.Response(status=206, body=b"\xff" * len(BODY))
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/data/obj", self._obj)
         app.router.add_get("/elsewhere", self._elsewhere)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def start(self) -> OddServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     @property
     def prefix(self) -> str:
@@ -90,7 +67,8 @@ class OddServer:
 
 @pytest.fixture
 def odd_server(request: pytest.FixtureRequest) -> Iterator[OddServer]:
-    server = OddServer(request.param).start()
+    server = OddServer(request.param)
+    server.start()
     try:
         yield server
     finally:
