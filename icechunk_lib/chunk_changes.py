@@ -14,12 +14,13 @@ from __future__ import annotations
 import threading
 from array import array
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from icechunk_lib.format.manifest import NATIVE, VIRTUAL, ChunkRef, ChunkTable
+from icechunk_lib.virtual.spec import VirtualRows
 from icechunk_lib.zarr_keys import Coords
 
 __all__ = ["ChunkChanges", "Columns", "VirtualRows"]
@@ -30,21 +31,6 @@ _DELETED = 0
 """Row kind of a deleted chunk (ChunkRef kinds start at 1)."""
 _DROPPED = 255
 """Row kind of a change that was taken back (rebase): skipped by ``columns``."""
-
-
-class VirtualRows(NamedTuple):
-    """Virtual chunks to record at once, as columns (row ``i`` is one chunk)."""
-
-    coords: npt.NDArray[np.int64]
-    """(n, ndim) chunk coordinates."""
-    offsets: npt.NDArray[np.uint64]
-    lengths: npt.NDArray[np.uint64]
-    checksums: npt.NDArray[np.uint64]
-    """``last_updated_at`` seconds (0: none)."""
-    pair_index: npt.NDArray[np.int32]
-    """Row -> its entry in ``pairs``."""
-    pairs: list[tuple[str, str]]
-    """Distinct (location, etag) pairs ("": no etag)."""
 
 
 class Columns:

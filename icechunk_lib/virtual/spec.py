@@ -21,7 +21,7 @@ from icechunk_lib.errors import InvalidInputError, InvalidVirtualLocationError
 from icechunk_lib.format.containers import location_problem
 from icechunk_lib.format.manifest import VIRTUAL, ChunkRef
 
-__all__ = ["SpecColumns", "VirtualChunkSpec", "checked_ref", "spec_columns", "updated_at_seconds"]
+__all__ = ["VirtualChunkSpec", "VirtualRows", "checked_ref", "spec_columns", "updated_at_seconds"]
 
 _U64 = 2**64
 
@@ -184,8 +184,9 @@ def checked_ref(
     )
 
 
-class SpecColumns(NamedTuple):
-    """Many checked ``VirtualChunkSpec`` s as columns, row ``i`` from spec ``i``."""
+class VirtualRows(NamedTuple):
+    """Virtual chunks as columns (row ``i`` is one chunk): many checked ``VirtualChunkSpec``
+    s, as ``spec_columns`` reads them and ``ChunkChanges.put_virtual`` records them."""
 
     coords: npt.NDArray[np.int64]
     """(n, ndim) chunk indices, each inside the grid."""
@@ -207,7 +208,7 @@ _ETAG = attrgetter("_etag_checksum")
 _UPDATED = attrgetter("_last_updated_at_checksum")
 
 
-def spec_columns(specs: Sequence[object], grid: Sequence[int]) -> SpecColumns | None:
+def spec_columns(specs: Sequence[object], grid: Sequence[int]) -> VirtualRows | None:
     """The specs as checked columns, with whole-column passes (no Python step per spec);
     None when any spec fails a check, or is of an unusual type (an ``int`` subclass, say),
     so the caller checks them one by one with ``checked_ref`` for the exact error.
@@ -222,7 +223,7 @@ def spec_columns(specs: Sequence[object], grid: Sequence[int]) -> SpecColumns | 
         return None
 
 
-def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns | None:
+def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> VirtualRows | None:
     n = len(specs)
     ndim = len(grid)
     if not all(map(isinstance, specs, repeat(VirtualChunkSpec))):
@@ -277,7 +278,7 @@ def _spec_columns(specs: Sequence[object], grid: tuple[int, ...]) -> SpecColumns
         if type(location) is not str or location_problem(location) is not None:
             return None
     pair_index = np.fromiter(map(distinct.__getitem__, keys), np.int32, count=n)
-    return SpecColumns(coords, offsets, lengths, checksums, pair_index, pairs)
+    return VirtualRows(coords, offsets, lengths, checksums, pair_index, pairs)
 
 
 def _u64_column(values: list[object]) -> npt.NDArray[np.uint64] | None:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from icechunk_lib.chunk_changes import VirtualRows
 from icechunk_lib.errors import (
     InvalidInputError,
     NodeNotFoundError,
@@ -28,7 +27,7 @@ from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
 from icechunk_lib.names import validate_node_path
 from icechunk_lib.virtual.access import VirtualAccess
 from icechunk_lib.virtual.resolver import VirtualResolver
-from icechunk_lib.virtual.spec import VirtualChunkSpec, checked_ref, spec_columns
+from icechunk_lib.virtual.spec import VirtualChunkSpec, VirtualRows, checked_ref, spec_columns
 from icechunk_lib.workspace import Workspace
 from icechunk_lib.zarr_keys import Coords, parse_array_meta
 
@@ -73,7 +72,7 @@ async def record_virtual_refs(
         items, passed_over = _one_by_one(node, chunks, resolver)
         await ws.set_chunk_refs(node, items)
         return passed_over or None
-    rows = VirtualRows(*cols)
+    rows = cols
     skipped: list[tuple[int, ...]] = []
     if resolver is not None:
         # Each distinct location once, in first-use order (so the error raised, if any, is
