@@ -128,34 +128,40 @@ class S3Requests:
         )
 
     async def _connection(self) -> Connection:
+        """This loop's connection, made on first use (``_new_connection``); one made by
+        the process this one was forked from is set aside, never used."""
         loop = asyncio.get_running_loop()
         conn = self._connections.get(loop)
-        if conn is not None:
+        if conn is not None and not inherited(conn):
             return conn
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
             conn = self._connections.get(loop)
-            if conn is None:
+            if conn is None or inherited(conn):
                 ended = {
                     k: c for k, c in self._connections.items() if k.is_closed() or inherited(c)
                 }
                 for gone in ended:
                     del self._connections[gone]
                 drop(ended)
-                conn = await connect(
-                    self._settings(),
-                    self._credentials,
-                    self._tuning,
-                    requester_pays=self._requester_pays,
-                    lost_static=self._lost_static,
-                )
+                conn = await self._new_connection()
                 if self._closed:
                     await disconnect(conn)
                     raise self._closed_error()
                 self._connections[loop] = conn
         return conn
+
+    async def _new_connection(self) -> Connection:
+        """A new connection on the running loop: a botocore client and its direct session."""
+        return await connect(
+            self._settings(),
+            self._credentials,
+            self._tuning,
+            requester_pays=self._requester_pays,
+            lost_static=self._lost_static,
+        )
 
     def _backoff(self, tries: int) -> float:
         """Full jitter: uniform up to the exponential bound (AWS's advice)."""

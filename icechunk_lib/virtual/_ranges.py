@@ -30,7 +30,8 @@ def plan(
         if out:
             first, last, members = out[-1]
             if start - last <= max_gap and max(end, last) - first <= max_request:
-                out[-1] = (first, max(end, last), [*members, i])
+                members.append(i)
+                out[-1] = (first, max(end, last), members)
                 continue
         out.append((start, end, [i]))
     return out

@@ -28,7 +28,7 @@ from icechunk_lib.errors import (
     VirtualSourceNotFoundError,
     VirtualSourceTruncatedError,
 )
-from icechunk_lib.storage._s3_client import Connection, _closing, drop, inherited
+from icechunk_lib.storage._s3_client import Connection, _closing, drop
 from icechunk_lib.storage._s3_errors import Failure
 from icechunk_lib.storage._s3_http import CredentialSource, DirectHTTP, Reply, Route
 from icechunk_lib.storage._s3_requests import (
@@ -218,16 +218,8 @@ class _HttpRequests(S3Requests):
     def _closed_error(self) -> StorageError:
         return StorageError(f"the virtual chunk reader for {self._origin} is closed")
 
-    async def _connection(self) -> Connection:
-        """This loop's direct session (overrides ``S3Requests._connection``)."""
-        loop = asyncio.get_running_loop()
-        conn = self._connections.get(loop)
-        if conn is not None and not inherited(conn):
-            return conn
-        ended = {k: c for k, c in self._connections.items() if k.is_closed() or inherited(c)}
-        for gone in ended:
-            del self._connections[gone]
-        drop(ended)
+    async def _new_connection(self) -> Connection:
+        """A direct session on the running loop (overrides ``S3Requests._new_connection``)."""
         http = DirectHTTP(
             Route(self._origin, self._host, "/", False),
             "us-east-1",
@@ -237,10 +229,10 @@ class _HttpRequests(S3Requests):
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=self._read_timeout,
         )
+        loop = asyncio.get_running_loop()
         conn = Connection(None, http, asyncio.Semaphore(self._tuning.max_concurrent_requests), loop)
         conn.closer = _closing(conn)
         await conn.closer.__anext__()  # the loop closes it at shutdown
-        self._connections[loop] = conn
         return conn
 
     async def _bucket_exists(self, conn: Connection) -> bool:
