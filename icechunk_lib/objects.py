@@ -29,7 +29,7 @@ from icechunk_lib.storage import Storage
 from icechunk_lib.zarr_keys import Coords
 
 if TYPE_CHECKING:
-    from icechunk_lib.format.manifest import ChunkRef, ManifestFile
+    from icechunk_lib.format.manifest import ChunkRef, ChunkTable, ManifestFile
 
 __all__ = [
     "CHUNKS",
@@ -291,6 +291,16 @@ class ObjectStore:
                 raise chunk_mismatch(ref, self._where(key), f", the file has {size}")
             self._sizes.put(key, size)
         return data
+
+    async def node_tables(self, node: NodeSnapshot) -> list[ChunkTable]:
+        """The chunk tables of array ``node``, one per manifest piece that holds it, read
+        concurrently.
+
+        Raises:
+            MissingObjectError: a manifest of the node is gone from storage.
+        """
+        manifests = await asyncio.gather(*(self.manifest(m.manifest_id) for m in node.manifests))
+        return [m.tables[node.id] for m in manifests if node.id in m.tables]
 
     async def chunk_refs(
         self, node: NodeSnapshot, changes: Mapping[Coords, ChunkRef | None] | None = None

@@ -94,8 +94,7 @@ async def _table(objects: ObjectStore, node: NodeSnapshot) -> ChunkTable:
     """All chunk refs of ``node`` as one sorted table."""
     info = parse_array_meta(node.meta)
     ndim = info.ndim if info is not None else 0
-    manifests = await asyncio.gather(*(objects.manifest(m.manifest_id) for m in node.manifests))
-    tables = [m.tables[node.id] for m in manifests if node.id in m.tables]
+    tables = await objects.node_tables(node)
     if len(tables) == 1:
         return tables[0]
     return ChunkTable.merge(node.id, ndim, tables, None, None)

@@ -96,8 +96,7 @@ async def _stats(objects: ObjectStore, node: NodeSnapshot, changes: ChunkChanges
     reductions per table) when nothing is pending, else ref by ref."""
     sizes = _Sizes()
     if not changes:
-        manifests = await asyncio.gather(*(objects.manifest(m.manifest_id) for m in node.manifests))
-        for table in (m.tables[node.id] for m in manifests if node.id in m.tables):
+        for table in await objects.node_tables(node):
             counts = np.bincount(table.kinds, minlength=4).tolist()
             sizes.counts = [a + b for a, b in zip(sizes.counts, counts[:4], strict=True)]
             sizes.size += int(table.lengths.sum(dtype=np.uint64))

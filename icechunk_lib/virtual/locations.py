@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
 from icechunk_lib.changeset import ChangeSet
 from icechunk_lib.format.manifest import VIRTUAL, ChunkTable, fold_keys
-from icechunk_lib.format.snapshot import ARRAY, NodeSnapshot
+from icechunk_lib.format.snapshot import ARRAY
 from icechunk_lib.objects import ObjectStore
 
 __all__ = ["virtual_chunk_locations"]
@@ -32,14 +30,9 @@ async def virtual_chunk_locations(objects: ObjectStore, changes: ChangeSet) -> l
             changed = cols.coords
             used = np.unique(cols.loc_index[cols.kinds == VIRTUAL])
             found.update(cols.locations[i][0] for i in used.tolist())
-        for table in await _tables(objects, node):
+        for table in await objects.node_tables(node):
             found.update(_committed_locations(table, changed))
     return sorted(found)
-
-
-async def _tables(objects: ObjectStore, node: NodeSnapshot) -> list[ChunkTable]:
-    manifests = await asyncio.gather(*(objects.manifest(m.manifest_id) for m in node.manifests))
-    return [m.tables[node.id] for m in manifests if node.id in m.tables]
 
 
 def _committed_locations(table: ChunkTable, changed: np.ndarray | None) -> set[str]:
