@@ -252,16 +252,8 @@ class _Verifier:
             if not len(rows):
                 continue
             self.virtual_chunks += len(rows)
+            # Every index names a location: decoding refuses a manifest where one does not.
             at = table.location_index[rows].astype(np.int64)
-            lost = (at < 0) | (at >= len(table.locations))
-            if lost.any():
-                self.problem(
-                    "manifest",
-                    MANIFESTS + manifest.id,
-                    via,
-                    f"array node {node_id}: {int(lost.sum())} virtual chunk(s) name no location",
-                )
-                rows, at = rows[~lost], at[~lost]
             # Offsets and lengths are uint64: a range ends past 2**64-1 exactly when the
             # length exceeds what is left after the offset.
             past = table.lengths[rows] > np.uint64(2**64 - 1) - table.offsets[rows]
