@@ -395,15 +395,13 @@ class Workspace:
         if ref.kind == INLINE:
             return ref.data[start:end]
         stop = ref.length if end is None else min(end, ref.length)
+        if start >= stop:
+            return b""
         if ref.kind == NATIVE:
-            if start >= stop:
-                return b""
             if start != 0 or stop != ref.length:  # a part: checked as far as it can be
                 return await self.objects.chunk_range(ref, start, stop)
             return await self.objects.chunk(ref)
         if ref.kind == VIRTUAL:
-            if start >= stop:
-                return b""
             return await self.virtual.read(self.objects.config, ref, start, stop)
         raise SessionError(f"cannot read a chunk reference of unknown kind {ref.kind}")
 
